@@ -1,0 +1,1 @@
+"""The `pybroker` command line."""

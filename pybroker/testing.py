@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures that run a real pybroker cluster for a test."""
