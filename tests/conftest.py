@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import sys
 import struct
 import time
 import uuid
@@ -315,3 +316,21 @@ def assert_broker_serves(bootstrap: str, timeout: float = 10.0) -> None:
 def broker_serves():
     """The function ``assert_broker_serves(bootstrap)`` (a fresh client produces and consumes)."""
     return assert_broker_serves
+
+
+def stored_codecs(cluster, topic: str, partition: int = 0) -> dict[str, set[int]]:
+    """Compression codecs of the batches of ``topic``/``partition`` as a raw Fetch returns
+    them and as the segment files on disk hold them (``<topic>-<partition>/*.log`` anywhere
+    under the data dir). The broker stores batches as received, so both must agree."""
+    with RawClient(cluster.bootstrap) as client:
+        fetched = {b.compression_type for b in client.fetch_batches(topic, partition, 0)}
+    on_disk: set[int] = set()
+    for segment in sorted(cluster.data_dir.rglob(f"{topic}-{partition}/*.log")):
+        on_disk |= {b.compression_type for b in batches_of(segment.read_bytes())}
+    return {"fetched": fetched, "on_disk": on_disk}
+
+
+@pytest.fixture
+def wire():
+    """This module: RawClient, build_batch, batches_of, stored_codecs, CODEC_* constants."""
+    return sys.modules[__name__]
