@@ -1,0 +1,32 @@
+"""One module per Kafka API. Each handler takes ``(broker, request)`` and returns the
+response body as a dict (or an awaitable of it), or None when no response is sent
+(Produce with acks=0). The codec fills fields a version lacks with their defaults, so
+a handler builds one dict for every version."""
+from __future__ import annotations
+
+from pybroker.broker.apis import (
+    api_versions,
+    create_partitions,
+    create_topics,
+    delete_topics,
+    describe_configs,
+    fetch,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    produce,
+)
+from pybroker.protocol import api
+
+HANDLERS = {
+    api.PRODUCE: produce.handle,
+    api.FETCH: fetch.handle,
+    api.LIST_OFFSETS: list_offsets.handle,
+    api.METADATA: metadata.handle,
+    api.API_VERSIONS: api_versions.handle,
+    api.CREATE_TOPICS: create_topics.handle,
+    api.DELETE_TOPICS: delete_topics.handle,
+    api.INIT_PRODUCER_ID: init_producer_id.handle,
+    api.DESCRIBE_CONFIGS: describe_configs.handle,
+    api.CREATE_PARTITIONS: create_partitions.handle,
+}

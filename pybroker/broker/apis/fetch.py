@@ -1,0 +1,148 @@
+"""Fetch (1): long poll over partitions, answering with byte ranges of segment files that
+the connection sends with ``os.sendfile``.
+
+Sizing follows KIP-74: the response holds at most ``max_bytes``, each partition at most
+``partition_max_bytes``, only whole batches — except that the first partition with data
+returns at least one whole batch even if it is larger, so a consumer can never get stuck
+behind a big batch. Consumers read only below the high watermark.
+
+Long poll: if fewer than ``min_bytes`` are ready, the request waits (up to ``max_wait_ms``)
+for an append to any of its partitions, then answers with what is there.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from pybroker.errors import KafkaError
+
+READ_COMMITTED = 1
+
+
+class _FdFile:
+    """The minimal file object asyncio's sendfile needs around a raw fd."""
+
+    mode = "rb"
+
+    def __init__(self, fd: int, name: str):
+        self._fd = fd
+        self.name = name
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        import os
+
+        return os.lseek(self._fd, offset, whence)
+
+
+class SendfileRegion:
+    """A byte range of a segment file inside a response; released once sent (or dropped)."""
+
+    is_file_region = True
+
+    def __init__(self, file_slice, name: str):
+        self._slice = file_slice
+        self.position = file_slice.position
+        self.length = file_slice.length
+        self.file = _FdFile(file_slice.fd, name)
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._slice.release()
+
+
+def release_regions(chunks) -> None:
+    for chunk in chunks:
+        if getattr(chunk, "is_file_region", False):
+            chunk.release()
+
+
+def _read_partitions(broker, body: dict, regions: list) -> tuple[list, int, bool]:
+    """Build the response topics. Returns (responses, bytes of records, any error)."""
+    remaining = max(0, min(body.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes))
+    committed = body.get("isolation_level", 0) == READ_COMMITTED
+    min_one = True
+    total = 0
+    errors = False
+    responses = []
+    for topic in body["topics"]:
+        name = topic["topic"]
+        parts = []
+        for req in topic["partitions"]:
+            index = req["partition"]
+            entry = {
+                "partition_index": index,
+                "error_code": 0,
+                "high_watermark": -1,
+                "last_stable_offset": -1,
+                "log_start_offset": -1,
+                "aborted_transactions": [] if committed else None,
+                "preferred_read_replica": -1,
+                "records": None,
+            }
+            try:
+                partition = broker.logs.get_partition(name, index)
+                hw = partition.high_watermark
+                entry["high_watermark"] = hw
+                entry["last_stable_offset"] = hw
+                entry["log_start_offset"] = partition.log_start_offset
+                limit = min(req["partition_max_bytes"], remaining)
+                if limit > 0 or min_one:
+                    found = partition.log.read(req["fetch_offset"], limit, max_offset=hw, min_one=min_one)
+                    if found is not None:
+                        region = SendfileRegion(found, f"{name}-{index}")
+                        regions.append(region)
+                        entry["records"] = region
+                        total += region.length
+                        remaining -= region.length
+                        min_one = False
+            except KafkaError as exc:
+                entry["error_code"] = exc.code
+                errors = True
+            parts.append(entry)
+        responses.append({"topic": name, "partitions": parts})
+    return responses, total, errors
+
+
+async def handle(broker, request) -> dict:
+    body = request.body
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
+    min_bytes = body.get("min_bytes", 1)
+    while True:
+        regions: list[SendfileRegion] = []
+        responses, total, errors = _read_partitions(broker, body, regions)
+        wait = deadline - loop.time()
+        if total >= min_bytes or errors or wait <= 0 or broker.stopping:
+            return {
+                "throttle_time_ms": 0,
+                "error_code": 0,
+                "session_id": 0,
+                "responses": responses,
+            }
+        release_regions(regions)
+        await _wait_for_append(broker, body, wait)
+
+
+async def _wait_for_append(broker, body: dict, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    watched = []
+    for topic in body["topics"]:
+        for req in topic["partitions"]:
+            partition = broker.logs.partitions.get((topic["topic"], req["partition"]))
+            if partition is not None:
+                partition.register_waiter(fut)
+                watched.append(partition)
+    broker.register_stop_waiter(fut)
+    try:
+        await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        for partition in watched:
+            partition.unregister_waiter(fut)
+        broker.unregister_stop_waiter(fut)

@@ -1,0 +1,42 @@
+"""ListOffsets (2): earliest (-2), latest (-1), or the first offset whose record timestamp is
+at or after a given time (through the time index)."""
+from __future__ import annotations
+
+from pybroker.errors import InvalidRequest, KafkaError
+
+LATEST = -1
+EARLIEST = -2
+READ_COMMITTED = 1
+
+
+def handle(broker, request) -> dict:
+    body = request.body
+    topics = []
+    for topic in body["topics"]:
+        name = topic["name"]
+        parts = []
+        for req in topic["partitions"]:
+            index = req["partition_index"]
+            entry = {"partition_index": index, "error_code": 0, "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
+            try:
+                partition = broker.logs.get_partition(name, index)
+                ts = req["timestamp"]
+                if ts == LATEST:
+                    offset, found_ts = partition.high_watermark, -1
+                elif ts == EARLIEST:
+                    offset, found_ts = partition.log_start_offset, -1
+                elif ts < 0:
+                    raise InvalidRequest(f"Unsupported ListOffsets timestamp {ts}")
+                else:
+                    found = partition.log.offset_for_timestamp(ts)
+                    offset, found_ts = found if found is not None else (-1, -1)
+                    if offset >= partition.high_watermark:
+                        offset, found_ts = -1, -1
+                entry.update(offset=offset, timestamp=found_ts, leader_epoch=partition.leader_epoch)
+                if request.api_version == 0:
+                    entry["old_style_offsets"] = [offset] if offset >= 0 else []
+            except KafkaError as exc:
+                entry["error_code"] = exc.code
+            parts.append(entry)
+        topics.append({"name": name, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -1,0 +1,1 @@
+"""Cluster metadata as pure logic: topics, partitions, names (no sockets, no files)."""

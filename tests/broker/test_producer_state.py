@@ -1,0 +1,69 @@
+import pytest
+
+from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence, INT32_MAX
+from pybroker.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber
+
+
+def _append(state, pid, epoch, first, last, offset):
+    assert state.check(pid, epoch, first, last) is None
+    state.update(pid, epoch, BatchMetadata(first, last, offset, offset + last - first, 0))
+
+
+def test_new_producer_may_start_at_any_sequence():
+    state = ProducerStateManager()
+    assert state.check(7, 0, 42, 50) is None
+
+
+def test_retry_of_a_recent_batch_returns_its_first_offset():
+    state = ProducerStateManager()
+    _append(state, 1, 0, 0, 9, 100)
+    _append(state, 1, 0, 10, 19, 110)
+    dup = state.check(1, 0, 0, 9)
+    assert dup is not None and dup.first_offset == 100
+    assert state.check(1, 0, 10, 19).first_offset == 110
+
+
+def test_gap_in_sequence_is_out_of_order():
+    state = ProducerStateManager()
+    _append(state, 1, 0, 0, 9, 0)
+    with pytest.raises(OutOfOrderSequenceNumber):
+        state.check(1, 0, 11, 12)
+
+
+def test_older_epoch_is_fenced_and_new_epoch_must_start_at_zero():
+    state = ProducerStateManager()
+    _append(state, 1, 3, 0, 0, 0)
+    with pytest.raises(InvalidProducerEpoch):
+        state.check(1, 2, 1, 1)
+    with pytest.raises(OutOfOrderSequenceNumber):
+        state.check(1, 4, 5, 5)
+    assert state.check(1, 4, 0, 3) is None
+
+
+def test_only_the_last_five_batches_are_remembered():
+    state = ProducerStateManager()
+    for i in range(7):
+        _append(state, 1, 0, i, i, i)
+    assert state.check(1, 0, 6, 6) is not None
+    assert state.check(1, 0, 2, 2) is not None
+    with pytest.raises(OutOfOrderSequenceNumber):
+        state.check(1, 0, 1, 1)
+
+
+def test_sequence_wraps_at_int32_max():
+    assert last_sequence(INT32_MAX, 0) == INT32_MAX
+    assert last_sequence(INT32_MAX, 1) == 0
+    assert last_sequence(INT32_MAX - 1, 3) == 1
+    state = ProducerStateManager()
+    _append(state, 1, 0, INT32_MAX - 1, INT32_MAX, 0)
+    assert state.check(1, 0, 0, 4) is None
+
+
+def test_truncation_forgets_batches_above_the_cut():
+    state = ProducerStateManager()
+    _append(state, 1, 0, 0, 9, 0)
+    _append(state, 1, 0, 10, 19, 10)
+    state.truncate_after(10)
+    assert state.check(1, 0, 10, 19) is None
+    state.truncate_after(0)
+    assert state.producers == {}
