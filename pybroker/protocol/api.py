@@ -1,0 +1,241 @@
+"""Framing and dispatch: turn a request frame into a ``Request``, a response dict into
+the chunks to send, and the same in the client's direction.
+
+Every frame on the wire is ``int32 size`` + that many bytes. After the size::
+
+    request header v1 (non-flexible request versions)
+        api_key         int16
+        api_version     int16
+        correlation_id  int32
+        client_id       nullable string (int16 length; never compact, even in v2)
+    request header v2 (flexible request versions) = v1 + tagged fields
+
+    response header v0: correlation_id int32
+    response header v1 (flexible response versions) = v0 + tagged fields
+    (ApiVersions responses always use v0: a client parses them before it knows
+    which versions the broker speaks.)
+
+The first 8 bytes of a request have the same layout in every version, which is what
+lets a broker answer a version it does not know (see encode_api_versions_fallback).
+"""
+from __future__ import annotations
+
+import enum
+import struct
+
+from . import primitives as p
+from .errors import MalformedFrame, UnsupportedVersionRequest
+from .messages import api_versions, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics
+from .schema import Api
+
+REQUEST_HEADER_PREFIX = struct.Struct(
+    ">h"  # api_key => Int16
+    "h"   # api_version => Int16
+    "i"   # correlation_id => Int32
+)
+SIZE = struct.Struct(">i")  # frame size => Int32 (bytes after this field)
+CORRELATION_ID = struct.Struct(">i")
+ERROR_CODE = struct.Struct(">h")
+
+
+class ApiKey(enum.IntEnum):
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    DELETE_RECORDS = 21
+    INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_CONFIGS = 32
+    CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
+
+
+PRODUCE = ApiKey.PRODUCE
+FETCH = ApiKey.FETCH
+LIST_OFFSETS = ApiKey.LIST_OFFSETS
+METADATA = ApiKey.METADATA
+OFFSET_COMMIT = ApiKey.OFFSET_COMMIT
+OFFSET_FETCH = ApiKey.OFFSET_FETCH
+FIND_COORDINATOR = ApiKey.FIND_COORDINATOR
+JOIN_GROUP = ApiKey.JOIN_GROUP
+HEARTBEAT = ApiKey.HEARTBEAT
+LEAVE_GROUP = ApiKey.LEAVE_GROUP
+SYNC_GROUP = ApiKey.SYNC_GROUP
+DESCRIBE_GROUPS = ApiKey.DESCRIBE_GROUPS
+LIST_GROUPS = ApiKey.LIST_GROUPS
+API_VERSIONS = ApiKey.API_VERSIONS
+CREATE_TOPICS = ApiKey.CREATE_TOPICS
+DELETE_TOPICS = ApiKey.DELETE_TOPICS
+DELETE_RECORDS = ApiKey.DELETE_RECORDS
+INIT_PRODUCER_ID = ApiKey.INIT_PRODUCER_ID
+OFFSET_FOR_LEADER_EPOCH = ApiKey.OFFSET_FOR_LEADER_EPOCH
+DESCRIBE_CONFIGS = ApiKey.DESCRIBE_CONFIGS
+CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
+DELETE_GROUPS = ApiKey.DELETE_GROUPS
+
+APIS: dict[int, Api] = {api.key: api for api in (
+    produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
+    offset_commit.OFFSET_COMMIT, offset_commit.OFFSET_FETCH, group.FIND_COORDINATOR,
+    group.JOIN_GROUP, group.HEARTBEAT, group.LEAVE_GROUP, group.SYNC_GROUP,
+    group.DESCRIBE_GROUPS, group.LIST_GROUPS, api_versions.API_VERSIONS,
+    topics.CREATE_TOPICS, topics.DELETE_TOPICS, offsets.DELETE_RECORDS,
+    producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
+    topics.CREATE_PARTITIONS, group.DELETE_GROUPS,
+)}
+assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
+
+SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
+    key: (api.min_version, api.max_version) for key, api in sorted(APIS.items())}
+API_NAMES: dict[int, str] = {key: api.name for key, api in APIS.items()}
+
+
+class Request:
+    """A decoded request. ``body`` holds every field of the API across versions."""
+
+    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version")
+
+    def __init__(self, api_key, api_version, correlation_id, client_id, body, header_version):
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id
+        self.client_id = client_id
+        self.body = body
+        self.header_version = header_version
+
+    def __repr__(self):
+        return (f"Request({API_NAMES.get(self.api_key, self.api_key)} v{self.api_version}, "
+                f"correlation_id={self.correlation_id}, client_id={self.client_id!r})")
+
+
+def _api(api_key: int, api_version: int) -> Api | None:
+    api = APIS.get(api_key)
+    if api is None or not api.min_version <= api_version <= api.max_version:
+        return None
+    return api
+
+
+def response_header_version(api_key: int, api_version: int) -> int:
+    api = APIS[api_key]
+    if api_key == ApiKey.API_VERSIONS:
+        return 0
+    return 1 if api.is_flexible(api_version) else 0
+
+
+# -- server side ---------------------------------------------------------------
+
+
+def decode_request(frame) -> Request:
+    """Parse a request frame (the bytes after the size prefix). Raises
+    UnsupportedVersionRequest for an api/version we do not declare, MalformedFrame for
+    anything that does not parse, never anything else."""
+    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
+    if len(buf) < REQUEST_HEADER_PREFIX.size:
+        raise MalformedFrame(f"request frame of {len(buf)} bytes is shorter than a header")
+    api_key, api_version, correlation_id = REQUEST_HEADER_PREFIX.unpack_from(buf, 0)
+    api = _api(api_key, api_version)
+    if api is None:
+        raise UnsupportedVersionRequest(api_key, api_version, correlation_id)
+    flexible = api.is_flexible(api_version)
+    try:
+        client_id, pos = p.read_string(buf, REQUEST_HEADER_PREFIX.size, p.read_len16, True)
+        if flexible:
+            pos = p.skip_tagged_fields(buf, pos)
+        body, pos = api.request[api_version].decode(buf, pos)
+    except struct.error as exc:  # a safety net: lengths are checked before unpacking
+        raise MalformedFrame(str(exc)) from None
+    if pos != len(buf):
+        raise MalformedFrame(f"{api.name} v{api_version} request has {len(buf) - pos} bytes left over")
+    return Request(api_key, api_version, correlation_id, client_id, body, 2 if flexible else 1)
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: dict) -> list:
+    """The whole response as [bytes, region, bytes, ..., bytes]; the first chunk starts
+    with the int32 size, which counts the regions' lengths."""
+    api = _api(api_key, api_version)
+    if api is None:
+        raise ValueError(f"no response schema for api key {api_key} version {api_version}")
+    out = bytearray(SIZE.size)  # size, patched below
+    out += CORRELATION_ID.pack(correlation_id)
+    if response_header_version(api_key, api_version) == 1:
+        out.append(0)  # no tagged fields in the header
+    chunks: list = []
+    api.response[api_version].encode_into(out, chunks, body)
+    if not chunks:
+        SIZE.pack_into(out, 0, len(out) - SIZE.size)
+        return [bytes(out)]
+    if out:
+        chunks.append(bytes(out))
+    size = sum(c.length if getattr(c, "is_file_region", False) else len(c) for c in chunks)
+    chunks[0] = SIZE.pack(size - SIZE.size) + chunks[0][SIZE.size:]
+    return chunks
+
+
+def encode_api_versions_fallback(correlation_id: int) -> bytes:
+    """Response header v0 + ApiVersions v0 body with UNSUPPORTED_VERSION and our full
+    list: the answer to an ApiVersions request of a version we do not speak. The client
+    reads the list and retries with a version from it."""
+    body = {"error_code": 35, "api_keys": [
+        {"api_key": key, "min_version": lo, "max_version": hi}
+        for key, (lo, hi) in SUPPORTED_VERSIONS.items()]}
+    return encode_response(ApiKey.API_VERSIONS, 0, correlation_id, body)[0]
+
+
+# -- client side -------------------------------------------------------------------
+
+
+def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None,
+                   body: dict) -> bytes:
+    """A complete request frame, size prefix included."""
+    api = _api(api_key, api_version)
+    if api is None:
+        raise ValueError(f"no request schema for api key {api_key} version {api_version}")
+    out = bytearray(SIZE.size)
+    out += REQUEST_HEADER_PREFIX.pack(api_key, api_version, correlation_id)
+    p.write_string(out, client_id, p.write_len16, True)
+    if api.is_flexible(api_version):
+        out.append(0)  # no tagged fields in the header
+    chunks: list = []
+    api.request[api_version].encode_into(out, chunks, body)
+    if chunks:
+        raise ValueError("a request cannot carry a file region")
+    SIZE.pack_into(out, 0, len(out) - SIZE.size)
+    return bytes(out)
+
+
+def decode_response(api_key: int, api_version: int, frame) -> tuple[int, dict]:
+    """(correlation_id, body) of a response frame (the bytes after the size prefix)."""
+    api = _api(api_key, api_version)
+    if api is None:
+        raise ValueError(f"no response schema for api key {api_key} version {api_version}")
+    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
+    if len(buf) < CORRELATION_ID.size:
+        raise MalformedFrame("response frame is shorter than its header")
+    correlation_id = CORRELATION_ID.unpack_from(buf, 0)[0]
+    pos = CORRELATION_ID.size
+    if api_key == ApiKey.API_VERSIONS:
+        # A broker that does not speak our ApiVersions version answers in v0
+        # (UNSUPPORTED_VERSION plus its list), whatever version we asked in.
+        if len(buf) >= pos + 2 and ERROR_CODE.unpack_from(buf, pos)[0] == 35:
+            api_version = 0
+    elif response_header_version(api_key, api_version) == 1:
+        pos = p.skip_tagged_fields(buf, pos)
+    try:
+        body, pos = api.response[api_version].decode(buf, pos)
+    except struct.error as exc:
+        raise MalformedFrame(str(exc)) from None
+    if pos != len(buf):
+        raise MalformedFrame(f"{api.name} v{api_version} response has {len(buf) - pos} bytes left over")
+    return correlation_id, body

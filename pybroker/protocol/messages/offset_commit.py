@@ -1,0 +1,61 @@
+"""Committed consumer offsets: OffsetCommit (8) stores the next offset to read per
+partition for a group; OffsetFetch (9) reads them back (-1 when none)."""
+from ..schema import Api, Array, Field, BOOL, INT16, INT32, INT64, STRING
+
+OFFSET_COMMIT = Api(
+    8, "OffsetCommit", (2, 8), flexible=8,
+    request=[
+        Field("group_id", STRING),
+        Field("generation_id_or_member_epoch", INT32, "1+", default=-1),
+        Field("member_id", STRING, "1+"),
+        Field("group_instance_id", STRING, "7+", nullable="7+", default=None),
+        Field("retention_time_ms", INT64, "2-4", default=-1),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("committed_offset", INT64),
+                Field("committed_leader_epoch", INT32, "6+", default=-1),
+                Field("commit_timestamp", INT64, "1", default=-1),
+                Field("committed_metadata", STRING, nullable="0+"),
+            ])),
+        ])),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32, "3+"),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("error_code", INT16),
+            ])),
+        ])),
+    ],
+)
+
+OFFSET_FETCH = Api(
+    9, "OffsetFetch", (1, 7), flexible=6,
+    request=[
+        Field("group_id", STRING, "0-7"),
+        # v2+: null asks for every partition the group has committed.
+        Field("topics", Array([
+            Field("name", STRING, "0-7"),
+            Field("partition_indexes", Array(INT32), "0-7"),
+        ]), "0-7", nullable="2-7"),
+        Field("require_stable", BOOL, "7+", default=False),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32, "3+"),
+        Field("topics", Array([
+            Field("name", STRING, "0-7"),
+            Field("partitions", Array([
+                Field("partition_index", INT32, "0-7"),
+                Field("committed_offset", INT64, "0-7"),
+                Field("committed_leader_epoch", INT32, "5-7", default=-1),
+                Field("metadata", STRING, "0-7", nullable="0-7"),
+                Field("error_code", INT16, "0-7"),
+            ]), "0-7"),
+        ]), "0-7"),
+        Field("error_code", INT16, "2-7", default=0),
+    ],
+)
