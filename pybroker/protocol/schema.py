@@ -123,6 +123,15 @@ class Field:
             return t.default_value()
         return t.default
 
+    def in_version(self, version: int) -> bool:
+        return _in(self.versions, version)
+
+    def nullable_in(self, version: int) -> bool:
+        return _in(self.nullable, version)
+
+    def tagged_in(self, version: int) -> bool:
+        return _in(self.tagged, version)
+
     @property
     def default_is_mutable(self) -> bool:
         return self.make_default().__class__ in (list, dict)
