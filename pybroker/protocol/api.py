@@ -134,6 +134,15 @@ def response_header_version(api_key: int, api_version: int) -> int:
     return 1 if api.is_flexible(api_version) else 0
 
 
+def _encode_body(schema, out: bytearray, chunks: list, body: dict) -> None:
+    try:
+        schema.encode_into(out, chunks, body)
+    except (struct.error, TypeError, AttributeError) as exc:
+        # A value of the wrong type or range is a bug in the caller's dict: name the
+        # message it was building.
+        raise ValueError(f"cannot encode {schema.name} v{schema.version}: {exc}") from exc
+
+
 # -- server side ---------------------------------------------------------------
 
 
@@ -172,7 +181,7 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: d
     if response_header_version(api_key, api_version) == 1:
         out.append(0)  # no tagged fields in the header
     chunks: list = []
-    api.response[api_version].encode_into(out, chunks, body)
+    _encode_body(api.response[api_version], out, chunks, body)
     if not chunks:
         SIZE.pack_into(out, 0, len(out) - SIZE.size)
         return [bytes(out)]
@@ -208,7 +217,7 @@ def encode_request(api_key: int, api_version: int, correlation_id: int, client_i
     if api.is_flexible(api_version):
         out.append(0)  # no tagged fields in the header
     chunks: list = []
-    api.request[api_version].encode_into(out, chunks, body)
+    _encode_body(api.request[api_version], out, chunks, body)
     if chunks:
         raise ValueError("a request cannot carry a file region")
     SIZE.pack_into(out, 0, len(out) - SIZE.size)
