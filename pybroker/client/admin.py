@@ -109,7 +109,7 @@ class Admin:
         version = conn.version_for(api.DELETE_TOPICS)
         body = {
             "topic_names": list(names),
-            "topics": [{"name": n, "topic_id": None} for n in names],
+            "topics": [{"name": n} for n in names],
             "timeout_ms": self.timeout_ms,
         }
         response = conn.request(api.DELETE_TOPICS, body, version)

@@ -203,7 +203,7 @@ class Client:
     def refresh(self, topics: list[str] | None = None, allow_auto_create: bool = False) -> ClusterMetadata:
         """Fetch Metadata (all topics when ``topics`` is None) and keep it."""
         body = {
-            "topics": None if topics is None else [{"name": t, "topic_id": None} for t in topics],
+            "topics": None if topics is None else [{"name": t} for t in topics],
             "allow_auto_topic_creation": allow_auto_create,
             "include_cluster_authorized_operations": False,
             "include_topic_authorized_operations": False,

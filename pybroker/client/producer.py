@@ -152,16 +152,21 @@ class Producer:
     ) -> RecordFuture:
         if self._closed:
             raise RuntimeError("producer is closed")
+        count = self.partitions_for(topic)
         if partition is None:
-            count = self.partitions_for(topic)
             if key is not None:
                 partition = partition_for_key(key, count)
             else:
                 partition = self._sticky.get(topic)
                 if partition is None or partition >= count:
                     partition = self._sticky[topic] = sticky_partition(count)
-        elif partition < 0:
-            raise ValueError(f"partition must be >= 0, not {partition}")
+        elif not 0 <= partition < count:
+            # The topic may have grown since we looked: look again before refusing.
+            self._partition_counts.pop(topic, None)
+            count = self.partitions_for(topic)
+            if not 0 <= partition < count:
+                raise errors.UnknownTopicOrPartition(
+                    f"partition {partition} is not in the range [0...{count}) of topic {topic!r}")
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
         tp = (topic, partition)
@@ -262,7 +267,8 @@ class Producer:
             (topic, partition), batch, _ = item
             leader = self.client.leader_for(topic, partition)
             if leader < 0:
-                if partition >= self._partition_counts.get(topic, partition + 1):
+                info = self.client.metadata.topics.get(topic)
+                if info is not None and not info.error_code and partition not in info.partitions:
                     self._fail(batch, errors.UnknownTopicOrPartition(f"{topic}-{partition} does not exist"))
                     continue
                 batch.result.error = errors.LeaderNotAvailable(f"no leader for {topic}-{partition}")
