@@ -170,51 +170,43 @@ class _Codec:
         self.min_size = min_size
 
 
+# type -> (reader, writer, classic length reader, classic length writer)
+_LENGTH_PREFIXED = {
+    STRING: (p.read_string, p.write_string, p.read_len16, p.write_len16),
+    BYTES: (p.read_bytes, p.write_bytes, p.read_len32, p.write_len32),
+    RECORDS: (p.read_records, p.write_bytes, p.read_len32, p.write_len32),
+}
+
+
 def _compile_type(t, version: int, flexible: bool, nullable: bool, what: str) -> _Codec:
-    read_len = p.read_compact_len if flexible else None
     if isinstance(t, Struct):
         if nullable:
             raise ValueError(f"{what}: nullable structs are not supported")
         return _compile_struct(t.fields, version, flexible, what)
     if isinstance(t, Array):
         return _compile_array(t, version, flexible, nullable, what)
-    if t is STRING:
-        rl = read_len or p.read_len16
-        wl = p.write_compact_len if flexible else p.write_len16
+    if t in _LENGTH_PREFIXED:
+        read, write, classic_read_len, classic_write_len = _LENGTH_PREFIXED[t]
+        rl = p.read_compact_len if flexible else classic_read_len
+        wl = p.write_compact_len if flexible else classic_write_len
 
         def dec(buf, pos):
-            return p.read_string(buf, pos, rl, nullable)
+            return read(buf, pos, rl, nullable)
 
-        def enc(out, chunks, v):
-            p.write_string(out, v, wl, nullable)
-        return _Codec(dec, enc, 1 if flexible else 2)
-    if t is BYTES:
-        rl = read_len or p.read_len32
-        wl = p.write_compact_len if flexible else p.write_len32
-
-        def dec(buf, pos):
-            return p.read_bytes(buf, pos, rl, nullable)
-
-        def enc(out, chunks, v):
-            p.write_bytes(out, v, wl, nullable)
-        return _Codec(dec, enc, 1 if flexible else 4)
-    if t is RECORDS:
-        rl = read_len or p.read_len32
-        wl = p.write_compact_len if flexible else p.write_len32
-
-        def dec(buf, pos):
-            return p.read_records(buf, pos, rl, nullable)
-
-        def enc(out, chunks, v):
-            if getattr(v, "is_file_region", False):
-                # The region's bytes go out by sendfile: cut the byte stream here.
-                wl(out, v.length)
-                chunks.append(bytes(out))
-                out.clear()
-                chunks.append(v)
-            else:
-                p.write_bytes(out, v, wl, nullable)
-        return _Codec(dec, enc, 1 if flexible else 4)
+        if t is RECORDS:
+            def enc(out, chunks, v):
+                if getattr(v, "is_file_region", False):
+                    # The region's bytes go out by sendfile: cut the byte stream here.
+                    wl(out, v.length)
+                    chunks.append(bytes(out))
+                    out.clear()
+                    chunks.append(v)
+                else:
+                    write(out, v, wl, nullable)
+        else:
+            def enc(out, chunks, v):
+                write(out, v, wl, nullable)
+        return _Codec(dec, enc, 1 if flexible else (2 if t is STRING else 4))
     if t is UUID:
         def enc_uuid(out, chunks, v):
             p.write_uuid(out, v)
