@@ -1,0 +1,53 @@
+"""Checkpoint files of a partition directory: ``recovery-point`` and ``log-start-offset``.
+
+Format: the offset as decimal text and a newline. Written atomically (write a temp file,
+fsync it, rename over the old one, fsync the directory) so a crash leaves the old or the
+new value, never a torn one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("pybroker.log")
+
+RECOVERY_POINT = "recovery-point"
+LOG_START_OFFSET = "log-start-offset"
+TMP_SUFFIX = ".tmp"
+
+
+def write_offset(directory: str, name: str, offset: int) -> None:
+    path = os.path.join(directory, name)
+    tmp = path + TMP_SUFFIX
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, f"{offset}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_offset(directory: str, name: str) -> int | None:
+    """The stored offset, or None when absent or unreadable (logged: recovery then scans
+    more, which is safe)."""
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64)
+    except FileNotFoundError:
+        return None
+    try:
+        value = int(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        log.warning("ignoring unreadable checkpoint %s: %r", path, text)
+        return None
+    if value < 0:
+        log.warning("ignoring negative checkpoint %s: %d", path, value)
+        return None
+    return value

@@ -1,0 +1,397 @@
+"""The log of one partition (Kafka's UnifiedLog, minus replication state).
+
+Directory ``<data>/<topic>-<partition>/``::
+
+    00000000000000000000.log         record batches v2, as received
+    00000000000000000000.index       sparse (relative offset, position)
+    00000000000000000000.timeindex   sparse (timestamp, relative offset)
+    00000000000000001234.log ...     the next segment, named by its base offset
+    recovery-point                   offsets below it are fsynced (decimal text)
+    log-start-offset                 first offset still readable (decimal text)
+
+Offsets are assigned here on append; segments roll on ``segment.bytes`` / ``segment.ms``
+(and when an index is full); retention deletes whole oldest segments by ``retention.ms`` /
+``retention.bytes``. Appends and reads work per batch and never decompress.
+
+Owned by the broker's event-loop thread; not thread-safe.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import shutil
+import time
+from typing import NamedTuple
+
+from pybroker import errors
+from pybroker.config import TopicConfig
+from pybroker.log import checkpoint, log_loader
+from pybroker.log.file_slice import FileSlice
+from pybroker.log.segment import LogSegment, storage_error
+from pybroker.record import batch as rb
+
+log = logging.getLogger("pybroker.log")
+
+
+class AppendInfo(NamedTuple):
+    first_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Log:
+    """One partition's segments, offsets and checkpoints. Not thread-safe: the broker's
+    event-loop thread only."""
+
+    def __init__(self, directory: str, config: TopicConfig, loaded: log_loader.LoadedLog):
+        self.directory = directory
+        self._config = config
+        self._segments: list[LogSegment] = loaded.segments
+        self._bases = [s.base_offset for s in self._segments]
+        self._log_start_offset = loaded.log_start_offset
+        self._recovery_point = loaded.recovery_point
+        self.recovery_truncated_bytes = loaded.truncated_bytes
+        self._dir_dirty = False
+        self._closed = False
+
+    @classmethod
+    def open(cls, directory: str, config: TopicConfig, clean_shutdown: bool = False,
+             now_ms: int | None = None) -> "Log":
+        """Open (creating if needed) and recover the log in ``directory``."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        try:
+            loaded = log_loader.load(directory, config, clean_shutdown, now_ms)
+        except OSError as exc:
+            raise storage_error(directory, exc) from None
+        self = cls(directory, config, loaded)
+        self.flush()
+        checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
+        return self
+
+    create = open
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def config(self) -> TopicConfig:
+        return self._config
+
+    def update_config(self, config: TopicConfig) -> None:
+        self._config = config
+        for segment in self._segments:
+            segment.index_interval_bytes = config.index_interval_bytes
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.KafkaStorageError(f"log {self.directory} is closed")
+
+    # --- appends ------------------------------------------------------------------------
+    def append(self, buf, headers: list[rb.BatchHeader], leader_epoch: int = 0,
+               now_ms: int | None = None) -> AppendInfo:
+        """Assign offsets to validated batches (from ``parse_batches`` over ``buf``, which
+        must be writable) and write them. Returns where they landed."""
+        self._check_open()
+        now_ms = _now_ms() if now_ms is None else now_ms
+        first = self.log_end_offset
+        last = rb.assign_offsets(buf, headers, first, leader_epoch)
+        append_time = -1
+        if self._config.message_timestamp_type == "LogAppendTime":
+            append_time = now_ms
+            headers = [rb.set_log_append_time(buf, h, now_ms) for h in headers]
+        self._write(buf, headers, first, last, now_ms)
+        return AppendInfo(first, last, append_time, self._log_start_offset)
+
+    def append_with_offsets(self, buf, headers: list[rb.BatchHeader],
+                            now_ms: int | None = None) -> AppendInfo:
+        """Append batches whose offsets are already assigned (replication): the first at or
+        after the log end offset, the rest contiguous."""
+        self._check_open()
+        if not headers:
+            raise errors.CorruptMessage("no batches to append")
+        first = headers[0].base_offset
+        if first < self.log_end_offset:
+            raise errors.InvalidRecord(
+                f"batch offset {first} is below the log end offset {self.log_end_offset}")
+        expected = first
+        for header in headers:
+            if header.base_offset != expected:
+                raise errors.InvalidRecord(
+                    f"batch offset {header.base_offset} does not follow {expected - 1}")
+            expected = header.next_offset
+        self._write(buf, headers, first, expected - 1, _now_ms() if now_ms is None else now_ms)
+        return AppendInfo(first, expected - 1, -1, self._log_start_offset)
+
+    def _write(self, buf, headers, first: int, last: int, now_ms: int) -> None:
+        if not headers:
+            raise errors.CorruptMessage("no batches to append")
+        segment_bytes = self._config.segment_bytes
+        total = 0
+        max_timestamp = -1
+        for header in headers:
+            if header.size > segment_bytes:
+                raise errors.RecordListTooLarge(
+                    f"batch of {header.size} bytes exceeds segment.bytes {segment_bytes}")
+            total += header.size
+            max_timestamp = max(max_timestamp, header.max_timestamp)
+        segment = self.maybe_roll(total, first, last, max_timestamp, now_ms)
+        segment.append(buf, headers, first)
+        if self.log_end_offset - self._recovery_point >= self._config.flush_messages:
+            self.flush()
+
+    def maybe_roll(self, nbytes: int = 0, first_offset: int | None = None,
+                   last_offset: int | None = None, max_timestamp: int = -1,
+                   now_ms: int | None = None) -> LogSegment:
+        """The segment the next append goes to, rolling first if the active one is full,
+        too old, has a full index or cannot hold the offsets relatively."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        segment = self._segments[-1]
+        if first_offset is None:
+            first_offset = last_offset = segment.next_offset
+        if segment.size == 0:
+            if segment.base_offset != first_offset and not segment.can_hold(first_offset, last_offset, nbytes):
+                return self.roll(now_ms, first_offset)
+            return segment
+        if segment.rolling_base_ms is not None and segment.rolling_base_ms >= 0 and max_timestamp >= 0:
+            waited = max_timestamp - segment.rolling_base_ms
+        else:
+            waited = now_ms - segment.created_ms
+        if (segment.size > self._config.segment_bytes - nbytes
+                or waited > self._config.segment_ms
+                or not segment.can_hold(first_offset, last_offset, nbytes)):
+            return self.roll(now_ms, first_offset)
+        return segment
+
+    def roll(self, now_ms: int | None = None, base_offset: int | None = None) -> LogSegment:
+        """Seal the active segment and start a new one at the log end offset (an empty
+        active segment is replaced only if the new base differs)."""
+        self._check_open()
+        now_ms = _now_ms() if now_ms is None else now_ms
+        base = self.log_end_offset if base_offset is None else base_offset
+        old = self._segments[-1]
+        if old.size == 0 and old.base_offset == base:
+            return old
+        if old.size == 0:
+            self._segments.pop()
+            self._bases.pop()
+            old.close_and_delete()
+        else:
+            old.on_become_inactive()
+        segment = LogSegment(self.directory, base, self._config.index_interval_bytes,
+                             self._config.segment_index_bytes, now_ms, active=True)
+        self._segments.append(segment)
+        self._bases.append(base)
+        self._dir_dirty = True
+        return segment
+
+    # --- reads --------------------------------------------------------------------------
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None,
+             min_one: bool = True) -> FileSlice | None:
+        """Whole batches from the one containing ``offset``, up to ``max_bytes`` (at least
+        one batch if ``min_one``), only batches with base offset < ``max_offset``, within
+        one segment. None when there is nothing to read. The caller releases the slice."""
+        self._check_open()
+        end = self.log_end_offset
+        if offset < self._log_start_offset or offset > end:
+            raise errors.OffsetOutOfRange(
+                f"offset {offset} is outside [{self._log_start_offset}, {end}] of {self.directory}")
+        upper = end if max_offset is None else min(end, max_offset)
+        if offset >= upper:
+            return None
+        n = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        for segment in self._segments[n:]:
+            segment.check_size()
+            first = segment.translate_offset(offset)
+            if first is None:
+                continue
+            length = 0
+            last_offset = first.base_offset
+            for header in segment.batches_from(first.position):
+                if header.base_offset >= upper:
+                    break
+                if length + header.size > max_bytes and (length or not min_one):
+                    break
+                length += header.size
+                last_offset = header.last_offset
+            if not length:
+                return None
+            return FileSlice(os.dup(segment.fd), first.position, length, first.base_offset, last_offset)
+        return None
+
+    def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None,
+                   min_one: bool = True) -> bytes:
+        """Like ``read`` but returns the bytes (b"" when nothing to read)."""
+        piece = self.read(offset, max_bytes, max_offset, min_one)
+        if piece is None:
+            return b""
+        with piece:
+            return piece.read()
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the earliest record with timestamp >= ``timestamp_ms``."""
+        self._check_open()
+        for segment in self._segments:
+            if segment.max_timestamp >= timestamp_ms:
+                found = segment.find_offset_by_timestamp(timestamp_ms)
+                if found is not None and found[0] >= self._log_start_offset:
+                    return found
+        return None
+
+    # --- retention and truncation -------------------------------------------------------
+    def apply_retention(self, now_ms: int | None = None, high_watermark: int | None = None) -> int:
+        """Delete the oldest segments past retention.ms, then those beyond retention.bytes.
+        Returns how many segments were deleted. Only data below ``high_watermark`` (when
+        given) is eligible, as in Kafka."""
+        self._check_open()
+        now_ms = _now_ms() if now_ms is None else now_ms
+        deleted = 0
+        retention_ms = self._config.retention_ms
+        if retention_ms >= 0:
+            deleted += self._delete_oldest(
+                lambda s: now_ms - s.largest_timestamp > retention_ms, high_watermark, now_ms)
+        retention_bytes = self._config.retention_bytes
+        if retention_bytes >= 0:
+            excess = self.size_bytes - retention_bytes
+
+            def over_size(segment: LogSegment) -> bool:
+                nonlocal excess
+                if excess - segment.size >= 0:
+                    excess -= segment.size
+                    return True
+                return False
+            deleted += self._delete_oldest(over_size, high_watermark, now_ms)
+        return deleted
+
+    def _delete_oldest(self, predicate, high_watermark: int | None, now_ms: int) -> int:
+        doomed = []
+        for n, segment in enumerate(self._segments):
+            is_last = n == len(self._segments) - 1
+            upper = segment.next_offset if is_last else self._segments[n + 1].base_offset
+            if is_last and segment.size == 0:
+                break
+            if high_watermark is not None and upper > high_watermark:
+                break
+            if not predicate(segment):
+                break
+            doomed.append(segment)
+        if not doomed:
+            return 0
+        if doomed[-1] is self._segments[-1]:
+            self.roll(now_ms)  # Kafka's rule: an expired active segment is rolled, then deleted
+        del self._segments[:len(doomed)]
+        del self._bases[:len(doomed)]
+        self._set_log_start_offset(self._segments[0].base_offset)
+        for segment in doomed:
+            log.info("deleting segment %s by retention", segment.log_path)
+            segment.close_and_delete()
+        return len(doomed)
+
+    def _set_log_start_offset(self, offset: int) -> None:
+        if offset > self._log_start_offset:
+            self._log_start_offset = offset
+            # Checkpoint before the files go, so a crash never resurrects deleted offsets.
+            checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+
+    def truncate_to(self, offset: int) -> int:
+        """Drop every batch whose last offset >= ``offset`` (whole batches: the log end
+        offset becomes the base of the first batch dropped). Returns bytes dropped."""
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return 0
+        if offset <= self._log_start_offset:
+            return self._truncate_fully_and_start_at(offset)
+        dropped = 0
+        while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+            segment = self._segments.pop()
+            self._bases.pop()
+            dropped += segment.size
+            segment.close_and_delete()
+        active = self._segments[-1]
+        dropped += active.truncate_to(offset)
+        active.make_active()
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        return dropped
+
+    def _truncate_fully_and_start_at(self, offset: int) -> int:
+        dropped = self.size_bytes
+        for segment in self._segments:
+            segment.close_and_delete()
+        self._segments = [LogSegment(self.directory, offset, self._config.index_interval_bytes,
+                                     self._config.segment_index_bytes, _now_ms(), active=True)]
+        self._bases = [offset]
+        self._log_start_offset = offset
+        checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+        self._recovery_point = offset
+        checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, offset)
+        return dropped
+
+    # --- durability and lifecycle -------------------------------------------------------
+    def flush(self) -> None:
+        """fsync every segment written since the last flush, then checkpoint the recovery
+        point at the log end offset."""
+        self._check_open()
+        end = self.log_end_offset
+        for segment in self._segments:
+            if segment.dirty:
+                segment.flush()
+        if self._dir_dirty:
+            try:
+                dir_fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            except OSError as exc:
+                raise storage_error(self.directory, exc) from None
+            self._dir_dirty = False
+        self._recovery_point = end
+        checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, end)
+
+    def close(self) -> None:
+        """Flush, trim the indexes and release every file."""
+        if self._closed:
+            return
+        self.flush()
+        for segment in self._segments:
+            segment.close()
+        self._closed = True
+
+    def delete(self) -> None:
+        """Close and remove the partition directory."""
+        if not self._closed:
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return (f"Log({self.directory!r}, start={self._log_start_offset}, "
+                f"end={self.log_end_offset}, segments={len(self._segments)})")
