@@ -199,6 +199,11 @@ def write_uuid(out: bytearray, value) -> None:
         out += value.bytes
     elif isinstance(value, (bytes, bytearray)) and len(value) == 16:
         out += value
+    elif isinstance(value, str):
+        try:
+            out += uuid.UUID(value).bytes
+        except ValueError:
+            raise ValueError(f"not a uuid: {value!r}") from None
     else:
         raise ValueError(f"not a uuid: {value!r}")
 

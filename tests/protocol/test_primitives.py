@@ -69,6 +69,16 @@ def test_uuid_round_trips():
         p.read_uuid(memoryview(bytes(out[:15])), 0)
 
 
+def test_uuid_accepts_its_text_and_raw_forms():
+    u = uuid.uuid4()
+    for form in (str(u), u.bytes):
+        out = bytearray()
+        p.write_uuid(out, form)
+        assert bytes(out) == u.bytes
+    with pytest.raises(ValueError):
+        p.write_uuid(bytearray(), "not-a-uuid")
+
+
 def test_encoding_a_value_out_of_range_names_the_message():
     with pytest.raises(ValueError, match="Heartbeat"):
         protocol.encode_request(ApiKey.HEARTBEAT, 0, 1, "c", {"group_id": "g", "generation_id": 2**40})
