@@ -22,7 +22,7 @@ from typing import NamedTuple
 from pybroker.config import TopicConfig
 from pybroker.log import checkpoint
 from pybroker.log.index import CorruptIndex
-from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, file_name
 
 log = logging.getLogger("pybroker.log")
 
@@ -73,6 +73,8 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
     segments: list[LogSegment] = []
     truncated = 0
     for n, base in enumerate(bases):
+        stem = os.path.join(directory, file_name(base))
+        indexes_present = all(os.path.exists(stem + suffix) for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX))
         segment = new_segment(base)
         if segments and base < segments[-1].next_offset:
             truncated += _drop([segment] + [new_segment(b) for b in bases[n + 1:]],
@@ -81,7 +83,9 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
         next_base = bases[n + 1] if n + 1 < len(bases) else None
         trusted = (clean_shutdown and recovery_point is not None
                    and next_base is not None and next_base <= recovery_point)
-        if trusted:
+        if trusted and not indexes_present:
+            log.warning("rebuilding missing indexes of %s", segment.log_path)
+        elif trusted:
             try:
                 segment.load()
                 segments.append(segment)
