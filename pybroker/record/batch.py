@@ -268,30 +268,24 @@ def set_log_append_time(buf, header: BatchHeader, timestamp_ms: int) -> BatchHea
     return header._replace(attributes=attributes, max_timestamp=timestamp_ms, crc=crc)
 
 
+def _put_bytes(body: bytearray, data: bytes | None) -> None:
+    if data is None:
+        body += b"\x01"  # zigzag(-1): null
+    else:
+        body += encode_varint(len(data))
+        body += data
+
+
 def _encode_record(offset_delta: int, timestamp_delta: int, key, value, headers) -> bytes:
     body = bytearray(b"\x00")  # attributes
     body += encode_varlong(timestamp_delta)
     body += encode_varint(offset_delta)
-    if key is None:
-        body += b"\x01"  # zigzag(-1)
-    else:
-        body += encode_varint(len(key))
-        body += key
-    if value is None:
-        body += b"\x01"
-    else:
-        body += encode_varint(len(value))
-        body += value
+    _put_bytes(body, key)
+    _put_bytes(body, value)
     body += encode_varint(len(headers))
     for hkey, hvalue in headers:
-        raw_key = hkey.encode("utf-8") if isinstance(hkey, str) else bytes(hkey)
-        body += encode_varint(len(raw_key))
-        body += raw_key
-        if hvalue is None:
-            body += b"\x01"
-        else:
-            body += encode_varint(len(hvalue))
-            body += hvalue
+        _put_bytes(body, hkey.encode("utf-8") if isinstance(hkey, str) else bytes(hkey))
+        _put_bytes(body, hvalue)
     return encode_varint(len(body)) + body
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from conftest import append, make_batch, offsets
+from log_helpers import append, make_batch, offsets, read_all
 from pybroker.log import Log
 from pybroker.record import batch as rb
 
@@ -22,15 +22,6 @@ def fill(log_dir, config, n=30):
 
 def seg_path(log_dir, base, suffix=".log"):
     return os.path.join(log_dir, f"{base:020d}{suffix}")
-
-
-def read_all(log):
-    data, offset = b"", log.log_start_offset
-    while offset < log.log_end_offset:
-        chunk = log.read_bytes(offset, 1 << 22)
-        data += chunk
-        offset = offsets(chunk)[-1] + 1
-    return data
 
 
 @pytest.mark.parametrize("seed", range(6))
