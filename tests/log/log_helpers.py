@@ -1,7 +1,6 @@
 """Helpers shared by the log tests: building and appending batches, reading back."""
 import time
 
-from pybroker.config import TopicConfig
 from pybroker.log import Log
 from pybroker.record import batch as rb
 
