@@ -118,7 +118,8 @@ def test_compressed_produce_round_trips(bootstrap, codec):
     prod = tool(bootstrap, "produce", "--topic", name, "--compression-codec", codec,
                 stdin=b"".join(b"line-%d\n" % i for i in range(50)))
     assert prod.returncode == 0, prod.stderr
-    cons = tool(bootstrap, "consume", "--topic", name, "--from-beginning", "--timeout-ms", "3000")
+    cons = tool(bootstrap, "consume", "--topic", name, "--from-beginning", "--timeout-ms", "10000",
+                "--max-messages", "50")
     assert cons.stdout.decode().splitlines() == [f"line-{i}" for i in range(50)]
 
 
@@ -128,18 +129,18 @@ def test_consume_from_explicit_partition_and_offset(bootstrap):
                 stdin=b"".join(b"m%d\n" % i for i in range(6)))
     assert prod.returncode == 0, prod.stderr
     cons = tool(bootstrap, "consume", "--topic", name, "--partition", "1", "--offset", "4",
-                "--timeout-ms", "3000", "--property", "print.offset=true")
+                "--timeout-ms", "10000", "--max-messages", "2", "--property", "print.offset=true")
     assert cons.stdout.decode().splitlines() == ["Offset:4\tm4", "Offset:5\tm5"]
     assert "Processed a total of 2 messages" in cons.stderr.decode()
     other = tool(bootstrap, "consume", "--topic", name, "--partition", "0", "--offset", "earliest",
-                 "--timeout-ms", "1000")
+                 "--timeout-ms", "500")
     assert other.stdout == b""
 
 
 def test_consume_without_from_beginning_sees_only_new_records(bootstrap):
     name = new_topic(bootstrap)
     tool(bootstrap, "produce", "--topic", name, stdin=b"old\n")
-    cons = tool(bootstrap, "consume", "--topic", name, "--timeout-ms", "1500")
+    cons = tool(bootstrap, "consume", "--topic", name, "--timeout-ms", "800")
     assert cons.returncode == 0 and cons.stdout == b""
     assert "Processed a total of 0 messages" in cons.stderr.decode()
 
@@ -157,8 +158,8 @@ def test_produce_line_without_separator_stops_with_message(bootstrap):
                 stdin=b"k\tv\nbroken\n")
     assert prod.returncode == 1
     assert "No key separator found on line number 2" in prod.stderr.decode()
-    cons = tool(bootstrap, "consume", "--topic", name, "--from-beginning", "--timeout-ms", "2000",
-                "--property", "print.key=true")
+    cons = tool(bootstrap, "consume", "--topic", name, "--from-beginning", "--timeout-ms", "10000",
+                "--max-messages", "1", "--property", "print.key=true")
     assert cons.stdout.decode().splitlines() == ["k\tv"]
 
 
