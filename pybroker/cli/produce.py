@@ -136,6 +136,10 @@ def run(args) -> int:
     except UsageError as exc:
         status = fail(f"ERROR {exc}")
         producer.flush()
+    except KeyboardInterrupt:
+        # Like Kafka's console producer: lines already read are still delivered.
+        producer.flush()
+        status = 130
     except errors.KafkaError as exc:
         status = fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
     finally:
