@@ -1,0 +1,254 @@
+"""The group coordinator: every consumer group by id, their committed offsets, and the
+group-level admin requests (ListGroups, DescribeGroups, DeleteGroups).
+
+It routes JoinGroup/SyncGroup/Heartbeat/LeaveGroup to each group's state machine (see
+state_machine.py for the parked-request contract, which holds here too:
+``take_completions()`` yields ``(group_id, Completion)``), validates OffsetCommit and
+OffsetFetch against group membership, and expires offsets of long-empty groups.
+Answering FindCoordinator is the host's job.
+
+Owned by the coordinator host's event loop: one thread, not thread-safe. Apart from the
+OffsetStore it is handed, it does no I/O and reads no clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybroker import errors
+from pybroker.group.offset_store import CommittedOffset, OffsetStore
+from pybroker.group.state_machine import Completion, Group, GroupSettings, GroupState
+
+NONE = 0
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    group: GroupSettings = GroupSettings()
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000     # offsets.retention.minutes (7 days)
+    offset_metadata_max_bytes: int = 4096                 # offset.metadata.max.bytes
+
+
+def lag(committed: int | None, log_end: int, log_start: int = 0) -> int:
+    """Records a group has yet to read in one partition: log-end offset (high watermark)
+    minus the committed offset. With nothing committed, everything retained is unread.
+    A committed offset past the end (the log was truncated under it) means no lag."""
+    if committed is None or committed < 0:
+        return max(log_end - log_start, 0)
+    return max(log_end - max(committed, log_start), 0)
+
+
+class GroupCoordinator:
+    def __init__(self, store: OffsetStore, settings: CoordinatorSettings | None = None,
+                 new_member_id=None):
+        self.store = store
+        self.settings = settings or CoordinatorSettings()
+        self.groups: dict[str, Group] = {}
+        self._new_member_id = new_member_id
+
+    # ------------------------------------------------------------------ membership
+
+    def _group_for_join(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None or group.state is GroupState.DEAD:
+            group = Group(group_id, self.settings.group, self._new_member_id)
+            self.groups[group_id] = group
+        return group
+
+    def join(self, group_id: str, now_ms: int, **request):
+        """JoinGroup; ``request`` as for ``Group.join``."""
+        if not group_id:
+            return {"error_code": errors.InvalidGroupId.code, "generation_id": -1,
+                    "protocol_type": None, "protocol_name": None, "leader": "",
+                    "skip_assignment": False, "member_id": request.get("member_id", ""),
+                    "members": []}
+        return self._group_for_join(group_id).join(now_ms, **request)
+
+    def sync(self, group_id: str, now_ms: int, **request):
+        group = self.groups.get(group_id)
+        if group is None:
+            code = errors.InvalidGroupId.code if not group_id else errors.UnknownMemberId.code
+            return {"error_code": code, "protocol_type": None, "protocol_name": None,
+                    "assignment": b""}
+        return group.sync(now_ms, **request)
+
+    def heartbeat(self, group_id: str, now_ms: int, **request) -> dict:
+        group = self.groups.get(group_id)
+        if group is None:
+            code = errors.InvalidGroupId.code if not group_id else errors.UnknownMemberId.code
+            return {"error_code": code}
+        return group.heartbeat(now_ms, **request)
+
+    def leave(self, group_id: str, now_ms: int, members: list[dict]) -> dict:
+        group = self.groups.get(group_id)
+        if group is None:
+            if not group_id:
+                return {"error_code": errors.InvalidGroupId.code, "members": []}
+            return {"error_code": NONE, "members": [
+                {"member_id": m.get("member_id", ""), "group_instance_id": m.get("group_instance_id"),
+                 "error_code": errors.UnknownMemberId.code} for m in members]}
+        return group.leave(now_ms, members)
+
+    def tick(self, now_ms: int) -> list[tuple[str, Completion]]:
+        out = []
+        for group_id, group in list(self.groups.items()):
+            out.extend((group_id, c) for c in group.tick(now_ms))
+        return out + self.take_completions()
+
+    def take_completions(self) -> list[tuple[str, Completion]]:
+        return [(gid, c) for gid, g in self.groups.items() for c in g.take_completions()]
+
+    def next_deadline_ms(self) -> int | None:
+        deadlines = [d for g in self.groups.values() if (d := g.next_deadline_ms()) is not None]
+        return min(deadlines) if deadlines else None
+
+    # ------------------------------------------------------------------ offsets
+
+    def commit_offsets(self, group_id: str, now_ms: int, *, member_id: str = "",
+                       generation_id: int = -1, group_instance_id: str | None = None,
+                       offsets: dict[TopicPartition, tuple[int, str | None, int]]
+                       ) -> dict[TopicPartition, int]:
+        """OffsetCommit: ``offsets`` maps (topic, partition) to (offset, metadata,
+        leader_epoch); returns an error code per partition.
+
+        Generation -1 is a "simple" commit (manual assignment, no group management),
+        allowed only while the group has no members, as Kafka allows."""
+        code = self._commit_error(group_id, now_ms, member_id, generation_id, group_instance_id)
+        if code:
+            return {tp: code for tp in offsets}
+        result, accepted = {}, {}
+        for tp, (offset, metadata, epoch) in offsets.items():
+            if metadata is not None and len(metadata.encode("utf-8")) > \
+                    self.settings.offset_metadata_max_bytes:
+                result[tp] = errors.OffsetMetadataTooLarge.code
+            else:
+                result[tp] = NONE
+                accepted[tp] = (offset, metadata, epoch)
+        self.store.commit(group_id, accepted, now_ms)
+        return result
+
+    def _commit_error(self, group_id, now_ms, member_id, generation_id, instance_id) -> int:
+        if not group_id:
+            return errors.InvalidGroupId.code
+        group = self.groups.get(group_id)
+        if group is None:
+            # No group: a simple consumer may commit; a generation means the member
+            # belongs to a group we no longer know, so its view is stale.
+            return NONE if generation_id < 0 else errors.IllegalGeneration.code
+        if group.state is GroupState.DEAD:
+            return errors.CoordinatorNotAvailable.code
+        if generation_id < 0 and group.is_empty():
+            return NONE
+        if instance_id is not None:
+            current = group.static_members.get(instance_id)
+            if current is not None and current != member_id:
+                return errors.FencedInstanceId.code
+        if member_id not in group.members:
+            return errors.UnknownMemberId.code
+        if generation_id != group.generation_id:
+            return errors.IllegalGeneration.code
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            # Partitions are being handed over; the new owners' commits come after sync.
+            return errors.RebalanceInProgress.code
+        # Stable, or PreparingRebalance: the member learns of the rebalance by heartbeat,
+        # and committing what it processed before rejoining is exactly what it should do.
+        group.members[member_id].last_heartbeat_ms = now_ms
+        return NONE
+
+    def fetch_offsets(self, group_id: str, partitions: list[TopicPartition] | None = None
+                      ) -> dict[TopicPartition, CommittedOffset]:
+        """OffsetFetch; a partition without a commit gets offset -1 (Kafka's answer)."""
+        committed = self.store.fetch(group_id, partitions)
+        if partitions is None:
+            return committed
+        missing = CommittedOffset(-1, "", -1, -1)
+        return {tp: committed.get(tp, missing) for tp in partitions}
+
+    def expire_offsets(self, now_ms: int) -> int:
+        """Drops offsets past ``offsets_retention_ms`` (Kafka's rules since KIP-211):
+        a group that used group management loses them all once it has been Empty that
+        long; a simple-consumer group loses each offset that long after its commit.
+        Groups with members keep theirs. Returns how many offsets expired."""
+        retention = self.settings.offsets_retention_ms
+        expired = 0
+        for group_id in self.store.groups():
+            group = self.groups.get(group_id)
+            if group is not None and not group.is_empty():
+                continue
+            offsets = self.store.fetch(group_id)
+            if group is not None and group.generation_id > 0:
+                base = group.state_since_ms
+                gone = list(offsets) if now_ms >= base + retention else []
+            else:
+                gone = [tp for tp, c in offsets.items() if now_ms >= c.commit_timestamp_ms + retention]
+            if len(gone) == len(offsets):
+                self.store.delete_group(group_id, now_ms)
+                if group is not None and group.state is GroupState.EMPTY:
+                    group.mark_dead(now_ms)
+                    del self.groups[group_id]
+            elif gone:
+                self.store.delete(group_id, gone, now_ms)
+            expired += len(gone)
+        return expired
+
+    # ------------------------------------------------------------------ admin
+
+    def _known(self, group_id: str) -> bool:
+        group = self.groups.get(group_id)
+        return (group is not None and group.state is not GroupState.DEAD) or \
+            bool(self.store.fetch(group_id))
+
+    def list_groups(self, states: list[str] | None = None) -> dict:
+        """ListGroups; ``states`` filters by Kafka state names (v4+)."""
+        listed = []
+        for group_id in sorted(set(self.groups) | set(self.store.groups())):
+            if not self._known(group_id):
+                continue
+            group = self.groups.get(group_id)
+            state = group.state.value if group else GroupState.EMPTY.value
+            if states and state not in states:
+                continue
+            listed.append({"group_id": group_id,
+                           "protocol_type": (group.protocol_type or "") if group else "",
+                           "group_state": state})
+        return {"error_code": NONE, "groups": listed}
+
+    def describe_groups(self, group_ids: list[str]) -> list[dict]:
+        out = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if not group_id:
+                out.append(self._described(group_id, errors.InvalidGroupId.code, "Dead"))
+            elif group is not None and group.state is not GroupState.DEAD:
+                out.append(group.describe())
+            elif self.store.fetch(group_id):
+                out.append(self._described(group_id, NONE, GroupState.EMPTY.value))
+            else:
+                # Kafka describes an unknown group as Dead, without an error.
+                out.append(self._described(group_id, NONE, GroupState.DEAD.value))
+        return out
+
+    @staticmethod
+    def _described(group_id: str, code: int, state: str) -> dict:
+        return {"error_code": code, "group_id": group_id, "group_state": state,
+                "protocol_type": "", "protocol_data": "", "members": []}
+
+    def delete_groups(self, group_ids: list[str], now_ms: int) -> list[dict]:
+        """DeleteGroups: only groups without members; their offsets go too."""
+        out = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if not group_id:
+                code = errors.InvalidGroupId.code
+            elif not self._known(group_id):
+                code = errors.GroupIdNotFound.code
+            elif group is not None and group.state is not GroupState.EMPTY:
+                code = errors.NonEmptyGroup.code
+            else:
+                code = NONE
+                if group is not None:
+                    group.mark_dead(now_ms)
+                    del self.groups[group_id]
+                self.store.delete_group(group_id, now_ms)
+            out.append({"group_id": group_id, "error_code": code})
+        return out
