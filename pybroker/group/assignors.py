@@ -43,9 +43,7 @@ class RangeAssignor:
     def assign(self, cluster: Cluster, subscriptions: dict[str, Subscription]) -> Assignment:
         order = member_order(subscriptions)
         result: Assignment = {m: [] for m in order}
-        topics = set()
-        for sub in subscriptions.values():
-            topics |= _subscribed_topics(cluster, sub)
+        topics = set().union(*(_subscribed_topics(cluster, s) for s in subscriptions.values()))
         for topic in sorted(topics):
             members = [m for m in order if topic in subscriptions[m].topics]
             per_member, extra = divmod(cluster[topic], len(members))
@@ -66,9 +64,7 @@ class RoundRobinAssignor:
     def assign(self, cluster: Cluster, subscriptions: dict[str, Subscription]) -> Assignment:
         order = member_order(subscriptions)
         result: Assignment = {m: [] for m in order}
-        topics = set()
-        for sub in subscriptions.values():
-            topics |= _subscribed_topics(cluster, sub)
+        topics = set().union(*(_subscribed_topics(cluster, s) for s in subscriptions.values()))
         wanted = {m: set(subscriptions[m].topics) for m in order}
         cursor = 0
         for topic in sorted(topics):

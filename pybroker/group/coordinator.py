@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from pybroker import errors
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
-from pybroker.group.state_machine import Completion, Group, GroupSettings, GroupState
+from pybroker.group.state_machine import (Completion, Group, GroupSettings, GroupState,
+                                          join_error, sync_error)
 
 NONE = 0
 TopicPartition = tuple[str, int]
@@ -58,18 +59,14 @@ class GroupCoordinator:
     def join(self, group_id: str, now_ms: int, **request):
         """JoinGroup; ``request`` as for ``Group.join``."""
         if not group_id:
-            return {"error_code": errors.InvalidGroupId.code, "generation_id": -1,
-                    "protocol_type": None, "protocol_name": None, "leader": "",
-                    "skip_assignment": False, "member_id": request.get("member_id", ""),
-                    "members": []}
+            return join_error(errors.InvalidGroupId.code, request.get("member_id", ""))
         return self._group_for_join(group_id).join(now_ms, **request)
 
     def sync(self, group_id: str, now_ms: int, **request):
         group = self.groups.get(group_id)
         if group is None:
             code = errors.InvalidGroupId.code if not group_id else errors.UnknownMemberId.code
-            return {"error_code": code, "protocol_type": None, "protocol_name": None,
-                    "assignment": b""}
+            return sync_error(code)
         return group.sync(now_ms, **request)
 
     def heartbeat(self, group_id: str, now_ms: int, **request) -> dict:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 from pybroker import errors
@@ -122,6 +122,15 @@ def _error(code: int, **fields) -> dict:
     return {"error_code": code, **fields}
 
 
+def join_error(code: int, member_id: str) -> dict:
+    return _error(code, generation_id=-1, protocol_type=None, protocol_name=None,
+                  leader="", skip_assignment=False, member_id=member_id, members=[])
+
+
+def sync_error(code: int) -> dict:
+    return _error(code, protocol_type=None, protocol_name=None, assignment=b"")
+
+
 class Group:
     """A consumer group: members, generation, leader, chosen protocol, rebalance timers."""
 
@@ -212,11 +221,11 @@ class Group:
         s = self.settings
         if self.state is GroupState.DEAD:
             # The group is being deleted; the client looks the coordinator up again.
-            return self._join_error(errors.CoordinatorNotAvailable.code, member_id)
+            return join_error(errors.CoordinatorNotAvailable.code, member_id)
         if not s.min_session_timeout_ms <= session_timeout_ms <= s.max_session_timeout_ms:
-            return self._join_error(errors.InvalidSessionTimeout.code, member_id)
+            return join_error(errors.InvalidSessionTimeout.code, member_id)
         if not self._supports(protocol_type, protocols):
-            return self._join_error(errors.InconsistentGroupProtocol.code, member_id)
+            return join_error(errors.InconsistentGroupProtocol.code, member_id)
         fields = dict(protocol_type=protocol_type, protocols=protocols,
                       session_timeout_ms=session_timeout_ms,
                       rebalance_timeout_ms=rebalance_timeout_ms, client_id=client_id,
@@ -224,7 +233,7 @@ class Group:
 
         if not member_id:
             if len(self.members) + len(self.pending_members) >= s.max_size:
-                return self._join_error(errors.GroupMaxSizeReached.code, member_id)
+                return join_error(errors.GroupMaxSizeReached.code, member_id)
             if instance_id is not None:
                 new_id = self._new_member_id(instance_id)
                 if instance_id in self.static_members:
@@ -237,7 +246,7 @@ class Group:
                 # KIP-394: the id comes back first, so a client that dies before joining
                 # leaves only a pending id behind, not a member the group waits for.
                 self.pending_members[new_id] = now_ms + session_timeout_ms
-                return self._join_error(errors.MemberIdRequired.code, new_id)
+                return join_error(errors.MemberIdRequired.code, new_id)
             self._add_member(now_ms, new_id, None, ticket, fields)
             return PENDING
 
@@ -247,9 +256,9 @@ class Group:
             return PENDING
         fenced = self._fenced(member_id, instance_id)
         if fenced:
-            return self._join_error(fenced, member_id)
+            return join_error(fenced, member_id)
         if self.state is GroupState.EMPTY:
-            return self._join_error(errors.UnknownMemberId.code, member_id)
+            return join_error(errors.UnknownMemberId.code, member_id)
         member = self.members[member_id]
         unchanged = member.protocol_type == protocol_type and member.protocols == protocols
         if self.state is GroupState.COMPLETING_REBALANCE and unchanged:
@@ -305,6 +314,14 @@ class Group:
             return errors.UnknownMemberId.code
         return NONE
 
+    def _check_generation(self, member_id: str, generation_id: int,
+                          instance_id: str | None) -> int:
+        """The error for a SyncGroup/Heartbeat not from a current member of this generation."""
+        if self.state is GroupState.DEAD:
+            return errors.CoordinatorNotAvailable.code
+        return self._fenced(member_id, instance_id) or \
+            (errors.IllegalGeneration.code if generation_id != self.generation_id else NONE)
+
     def _add_member(self, now_ms, member_id, instance_id, ticket, fields) -> None:
         member = GroupMember(member_id=member_id, group_instance_id=instance_id,
                              last_heartbeat_ms=now_ms, **fields)
@@ -334,7 +351,7 @@ class Group:
             # A second JoinGroup from the same member (say, on a new connection) replaces
             # the first; the old one must still get an answer.
             self._complete(member.join_ticket, member.member_id, "join",
-                           self._join_error(errors.RebalanceInProgress.code, member.member_id))
+                           join_error(errors.RebalanceInProgress.code, member.member_id))
         member.awaiting_join, member.join_ticket = True, ticket
 
     def _replace_static_member(self, now_ms, instance_id, new_id, version, ticket, fields):
@@ -343,11 +360,11 @@ class Group:
         # The old incarnation may still have requests parked: it is fenced now.
         if member.awaiting_join:
             self._complete(member.join_ticket, old_id, "join",
-                           self._join_error(errors.FencedInstanceId.code, old_id))
+                           join_error(errors.FencedInstanceId.code, old_id))
             member.awaiting_join = False
         if member.awaiting_sync:
             self._complete(member.sync_ticket, old_id, "sync",
-                           _error(errors.FencedInstanceId.code, assignment=b""))
+                           sync_error(errors.FencedInstanceId.code))
             member.awaiting_sync = False
         member.member_id = new_id
         self.members[new_id] = member
@@ -371,9 +388,6 @@ class Group:
             self._maybe_complete_join(now_ms)
         return PENDING
 
-    def _join_error(self, code: int, member_id: str) -> dict:
-        return _error(code, generation_id=-1, protocol_type=None, protocol_name=None,
-                      leader="", skip_assignment=False, member_id=member_id, members=[])
 
     def _join_response(self, member: GroupMember, version: int, static_rejoin: bool = False) -> dict:
         is_leader = member.member_id == self.leader_id
@@ -399,9 +413,7 @@ class Group:
             for m in self.members.values():
                 m.assignment = b""
                 if m.awaiting_sync:
-                    self._complete_sync(m, _error(errors.RebalanceInProgress.code,
-                                                  protocol_type=None, protocol_name=None,
-                                                  assignment=b""))
+                    self._complete_sync(m, sync_error(errors.RebalanceInProgress.code))
         delay = self.settings.initial_rebalance_delay_ms
         if self.state is GroupState.EMPTY and delay > 0:
             self._initial_delay = True
@@ -454,16 +466,10 @@ class Group:
              protocol_name: str | None = None, token: Any = None) -> dict | _Pending:
         """SyncGroup. Only the leader's ``assignments`` (member id -> bytes) count; members
         it leaves out get empty bytes, unknown member ids in it are ignored."""
-        def fail(code):
-            return _error(code, protocol_type=None, protocol_name=None, assignment=b"")
-
-        if self.state is GroupState.DEAD:
-            return fail(errors.CoordinatorNotAvailable.code)
-        fenced = self._fenced(member_id, group_instance_id)
-        if fenced:
-            return fail(fenced)
-        if generation_id != self.generation_id:
-            return fail(errors.IllegalGeneration.code)
+        fail = sync_error
+        code = self._check_generation(member_id, generation_id, group_instance_id)
+        if code:
+            return fail(code)
         if (protocol_type is not None and protocol_type != self.protocol_type) or \
                 (protocol_name is not None and protocol_name != self.protocol_name):
             return fail(errors.InconsistentGroupProtocol.code)
@@ -502,13 +508,9 @@ class Group:
 
     def heartbeat(self, now_ms: int, *, member_id: str, generation_id: int,
                   group_instance_id: str | None = None) -> dict:
-        if self.state is GroupState.DEAD:
-            return _error(errors.CoordinatorNotAvailable.code)
-        fenced = self._fenced(member_id, group_instance_id)
-        if fenced:
-            return _error(fenced)
-        if generation_id != self.generation_id:
-            return _error(errors.IllegalGeneration.code)
+        code = self._check_generation(member_id, generation_id, group_instance_id)
+        if code:
+            return _error(code)
         self.members[member_id].last_heartbeat_ms = now_ms
         if self.state is GroupState.PREPARING_REBALANCE:
             return _error(errors.RebalanceInProgress.code)
@@ -586,10 +588,9 @@ class Group:
         if member.awaiting_join:
             member.awaiting_join = False
             self._complete(member.join_ticket, member.member_id, "join",
-                           self._join_error(errors.UnknownMemberId.code, member.member_id))
+                           join_error(errors.UnknownMemberId.code, member.member_id))
         if member.awaiting_sync:
-            self._complete_sync(member, _error(errors.UnknownMemberId.code, protocol_type=None,
-                                               protocol_name=None, assignment=b""))
+            self._complete_sync(member, sync_error(errors.UnknownMemberId.code))
         if self.leader_id == member.member_id:
             self.leader_id = next((m.member_id for m in self.members.values() if m.awaiting_join),
                                   next(iter(self.members), None))
