@@ -165,8 +165,9 @@ def decode_request(frame) -> Request:
         body, pos = api.request[api_version].decode(buf, pos)
     except struct.error as exc:  # a safety net: lengths are checked before unpacking
         raise MalformedFrame(str(exc)) from None
-    if pos != len(buf):
-        raise MalformedFrame(f"{api.name} v{api_version} request has {len(buf) - pos} bytes left over")
+    # Bytes after the body are ignored, as Kafka's request parser ignores them: librdkafka
+    # 2.x sends Metadata v11/v12 with a field that left the schema in v11
+    # (include_cluster_authorized_operations), and Kafka serves it.
     return Request(api_key, api_version, correlation_id, client_id, body, 2 if flexible else 1)
 
 

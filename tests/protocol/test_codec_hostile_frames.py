@@ -34,10 +34,16 @@ def test_every_truncation_of_a_valid_request_is_malformed(api, version):
             protocol.decode_request(memoryview(frame[:cut]))
 
 
-def test_trailing_bytes_are_malformed():
+def test_trailing_bytes_after_a_request_body_are_ignored_as_kafka_does():
     frame = _frame(protocol.APIS[ApiKey.HEARTBEAT], 1)
-    with pytest.raises(MalformedFrame):
-        protocol.decode_request(frame + b"\x00")
+    assert protocol.decode_request(frame + b"\x00").body == protocol.decode_request(frame).body
+
+
+def test_librdkafka_metadata_v12_with_a_retired_field_decodes():
+    # librdkafka 2.x still writes include_cluster_authorized_operations in v12.
+    frame = bytes.fromhex("0003000c00000005000772646b61666b610000000000010000")
+    request = protocol.decode_request(memoryview(frame))
+    assert request.api_version == 12 and request.body["topics"] is None
 
 
 def _metadata_v1_with_topic_count(count: int, tail: bytes = b"\x00" * 10) -> bytes:

@@ -81,7 +81,7 @@ def _read_partitions(broker, body: dict, regions: list) -> tuple[list, int, bool
                 "log_start_offset": -1,
                 "aborted_transactions": [] if committed else None,
                 "preferred_read_replica": -1,
-                "records": None,
+                "records": b"",
             }
             try:
                 partition = broker.logs.get_partition(name, index)
