@@ -17,7 +17,7 @@ from pybroker.config import TopicConfig
 from pybroker.errors import KafkaError, NotEnoughReplicas
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence
 from pybroker.log.log import Log
-from pybroker.record.batch import parse_batches, scan_valid_prefix
+from pybroker.record.batch import parse_batches
 
 log = logging.getLogger("pybroker.broker")
 
@@ -115,18 +115,13 @@ class Partition:
             offset += count
 
     def _rebuild_producer_state(self) -> None:
-        """Rebuild the producer table from the batch headers of the active segment, so a
-        producer retrying across a broker restart is still deduplicated."""
-        segment = self.log.segments[-1] if self.log.segments else None
-        if segment is None or self.log.log_end_offset == self.log.log_start_offset:
-            return
-        start = max(segment.base_offset, self.log.log_start_offset)
-        data = self.log.read_bytes(start, 1 << 62, min_one=True)
-        if not data:
-            return
-        headers, _, _ = scan_valid_prefix(memoryview(data))
-        for h in headers:
-            if h.producer_id >= 0 and h.base_sequence >= 0:
+        """Rebuild the producer table from the batch headers of the active segment (headers
+        only, no record bytes), so a producer retrying across a broker restart is still
+        deduplicated. Older producers are unknown afterwards and may start at any sequence,
+        which is Kafka's rule for producers whose state went with retention."""
+        segment = self.log.active_segment
+        for h in segment.batches_from(0):
+            if h.producer_id >= 0 and h.base_sequence >= 0 and h.base_offset >= self.log.log_start_offset:
                 self._record_producer([h], h.base_offset)
 
     # -- fetch -------------------------------------------------------------------------
