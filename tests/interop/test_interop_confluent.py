@@ -238,7 +238,8 @@ def test_message_near_max_size_accepted_and_above_rejected(pybroker_cluster, top
     too_big = produce_all(prod, topic, [(None, b"x" * (limit + 1000))])
     assert too_big[0][0] is not None
     assert too_big[0][0].code() == KafkaError.MSG_SIZE_TOO_LARGE
-    cons = consumer(pybroker_cluster, **{"fetch.max.bytes": 4 * limit,
+    # librdkafka requires fetch.max.bytes >= its message.max.bytes (1,000,000).
+    cons = consumer(pybroker_cluster, **{"fetch.max.bytes": 2_000_000,
                                          "max.partition.fetch.bytes": 4 * limit})
     cons.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     got = consume(cons, 2, timeout=3.0)

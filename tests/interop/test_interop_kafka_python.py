@@ -175,7 +175,8 @@ def test_admin_topic_lifecycle(pybroker_cluster, topic):
 
 
 def test_keys_and_headers_survive(pybroker_cluster, topic):
-    headers = [("trace", b"abc"), ("empty", b""), ("dup", b"1"), ("dup", b"2"), ("none", None)]
+    # kafka-python's send() only takes bytes header values (no null ones).
+    headers = [("trace", b"abc"), ("empty", b""), ("dup", b"1"), ("dup", b"2")]
     prod = producer(pybroker_cluster)
     send_all(prod, topic, [(b"key-1", b"v1"), (None, b"v2"), (b"", None)], headers=headers)
     prod.close()
