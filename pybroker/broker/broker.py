@@ -14,6 +14,7 @@ import time
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
+from pybroker.broker.group_host import GroupHost
 from pybroker.broker.log_manager import LogManager
 from pybroker.config import BrokerConfig
 from pybroker.errors import KafkaError
@@ -32,6 +33,7 @@ class Broker:
         self.config = config
         self.node_id = config.broker_id
         self.logs = LogManager(config)
+        self.groups = GroupHost(self.logs.data_dir)
         self.port = config.port
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -75,6 +77,7 @@ class Broker:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks.append(loop.create_task(self._housekeeping()))
+        self.groups.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
 
     async def stop(self) -> None:
@@ -96,6 +99,7 @@ class Broker:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             except asyncio.TimeoutError:
                 log.warning("listener did not close within 5 s")
+        self.groups.close()
         self.logs.close()
         log.info("broker %d stopped cleanly", self.node_id)
 
@@ -128,6 +132,7 @@ class Broker:
         or False to close the connection."""
         try:
             request = api.decode_request(frame)
+            request.peer = conn.peer
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]
