@@ -170,14 +170,54 @@ class BrokerConnection:
             raise errors.for_code(response["error_code"])(response.get("error_message"))
         return response
 
+    def send_request(self, api_key: int, body: dict, version: int | None = None) -> tuple[int, int] | None:
+        """Send without waiting: returns ``(correlation_id, version)`` to pass to
+        ``read_response``, or None for a Produce with acks=0 (Kafka never answers it).
+        Responses come back in request order, so several requests may be in flight."""
+        self.connect()
+        if version is None:
+            version = self.version_for(api_key)
+        expect_response = not (api_key == api.PRODUCE and body.get("acks") == 0)
+        correlation_id = self._send(api_key, version, body)
+        return (correlation_id, version) if expect_response else None
+
+    def read_response(self, api_key: int, pending: tuple[int, int]) -> dict:
+        """The decoded response to a request sent by ``send_request``."""
+        correlation_id, version = pending
+        frame = self._receive(correlation_id)
+        try:
+            _, response = api.decode_response(api_key, version, memoryview(frame))
+        except errors.KafkaError:
+            self.close()
+            raise
+        return response
+
     def _roundtrip(self, api_key: int, version: int, body: dict, expect_response: bool = True) -> bytearray | None:
+        correlation_id = self._send(api_key, version, body)
+        if not expect_response:
+            return None
+        return self._receive(correlation_id)
+
+    def _send(self, api_key: int, version: int, body: dict) -> int:
         self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF
         correlation_id = self._correlation_id
         data = api.encode_request(api_key, version, correlation_id, self.client_id, body)
+        if self._sock is None:
+            raise errors.NetworkException(f"connection to {self.host}:{self.port} is closed")
         try:
             self._sock.sendall(data)
-            if not expect_response:
-                return None
+        except socket.timeout:
+            self.close()
+            raise errors.RequestTimedOut(f"sending to {self.host}:{self.port} timed out") from None
+        except OSError as exc:
+            self.close()
+            raise errors.NetworkException(f"connection to {self.host}:{self.port} failed: {exc}") from None
+        return correlation_id
+
+    def _receive(self, correlation_id: int) -> bytearray:
+        if self._sock is None:
+            raise errors.NetworkException(f"connection to {self.host}:{self.port} is closed")
+        try:
             frame = self._read_frame()
         except socket.timeout:
             self.close()
