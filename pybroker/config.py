@@ -126,6 +126,13 @@ class BrokerConfig:
     fetch_max_bytes: int = 55 * 1024 * 1024
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)
     cluster_id: str = "pybroker-cluster-0000"
+    # Replication (Kafka's names with dots): a follower that has not caught up to the
+    # leader's log end within replica.lag.time.max.ms leaves the ISR.
+    replica_lag_time_max_ms: int = 30_000
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_max_bytes: int = 1024 * 1024
+    replica_fetch_response_max_bytes: int = 10 * 1024 * 1024
+    replica_fetch_backoff_ms: int = 1_000
 
     @property
     def advertised(self) -> str:
