@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import libversion, version
 
@@ -51,6 +52,7 @@ class Result:
     records: int
     seconds: float
     size: int
+    server_cpu: float | None = None  # CPU seconds the broker's processes spent meanwhile
 
     @property
     def rate(self) -> float:
@@ -112,6 +114,11 @@ def consume_throughput(bootstrap_conf: dict, topic: str, timeout: float) -> tupl
         "fetch.max.bytes": 64 * MIB,
         "max.partition.fetch.bytes": 16 * MIB,
         "queued.max.messages.kbytes": 262_144,
+        # Past queued.min.messages prefetched (default 100,000) librdkafka pauses fetching
+        # for fetch.queue.backoff.ms (default 1 s): at 100 B records that pause, not the
+        # broker, would set the rate.
+        "queued.min.messages": 10_000_000,
+        "fetch.queue.backoff.ms": 1,
         "isolation.level": "read_uncommitted",
     })
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
@@ -187,7 +194,7 @@ def end_to_end_latency(bootstrap_conf: dict, topic: str, count: int, rate: float
 def percentiles(values: list[float]) -> dict[str, float]:
     if len(values) < 2:
         return {}
-    cuts = statistics.quantiles(values, n=1000)
+    cuts = statistics.quantiles(values, n=1000, method="inclusive")
     return {"p50": cuts[499], "p99": cuts[989], "p99.9": cuts[998], "max": max(values)}
 
 
@@ -203,41 +210,71 @@ def mock_bootstrap(timeout: float) -> tuple[Producer, dict]:
     return owner, {"bootstrap.servers": address}
 
 
-def run(args) -> tuple[list[Result], dict[str, list[float]]]:
-    results: list[Result] = []
-    latencies: dict[str, list[float]] = {}
+def measure_target(target: str, conf: dict, args, server_cpu=None
+                   ) -> tuple[list[Result], list[float] | None]:
+    """Produce (acks=1, acks=all), consume and latency runs against one target.
+
+    ``server_cpu``, if given, returns the target's cumulative CPU seconds; each result
+    then says how much CPU the server spent on it (what limits it: CPU or waiting).
+    """
     n, size, timeout = args.records, args.size, args.timeout
 
     def topic(tag: str) -> str:
-        return f"bench-{tag}-{uuid.uuid4().hex[:8]}"
+        return f"bench-{target}-{tag}-{uuid.uuid4().hex[:8]}"
+
+    def timed(result_args: tuple, run) -> Result:
+        before = server_cpu() if server_cpu else None
+        result = Result(target, *result_args, *run())
+        if server_cpu:
+            result.server_cpu = server_cpu() - before
+        return result
+
+    results = []
+    names = {acks: topic(f"acks{acks}") for acks in ("1", "all")}
+    for acks, name in names.items():
+        results.append(timed((f"produce acks={acks}", n), lambda: (
+            produce_throughput(conf, name, n, size, acks, timeout), size)))
+    results.append(timed(("consume",), lambda: (
+        *consume_throughput(conf, names["1"], timeout), size)))
+    latencies = None
+    if args.latency_count:
+        latencies = end_to_end_latency(conf, topic("latency"), args.latency_count,
+                                       args.latency_rate, size, timeout)
+    return results, latencies
+
+
+def cluster_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and its live children."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run(args) -> tuple[list[Result], dict[str, list[float]]]:
+    results: list[Result] = []
+    latencies: dict[str, list[float]] = {}
+
+    def record(target: str, conf: dict, server_cpu=None) -> None:
+        target_results, target_latencies = measure_target(target, conf, args, server_cpu)
+        results.extend(target_results)
+        if target_latencies is not None:
+            latencies[target] = target_latencies
 
     if not args.skip_mock:
-        owner, conf = mock_bootstrap(timeout)
-        names = {acks: topic(f"mock-acks{acks}") for acks in ("1", "all")}
-        for acks, name in names.items():
-            results.append(Result("mock", f"produce acks={acks}", n,
-                                  produce_throughput(conf, name, n, size, acks, timeout), size))
-        results.append(Result("mock", "consume", *consume_throughput(conf, names["1"], timeout),
-                              size=size))
-        if args.latency_count:
-            latencies["mock"] = end_to_end_latency(conf, topic("mock-lat"), args.latency_count,
-                                                   args.latency_rate, size, timeout)
-        del owner
-
-    if args.skip_pybroker:
-        return results, latencies
-    with tempfile.TemporaryDirectory(prefix="pybroker-bench-") as data:
-        with BrokerCluster(data_dir=data, extra_args=args.broker_arg) as cluster:
-            conf = {"bootstrap.servers": cluster.bootstrap}
-            names = {acks: topic(f"acks{acks}") for acks in ("1", "all")}
-            for acks, name in names.items():
-                results.append(Result("pybroker", f"produce acks={acks}", n,
-                                      produce_throughput(conf, name, n, size, acks, timeout), size))
-            results.append(Result("pybroker", "consume", *consume_throughput(conf, names["1"], timeout),
-                                  size=size))
-            if args.latency_count:
-                latencies["pybroker"] = end_to_end_latency(
-                    conf, topic("lat"), args.latency_count, args.latency_rate, size, timeout)
+        owner, conf = mock_bootstrap(args.timeout)
+        record("mock", conf)
+        del owner  # the mock cluster lives as long as its owning client
+    if not args.skip_pybroker:
+        with tempfile.TemporaryDirectory(prefix="pybroker-bench-") as data:
+            with BrokerCluster(data_dir=data, extra_args=args.broker_arg) as cluster:
+                record("pybroker", {"bootstrap.servers": cluster.bootstrap},
+                       lambda: cluster_cpu_seconds(cluster.pid))
     return results, latencies
 
 
@@ -253,14 +290,14 @@ def report(args, results: list[Result], latencies: dict[str, list[float]]) -> st
         f"confluent-kafka {_version_text(version())} / librdkafka {libversion()[0]}; "
         f"{args.records:,} records x {args.size} B, 1 partition.",
         "",
-        "| target | operation | records | records/s | MB/s | seconds | vs mock |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| target | operation | records | records/s | MB/s | seconds | vs mock | broker CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         peer = mock.get(r.operation)
         ratio = f"{r.rate / peer.rate:.2f}" if peer and r.target != "mock" else ""
         lines.append(f"| {r.target} | {r.operation} | {r.records:,} | {r.rate:,.0f} | {r.mb_per_s:,.1f} | "
-                     f"{r.seconds:.2f} | {ratio} |")
+                     f"{r.seconds:.2f} | {ratio} | {'' if r.server_cpu is None else f'{r.server_cpu:.2f}'} |")
     if latencies:
         lines += [
             "",
