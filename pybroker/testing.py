@@ -16,7 +16,7 @@ temporary data dir) or ``pybroker_cluster_factory`` (the same with options)::
         assert consumer.poll(10).value() == b"order-1"
 
     def test_survives_restart(pybroker_cluster_factory):
-        cluster = pybroker_cluster_factory(brokers=1, extra_args=["--some-flag"])
+        cluster = pybroker_cluster_factory(extra_args=["--num-partitions", "3"])
         ...
         cluster.restart()
 
@@ -282,7 +282,7 @@ def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except OSError as exc:
-        # ESRCH: the group is already empty; EPERM: on some kernels a group of zombies.
+        # ESRCH: the group is already empty; EPERM: macOS answers so for a group of zombies.
         if exc.errno not in (errno.ESRCH, errno.EPERM):
             raise
 
