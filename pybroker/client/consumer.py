@@ -1,23 +1,39 @@
-"""A synchronous Kafka consumer of explicitly assigned partitions.
+"""A Kafka consumer: explicitly assigned partitions, or a consumer group.
 
-``assign`` the partitions, optionally ``seek``; ``poll`` sends one Fetch per partition
+``assign`` the partitions (or ``subscribe`` to topics / a regex with a ``group.id``:
+the group's coordinator, see ``pybroker.client.coordinator``, hands out partitions and
+stores committed offsets), optionally ``seek``; ``poll`` sends one Fetch per partition
 leader, decodes the returned batches (one ``decode_batch`` per batch) and hands out the
 records from each partition's position on. A fetch returns whole batches, so records
 below the position (the start of the batch holding it) are skipped. Control batches
 (transaction markers) are skipped whole.
 
-Not thread-safe: one thread polls.
+Group members start each partition at the group's committed offset, else per
+``auto.offset.reset``. With ``enable.auto.commit`` (the default when a group is set),
+every ``auto.commit.interval.ms`` a poll first commits the positions of the records
+already returned. Rebalances happen inside ``poll``: with an eager protocol (range,
+roundrobin, sticky) every owned partition is revoked first; with cooperative-sticky only
+the partitions that move are revoked, then the member rejoins once more.
+
+Configuration takes Kafka's names as a dict or keywords with underscores, as
+``Producer`` does. Not thread-safe: one thread polls (a heartbeat thread runs beside it).
 """
 from __future__ import annotations
 
+import logging
+import re
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from pybroker import errors
 from pybroker.client.admin import EARLIEST, LATEST, list_offsets
 from pybroker.client.cluster import Client
+from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
+from pybroker.client.producer import normalize_config
 from pybroker.protocol import api
 from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
+
+log = logging.getLogger(__name__)
 
 TIMESTAMP_TYPES = {CREATE_TIME: "CreateTime", 1: "LogAppendTime"}
 # Fetch partition errors after which a metadata refresh finds the new leader.
@@ -44,44 +60,112 @@ class ConsumerRecord(NamedTuple):
 TopicPartition = tuple[str, int]
 
 
+DEFAULTS = {
+    "bootstrap_servers": None,
+    "client_id": "pybroker-consumer",
+    "group_id": None,
+    "group_instance_id": None,
+    "auto_offset_reset": "latest",
+    "enable_auto_commit": None,  # on when group.id is set
+    "auto_commit_interval_ms": 5000,
+    "isolation_level": "read_uncommitted",
+    "fetch_max_wait_ms": 500,
+    "fetch_min_bytes": 1,
+    "fetch_max_bytes": 50 * 1024 * 1024,
+    "max_partition_fetch_bytes": 1024 * 1024,
+    "request_timeout_ms": 30_000,
+    "session_timeout_ms": 45_000,
+    "heartbeat_interval_ms": 3000,
+    "max_poll_interval_ms": 300_000,
+    "max_poll_records": 500,
+    "partition_assignment_strategy": ("range", COOPERATIVE),
+    "metadata_max_age_ms": 300_000,
+    "retry_backoff_ms": 100,
+}
+ISOLATION_LEVELS = {"read_uncommitted": 0, "read_committed": 1, 0: 0, 1: 1}
+ASSIGNOR_CLASS_NAMES = {  # Java class names users copy from Kafka configs
+    "org.apache.kafka.clients.consumer.RangeAssignor": "range",
+    "org.apache.kafka.clients.consumer.RoundRobinAssignor": "roundrobin",
+    "org.apache.kafka.clients.consumer.StickyAssignor": "sticky",
+    "org.apache.kafka.clients.consumer.CooperativeStickyAssignor": COOPERATIVE,
+}
+
+RebalanceCallback = Callable[["Consumer", list[TopicPartition]], None]
+
+
 class Consumer:
-    """Read assigned partitions from a position.
+    """Read partitions from a position; see the module docstring.
 
     ``auto_offset_reset``: "earliest", "latest" or "none" (raise OffsetOutOfRange) —
     used for partitions without a position and when a position falls out of range.
     """
 
-    def __init__(
-        self,
-        bootstrap_servers,
-        *,
-        auto_offset_reset: str = "latest",
-        isolation_level: int = 0,
-        fetch_max_wait_ms: int = 500,
-        fetch_min_bytes: int = 1,
-        fetch_max_bytes: int = 50 * 1024 * 1024,
-        max_partition_fetch_bytes: int = 1024 * 1024,
-        request_timeout_ms: int = 30_000,
-        client_id: str = "pybroker-consumer",
-    ):
+    def __init__(self, bootstrap_servers=None, config: dict | None = None, **kwargs):
+        if isinstance(bootstrap_servers, dict):
+            config, bootstrap_servers = bootstrap_servers, None
+        if bootstrap_servers is not None:
+            kwargs["bootstrap_servers"] = bootstrap_servers
+        cfg = normalize_config(config, kwargs, DEFAULTS, {})
+        if not cfg["bootstrap_servers"]:
+            raise ValueError("bootstrap.servers is required")
+        self.config = cfg
+        auto_offset_reset = cfg["auto_offset_reset"]
         if auto_offset_reset not in ("earliest", "latest", "none"):
             raise ValueError(f"auto_offset_reset must be earliest, latest or none, not {auto_offset_reset!r}")
+        if cfg["isolation_level"] not in ISOLATION_LEVELS:
+            raise ValueError(f"isolation_level must be read_uncommitted or read_committed, "
+                             f"not {cfg['isolation_level']!r}")
         self.auto_offset_reset = auto_offset_reset
-        self.isolation_level = isolation_level
-        self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.fetch_min_bytes = fetch_min_bytes
-        self.fetch_max_bytes = fetch_max_bytes
-        self.max_partition_fetch_bytes = max_partition_fetch_bytes
-        self.client = Client(bootstrap_servers, client_id=client_id,
-                             timeout=(request_timeout_ms + fetch_max_wait_ms) / 1000.0)
+        self.isolation_level = ISOLATION_LEVELS[cfg["isolation_level"]]
+        self.fetch_max_wait_ms = int(cfg["fetch_max_wait_ms"])
+        self.fetch_min_bytes = int(cfg["fetch_min_bytes"])
+        self.fetch_max_bytes = int(cfg["fetch_max_bytes"])
+        self.max_partition_fetch_bytes = int(cfg["max_partition_fetch_bytes"])
+        self.max_poll_records = int(cfg["max_poll_records"])
+        if self.max_poll_records < 1:
+            raise ValueError("max.poll.records must be >= 1")
+        request_timeout_ms = int(cfg["request_timeout_ms"])
+        self.client = Client(cfg["bootstrap_servers"], client_id=cfg["client_id"],
+                             timeout=(request_timeout_ms + self.fetch_max_wait_ms) / 1000.0)
+        self.group_id = cfg["group_id"]
+        auto_commit = cfg["enable_auto_commit"]
+        self.enable_auto_commit = bool(self.group_id) if auto_commit is None else bool(auto_commit)
+        if self.enable_auto_commit and not self.group_id:
+            raise ValueError("enable.auto.commit needs a group.id")
+        self.auto_commit_interval = int(cfg["auto_commit_interval_ms"]) / 1000.0
+        self.metadata_max_age = int(cfg["metadata_max_age_ms"]) / 1000.0
+        strategies = cfg["partition_assignment_strategy"]
+        if isinstance(strategies, str):
+            strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+        strategies = [ASSIGNOR_CLASS_NAMES.get(s, s) for s in strategies]
+        self.coordinator: GroupCoordinatorClient | None = None
+        if self.group_id:
+            self.coordinator = GroupCoordinatorClient(
+                self.client, self.group_id, group_instance_id=cfg["group_instance_id"],
+                session_timeout_ms=int(cfg["session_timeout_ms"]),
+                rebalance_timeout_ms=int(cfg["max_poll_interval_ms"]),
+                heartbeat_interval_ms=int(cfg["heartbeat_interval_ms"]),
+                assignors=list(strategies), retry_backoff_ms=int(cfg["retry_backoff_ms"]))
         self._assignment: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
         # Offsets to resolve before fetching: EARLIEST, LATEST or a timestamp.
         self._pending_reset: dict[TopicPartition, int] = {}
+        # Group-assigned partitions whose start comes from the committed offsets.
+        self._need_committed: set[TopicPartition] = set()
         self._partition_bytes: dict[TopicPartition, int] = {}
         self._buffer: list[ConsumerRecord] = []
         self._buffer_pos = 0
+        self._paused: set[TopicPartition] = set()
         self.high_watermarks: dict[TopicPartition, int] = {}
+        self._subscription: list[str] | None = None
+        self._pattern: re.Pattern | None = None
+        self._on_assigned: RebalanceCallback | None = None
+        self._on_revoked: RebalanceCallback | None = None
+        self._on_lost: RebalanceCallback | None = None
+        self._next_auto_commit = time.monotonic() + self.auto_commit_interval
+        self._metadata_checked = 0.0
+        self._subscribed_counts: dict[str, int] = {}
+        self._closed = False
 
     # -- assignment and positions -----------------------------------------------
 
@@ -89,17 +173,214 @@ class Consumer:
         return self.client.partitions_for(topic, refresh=True)
 
     def assign(self, partitions: list[TopicPartition]) -> None:
+        """Read exactly these partitions (no group membership; with a group.id the
+        committed offsets still give the start, and commits still work)."""
+        if self._subscription is not None or self._pattern is not None:
+            raise ValueError("assign() and subscribe() cannot be mixed; unsubscribe() first")
+        self._set_assignment(list(dict.fromkeys((t, int(p)) for t, p in partitions)))
+
+    def _set_assignment(self, partitions: list[TopicPartition]) -> None:
         self._drop_buffer()
-        self._assignment = list(dict.fromkeys((t, int(p)) for t, p in partitions))
+        self._assignment = partitions
         keep = set(self._assignment)
         self._positions = {tp: o for tp, o in self._positions.items() if tp in keep}
         self._pending_reset = {tp: s for tp, s in self._pending_reset.items() if tp in keep}
-        default = EARLIEST if self.auto_offset_reset == "earliest" else LATEST
+        self._need_committed &= keep
+        self._paused &= keep
         for tp in self._assignment:
             if tp not in self._positions and tp not in self._pending_reset:
-                if self.auto_offset_reset == "none":
-                    continue
-                self._pending_reset[tp] = default
+                if self.coordinator is not None:
+                    self._need_committed.add(tp)
+                else:
+                    self._reset_by_policy(tp)
+
+    def _reset_by_policy(self, tp: TopicPartition) -> None:
+        if self.auto_offset_reset != "none":
+            self._pending_reset[tp] = EARLIEST if self.auto_offset_reset == "earliest" else LATEST
+
+    # -- group membership ----------------------------------------------------------
+
+    def subscribe(self, topics=None, *, pattern: str | re.Pattern | None = None,
+                  on_assigned: RebalanceCallback | None = None,
+                  on_revoked: RebalanceCallback | None = None,
+                  on_lost: RebalanceCallback | None = None) -> None:
+        """Join the group for ``topics`` (a list) or every topic matching ``pattern``
+        (also given as a single string starting with "^", as librdkafka does).
+        Callbacks get (consumer, partitions) from inside ``poll``: ``on_revoked`` before
+        partitions go (commit there), ``on_assigned`` once new ones arrive, ``on_lost``
+        when the membership was lost (no commit is possible; defaults to on_revoked)."""
+        if self.coordinator is None:
+            raise ValueError("subscribe() needs a group.id")
+        if isinstance(topics, str) and topics.startswith("^"):
+            topics, pattern = None, topics
+        elif isinstance(topics, re.Pattern):
+            topics, pattern = None, topics
+        if (topics is None) == (pattern is None):
+            raise ValueError("subscribe() takes a list of topics or a pattern")
+        if topics is not None:
+            if isinstance(topics, str):
+                topics = [topics]
+            if not topics or not all(isinstance(t, str) and t for t in topics):
+                raise ValueError("subscribe() needs non-empty topic names")
+            self._subscription = sorted(set(topics))
+            self._pattern = None
+        else:
+            self._pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+            self._subscription = []
+        self._on_assigned, self._on_revoked, self._on_lost = on_assigned, on_revoked, on_lost
+        self._metadata_checked = 0.0
+        self.coordinator.request_rejoin()
+
+    def subscription(self) -> list[str]:
+        return list(self._subscription or [])
+
+    def unsubscribe(self) -> None:
+        if self.coordinator is not None and self._subscription is not None:
+            self._revoke(list(self._assignment), commit=True)
+            self.coordinator.leave()
+        self._subscription = None
+        self._pattern = None
+        self._set_assignment([])
+
+    def _maybe_rejoin(self) -> None:
+        coordinator = self.coordinator
+        if coordinator is None or self._subscription is None:
+            return
+        coordinator.note_poll()
+        now = time.monotonic()
+        if now - self._metadata_checked >= self.metadata_max_age or not self._subscribed_counts:
+            self._check_metadata()
+        rounds = 0
+        while coordinator.rejoin_needed:
+            rounds += 1
+            if rounds > 20:
+                raise errors.RebalanceInProgress("the group kept rebalancing; giving up for this poll")
+            owned = list(self._assignment)
+            cooperative = coordinator.protocol == COOPERATIVE and coordinator.generation >= 0
+            lost = coordinator.generation < 0 and bool(owned)
+            if lost:
+                self._revoke(owned, commit=False, lost=True)
+                owned = []
+            elif not cooperative and owned:
+                self._revoke(owned, commit=True)
+                owned = []
+            topics = self._subscription if self._pattern is None else sorted(self._subscribed_counts)
+            new = coordinator.join(topics, owned, self._cluster_for)
+            coordinator.start_heartbeat()
+            current = set(self._assignment)
+            revoked = [tp for tp in self._assignment if tp not in set(new)]
+            added = [tp for tp in new if tp not in current]
+            if revoked:
+                # Cooperative: give up only what moved, then rejoin so it can be handed on.
+                self._revoke(revoked, commit=True)
+                coordinator.request_rejoin()
+            self._set_assignment([tp for tp in self._assignment if tp in set(new)] + added)
+            if self._on_assigned is not None:
+                self._on_assigned(self, added)
+
+    def _revoke(self, partitions: list[TopicPartition], commit: bool, lost: bool = False) -> None:
+        if not partitions:
+            return
+        if commit and self.enable_auto_commit:
+            try:
+                self.commit_sync({tp: off for tp, off in self._current_positions().items()
+                                  if tp in set(partitions)})
+            except errors.KafkaError as exc:
+                log.warning("commit before revoking %s failed: %s", partitions, exc)
+        callback = (self._on_lost or self._on_revoked) if lost else self._on_revoked
+        if callback is not None:
+            callback(self, list(partitions))
+        gone = set(partitions)
+        self._set_assignment([tp for tp in self._assignment if tp not in gone])
+
+    def _check_metadata(self) -> None:
+        """Notice new topics matching the pattern and grown partition counts: either
+        means the leader must assign again."""
+        self._metadata_checked = time.monotonic()
+        if self._pattern is not None:
+            meta = self.client.refresh()
+            topics = sorted(t for t, info in meta.topics.items()
+                            if not info.is_internal and not info.error_code and self._pattern.search(t))
+        else:
+            meta = self.client.refresh(self._subscription)
+            topics = self._subscription
+        counts = {t: len(meta.topics[t].partitions) for t in topics
+                  if t in meta.topics and not meta.topics[t].error_code}
+        if counts != self._subscribed_counts:
+            if self._subscribed_counts or self.coordinator.generation >= 0:
+                self.coordinator.request_rejoin()
+            self._subscribed_counts = counts
+
+    def _cluster_for(self, topics: list[str]) -> dict[str, int]:
+        meta = self.client.refresh(topics)
+        return {t: len(meta.topics[t].partitions) for t in topics
+                if t in meta.topics and not meta.topics[t].error_code}
+
+    # -- commits -------------------------------------------------------------------
+
+    def _current_positions(self) -> dict[TopicPartition, int]:
+        """Positions of the records already returned (the next offset to read)."""
+        out = {}
+        for tp in self._assignment:
+            if tp in self._positions:
+                out[tp] = self._positions[tp]
+        for rec in reversed(self._buffer[self._buffer_pos:]):
+            out[(rec.topic, rec.partition)] = rec.offset
+        return out
+
+    def commit_sync(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (next offsets to read), by default the positions of every
+        assigned partition; waits for the answer and raises its error."""
+        self._require_group()
+        self.coordinator.commit(self._current_positions() if offsets is None else dict(offsets))
+
+    commit = commit_sync
+
+    def commit_async(self, offsets: dict[TopicPartition, int] | None = None,
+                     callback: Callable[[dict, Exception | None], None] | None = None) -> None:
+        """Like commit_sync without waiting; ``callback(offsets, exception)`` runs in a
+        later poll/commit/close on this thread."""
+        self._require_group()
+        self.coordinator.commit_async(self._current_positions() if offsets is None else dict(offsets), callback)
+
+    def committed(self, partitions: TopicPartition | list[TopicPartition]):
+        """The group's committed offset of one partition (None if none), or a dict for
+        a list of partitions."""
+        self._require_group()
+        if isinstance(partitions, tuple):
+            return self.coordinator.fetch_committed([partitions]).get(partitions)
+        return self.coordinator.fetch_committed(list(partitions))
+
+    def _require_group(self) -> None:
+        if self.coordinator is None:
+            raise ValueError("commits need a group.id")
+
+    def _maybe_auto_commit(self, force: bool = False) -> None:
+        if not self.enable_auto_commit or not self._assignment:
+            return
+        now = time.monotonic()
+        if force or now >= self._next_auto_commit:
+            self._next_auto_commit = now + self.auto_commit_interval
+            try:
+                self.coordinator.commit_async(self._current_positions())
+            except errors.KafkaError as exc:
+                log.warning("auto commit failed: %s", exc)
+
+    # -- pause / resume -------------------------------------------------------------
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """Stop returning records of these partitions until resumed (the group keeps
+        them assigned)."""
+        for tp in partitions:
+            self._check_assigned(tp)
+        self._drop_buffer()
+        self._paused.update(partitions)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self._paused.difference_update(partitions)
+
+    def paused(self) -> list[TopicPartition]:
+        return sorted(self._paused)
 
     def assignment(self) -> list[TopicPartition]:
         return list(self._assignment)
@@ -124,7 +405,7 @@ class Consumer:
 
     def position(self, tp: TopicPartition) -> int:
         self._check_assigned(tp)
-        if tp in self._pending_reset:
+        if tp in self._pending_reset or tp in self._need_committed:
             self._resolve_resets()
         if tp not in self._positions:
             raise errors.OffsetOutOfRange(f"{tp[0]}-{tp[1]} has no position and auto_offset_reset is none")
@@ -157,6 +438,15 @@ class Consumer:
         self._buffer_pos = 0
 
     def _resolve_resets(self) -> None:
+        if self._need_committed:
+            wanted = sorted(self._need_committed)
+            found = self.coordinator.fetch_committed(wanted)
+            for tp in wanted:
+                self._need_committed.discard(tp)
+                if found.get(tp) is not None:
+                    self._positions[tp] = found[tp]
+                else:
+                    self._reset_by_policy(tp)
         if not self._pending_reset:
             return
         found = list_offsets(self.client, dict(self._pending_reset), self.isolation_level)
@@ -170,20 +460,32 @@ class Consumer:
     # -- fetching ----------------------------------------------------------------
 
     def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[ConsumerRecord]:
-        """Records from the assigned partitions, waiting up to ``timeout_ms`` for some."""
-        if self._buffer_pos < len(self._buffer):
-            return self._take(max_records)
-        if not self._assignment:
-            return []
+        """Records from the assigned partitions, waiting up to ``timeout_ms`` for some;
+        at most ``max_records`` (default max.poll.records). Group work (rebalances,
+        auto commit) happens here too."""
+        if self._closed:
+            raise RuntimeError("consumer is closed")
+        limit = self.max_poll_records if max_records is None else max_records
         deadline = time.monotonic() + timeout_ms / 1000.0
         while True:
-            self._resolve_resets()
-            remaining = max(0, int((deadline - time.monotonic()) * 1000))
-            records = self._fetch_once(min(self.fetch_max_wait_ms, remaining))
-            if records:
-                self._buffer = records
-                self._buffer_pos = 0
-                return self._take(max_records)
+            if self.coordinator is not None:
+                self.coordinator.drain_async_commits()
+                self._maybe_rejoin()
+                self._maybe_auto_commit()
+            if self._buffer_pos < len(self._buffer):
+                return self._take(limit)
+            if self._assignment:
+                self._resolve_resets()
+                remaining = max(0, int((deadline - time.monotonic()) * 1000))
+                records = self._fetch_once(min(self.fetch_max_wait_ms, remaining))
+                if records:
+                    self._buffer = records
+                    self._buffer_pos = 0
+                    return self._take(limit)
+            elif self._subscription is None:
+                return []
+            else:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             if time.monotonic() >= deadline:
                 return []
 
@@ -200,7 +502,7 @@ class Consumer:
     def _fetch_once(self, max_wait_ms: int) -> list[ConsumerRecord]:
         by_leader: dict[int, dict[str, list[dict]]] = {}
         for tp in self._assignment:
-            if tp not in self._positions:
+            if tp not in self._positions or tp in self._paused:
                 continue
             leader = self.client.leader_for(*tp)
             if leader < 0:
@@ -292,8 +594,25 @@ class Consumer:
             return
         self._positions[tp] = position
 
-    def close(self) -> None:
-        self.client.close()
+    def close(self, autocommit: bool = True) -> None:
+        """Commit (with auto commit on), leave the group, close connections."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.coordinator is not None:
+                try:
+                    if autocommit and self.enable_auto_commit and self._assignment:
+                        self.coordinator.commit(self._current_positions())
+                    if self._subscription is not None:
+                        self._revoke(list(self._assignment), commit=False)
+                        self.coordinator.leave()
+                except errors.KafkaError as exc:
+                    log.warning("closing the group membership failed: %s", exc)
+                finally:
+                    self.coordinator.close()
+        finally:
+            self.client.close()
 
     def __enter__(self) -> "Consumer":
         return self
