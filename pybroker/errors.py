@@ -121,6 +121,8 @@ _TABLE = [
     ("GroupSubscribedToTopic", 86, False, "Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it."),
     ("InvalidRecord", 87, False, "This record has failed the validation on broker and hence will be rejected."),
     ("UnstableOffsetCommit", 88, True, "There are unstable offsets that need to be cleared."),
+    ("InvalidUpdateVersion", 95, False, "The given update version was invalid."),
+    ("IneligibleReplica", 107, False, "The new ISR contains at least one ineligible replica."),
 ]
 
 for _row in _TABLE:
@@ -178,3 +180,12 @@ KafkaStorageError: type[KafkaError]
 RecordListTooLarge: type[KafkaError]
 InvalidRecord: type[KafkaError]
 UnsupportedCompressionType: type[KafkaError]
+LeaderNotAvailable: type[KafkaError]
+FencedLeaderEpoch: type[KafkaError]
+UnknownLeaderEpoch: type[KafkaError]
+NotEnoughReplicas: type[KafkaError]
+RequestTimedOut: type[KafkaError]
+InvalidUpdateVersion: type[KafkaError]
+IneligibleReplica: type[KafkaError]
+InvalidReplicaAssignment: type[KafkaError]
+TopicDeletionDisabled: type[KafkaError]

@@ -1,0 +1,316 @@
+"""The controller: topics, replica assignment, leaders, ISR and epochs — pure logic.
+
+The supervisor hosts it (and a single in-process broker can, for tests). Every change is
+recorded twice over: as a metadata record the host appends to its metadata log before
+acting (``take_records``), and as the ``PartitionState``s / topic changes the host pushes
+to brokers (``Delta``). Replaying the records rebuilds the exact state, so a restarted
+supervisor loses nothing.
+
+Kafka's rules, in brief:
+- Replica assignment spreads partitions and their replicas round-robin over the brokers
+  from a random start with a shifting follower offset (Kafka's assignReplicasToBrokers,
+  without racks), so leaders and followers are balanced.
+- A leader change bumps ``leader_epoch``; any change bumps ``partition_epoch``.
+- A broker's death: partitions it led get a new leader from the live ISR, in replica order
+  (clean election); only a topic with ``unclean.leader.election.enable`` may pick a live
+  replica outside the ISR. With no candidate the partition is offline (leader -1) and
+  keeps its ISR, so the last in-sync replica becomes leader when it returns. The dead
+  broker also leaves the ISR of partitions it followed.
+- AlterPartition (ISR change from a leader) must match the current leader epoch and
+  partition epoch, keep the leader in the ISR, and name only live replicas.
+- Preferred leaders: when a partition's first replica is alive and in the ISR but not
+  leader, leadership moves back to it.
+
+Not thread-safe: owned by the host's event loop.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
+from pybroker.cluster.topics import TopicMetadata, validate_topic_name
+from pybroker.config import TopicConfig
+from pybroker import errors
+
+
+@dataclass
+class Delta:
+    """What changed, for the brokers: topics created/updated, topics deleted, partition
+    states, and whether the broker list changed."""
+
+    topics: list = field(default_factory=list)            # TopicMetadata
+    deleted_topics: list = field(default_factory=list)    # names
+    partitions: list = field(default_factory=list)        # PartitionState
+    brokers_changed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed)
+
+    def merge(self, other: "Delta") -> "Delta":
+        self.topics += other.topics
+        self.deleted_topics += other.deleted_topics
+        self.partitions += other.partitions
+        self.brokers_changed |= other.brokers_changed
+        return self
+
+
+def assign_replicas(brokers: list[int], partitions: int, replication_factor: int,
+                    start_partition: int = 0, rng: random.Random | None = None) -> list[list[int]]:
+    """Kafka's rack-unaware assignment: partition p's first replica is broker
+    (p + start) mod n; followers follow at a shift that grows every n partitions."""
+    n = len(brokers)
+    if replication_factor > n:
+        raise errors.InvalidReplicationFactor(
+            f"Replication factor: {replication_factor} larger than available brokers: {n}."
+        )
+    rng = rng or random.Random()
+    ordered = sorted(brokers)
+    start_index = rng.randrange(n)
+    shift = rng.randrange(n)
+    out = []
+    for p in range(start_partition, start_partition + partitions):
+        if p > 0 and p % n == 0:
+            shift += 1
+        first = (p + start_index) % n
+        replicas = [ordered[first]]
+        for j in range(replication_factor - 1):
+            replicas.append(ordered[(first + 1 + (shift + j) % (n - 1)) % n])
+        out.append(replicas)
+    return out
+
+
+class Controller:
+    def __init__(self, cluster_id: str = "pybroker-cluster", topic_defaults: TopicConfig | None = None,
+                 rng: random.Random | None = None):
+        self.cluster_id = cluster_id
+        self.topic_defaults = topic_defaults or TopicConfig()
+        self.topics: dict[str, TopicMetadata] = {}
+        self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.live: dict[int, BrokerInfo] = {}
+        # Listener ports by broker id, kept so a restarted broker comes back where
+        # clients last saw it.
+        self.ports: dict[int, int] = {}
+        self._records: list[dict] = []
+        self._rng = rng or random.Random()
+
+    # -- metadata log --------------------------------------------------------------------
+
+    def take_records(self) -> list[dict]:
+        records, self._records = self._records, []
+        return records
+
+    def _record(self, doc: dict) -> None:
+        self._records.append(doc)
+
+    def replay(self, record: dict) -> None:
+        kind = record["type"]
+        if kind == "topic":
+            topic = TopicMetadata.from_json(record["topic"], self.topic_defaults)
+            self.topics[topic.name] = topic
+        elif kind == "partition":
+            state = PartitionState.from_json(record["state"])
+            self.partitions[state.key] = state
+        elif kind == "delete_topic":
+            self._forget_topic(record["name"])
+        elif kind == "broker_port":
+            self.ports[int(record["node_id"])] = int(record["port"])
+        else:
+            raise ValueError(f"unknown metadata record type {kind!r}")
+
+    def _put_partition(self, state: PartitionState, delta: Delta) -> None:
+        self.partitions[state.key] = state
+        self._record({"type": "partition", "state": state.to_json()})
+        delta.partitions.append(state)
+
+    def _forget_topic(self, name: str) -> None:
+        topic = self.topics.pop(name, None)
+        if topic is not None:
+            for index in range(topic.partitions):
+                self.partitions.pop((name, index), None)
+
+    # -- brokers ------------------------------------------------------------------------
+
+    def register_broker(self, info: BrokerInfo) -> Delta:
+        """A broker came up (or was adopted by a restarted supervisor)."""
+        delta = Delta(brokers_changed=True)
+        self.live[info.node_id] = info
+        if self.ports.get(info.node_id) != info.port:
+            self.ports[info.node_id] = info.port
+            self._record({"type": "broker_port", "node_id": info.node_id, "port": info.port})
+        for state in list(self.partitions.values()):
+            if state.leader == NO_LEADER and info.node_id in state.replicas:
+                self._elect(state, delta)
+        return delta
+
+    def broker_failed(self, node_id: int) -> Delta:
+        delta = Delta(brokers_changed=node_id in self.live)
+        self.live.pop(node_id, None)
+        for state in list(self.partitions.values()):
+            if state.leader == node_id:
+                self._elect(state, delta, failed=node_id)
+            elif node_id in state.isr and len(state.isr) > 1:
+                isr = tuple(b for b in state.isr if b != node_id)
+                self._put_partition(replace(state, isr=isr, partition_epoch=state.partition_epoch + 1), delta)
+        return delta
+
+    def _elect(self, state: PartitionState, delta: Delta, failed: int | None = None) -> None:
+        isr = tuple(b for b in state.isr if b != failed and b in self.live) if failed is not None else state.isr
+        candidates = [b for b in state.replicas if b in isr and b in self.live]
+        if candidates:
+            leader = candidates[0]
+        else:
+            unclean = self.topics[state.topic].config.unclean_leader_election_enable
+            live_replicas = [b for b in state.replicas if b in self.live]
+            if unclean and live_replicas:
+                leader, isr = live_replicas[0], (live_replicas[0],)
+            else:
+                # Offline: keep the last ISR so only an in-sync replica can lead again.
+                leader, isr = NO_LEADER, tuple(b for b in state.isr) or state.isr
+        if leader == state.leader and isr == state.isr:
+            return
+        self._put_partition(
+            replace(state, leader=leader, isr=isr or (leader,), leader_epoch=state.leader_epoch + 1,
+                    partition_epoch=state.partition_epoch + 1),
+            delta,
+        )
+
+    def elect_preferred_leaders(self) -> Delta:
+        delta = Delta()
+        for state in list(self.partitions.values()):
+            preferred = state.replicas[0]
+            if state.leader != preferred and preferred in self.live and preferred in state.isr:
+                self._put_partition(
+                    replace(state, leader=preferred, leader_epoch=state.leader_epoch + 1,
+                            partition_epoch=state.partition_epoch + 1),
+                    delta,
+                )
+        return delta
+
+    # -- topics -------------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int = -1, replication_factor: int = -1,
+                     configs: dict | None = None, assignments: list[list[int]] | None = None,
+                     validate_only: bool = False, default_partitions: int = 1,
+                     default_replication_factor: int = 1) -> tuple[TopicMetadata, Delta]:
+        validate_topic_name(name)
+        if name in self.topics:
+            raise errors.TopicAlreadyExists(f"Topic '{name}' already exists.")
+        config = TopicConfig.parse(configs or {}, self.topic_defaults)
+        if assignments:
+            self._check_assignments(assignments)
+            partitions, replication_factor = len(assignments), len(assignments[0])
+        else:
+            if partitions == -1:
+                partitions = default_partitions
+            if replication_factor == -1:
+                replication_factor = min(default_replication_factor, max(1, len(self.live)))
+            if partitions < 1:
+                raise errors.InvalidPartitions("Number of partitions must be larger than 0.")
+            if replication_factor < 1:
+                raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
+            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
+        if config.min_insync_replicas > replication_factor:
+            raise errors.InvalidConfig(
+                f"min.insync.replicas {config.min_insync_replicas} is larger than the replication factor {replication_factor}"
+            )
+        topic = TopicMetadata(name, partitions, replication_factor, config=config)
+        delta = Delta()
+        if validate_only:
+            return topic, delta
+        self.topics[name] = topic
+        self._record({"type": "topic", "topic": topic.to_json()})
+        delta.topics.append(topic)
+        for index, replicas in enumerate(assignments):
+            self._put_partition(self._new_partition(name, index, replicas), delta)
+        return topic, delta
+
+    def _new_partition(self, topic: str, index: int, replicas: list[int]) -> PartitionState:
+        live = [b for b in replicas if b in self.live]
+        leader = live[0] if live else NO_LEADER
+        return PartitionState(topic, index, leader, 0, 0, tuple(replicas), tuple(live) or tuple(replicas))
+
+    def _check_assignments(self, assignments: list[list[int]]) -> None:
+        sizes = {len(a) for a in assignments}
+        if len(sizes) != 1 or 0 in sizes:
+            raise errors.InvalidReplicaAssignment("All partitions should have the same number of replicas")
+        for replicas in assignments:
+            if len(set(replicas)) != len(replicas):
+                raise errors.InvalidReplicaAssignment(f"Duplicate brokers in replica assignment {replicas}")
+            unknown = [b for b in replicas if b not in self.live]
+            if unknown:
+                raise errors.InvalidReplicaAssignment(f"Unknown or unavailable brokers {unknown} in replica assignment")
+
+    def delete_topic(self, name: str) -> Delta:
+        if name not in self.topics:
+            raise errors.UnknownTopicOrPartition(f"Topic '{name}' does not exist.")
+        self._forget_topic(name)
+        self._record({"type": "delete_topic", "name": name})
+        return Delta(deleted_topics=[name])
+
+    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None = None,
+                          validate_only: bool = False) -> Delta:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise errors.UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
+        if count < topic.partitions:
+            raise errors.InvalidPartitions(
+                f"Topic currently has {topic.partitions} partitions, which is higher than the "
+                f"requested {count}. Partitions can never be reduced."
+            )
+        if count == topic.partitions:
+            raise errors.InvalidPartitions(f"Topic already has {topic.partitions} partitions.")
+        added = count - topic.partitions
+        if assignments:
+            if len(assignments) != added:
+                raise errors.InvalidReplicaAssignment(
+                    f"Increasing the number of partitions by {added} but {len(assignments)} assignments provided."
+                )
+            self._check_assignments(assignments)
+        else:
+            assignments = assign_replicas(list(self.live), added, topic.replication_factor,
+                                          start_partition=topic.partitions, rng=self._rng)
+        delta = Delta()
+        if validate_only:
+            return delta
+        old = topic.partitions
+        topic.partitions = count
+        self._record({"type": "topic", "topic": topic.to_json()})
+        delta.topics.append(topic)
+        for offset, replicas in enumerate(assignments):
+            self._put_partition(self._new_partition(name, old + offset, replicas), delta)
+        return delta
+
+    # -- ISR ----------------------------------------------------------------------------
+
+    def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
+                        partition_epoch: int, isr: list[int]) -> tuple[PartitionState, Delta]:
+        state = self.partitions.get((topic, partition))
+        if state is None:
+            raise errors.UnknownTopicOrPartition(f"{topic}-{partition} does not exist")
+        if leader != state.leader:
+            raise errors.NotLeaderOrFollower(f"Broker {leader} is not the leader of {topic}-{partition}")
+        if leader_epoch != state.leader_epoch:
+            raise errors.FencedLeaderEpoch(
+                f"Leader epoch {leader_epoch} of {topic}-{partition} is not the current {state.leader_epoch}"
+            )
+        if partition_epoch != state.partition_epoch:
+            raise errors.InvalidUpdateVersion(
+                f"Partition epoch {partition_epoch} of {topic}-{partition} is not the current {state.partition_epoch}"
+            )
+        new_isr = tuple(b for b in state.replicas if b in set(isr))
+        if leader not in new_isr or len(new_isr) != len(set(isr)):
+            raise errors.IneligibleReplica(f"ISR {isr} must contain the leader and only replicas of {state.replicas}")
+        joining = [b for b in new_isr if b not in state.isr and b not in self.live]
+        if joining:
+            raise errors.IneligibleReplica(f"Brokers {joining} are not alive")
+        delta = Delta()
+        if new_isr == state.isr:
+            return state, delta
+        new = replace(state, isr=new_isr, partition_epoch=state.partition_epoch + 1)
+        self._put_partition(new, delta)
+        return new, delta
+
+    def partitions_of(self, name: str) -> list[PartitionState]:
+        topic = self.topics[name]
+        return [self.partitions[(name, i)] for i in range(topic.partitions)]
