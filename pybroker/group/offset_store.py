@@ -32,16 +32,11 @@ import os
 import struct
 from typing import Iterable, NamedTuple
 
-import crc32c
-
 from pybroker import errors
+from pybroker.log.record_file import RECORD_HEADER, RecordFile
 
 FILE_NAME = "offsets.log"
 
-RECORD_HEADER = struct.Struct(
-    ">i"  # length => Int32 (crc + payload)
-    "I"   # crc => Uint32 (CRC-32C of payload)
-)
 _KIND_TS = struct.Struct(
     ">b"  # kind => Int8
     "q"   # timestamp => Int64 (ms)
@@ -84,7 +79,7 @@ def _encode(kind: int, ts: int, group: str, topic: str, partition: int, offset: 
             epoch: int, metadata: str | None) -> bytes:
     payload = b"".join((_KIND_TS.pack(kind, ts), _short_string(group), _short_string(topic),
                         _POSITION.pack(partition, offset, epoch), _short_string(metadata)))
-    return RECORD_HEADER.pack(len(payload) + 4, crc32c.crc32c(payload)) + payload
+    return payload
 
 
 def _decode(payload: memoryview):
@@ -106,40 +101,12 @@ def _decode(payload: memoryview):
 class OffsetStore:
     def __init__(self, directory: str | os.PathLike, fsync: bool = True):
         self.path = os.path.join(directory, FILE_NAME)
-        self.fsync = fsync
         self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         os.makedirs(directory, exist_ok=True)
-        self.dropped_bytes = self._load()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = os.fstat(self._fd).st_size
+        self._file = RecordFile(self.path, fsync, MAX_RECORD_BYTES)
+        self.dropped_bytes = self._file.load(lambda payload: self._apply(*_decode(payload)))
 
     # ------------------------------------------------------------------ recovery
-
-    def _load(self) -> int:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return 0
-        view = memoryview(data)
-        pos = 0
-        while pos + RECORD_HEADER.size <= len(data):
-            length, crc = RECORD_HEADER.unpack_from(view, pos)
-            end = pos + 4 + length
-            if length < 4 or length > MAX_RECORD_BYTES or end > len(data):
-                break
-            payload = view[pos + RECORD_HEADER.size:end]
-            if crc32c.crc32c(payload) != crc:
-                break
-            try:
-                self._apply(*_decode(payload))
-            except (struct.error, UnicodeDecodeError):
-                break  # a CRC collision on garbage; treat it as the torn tail
-            pos = end
-        dropped = len(data) - pos
-        if dropped:
-            os.truncate(self.path, pos)
-        return dropped
 
     def _apply(self, kind, ts, group, topic, partition, offset, epoch, metadata) -> None:
         if kind == COMMIT:
@@ -160,13 +127,7 @@ class OffsetStore:
     def _append(self, records: list[tuple]) -> None:
         if not records:
             return
-        data = b"".join(_encode(*r) for r in records)
-        written = os.write(self._fd, data)
-        if written != len(data):
-            raise errors.KafkaStorageError(f"short write to {self.path}: {written} of {len(data)}")
-        if self.fsync:
-            os.fsync(self._fd)
-        self._size += len(data)
+        self._file.append(_encode(*r) for r in records)
         for r in records:
             self._apply(*r)
 
@@ -203,42 +164,22 @@ class OffsetStore:
     # ------------------------------------------------------------------ compaction
 
     def live_bytes(self) -> int:
-        return sum(len(_encode(COMMIT, c.commit_timestamp_ms, g, t, p, c.offset,
+        return sum(RECORD_HEADER.size + len(_encode(COMMIT, c.commit_timestamp_ms, g, t, p, c.offset,
                                c.leader_epoch, c.metadata))
                    for g, offsets in self._offsets.items() for (t, p), c in offsets.items())
 
     def compact(self, force: bool = False) -> bool:
         """Rewrites the file with only live records if mostly garbage (or ``force``)."""
-        if not force and (self._size < COMPACT_MIN_BYTES
-                          or self.live_bytes() >= self._size * COMPACT_LIVE_RATIO):
+        if not force and (self._file.size < COMPACT_MIN_BYTES
+                          or self.live_bytes() >= self._file.size * COMPACT_LIVE_RATIO):
             return False
-        tmp = self.path + ".compacting"
-        data = b"".join(_encode(COMMIT, c.commit_timestamp_ms, g, t, p, c.offset,
-                                c.leader_epoch, c.metadata)
-                        for g, offsets in self._offsets.items() for (t, p), c in offsets.items())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself must be durable
-        finally:
-            os.close(dir_fd)
-        os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        self._size = len(data)
+        self._file.rewrite(_encode(COMMIT, c.commit_timestamp_ms, g, t, p, c.offset,
+                                   c.leader_epoch, c.metadata)
+                           for g, offsets in self._offsets.items() for (t, p), c in offsets.items())
         return True
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
     def __enter__(self) -> "OffsetStore":
         return self

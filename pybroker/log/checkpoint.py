@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 
+from pybroker.log.record_file import write_atomically
+
 log = logging.getLogger("pybroker.log")
 
 RECOVERY_POINT = "recovery-point"
@@ -17,20 +19,7 @@ TMP_SUFFIX = ".tmp"
 
 
 def write_offset(directory: str, name: str, offset: int) -> None:
-    path = os.path.join(directory, name)
-    tmp = path + TMP_SUFFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, f"{offset}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(os.path.join(directory, name), f"{offset}\n".encode())
 
 
 def read_offset(directory: str, name: str) -> int | None:

@@ -1,0 +1,49 @@
+"""The control-plane message types and their required fields (version 1).
+
+Broker -> supervisor
+    register          node_id, host, port, pid            -> image (full cluster image)
+    create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
+                      validate_only                       -> results[{name, error_code, error_message, ...}]
+    delete_topics     names                               -> results
+    create_partitions topics[{name, count, assignments}], validate_only -> results
+    alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
+    group             method, group_id, args              -> result (consumer-group coordinator)
+
+Supervisor -> broker
+    update            brokers, topics, deleted_topics, partitions (a Delta, or the full image)
+    describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
+                                                             log_end_offset, high_watermark}]
+    shutdown          (no fields)
+
+Tools -> supervisor
+    status            (no fields)                         -> supervisor, brokers, partitions, groups
+"""
+from __future__ import annotations
+
+VERSION = 1
+
+TYPES: dict[str, tuple[str, ...]] = {
+    "register": ("node_id", "host", "port", "pid"),
+    "create_topics": ("topics",),
+    "delete_topics": ("names",),
+    "create_partitions": ("topics",),
+    "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
+    "group": ("method", "group_id", "args"),
+    "update": ("brokers", "topics", "deleted_topics", "partitions"),
+    "describe": (),
+    "shutdown": (),
+    "status": (),
+}
+
+
+def check(doc: dict) -> None:
+    from pybroker.control.channel import ControlError
+
+    kind = doc.get("type")
+    if kind not in TYPES:
+        raise ControlError(f"unknown control message type {kind!r}")
+    if doc.get("v", VERSION) != VERSION:
+        raise ControlError(f"unsupported version {doc.get('v')} of control message {kind}")
+    missing = [f for f in TYPES[kind] if f not in doc]
+    if missing:
+        raise ControlError(f"control message {kind} lacks {', '.join(missing)}")
