@@ -1,0 +1,299 @@
+"""A listener container, as Spring Kafka's: it polls, calls your function per record,
+and commits per an AckMode.
+
+When each mode commits (the committed offset is always the next one to read, i.e. the
+last processed record's offset + 1)::
+
+    RECORD            after each record the listener returns from
+    BATCH (default)   after every record of a poll() was processed
+    TIME              after a poll's records, if ack_time_ms passed since the last commit
+    COUNT             after a poll's records, if ack_count records were processed since
+                      the last commit
+    COUNT_TIME        after a poll's records, if either COUNT or TIME holds
+    MANUAL            the listener calls ack.acknowledge(); acknowledged offsets are
+                      queued and committed once the poll's records are done (before the
+                      next poll)
+    MANUAL_IMMEDIATE  ack.acknowledge() commits at once, on the listener's thread
+
+Processed-but-uncommitted offsets (acknowledged ones under MANUAL) are also committed
+when partitions are revoked and when the container stops. Auto commit is off, as Spring
+forces it. The listener takes ``(record)`` or, under the MANUAL modes, ``(record, ack)``.
+
+Errors: a record whose listener raises is retried in place per the error handler's
+back-off (its position is kept: nothing after it runs first), then handed to the
+recoverer — by default the error is logged; ``DeadLetterPublishingRecoverer`` sends
+the record to ``<topic>.DLT`` (same partition when it exists) with Spring's
+``kafka_dlt-*`` headers. A recovered record counts as processed.
+
+Threads: ``concurrency`` workers, each a thread with its own Consumer in the same group.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from pybroker import errors
+from pybroker.client.consumer import Consumer, ConsumerRecord
+from pybroker.client.producer import Producer
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+class AckMode(enum.Enum):
+    RECORD = "RECORD"
+    BATCH = "BATCH"
+    TIME = "TIME"
+    COUNT = "COUNT"
+    COUNT_TIME = "COUNT_TIME"
+    MANUAL = "MANUAL"
+    MANUAL_IMMEDIATE = "MANUAL_IMMEDIATE"
+
+
+MANUAL_MODES = (AckMode.MANUAL, AckMode.MANUAL_IMMEDIATE)
+
+
+@dataclass
+class FixedBackOff:
+    """``max_attempts`` retries after the first failure, ``interval_ms`` apart."""
+
+    interval_ms: int = 0
+    max_attempts: int = 9
+
+    def delays(self):
+        for _ in range(self.max_attempts):
+            yield self.interval_ms / 1000.0
+
+
+@dataclass
+class ExponentialBackOff:
+    initial_interval_ms: int = 2000
+    multiplier: float = 1.5
+    max_interval_ms: int = 30000
+    max_elapsed_time_ms: int = 60000
+
+    def delays(self):
+        interval, spent = self.initial_interval_ms, 0
+        while spent + interval <= self.max_elapsed_time_ms:
+            yield interval / 1000.0
+            spent += interval
+            interval = min(interval * self.multiplier, self.max_interval_ms)
+
+
+def log_recoverer(record: ConsumerRecord, exc: BaseException) -> None:
+    log.error("giving up on %s-%d@%d after retries: %s", record.topic, record.partition, record.offset, exc)
+
+
+class DeadLetterPublishingRecoverer:
+    """Send a failed record to ``<topic><suffix>`` with headers saying where it came
+    from and why (Spring's ``kafka_dlt-*`` names); waits for the send to succeed so
+    the record's offset is committed only once it is safe elsewhere."""
+
+    def __init__(self, producer: Producer, suffix: str = ".DLT", timeout: float = 30.0):
+        self.producer = producer
+        self.suffix = suffix
+        self.timeout = timeout
+
+    def __call__(self, record: ConsumerRecord, exc: BaseException) -> None:
+        topic = record.topic + self.suffix
+        partition = record.partition if record.partition < self.producer.partitions_for(topic) else None
+        headers = list(record.headers) + [
+            ("kafka_dlt-original-topic", record.topic.encode()),
+            ("kafka_dlt-original-partition", record.partition.to_bytes(4, "big")),
+            ("kafka_dlt-original-offset", record.offset.to_bytes(8, "big")),
+            ("kafka_dlt-original-timestamp", record.timestamp.to_bytes(8, "big", signed=True)),
+            ("kafka_dlt-exception-fqcn", f"{type(exc).__module__}.{type(exc).__qualname__}".encode()),
+            ("kafka_dlt-exception-message", str(exc).encode()),
+            ("kafka_dlt-exception-stacktrace", "".join(traceback.format_exception(exc)).encode()),
+        ]
+        self.producer.send(topic, record.value, key=record.key, partition=partition, headers=headers,
+                           timestamp=record.timestamp).get(self.timeout)
+
+
+class DefaultErrorHandler:
+    def __init__(self, recoverer: Callable[[ConsumerRecord, BaseException], None] = log_recoverer,
+                 backoff=None):
+        self.recoverer = recoverer
+        self.backoff = backoff if backoff is not None else FixedBackOff(0, 9)
+
+
+class Acknowledgment:
+    """Handed to MANUAL / MANUAL_IMMEDIATE listeners with each record."""
+
+    __slots__ = ("_worker", "_record")
+
+    def __init__(self, worker: "_Worker", record: ConsumerRecord):
+        self._worker = worker
+        self._record = record
+
+    def acknowledge(self) -> None:
+        self._worker.acknowledge(self._record)
+
+
+class ListenerContainer:
+    """Run ``listener`` over the records of ``topics`` for ``group_id``.
+
+    ``consumer_config`` holds Consumer settings (Kafka names; bootstrap.servers and
+    group.id included); ``enable.auto.commit`` is forced off."""
+
+    def __init__(self, consumer_config: dict, topics, listener: Callable, *,
+                 ack_mode: AckMode | str = AckMode.BATCH, ack_count: int = 1,
+                 ack_time_ms: int = 5000, concurrency: int = 1,
+                 error_handler: DefaultErrorHandler | None = None, poll_timeout_ms: int = 1000):
+        self.ack_mode = AckMode(ack_mode) if isinstance(ack_mode, str) else ack_mode
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if ack_count < 1:
+            raise ValueError("ack_count must be >= 1")
+        config = {k.replace(".", "_"): v for k, v in consumer_config.items()}
+        if not config.get("group_id"):
+            raise ValueError("the container needs a group.id")
+        config["enable_auto_commit"] = False
+        self.consumer_config = config
+        self.topics = topics
+        self.listener = listener
+        self.ack_count = ack_count
+        self.ack_time = ack_time_ms / 1000.0
+        self.concurrency = concurrency
+        self.error_handler = error_handler or DefaultErrorHandler()
+        self.poll_timeout_ms = poll_timeout_ms
+        self._stop = threading.Event()
+        self.workers: list[_Worker] = []
+
+    def start(self) -> None:
+        if self.workers:
+            raise RuntimeError("container already started")
+        self._stop.clear()
+        for i in range(self.concurrency):
+            worker = _Worker(self, i)
+            self.workers.append(worker)
+            worker.thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the record in hand, commit what was processed, leave the group."""
+        self._stop.set()
+        for worker in self.workers:
+            worker.thread.join(timeout)
+        self.workers = []
+
+    def run(self) -> None:
+        """Start and block until ``stop`` is called from another thread."""
+        self.start()
+        while not self._stop.wait(0.5):
+            pass
+        self.stop()
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return [w.error for w in self.workers if w.error is not None]
+
+    def __enter__(self) -> "ListenerContainer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class _Worker:
+    """One consumer thread of a container; owns its consumer and pending offsets."""
+
+    def __init__(self, container: ListenerContainer, index: int):
+        self.container = container
+        self.mode = container.ack_mode
+        self.consumer: Consumer | None = None
+        self.pending: dict[TopicPartition, int] = {}  # processed (or acked), not committed
+        self.since_commit = 0
+        self.last_commit = time.monotonic()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"pybroker-listener-{index}", daemon=True)
+
+    def _run(self) -> None:
+        c = self.container
+        try:
+            self.consumer = Consumer(c.consumer_config)
+            self.consumer.subscribe(c.topics, on_revoked=self._on_revoked)
+            while not c._stop.is_set():
+                records = self.consumer.poll(c.poll_timeout_ms)
+                for record in records:
+                    if c._stop.is_set():
+                        break
+                    self._process(record)
+                    if self.mode is AckMode.RECORD:
+                        self.commit()
+                self._after_poll(bool(records))
+            self.commit()
+        except BaseException as exc:
+            self.error = exc
+            log.exception("listener container worker stopped")
+        finally:
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+
+    def _process(self, record: ConsumerRecord) -> None:
+        manual = self.mode in MANUAL_MODES
+        delays = iter(self.container.error_handler.backoff.delays())
+        while True:
+            try:
+                if manual:
+                    self.container.listener(record, Acknowledgment(self, record))
+                else:
+                    self.container.listener(record)
+                break
+            except Exception as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    self.container.error_handler.recoverer(record, exc)
+                    if manual:
+                        self.acknowledge(record)
+                    break
+                log.debug("listener failed on %s-%d@%d, retrying: %s",
+                          record.topic, record.partition, record.offset, exc)
+                if self.container._stop.wait(delay):
+                    raise
+        if not manual:
+            self.pending[(record.topic, record.partition)] = record.offset + 1
+            self.since_commit += 1
+
+    def acknowledge(self, record: ConsumerRecord) -> None:
+        self.pending[(record.topic, record.partition)] = record.offset + 1
+        self.since_commit += 1
+        if self.mode is AckMode.MANUAL_IMMEDIATE:
+            self.commit()
+
+    def _after_poll(self, had_records: bool) -> None:
+        mode = self.mode
+        if mode in (AckMode.BATCH, AckMode.MANUAL):
+            if had_records:
+                self.commit()
+            return
+        count_due = self.since_commit >= self.container.ack_count
+        time_due = time.monotonic() - self.last_commit >= self.container.ack_time
+        if (mode is AckMode.COUNT and count_due) or (mode is AckMode.TIME and time_due) or \
+                (mode is AckMode.COUNT_TIME and (count_due or time_due)):
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        offsets, self.pending = self.pending, {}
+        try:
+            self.consumer.commit_sync(offsets)
+        except errors.KafkaError as exc:
+            log.warning("commit of %s failed: %s", offsets, exc)
+            for tp, offset in offsets.items():
+                self.pending.setdefault(tp, offset)
+            return
+        self.since_commit = 0
+        self.last_commit = time.monotonic()
+
+    def _on_revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.commit()
+        for tp in partitions:
+            self.pending.pop(tp, None)
