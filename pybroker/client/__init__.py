@@ -1,12 +1,20 @@
 """pybroker's own Kafka client: it speaks only the Kafka protocol, so it works against
 pybroker and any Kafka cluster alike."""
-from pybroker.client.admin import Admin, ConfigEntry, NewTopic
+from pybroker.client.admin import (
+    Admin, ClusterDescription, ConfigEntry, GroupDescription, GroupListing, MemberDescription, NewTopic,
+)
 from pybroker.client.cluster import Client, ClusterMetadata
 from pybroker.client.connection import BrokerConnection
 from pybroker.client.consumer import Consumer, ConsumerRecord
-from pybroker.client.producer import Producer, RecordMetadata
+from pybroker.client.container import (
+    AckMode, Acknowledgment, DeadLetterPublishingRecoverer, DefaultErrorHandler, ExponentialBackOff,
+    FixedBackOff, ListenerContainer,
+)
+from pybroker.client.producer import Producer, RecordFuture, RecordMetadata
 
 __all__ = [
-    "Admin", "BrokerConnection", "Client", "ClusterMetadata", "ConfigEntry", "Consumer",
-    "ConsumerRecord", "NewTopic", "Producer", "RecordMetadata",
+    "AckMode", "Acknowledgment", "Admin", "BrokerConnection", "Client", "ClusterDescription",
+    "ClusterMetadata", "ConfigEntry", "Consumer", "ConsumerRecord", "DeadLetterPublishingRecoverer",
+    "DefaultErrorHandler", "ExponentialBackOff", "FixedBackOff", "GroupDescription", "GroupListing",
+    "ListenerContainer", "MemberDescription", "NewTopic", "Producer", "RecordFuture", "RecordMetadata",
 ]

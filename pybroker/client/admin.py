@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pybroker import errors
-from pybroker.client.cluster import Client, TopicInfo
+from pybroker.client.cluster import BrokerInfo, Client, TopicInfo
+from pybroker.client.connection import BrokerConnection
+from pybroker.group.consumer_protocol import decode_assignment
 from pybroker.protocol import api
 
 EARLIEST = -2
@@ -52,13 +54,46 @@ class ConfigEntry:
     is_sensitive: bool
 
 
+@dataclass(frozen=True)
+class ClusterDescription:
+    cluster_id: str | None
+    controller_id: int
+    brokers: list[BrokerInfo]
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    group_id: str
+    protocol_type: str
+    state: str  # "" when the broker's ListGroups version does not report it
+
+
+@dataclass(frozen=True)
+class MemberDescription:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    assignment: list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: list[MemberDescription]
+
+
 def _raise_for(code: int, message: str | None, what: str) -> None:
     if code:
         raise errors.for_code(code)(message or f"{what}: {errors.for_code(code).message}")
 
 
 class Admin:
-    """Create, delete, grow and describe topics; look up offsets."""
+    """Topics (create, delete, grow, describe, configs), the cluster, consumer groups
+    (list, describe, committed offsets, alter offsets, delete) and partition offsets."""
 
     def __init__(self, bootstrap_servers, client_id: str = "pybroker-admin", timeout: float = 30.0):
         self.client = Client(bootstrap_servers, client_id=client_id, timeout=timeout)
@@ -173,6 +208,90 @@ class Admin:
                     bool(c.get("read_only")), bool(c.get("is_sensitive")),
                 )
         return out
+
+    # -- cluster and groups ------------------------------------------------------
+
+    def describe_cluster(self) -> ClusterDescription:
+        meta = self.client.refresh([])
+        return ClusterDescription(meta.cluster_id, meta.controller_id,
+                                  sorted(meta.brokers.values(), key=lambda b: b.node_id))
+
+    def list_groups(self) -> list[GroupListing]:
+        """Groups known to every broker (each coordinates some), sorted by id."""
+        self.client.refresh([])
+        out = {}
+        for node_id in sorted(self.client.metadata.brokers):
+            response = self.client.connection(node_id).request(
+                api.LIST_GROUPS, {"states_filter": [], "types_filter": []})
+            _raise_for(response["error_code"], None, f"ListGroups on broker {node_id}")
+            for g in response["groups"]:
+                out[g["group_id"]] = GroupListing(g["group_id"], g["protocol_type"], g.get("group_state") or "")
+        return [out[k] for k in sorted(out)]
+
+    def describe_groups(self, group_ids: list[str]) -> list[GroupDescription]:
+        out = []
+        for group_id in group_ids:
+            response = self._coordinator(group_id).request(
+                api.DESCRIBE_GROUPS, {"groups": [group_id], "include_authorized_operations": False})
+            for g in response["groups"]:
+                _raise_for(g["error_code"], g.get("error_message"), f"group {group_id!r}")
+                members = []
+                for m in g["members"]:
+                    assigned = []
+                    if g["protocol_type"] == "consumer" and m["member_assignment"]:
+                        assigned = sorted(decode_assignment(m["member_assignment"]).partitions)
+                    members.append(MemberDescription(m["member_id"], m.get("group_instance_id"),
+                                                     m["client_id"], m["client_host"], assigned))
+                out.append(GroupDescription(g["group_id"], g["group_state"], g["protocol_type"],
+                                            g["protocol_data"], members))
+        return out
+
+    def list_group_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """Every committed offset of the group."""
+        response = self._coordinator(group_id).request(
+            api.OFFSET_FETCH, {"group_id": group_id, "topics": None, "require_stable": False})
+        _raise_for(response.get("error_code", 0), None, f"group {group_id!r}")
+        out = {}
+        for t in response["topics"]:
+            for p in t["partitions"]:
+                _raise_for(p["error_code"], None, f"{t['name']}-{p['partition_index']}")
+                if p["committed_offset"] >= 0:
+                    out[(t["name"], p["partition_index"])] = p["committed_offset"]
+        return dict(sorted(out.items()))
+
+    def alter_group_offsets(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Set committed offsets of a group with no active members (Kafka refuses with
+        UNKNOWN_MEMBER_ID otherwise, as kafka-consumer-groups --reset-offsets does)."""
+        topics: dict[str, list] = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            topics.setdefault(topic, []).append({
+                "partition_index": partition, "committed_offset": offset,
+                "committed_leader_epoch": -1, "commit_timestamp": -1, "committed_metadata": ""})
+        response = self._coordinator(group_id).request(api.OFFSET_COMMIT, {
+            "group_id": group_id, "generation_id_or_member_epoch": -1, "member_id": "",
+            "group_instance_id": None, "retention_time_ms": -1,
+            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+        for t in response["topics"]:
+            for p in t["partitions"]:
+                _raise_for(p["error_code"], None, f"offset of {t['name']}-{p['partition_index']}")
+
+    def delete_groups(self, group_ids: list[str]) -> None:
+        for group_id in group_ids:
+            response = self._coordinator(group_id).request(api.DELETE_GROUPS, {"groups_names": [group_id]})
+            for r in response["results"]:
+                _raise_for(r["error_code"], None, f"group {r['group_id']!r}")
+
+    def _coordinator(self, group_id: str) -> BrokerConnection:
+        body = {"key": group_id, "key_type": 0, "coordinator_keys": [group_id]}
+        response = self.client.request_any(api.FIND_COORDINATOR, body)
+        entry = response["coordinators"][0] if response.get("coordinators") else response
+        _raise_for(entry["error_code"], entry.get("error_message"), f"coordinator of {group_id!r}")
+        conn = self.client.connection(entry["node_id"]) if entry["node_id"] in self.client.metadata.brokers \
+            else None
+        if conn is None or (conn.host, conn.port) != (entry["host"], entry["port"]):
+            self.client.refresh([])
+            conn = self.client.connection(entry["node_id"])
+        return conn
 
     # -- offsets -----------------------------------------------------------------
 

@@ -193,3 +193,23 @@ def test_commit_without_group_is_refused(bootstrap):
             c.commit_sync({("t", 0): 1})
         with pytest.raises(ValueError):
             c.subscribe(["t"])
+
+
+def test_admin_lists_describes_alters_and_deletes_groups(bootstrap):
+    topic = make_topic(bootstrap, 2, 2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    c = Consumer(bootstrap, group_id=group, auto_offset_reset="earliest", **FAST_GROUP)
+    c.subscribe([topic])
+    poll_until([c], lambda g: sum(map(len, g.values())) >= 4)
+    with Admin(bootstrap, timeout=10) as admin:
+        assert admin.describe_cluster().brokers
+        assert group in [g.group_id for g in admin.list_groups()]
+        (desc,) = admin.describe_groups([group])
+        assert desc.state == "Stable" and desc.protocol_type == "consumer"
+        assert desc.members[0].assignment == [(topic, 0), (topic, 1)]
+        c.close()
+        assert admin.list_group_offsets(group) == {(topic, 0): 2, (topic, 1): 2}
+        admin.alter_group_offsets(group, {(topic, 0): 1})
+        assert admin.list_group_offsets(group)[(topic, 0)] == 1
+        admin.delete_groups([group])
+        assert group not in [g.group_id for g in admin.list_groups()]
