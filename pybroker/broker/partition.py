@@ -1,10 +1,27 @@
-"""One partition replica hosted by this broker: its log, high watermark, producer state and
-the fetches waiting for new data.
+"""One partition replica hosted by this broker: its log, role (leader or follower), high
+watermark, leader-epoch cache, producer state and the requests waiting on it.
 
 Owned by the broker's event loop thread (not thread-safe). The produce path works per
 batch: ``parse_batches`` validates sizes and CRCs (one crc32c call per batch), the
 producer table is checked per batch, and the request's own buffer is written to the log
 with its offsets rewritten in place — records are never decoded or decompressed here.
+
+Roles. Until the controller sends a ``PartitionState`` the partition is *standalone*: the
+only replica, leader of epoch 0, its high watermark the log end (a single broker without
+a supervisor). ``apply_state`` makes it leader or follower of a leader epoch:
+
+- leader: accepts Produce, serves consumers below the high watermark and followers up to
+  the log end; tracks each follower's log end offset (its fetch offset) and when it was
+  last caught up; the high watermark is the minimum log end over the ISR and never moves
+  backwards; ISR changes are proposals (``isr_to_shrink``/``isr_to_expand``) that the
+  ReplicaManager sends to the controller.
+- follower: refuses Produce and consumer Fetch (NOT_LEADER_OR_FOLLOWER); the replica
+  fetcher truncates it by leader epoch, then appends what the leader sends with the
+  leader's offsets; its high watermark is min(leader's, own log end).
+
+Files next to the log: ``leader-epoch-checkpoint`` (pybroker.log.leader_epoch) and
+``high-watermark`` (decimal text, written on flush and close), so a restarted replica
+starts from min(checkpoint, log end) rather than exposing uncommitted data.
 """
 from __future__ import annotations
 
@@ -13,13 +30,25 @@ import logging
 import time
 from dataclasses import dataclass
 
-from pybroker.config import TopicConfig
-from pybroker.errors import KafkaError, NotEnoughReplicas
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence
-from pybroker.log.log import Log
+from pybroker.config import TopicConfig
+from pybroker.errors import (
+    FencedLeaderEpoch,
+    KafkaError,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    NotLeaderOrFollower,
+    UnknownLeaderEpoch,
+)
+from pybroker.log import checkpoint
+from pybroker.log.leader_epoch import LeaderEpochCache
+from pybroker.log.log import AppendInfo, Log
 from pybroker.record.batch import parse_batches
 
 log = logging.getLogger("pybroker.broker")
+
+HIGH_WATERMARK_FILE = "high-watermark"
+UNKNOWN_OFFSET = -1
 
 
 @dataclass
@@ -27,20 +56,113 @@ class AppendResult:
     base_offset: int
     log_append_time: int
     log_start_offset: int
+    # Offset of the last record written (or found again, for a deduplicated retry):
+    # acks=all waits until the high watermark passes it.
+    last_offset: int = -1
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+# -- the leader's view of a follower, and the ISR / high-watermark rules (pure) ---------
+
+
+class FollowerState:
+    """What the leader knows of one follower replica, from its fetches."""
+
+    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_leader_leo", "last_fetch_ms")
+
+    def __init__(self, now_ms: int):
+        self.log_end_offset = UNKNOWN_OFFSET
+        # A follower counts as caught up when leadership starts, so a new leader does not
+        # shrink its ISR before the followers had a chance to fetch.
+        self.last_caught_up_ms = now_ms
+        self.last_fetch_leader_leo = UNKNOWN_OFFSET
+        self.last_fetch_ms = now_ms
+
+    def on_fetch(self, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
+        """Kafka's lastCaughtUpTime rule: caught up now if it asked for the leader's log
+        end; caught up at its previous fetch if it now asks for at least what the leader's
+        log end was then."""
+        if fetch_offset >= leader_leo:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, now_ms)
+        elif fetch_offset >= self.last_fetch_leader_leo >= 0:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, self.last_fetch_ms)
+        self.log_end_offset = fetch_offset
+        self.last_fetch_leader_leo = leader_leo
+        self.last_fetch_ms = now_ms
+
+
+def isr_high_watermark(leader_leo: int, isr, leader_id: int, followers: dict[int, FollowerState]) -> int:
+    """The minimum log end offset over the ISR; a member whose log end is unknown (no
+    fetch since this leadership began) holds it at UNKNOWN_OFFSET."""
+    hw = leader_leo
+    for replica in isr:
+        if replica == leader_id:
+            continue
+        state = followers.get(replica)
+        leo = UNKNOWN_OFFSET if state is None else state.log_end_offset
+        if leo < hw:
+            hw = leo
+    return hw
+
+
+def lagging_replicas(isr, leader_id: int, followers: dict[int, FollowerState], now_ms: int, lag_max_ms: int) -> list[int]:
+    """ISR members that have not been caught up for longer than ``lag_max_ms``."""
+    return [
+        r for r in isr
+        if r != leader_id and (r not in followers or now_ms - followers[r].last_caught_up_ms > lag_max_ms)
+    ]
+
+
+def may_join_isr(state: FollowerState, high_watermark: int, epoch_start_offset: int) -> bool:
+    """An out-of-sync follower rejoins once it holds everything committed and something
+    of the current leader epoch (so it cannot hold a divergent suffix of an old one)."""
+    return state.log_end_offset >= high_watermark and state.log_end_offset >= epoch_start_offset
+
+
+# -- the partition ------------------------------------------------------------------------
 
 
 class Partition:
-    def __init__(self, topic: str, index: int, log_: Log, leader_epoch: int = 0):
+    def __init__(self, topic: str, index: int, log_: Log, leader_epoch: int = 0, node_id: int = 0):
         self.topic = topic
         self.index = index
         self.log = log_
+        self.node_id = node_id
         self.leader_epoch = leader_epoch
-        # The in-sync replicas: this broker alone until replication joins.
-        self.isr = [0]
-        self.replicas = [0]
+        # None until the controller sends one: a standalone single replica.
+        self.state = None
+        self.leader = node_id
+        self.partition_epoch = -1
+        self.replicas = [node_id]
+        self.isr = [node_id]
+        self.followers: dict[int, FollowerState] = {}
+        # A follower of a new leader epoch must truncate (by epoch) before fetching.
+        self.needs_truncation = False
+        # Proposals to the controller in flight, so the periodic check does not repeat them.
+        self.isr_change_pending = False
         self.producers = ProducerStateManager()
         self._waiters: set[asyncio.Future] = set()
+        # acks=all produces parked until the high watermark reaches an offset.
+        self._commit_waiters: list[tuple[int, asyncio.Future]] = []
+        self.epochs = self._load_epoch_cache()
+        log_.epoch_cache = self.epochs
+        stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
+        self._hw = min(max(stored or 0, log_.log_start_offset), log_.log_end_offset)
         self._rebuild_producer_state()
+
+    def _load_epoch_cache(self) -> LeaderEpochCache:
+        cache = LeaderEpochCache.load(self.log.directory)
+        if cache is None:
+            return LeaderEpochCache.rebuild(self.log.directory, (
+                (h.partition_leader_epoch, h.base_offset)
+                for segment in self.log.segments for h in segment.batches_from(0)))
+        # Recovery may have dropped a torn tail the checkpoint still describes.
+        cache.truncate_from_end(self.log.log_end_offset)
+        cache.truncate_from_start(self.log.log_start_offset)
+        return cache
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -58,13 +180,82 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
-        # With a single replica in the ISR every appended offset is committed.
-        return self.log.log_end_offset
+        if self.state is None:
+            # A standalone replica is the whole ISR: everything appended is committed.
+            return self.log.log_end_offset
+        return self._hw
 
-    # -- produce -----------------------------------------------------------------------
+    @property
+    def is_leader(self) -> bool:
+        return self.leader == self.node_id
+
+    # -- role --------------------------------------------------------------------------
+
+    def apply_state(self, state) -> bool:
+        """Take the controller's PartitionState. A state older than the current one (by
+        leader epoch, then partition epoch) is ignored. Returns whether anything changed."""
+        current = self.state
+        if current is not None:
+            if state.leader_epoch < current.leader_epoch:
+                return False
+            if state.leader_epoch == current.leader_epoch and state.partition_epoch <= current.partition_epoch:
+                return False
+        was_leader = current is not None and self.is_leader
+        new_epoch = current is None or state.leader_epoch != current.leader_epoch
+        self.state = state
+        self.leader = state.leader
+        self.leader_epoch = state.leader_epoch
+        self.partition_epoch = state.partition_epoch
+        self.replicas = list(state.replicas)
+        self.isr = list(state.isr)
+        self.isr_change_pending = False
+        now = monotonic_ms()
+        if self.is_leader:
+            self.needs_truncation = False
+            if new_epoch or not was_leader:
+                self.epochs.assign(state.leader_epoch, self.log.log_end_offset)
+                self.followers = {r: FollowerState(now) for r in self.replicas if r != self.node_id}
+                log.info("%s-%d: leader of epoch %d from offset %d, isr %s",
+                         self.topic, self.index, state.leader_epoch, self.log.log_end_offset, self.isr)
+            else:
+                for r in self.replicas:
+                    if r != self.node_id and r not in self.followers:
+                        self.followers[r] = FollowerState(now)
+                for r in list(self.followers):
+                    if r not in self.replicas:
+                        del self.followers[r]
+            self.maybe_increment_high_watermark()
+        else:
+            if was_leader or new_epoch:
+                self.needs_truncation = True
+                self.followers = {}
+                self._fail_commit_waiters(NotLeaderOrFollower(
+                    f"Leader of {self.topic}-{self.index} moved to broker {state.leader} (epoch {state.leader_epoch})"))
+            self._hw = min(self._hw, self.log.log_end_offset)
+        # Parked fetches re-evaluate: a fetch to a former leader now gets an error.
+        self._wake_fetchers()
+        return True
+
+    def check_leader_epoch(self, current_leader_epoch: int) -> None:
+        """KIP-320 fencing of a request carrying the epoch its sender believes current."""
+        if current_leader_epoch < 0 or current_leader_epoch == self.leader_epoch:
+            return
+        if current_leader_epoch < self.leader_epoch:
+            raise FencedLeaderEpoch(
+                f"epoch {current_leader_epoch} is older than the current leader epoch {self.leader_epoch} of {self.topic}-{self.index}")
+        raise UnknownLeaderEpoch(
+            f"epoch {current_leader_epoch} is newer than the current leader epoch {self.leader_epoch} of {self.topic}-{self.index}")
+
+    def require_leader(self) -> None:
+        if not self.is_leader:
+            raise NotLeaderOrFollower(
+                f"Broker {self.node_id} is not the leader of {self.topic}-{self.index} (leader is {self.leader})")
+
+    # -- produce (leader) ----------------------------------------------------------------
 
     def append(self, records: memoryview, acks: int, now_ms: int | None = None) -> AppendResult:
         """Validate and append the records field of one Produce partition."""
+        self.require_leader()
         if acks == -1 and len(self.isr) < self.config.min_insync_replicas:
             raise NotEnoughReplicas(
                 f"The size of the current ISR {set(self.isr)} is insufficient to satisfy the "
@@ -75,12 +266,16 @@ class Partition:
         if producer_id >= 0:
             duplicate = self._check_producer(headers)
             if duplicate is not None:
-                return AppendResult(duplicate.first_offset, -1, self.log.log_start_offset)
+                return AppendResult(duplicate.first_offset, -1, self.log.log_start_offset, duplicate.last_offset)
+        if self.epochs.latest_epoch < self.leader_epoch:
+            self.epochs.assign(self.leader_epoch, self.log.log_end_offset)
         info = self.log.append(records, headers, self.leader_epoch, now_ms)
         if producer_id >= 0:
             self._record_producer(headers, info.first_offset)
+        if self.state is not None:
+            self.maybe_increment_high_watermark()
         self._wake_fetchers()
-        return AppendResult(info.first_offset, info.log_append_time, info.log_start_offset)
+        return AppendResult(info.first_offset, info.log_append_time, info.log_start_offset, info.last_offset)
 
     def _check_producer(self, headers) -> BatchMetadata | None:
         # Idempotent producers send one batch per partition per request; if a request
@@ -124,6 +319,138 @@ class Partition:
             if h.producer_id >= 0 and h.base_sequence >= 0 and h.base_offset >= self.log.log_start_offset:
                 self._record_producer([h], h.base_offset)
 
+    # -- acks=all ------------------------------------------------------------------------
+
+    def commit_waiter(self, last_offset: int) -> asyncio.Future | None:
+        """None if ``last_offset`` is already below the high watermark, else a future
+        resolved with None (committed) or the KafkaError to answer with."""
+        if self.high_watermark > last_offset:
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((last_offset, fut))
+        return fut
+
+    def forget_commit_waiter(self, fut: asyncio.Future) -> None:
+        self._commit_waiters = [(o, f) for o, f in self._commit_waiters if f is not fut]
+
+    def _complete_commit_waiters(self) -> None:
+        hw = self.high_watermark
+        ready = [(o, f) for o, f in self._commit_waiters if o < hw]
+        if not ready:
+            return
+        self._commit_waiters = [(o, f) for o, f in self._commit_waiters if o >= hw]
+        # Kafka's rule: data the ISR holds is committed, but if the ISR shrank below
+        # min.insync.replicas meanwhile the producer is told it is under-replicated.
+        error = None
+        if len(self.isr) < self.config.min_insync_replicas:
+            error = NotEnoughReplicasAfterAppend(
+                f"The size of the current ISR {set(self.isr)} is insufficient to satisfy the "
+                f"min.isr requirement of {self.config.min_insync_replicas} for partition {self.topic}-{self.index}")
+        for _, fut in ready:
+            if not fut.done():
+                fut.set_result(error)
+
+    def _fail_commit_waiters(self, error: KafkaError) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        for _, fut in waiters:
+            if not fut.done():
+                fut.set_result(error)
+
+    # -- replication (leader side) -------------------------------------------------------
+
+    def maybe_increment_high_watermark(self) -> bool:
+        """Move the high watermark up to the minimum log end over the ISR (never down).
+        Returns whether it moved; waiting produces and fetches are woken when it does."""
+        if not self.is_leader:
+            return False
+        hw = isr_high_watermark(self.log.log_end_offset, self.isr, self.node_id, self.followers)
+        if hw <= self._hw:
+            return False
+        self._hw = hw
+        self._complete_commit_waiters()
+        self._wake_fetchers()
+        return True
+
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, now_ms: int | None = None) -> None:
+        """A follower asked for ``fetch_offset``: its log end. Updates its catch-up time
+        and the high watermark."""
+        self.require_leader()
+        state = self.followers.get(replica_id)
+        if state is None:
+            raise NotLeaderOrFollower(f"Broker {replica_id} is not a replica of {self.topic}-{self.index}")
+        now_ms = monotonic_ms() if now_ms is None else now_ms
+        state.on_fetch(min(fetch_offset, self.log.log_end_offset), self.log.log_end_offset, now_ms)
+        self.maybe_increment_high_watermark()
+
+    def isr_to_shrink(self, lag_max_ms: int, now_ms: int | None = None) -> list[int] | None:
+        """The ISR without its lagging followers, or None when nothing should change."""
+        if not self.is_leader or self.state is None or self.isr_change_pending:
+            return None
+        now_ms = monotonic_ms() if now_ms is None else now_ms
+        lagging = lagging_replicas(self.isr, self.node_id, self.followers, now_ms, lag_max_ms)
+        if not lagging:
+            return None
+        return [r for r in self.isr if r not in lagging]
+
+    def isr_to_expand(self) -> list[int] | None:
+        """The ISR plus every out-of-sync follower that may rejoin, or None."""
+        if not self.is_leader or self.state is None or self.isr_change_pending:
+            return None
+        epoch_start = self.epochs.start_offset_of(self.leader_epoch)
+        epoch_start = self.log.log_end_offset if epoch_start is None else epoch_start
+        joining = [
+            r for r in self.replicas
+            if r not in self.isr and r in self.followers
+            and may_join_isr(self.followers[r], self._hw, epoch_start)
+        ]
+        if not joining:
+            return None
+        return self.isr + joining
+
+    # -- replication (follower side) -----------------------------------------------------
+
+    def append_as_follower(self, buf, headers) -> AppendInfo:
+        """Append batches fetched from the leader with the leader's offsets and epochs."""
+        if self.is_leader:
+            raise NotLeaderOrFollower(f"{self.topic}-{self.index} is led here; it does not follow")
+        info = self.log.append_with_offsets(buf, headers)
+        latest = self.epochs.latest_epoch
+        for h in headers:
+            if h.partition_leader_epoch > latest:
+                self.epochs.assign(h.partition_leader_epoch, h.base_offset)
+                latest = h.partition_leader_epoch
+        self._record_producer_as_follower(headers)
+        self._wake_fetchers()
+        return info
+
+    def _record_producer_as_follower(self, headers) -> None:
+        # The batches carry their own offsets; a new leader must deduplicate retries of
+        # what the old leader wrote, so the follower keeps the same table.
+        for h in headers:
+            if h.producer_id >= 0 and h.base_sequence >= 0:
+                self._record_producer([h], h.base_offset)
+
+    def update_follower_high_watermark(self, leader_hw: int) -> None:
+        hw = min(leader_hw, self.log.log_end_offset)
+        if hw > self._hw:
+            self._hw = hw
+            self._wake_fetchers()
+
+    def truncate_to(self, offset: int) -> int:
+        """Drop the log from ``offset`` on (whole batches), with the epoch cache, producer
+        state and high watermark. Returns bytes dropped."""
+        dropped = self.log.truncate_to(offset)
+        if dropped:
+            self.producers.truncate_after(self.log.log_end_offset)
+        self._hw = min(self._hw, self.log.log_end_offset)
+        return dropped
+
+    def truncate_fully_and_start_at(self, offset: int) -> int:
+        dropped = self.log.truncate_fully_and_start_at(offset)
+        self.producers = ProducerStateManager()
+        self._hw = offset
+        return dropped
+
     # -- fetch -------------------------------------------------------------------------
 
     def register_waiter(self, fut: asyncio.Future) -> None:
@@ -139,8 +466,19 @@ class Partition:
                     fut.set_result(None)
             self._waiters.clear()
 
+    # -- durability --------------------------------------------------------------------
+
+    def write_high_watermark(self) -> None:
+        checkpoint.write_offset(self.log.directory, HIGH_WATERMARK_FILE, self.high_watermark)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.write_high_watermark()
+
     def close(self) -> None:
         self._wake_fetchers()
+        self._fail_commit_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
+        self.write_high_watermark()
         self.log.close()
 
 
@@ -148,4 +486,5 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["Partition", "AppendResult", "KafkaError", "now_ms"]
+__all__ = ["Partition", "AppendResult", "FollowerState", "KafkaError", "now_ms",
+           "isr_high_watermark", "lagging_replicas", "may_join_isr"]

@@ -59,6 +59,9 @@ class Log:
         self.recovery_truncated_bytes = loaded.truncated_bytes
         self._dir_dirty = False
         self._closed = False
+        # The partition's LeaderEpochCache when replication keeps one: truncation and
+        # retention here must move it in step with the offsets it describes.
+        self.epoch_cache = None
 
     @classmethod
     def open(cls, directory: str, config: TopicConfig, clean_shutdown: bool = False,
@@ -319,6 +322,8 @@ class Log:
             self._log_start_offset = offset
             # Checkpoint before the files go, so a crash never resurrects deleted offsets.
             checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+            if self.epoch_cache is not None:
+                self.epoch_cache.truncate_from_start(offset)
 
     def truncate_to(self, offset: int) -> int:
         """Drop every batch whose last offset >= ``offset`` (whole batches: the log end
@@ -338,7 +343,15 @@ class Log:
         dropped += active.truncate_to(offset)
         active.make_active()
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        if self.epoch_cache is not None:
+            self.epoch_cache.truncate_from_end(self.log_end_offset)
         return dropped
+
+    def truncate_fully_and_start_at(self, offset: int) -> int:
+        """Drop everything and continue at ``offset`` (a follower whose whole log lies
+        below the leader's log start). Returns bytes dropped."""
+        self._check_open()
+        return self._truncate_fully_and_start_at(offset)
 
     def _truncate_fully_and_start_at(self, offset: int) -> int:
         dropped = self.size_bytes
@@ -351,6 +364,8 @@ class Log:
         checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
         self._recovery_point = offset
         checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, offset)
+        if self.epoch_cache is not None:
+            self.epoch_cache.clear_and_flush()
         return dropped
 
     # --- durability and lifecycle -------------------------------------------------------
