@@ -4,10 +4,18 @@ the connection sends with ``os.sendfile``.
 Sizing follows KIP-74: the response holds at most ``max_bytes``, each partition at most
 ``partition_max_bytes``, only whole batches — except that the first partition with data
 returns at least one whole batch even if it is larger, so a consumer can never get stuck
-behind a big batch. Consumers read only below the high watermark.
+behind a big batch.
+
+Consumers (``replica_id`` -1) read only below the high watermark, and only from the
+leader; follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
+offset tells the leader their log end (the high watermark and ISR follow from it). A
+``current_leader_epoch`` older than the partition's gets FENCED_LEADER_EPOCH, a newer one
+UNKNOWN_LEADER_EPOCH (KIP-320). From v12 a consumer's ``last_fetched_epoch`` is checked
+against the leader-epoch cache and a divergence is answered with ``diverging_epoch``.
 
 Long poll: if fewer than ``min_bytes`` are ready, the request waits (up to ``max_wait_ms``)
-for an append to any of its partitions, then answers with what is there.
+for an append or a high-watermark advance on any of its partitions, then answers with
+what is there.
 """
 from __future__ import annotations
 
@@ -60,8 +68,12 @@ def release_regions(chunks) -> None:
             chunk.release()
 
 
-def _read_partitions(broker, body: dict, regions: list) -> tuple[list, int, bool]:
-    """Build the response topics. Returns (responses, bytes of records, any error)."""
+def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> tuple[list, int, bool]:
+    """Build the response topics. Returns (responses, bytes of records, any error).
+    ``first`` is set on the first pass of a long poll: a follower's fetch offset is
+    recorded then, not again on each wake-up."""
+    replica_id = body.get("replica_id", -1)
+    replicas = getattr(broker, "replicas", None)
     remaining = max(0, min(body.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes))
     committed = body.get("isolation_level", 0) == READ_COMMITTED
     min_one = True
@@ -85,13 +97,26 @@ def _read_partitions(broker, body: dict, regions: list) -> tuple[list, int, bool
             }
             try:
                 partition = broker.logs.get_partition(name, index)
+                partition.require_leader()
+                partition.check_leader_epoch(req.get("current_leader_epoch", -1))
+                if replica_id >= 0:
+                    if first:
+                        partition.on_follower_fetch(replica_id, req["fetch_offset"])
+                        if replicas is not None:
+                            replicas.on_follower_fetch(partition)
+                    max_offset = None
+                else:
+                    max_offset = partition.high_watermark
+                    if _diverging(partition, req, entry):
+                        parts.append(entry)
+                        continue
                 hw = partition.high_watermark
                 entry["high_watermark"] = hw
                 entry["last_stable_offset"] = hw
                 entry["log_start_offset"] = partition.log_start_offset
                 limit = min(req["partition_max_bytes"], remaining)
                 if limit > 0 or min_one:
-                    found = partition.log.read(req["fetch_offset"], limit, max_offset=hw, min_one=min_one)
+                    found = partition.log.read(req["fetch_offset"], limit, max_offset=max_offset, min_one=min_one)
                     if found is not None:
                         region = SendfileRegion(found, f"{name}-{index}")
                         regions.append(region)
@@ -107,14 +132,31 @@ def _read_partitions(broker, body: dict, regions: list) -> tuple[list, int, bool
     return responses, total, errors
 
 
+def _diverging(partition, req: dict, entry: dict) -> bool:
+    """KIP-320: a consumer that last fetched epoch E up to fetch_offset has diverged if
+    this log's epoch E (or the largest below it) ends before fetch_offset."""
+    last_epoch = req.get("last_fetched_epoch", -1)
+    if last_epoch < 0:
+        return False
+    epoch, end = partition.epochs.end_offset_for(last_epoch, partition.log_end_offset)
+    if epoch < 0 or (epoch == last_epoch and end >= req["fetch_offset"]):
+        return False
+    entry["diverging_epoch"] = {"epoch": epoch, "end_offset": end}
+    entry["high_watermark"] = entry["last_stable_offset"] = partition.high_watermark
+    entry["log_start_offset"] = partition.log_start_offset
+    return True
+
+
 async def handle(broker, request) -> dict:
     body = request.body
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     min_bytes = body.get("min_bytes", 1)
+    first = True
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors = _read_partitions(broker, body, regions)
+        responses, total, errors = _read_partitions(broker, body, regions, first)
+        first = False
         wait = deadline - loop.time()
         if total >= min_bytes or errors or wait <= 0 or broker.stopping:
             return {

@@ -1,5 +1,7 @@
 """ListOffsets (2): earliest (-2), latest (-1), or the first offset whose record timestamp is
-at or after a given time (through the time index)."""
+at or after a given time (through the time index). Answered by the leader only
+(NOT_LEADER_OR_FOLLOWER elsewhere), with KIP-320 epoch fencing; offsets at or above the
+high watermark are never reported to consumers."""
 from __future__ import annotations
 
 from pybroker.errors import InvalidRequest, KafkaError
@@ -7,6 +9,8 @@ from pybroker.errors import InvalidRequest, KafkaError
 LATEST = -1
 EARLIEST = -2
 READ_COMMITTED = 1
+# Kafka's replica id for tools that may read any replica, not only the leader.
+DEBUGGING_REPLICA_ID = -2
 
 
 def handle(broker, request) -> dict:
@@ -20,9 +24,14 @@ def handle(broker, request) -> dict:
             entry = {"partition_index": index, "error_code": 0, "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
             try:
                 partition = broker.logs.get_partition(name, index)
+                if body["replica_id"] != DEBUGGING_REPLICA_ID:
+                    partition.require_leader()
+                partition.check_leader_epoch(req.get("current_leader_epoch", -1))
                 ts = req["timestamp"]
                 if ts == LATEST:
-                    offset, found_ts = partition.high_watermark, -1
+                    # Consumers see committed offsets; a replica (for its own use) the log end.
+                    offset = partition.high_watermark if body["replica_id"] < 0 else partition.log_end_offset
+                    found_ts = -1
                 elif ts == EARLIEST:
                     offset, found_ts = partition.log_start_offset, -1
                 elif ts < 0:

@@ -2,14 +2,18 @@
 
 Per batch, never per record: the records field is a writable view of the request
 buffer, validated (size, magic, CRC-32C) and written to the log with offsets rewritten in
-place. acks=-1 on a single replica is committed on append; ``min.insync.replicas`` is
-still enforced against the ISR.
+place. acks=1 is answered after the leader's append. acks=-1 is refused with
+NOT_ENOUGH_REPLICAS when the ISR is smaller than ``min.insync.replicas``; otherwise the
+batches are appended and the answer waits (Kafka's delayed produce) until the high
+watermark passes them, up to the request's ``timeout_ms`` (then REQUEST_TIMED_OUT); a
+leader that loses leadership meanwhile answers NOT_LEADER_OR_FOLLOWER.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError
+from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut
 
 log = logging.getLogger("pybroker.broker")
 
@@ -26,10 +30,12 @@ def _partition_error(index: int, exc: KafkaError) -> dict:
     }
 
 
-def handle(broker, request) -> dict | None:
+async def handle(broker, request) -> dict | None:
     body = request.body
     acks = body["acks"]
     responses = []
+    # (partition, its response entry, future) of acks=-1 appends not yet committed.
+    pending = []
     for topic in body["topic_data"]:
         name = topic["name"]
         results = []
@@ -52,19 +58,57 @@ def handle(broker, request) -> dict | None:
             except KafkaError as exc:
                 results.append(_partition_error(index, exc))
                 continue
-            results.append(
-                {
-                    "index": index,
-                    "error_code": 0,
-                    "base_offset": result.base_offset,
-                    "log_append_time_ms": result.log_append_time,
-                    "log_start_offset": result.log_start_offset,
-                    "record_errors": [],
-                    "error_message": None,
-                }
-            )
+            entry = {
+                "index": index,
+                "error_code": 0,
+                "base_offset": result.base_offset,
+                "log_append_time_ms": result.log_append_time,
+                "log_start_offset": result.log_start_offset,
+                "record_errors": [],
+                "error_message": None,
+            }
+            results.append(entry)
+            if acks == -1:
+                fut = partition.commit_waiter(result.last_offset)
+                if fut is not None:
+                    pending.append((partition, entry, fut))
         responses.append({"name": name, "partition_responses": results})
     if acks == 0:
         return None
+    if pending:
+        await _wait_for_commit(broker, pending, body["timeout_ms"])
     return {"responses": responses, "throttle_time_ms": 0}
 
+
+async def _wait_for_commit(broker, pending: list, timeout_ms: int) -> None:
+    loop = asyncio.get_running_loop()
+    # One future for "every partition committed, or the broker is stopping".
+    settled = loop.create_future()
+    remaining = len(pending)
+
+    def one_done(_fut) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not settled.done():
+            settled.set_result(None)
+
+    for _, _, fut in pending:
+        fut.add_done_callback(one_done)
+    broker.register_stop_waiter(settled)
+    try:
+        await asyncio.wait_for(asyncio.shield(settled), max(0, timeout_ms) / 1000.0)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        broker.unregister_stop_waiter(settled)
+    for partition, entry, fut in pending:
+        if fut.done() and not fut.cancelled():
+            error = fut.result()
+        else:
+            partition.forget_commit_waiter(fut)
+            fut.cancel()
+            error = RequestTimedOut(
+                f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
+                f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
+        if error is not None:
+            entry.update(_partition_error(entry["index"], error))
