@@ -1,0 +1,61 @@
+"""Shared-memory page cache: what brokers on one machine publish for each other.
+
+A POSIX shared-memory region per cluster (named after the data dir) holds
+
+* a **broker table** — per broker id: pid, port, heartbeat (wall-clock ms), state — so the
+  supervisor judges liveness without talking to brokers;
+* an **offsets table** — per partition slot: topic, partition, leader, leader epoch, log
+  start, log end, high watermark — consistent snapshots through a per-row seqlock;
+* **tail rings** — per leader broker, the batches it appended most recently, so a
+  co-located follower or tail consumer skips the socket round trip. The socket path stays
+  the fallback and yields the same bytes.
+
+No cross-process locks anywhere: every row and ring has one writer, readers detect
+concurrent writes (seqlock words, ring cursors) and retry or fall back. That relies on
+x86-64 ordering and aligned 8-byte stores (seqlock.py explains).
+
+Usage::
+
+    from pybroker import shm
+
+    # supervisor
+    region = shm.SharedRegion.create(shm.region_name(data_dir), brokers=64, slots=4096,
+                                     ring_bytes=16 << 20, ring_count=n_brokers)
+    slot = region.offsets.allocate("orders", 0)          # on partition creation
+    row = region.brokers.read(1)                         # -> BrokerRow
+    alive = row.is_fresh(now_ms, timeout_ms=1000)
+    lag = region.offsets.read(slot)                      # -> OffsetsRow | None
+    region.offsets.release("orders", 0)                  # on topic deletion
+    region.close(); region.unlink()                      # clean shutdown
+
+    # broker 1
+    region = shm.SharedRegion.attach(shm.region_name(data_dir))
+    region.brokers.register(1, os.getpid(), port, now_ms)
+    region.brokers.set_state(1, shm.ALIVE)
+    region.brokers.heartbeat(1, now_ms)                  # every ~100 ms
+    slot = region.offsets.find("orders", 0)              # once per led partition
+    region.offsets.write(slot, leader_id=1, leader_epoch=3, log_start_offset=0,
+                         log_end_offset=leo, high_watermark=hw, now_ms=now_ms)
+    region.ring(1).append(slot, base_offset, last_offset, batch_bytes)   # as leader
+
+    # broker 2, following broker 1 on "orders"-0
+    reader = shm.TailReader(region.ring(1))
+    data = reader.read_from(slot, fetch_offset, max_bytes)
+    # bytes: whole batches from the one holding fetch_offset; b"": nothing new yet;
+    # None: not in the ring (overwritten, too large, lapped) -> Fetch over the socket.
+
+Errors: ``ShmError`` (missing or foreign region, table full), ``RegionInUse`` (create
+while the old creator still runs), ``StaleRow`` (a row's writer died mid-update),
+``errors.InvalidTopicException`` for a topic name Kafka would reject.
+"""
+from pybroker.shm.broker_table import ALIVE, EMPTY, STARTING, STOPPING, BrokerRow, BrokerTable
+from pybroker.shm.offsets_table import OffsetsRow, OffsetsTable
+from pybroker.shm.region import RegionInUse, SharedRegion, region_name
+from pybroker.shm.seqlock import ShmError, StaleRow
+from pybroker.shm.tail_ring import TailReader, TailRing
+
+__all__ = [
+    "ALIVE", "EMPTY", "STARTING", "STOPPING", "BrokerRow", "BrokerTable", "OffsetsRow",
+    "OffsetsTable", "RegionInUse", "SharedRegion", "region_name", "ShmError", "StaleRow",
+    "TailReader", "TailRing",
+]
