@@ -218,7 +218,9 @@ class Producer:
         self.client = Client(cfg["bootstrap_servers"], client_id=cfg["client_id"],
                              timeout=self.request_timeout_ms / 1000.0 + 5)
 
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._max_record_size = min(self.max_request_size - 61, self.buffer_memory)
         self._open: dict[tuple[str, int], _Batch] = {}
         # Closed batches per partition, in send order (retries go back to the front).
         self._ready: dict[tuple[str, int], collections.deque] = {}
@@ -258,10 +260,10 @@ class Producer:
         count = self._partition_counts.get(topic)
         if count is None:
             count = self.partitions_for(topic)
-        if isinstance(key, str):
-            key = key.encode()
-        if isinstance(value, str):
-            value = value.encode()
+        if key is not None and key.__class__ is not bytes:
+            key = key.encode() if isinstance(key, str) else bytes(key)
+        if value is not None and value.__class__ is not bytes:
+            value = value.encode() if isinstance(value, str) else bytes(value)
         if partition is None:
             if key is not None:
                 partition = (murmur2(key) & 0x7FFFFFFF) % count
@@ -281,12 +283,13 @@ class Producer:
         size = RECORD_OVERHEAD + (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
         if headers:
             size += sum(len(k) + (len(v) if v is not None else 0) + 4 for k, v in headers)
-        if size + 61 > self.max_request_size or size > self.buffer_memory:
+        if size > self._max_record_size:
             raise errors.MessageTooLarge(
                 f"a record of {size} bytes exceeds max.request.size {self.max_request_size} "
                 f"or buffer.memory {self.buffer_memory}")
         tp = (topic, partition)
-        with self._cond:
+        # The plain lock, not the Condition wrapper: entering it costs no Python frame.
+        with self._lock:
             if self._buffered + size > self.buffer_memory:
                 self._wait_for_buffer(size)
             batch = self._open.get(tp)
@@ -294,7 +297,7 @@ class Producer:
                 batch = self._open[tp] = _Batch(topic, partition, time.monotonic())
                 self._incomplete += 1
                 self._cond.notify_all()  # the sender now has a linger deadline to watch
-            index = len(batch.keys)
+            index = len(batch.timestamps)
             batch.keys.append(key)
             batch.values.append(value)
             batch.timestamps.append(timestamp)
