@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import time
 
-# How long a reader waits for a row stuck mid-write before deciding its writer died.
-# A live writer holds a row odd for a few microseconds; 50 ms is three orders above that.
-_STALE_AFTER_S = 0.05
+# How long a reader waits for a row stuck at one odd sequence value before deciding its
+# writer died. A live writer holds a row odd for microseconds, but on a loaded machine it
+# can be descheduled mid-write for a scheduler slice or a few; 200 ms is well above that.
+_STALE_AFTER_S = 0.2
 _FAST_SPINS = 64
 
 
@@ -82,7 +83,7 @@ class SeqlockRows:
         data = self._data
         end = start + self.row_size
         spins = 0
-        deadline = None
+        stuck_at = deadline = None
         while True:
             before = words[index]
             if before % 2 == 0:
@@ -91,9 +92,11 @@ class SeqlockRows:
                     return copy
             spins += 1
             if spins > _FAST_SPINS:
+                # Only a word stuck at one odd value means a dead writer; a live writer
+                # that keeps changing it (or was merely descheduled) resets the clock.
                 now = time.monotonic()
-                if deadline is None:
-                    deadline = now + _STALE_AFTER_S
+                if before != stuck_at:
+                    stuck_at, deadline = before, now + _STALE_AFTER_S
                 elif now > deadline:
                     raise StaleRow(f"row {row} at offset {start} stayed mid-write for "
                                    f"{_STALE_AFTER_S * 1000:.0f} ms: its writer died")
