@@ -1,8 +1,12 @@
-"""The broker: a Kafka listener in front of this process's partitions.
+"""The broker: a Kafka listener in front of the partition replicas this process hosts.
 
 One asyncio event loop thread owns everything here (connections, partitions, logs); there
 is no locking because nothing is shared across threads. Requests are decoded, dispatched
 to one handler per API (``pybroker.broker.apis``), and answered in order per connection.
+
+The controller (the supervisor, or an in-process one: ``controller_link``) owns topics,
+leaders and ISR; the broker applies the cluster image it pushes (``apply_update``) and
+asks it for topic changes, ISR changes and group coordination.
 """
 from __future__ import annotations
 
@@ -14,59 +18,127 @@ import time
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
-from pybroker.broker.group_host import GroupHost
 from pybroker.broker.log_manager import LogManager
+from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
+from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
-from pybroker.errors import KafkaError
+from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
 
-# How often partitions write their recovery point (Kafka's
+# How often partitions write their recovery point and high watermark (Kafka's
 # log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
 # was appended since.
 CHECKPOINT_INTERVAL_S = 60.0
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig):
+    def __init__(self, config: BrokerConfig, controller=None):
         self.config = config
         self.node_id = config.broker_id
         self.logs = LogManager(config)
-        self.groups = GroupHost(self.logs.data_dir)
+        self.image = ClusterImage(cluster_id=config.cluster_id, topics=self.logs.topics)
+        if controller is None:
+            from pybroker.broker.controller_link import LocalController
+            from pybroker.broker.group_host import GroupHost
+
+            controller = LocalController(groups=GroupHost(self.logs.data_dir),
+                                         default_partitions=config.num_partitions)
+        self.controller = controller
+        self.replicas = ReplicaManager(self)
         self.port = config.port
         self.connections: set[Connection] = set()
         self.stopping = False
+        self.stop_requested = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
+        self._creating: set[str] = set()
         self.api_versions = {k: v for k, v in api.SUPPORTED_VERSIONS.items() if k in HANDLERS}
         self._handlers = {k: (h, inspect.iscoroutinefunction(h)) for k, h in HANDLERS.items()}
 
-    # -- cluster view (a single broker until the supervisor joins) ------------------------
+    # -- cluster view --------------------------------------------------------------------
 
     @property
     def live_broker_count(self) -> int:
-        return 1
+        return len(self.image.brokers)
 
-    @property
-    def live_broker_ids(self) -> list[int]:
-        return [self.node_id]
+    def apply_update(self, doc: dict, full: bool = False) -> None:
+        """Apply the controller's push: live brokers, topics, deleted topics, partition
+        states. ``full`` means the whole image (first contact): local replicas of topics
+        the image no longer has are deleted."""
+        self.image.cluster_id = doc.get("cluster_id", self.image.cluster_id)
+        self.image.brokers = {b["node_id"]: BrokerInfo.from_json(b) for b in doc["brokers"]}
+        for t in doc["topics"]:
+            topic = TopicMetadata.from_json(t, self.config.topic_defaults)
+            self.image.topics[topic.name] = topic
+            for (name, _index), partition in self.logs.partitions.items():
+                if name == topic.name and partition.log.config != topic.config:
+                    partition.log.update_config(topic.config)
+        deleted = set(doc["deleted_topics"])
+        if full:
+            incoming = {t["name"] for t in doc["topics"]}
+            deleted |= {name for name in self.image.topics if name not in incoming}
+            deleted |= {name for name, _ in self.logs.local_partition_dirs() if name not in incoming}
+        for name in deleted:
+            self.image.topics.pop(name, None)
+            for key in [k for k in self.image.partitions if k[0] == name]:
+                del self.image.partitions[key]
+            local = self.logs.local_partition_dirs() | set(self.logs.partitions)
+            for topic, index in [k for k in local if k[0] == name]:
+                self.logs.drop_partition(topic, index)
+        changed = []
+        for doc_state in doc["partitions"]:
+            state = PartitionState.from_json(doc_state)
+            self.image.partitions[state.key] = state
+            topic = self.image.topics.get(state.topic)
+            if topic is None or self.node_id not in state.replicas:
+                continue
+            partition = self.logs.ensure_partition(topic, state.partition)
+            if partition.apply_state(state):
+                changed.append(partition)
+        if changed or deleted:
+            self.replicas.on_states_applied(changed)
+
+    def describe_partitions(self) -> list[dict]:
+        return [
+            {"topic": p.topic, "partition": p.index, "leader": p.leader, "log_start_offset": p.log_start_offset,
+             "log_end_offset": p.log_end_offset, "high_watermark": p.high_watermark}
+            for p in self.logs.partitions.values()
+        ]
 
     def ensure_topic(self, name: str) -> KafkaError | None:
-        """Auto-create a topic on first produce, as ``auto.create.topics.enable`` allows.
-        Returns the error to report for every partition, or None."""
-        if name in self.logs.topics:
+        """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
+        the controller is asked to create it, and the producer is told to retry
+        (UNKNOWN_TOPIC_OR_PARTITION is retriable; its metadata refresh then finds it)."""
+        if name in self.image.topics:
             return None
-        if not self.config.auto_create_topics_enable:
-            from pybroker.errors import UnknownTopicOrPartition
+        if self.config.auto_create_topics_enable and name not in self._creating:
+            self._creating.add(name)
+            task = asyncio.get_running_loop().create_task(self.create_topic_now(name))
+            task.add_done_callback(lambda _t: self._creating.discard(name))
+        return UnknownTopicOrPartition(f"Topic {name} not present in metadata")
 
-            return UnknownTopicOrPartition(f"Topic {name} not present in metadata")
+    async def create_topic_now(self, name: str) -> dict:
+        """Auto-create with the cluster's defaults; returns the controller's result."""
         try:
-            self.logs.create_topic(name, live_brokers=self.live_broker_count)
+            results = await self.controller.create_topics([{"name": name, "num_partitions": -1, "replication_factor": -1}])
         except KafkaError as exc:
-            return exc
-        return None
+            return {"name": name, "error_code": exc.code, "error_message": exc.detail}
+        return results[0]
+
+    async def alter_partition(self, topic: str, partition: int, leader_epoch: int, partition_epoch: int,
+                              new_isr: list[int]) -> PartitionState:
+        state = await self.controller.alter_partition(topic, partition, self.node_id, leader_epoch, partition_epoch, new_isr)
+        local = self.logs.partitions.get((topic, partition))
+        if local is not None and local.apply_state(state):
+            self.replicas.on_states_applied([local])
+        return state
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -77,7 +149,8 @@ class Broker:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks.append(loop.create_task(self._housekeeping()))
-        self.groups.start()
+        self.controller.start(self)
+        self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
 
     async def stop(self) -> None:
@@ -99,7 +172,8 @@ class Broker:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             except asyncio.TimeoutError:
                 log.warning("listener did not close within 5 s")
-        self.groups.close()
+        await self.replicas.stop()
+        await self.controller.stop()
         self.logs.close()
         log.info("broker %d stopped cleanly", self.node_id)
 

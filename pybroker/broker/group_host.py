@@ -50,20 +50,46 @@ class GroupHost:
             self._housekeeping.cancel()
         self.store.close()
 
-    # -- parked requests ---------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------
 
-    async def call(self, method: str, group_id: str, **request):
-        """Run a coordinator call that may park (join, sync); resolve whatever completes."""
-        fut = asyncio.get_running_loop().create_future()
-        result = getattr(self.coordinator, method)(group_id, _now_ms(), token=fut, **request)
-        self._after_call()
-        if result is PENDING:
-            return await fut
-        return result
+    async def handle(self, method: str, group_id: str, args: dict):
+        """One group request with JSON-friendly arguments and result (it may come from
+        another process): lists instead of tuples, [topic, partition, ...] rows instead of
+        dicts keyed by (topic, partition)."""
+        now = _now_ms()
+        c = self.coordinator
+        if method in ("join", "sync"):
+            fut = asyncio.get_running_loop().create_future()
+            if method == "join":
+                args = {**args, "protocols": [tuple(p) for p in args["protocols"]]}
+            else:
+                args = {**args, "assignments": [tuple(a) for a in args["assignments"]]}
+            result = getattr(c, method)(group_id, now, token=fut, **args)
+            self._after_call()
+            return await fut if result is PENDING else result
+        if method == "heartbeat":
+            result = c.heartbeat(group_id, now, **args)
+        elif method == "leave":
+            result = c.leave(group_id, now, args["members"])
+        elif method == "commit_offsets":
+            offsets = {(t, p): (offset, metadata, epoch) for t, p, offset, metadata, epoch in args["offsets"]}
+            codes = c.commit_offsets(group_id, now, member_id=args["member_id"], generation_id=args["generation_id"],
+                                     group_instance_id=args.get("group_instance_id"), offsets=offsets)
+            result = [[t, p, code] for (t, p), code in codes.items()]
+        elif method == "fetch_offsets":
+            wanted = args.get("partitions")
+            committed = c.fetch_offsets(group_id, None if wanted is None else [tuple(tp) for tp in wanted])
+            result = [[t, p, o.offset, o.metadata, o.leader_epoch] for (t, p), o in sorted(committed.items())]
+        elif method == "describe_groups":
+            result = c.describe_groups(args["group_ids"])
+        elif method == "list_groups":
+            result = c.list_groups(args.get("states"))
+        elif method == "delete_groups":
+            result = c.delete_groups(args["group_ids"], now)
+        else:
+            from pybroker.errors import InvalidRequest
 
-    def run(self, method: str, *args, **kwargs):
-        """Run a coordinator call that answers at once (heartbeat, leave, commits...)."""
-        result = getattr(self.coordinator, method)(*args, **kwargs)
+            raise InvalidRequest(f"unknown group method {method}")
         self._after_call()
         return result
 

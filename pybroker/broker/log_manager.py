@@ -1,12 +1,14 @@
-"""The broker's data directory: topics, their partition logs, and the markers around them.
+"""The broker's data directory: the logs of the partition replicas it hosts.
 
-Layout of ``<data>/``::
+Layout of ``<data>/`` (one broker's directory)::
 
     .lock                      flock()ed while a broker owns the directory
     .kafka_cleanshutdown       written on clean shutdown, removed at start (absent after a crash)
-    meta/topics.json           topic name -> partitions, topic id, config overrides
     meta/producer-id-block     next free producer-id block (ids survive restarts, never reused)
-    <topic>-<partition>/       one Log per partition (see pybroker.log)
+    <topic>-<partition>/       one Log per hosted replica (see pybroker.log)
+
+Which topics exist and which replicas live here is the controller's word (the cluster
+image); this class opens, creates and deletes logs to match it.
 
 Owned by the broker's event loop thread (not thread-safe).
 """
@@ -14,43 +16,28 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import logging
 import os
+import re
 import shutil
 import time
 
-from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import BrokerConfig, TopicConfig
-from pybroker.errors import (
-    InvalidPartitions,
-    InvalidReplicationFactor,
-    TopicAlreadyExists,
-    UnknownTopicOrPartition,
-)
 from pybroker.broker.partition import Partition
+from pybroker.cluster.topics import TopicMetadata
+from pybroker.config import BrokerConfig
+from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
 from pybroker.log.log import Log
+from pybroker.log.record_file import write_atomically
 
 log = logging.getLogger("pybroker.broker")
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 # Producer ids are handed out from blocks persisted ahead of use, like Kafka's
-# ProducerIdManager: a restart skips the rest of a block but never reuses an id.
+# ProducerIdManager: a restart skips the rest of a block but never reuses an id. The
+# broker id in the top bits keeps the ids of different brokers apart.
 PRODUCER_ID_BLOCK = 1000
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+PRODUCER_ID_NODE_SHIFT = 40
+_PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 
 
 class DataDirLocked(RuntimeError):
@@ -68,13 +55,12 @@ class LogManager:
         self.clean_shutdown = os.path.exists(marker)
         if self.clean_shutdown:
             os.unlink(marker)
+        # The cluster's topics (the broker keeps this dict in step with the controller).
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.recovered_bytes_dropped = 0
         self._next_producer_id = 0
         self._producer_id_limit = 0
-        self._load()
-
-    # -- start and stop ----------------------------------------------------------------
 
     def _lock(self) -> int:
         fd = os.open(os.path.join(self.data_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
@@ -87,45 +73,13 @@ class LogManager:
             raise
         return fd
 
-    def _load(self) -> None:
-        path = os.path.join(self.meta_dir, "topics.json")
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                docs = json.load(f)
-            for doc in docs:
-                topic = TopicMetadata.from_json(doc, self.config.topic_defaults)
-                self.topics[topic.name] = topic
-        started = time.monotonic()
-        dropped = 0
-        for topic in self.topics.values():
-            for index in range(topic.partitions):
-                partition = self._open_partition(topic, index)
-                dropped += partition.log.recovery_truncated_bytes
-        if self.partitions:
-            log.info(
-                "loaded %d partitions of %d topics in %.0f ms (%s shutdown, %d bytes of torn or corrupt tail dropped)",
-                len(self.partitions), len(self.topics), (time.monotonic() - started) * 1000,
-                "clean" if self.clean_shutdown else "unclean", dropped,
-            )
-        self._remove_orphans()
-
-    def _open_partition(self, topic: TopicMetadata, index: int) -> Partition:
-        directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
-        plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
-        partition = Partition(topic.name, index, plog)
-        self.partitions[(topic.name, index)] = partition
-        return partition
-
-    def _remove_orphans(self) -> None:
-        """Partition directories of topics that were deleted while the broker was down
-        (deletion renames them first)."""
+    def local_partition_dirs(self) -> set[tuple[str, int]]:
+        found = set()
         for entry in os.listdir(self.data_dir):
-            if entry.endswith("-delete"):
-                shutil.rmtree(os.path.join(self.data_dir, entry), ignore_errors=True)
-
-    def _save_topics(self) -> None:
-        docs = [t.to_json() for t in sorted(self.topics.values(), key=lambda t: t.name)]
-        write_atomically(os.path.join(self.meta_dir, "topics.json"), json.dumps(docs, indent=1).encode())
+            match = _PARTITION_DIR.match(entry)
+            if match and os.path.isdir(os.path.join(self.data_dir, entry)):
+                found.add((match["topic"], int(match["partition"])))
+        return found
 
     def close(self) -> None:
         """Flush and close every log, then mark the shutdown clean."""
@@ -137,81 +91,42 @@ class LogManager:
             os.fsync(f.fileno())
         os.close(self._lock_fd)
 
-    # -- topics ------------------------------------------------------------------------
+    # -- replicas ----------------------------------------------------------------------
 
     def get_partition(self, topic: str, index: int) -> Partition:
         partition = self.partitions.get((topic, index))
-        if partition is None:
+        if partition is not None:
+            return partition
+        meta = self.topics.get(topic)
+        if meta is None or index >= meta.partitions or index < 0:
             raise UnknownTopicOrPartition(f"This server does not host this topic-partition: {topic}-{index}")
+        raise NotLeaderOrFollower(f"Broker {self.config.broker_id} hosts no replica of {topic}-{index}")
+
+    def ensure_partition(self, topic: TopicMetadata, index: int) -> Partition:
+        """Open (recovering) or create the log of a replica this broker hosts."""
+        partition = self.partitions.get((topic.name, index))
+        if partition is None:
+            started = time.monotonic()
+            directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
+            plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
+            partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
+            self.partitions[(topic.name, index)] = partition
+            if plog.recovery_truncated_bytes:
+                self.recovered_bytes_dropped += plog.recovery_truncated_bytes
+                log.warning("%s-%d: recovery dropped %d bytes of torn or corrupt tail in %.0f ms",
+                            topic.name, index, plog.recovery_truncated_bytes, (time.monotonic() - started) * 1000)
+        elif partition.log.config != topic.config:
+            partition.log.update_config(topic.config)
         return partition
 
-    def create_topic(
-        self,
-        name: str,
-        partitions: int = -1,
-        replication_factor: int = -1,
-        configs: dict | None = None,
-        validate_only: bool = False,
-        live_brokers: int = 1,
-    ) -> TopicMetadata:
-        validate_topic_name(name)
-        if name in self.topics:
-            raise TopicAlreadyExists(f"Topic '{name}' already exists.")
-        if partitions == -1:
-            partitions = self.config.num_partitions
-        if replication_factor == -1:
-            replication_factor = self.config.default_replication_factor
-        if partitions < 1:
-            raise InvalidPartitions("Number of partitions must be larger than 0.")
-        if replication_factor < 1:
-            raise InvalidReplicationFactor("Replication factor must be larger than 0.")
-        if replication_factor > live_brokers:
-            raise InvalidReplicationFactor(
-                f"Replication factor: {replication_factor} larger than available brokers: {live_brokers}."
-            )
-        config = TopicConfig.parse(configs or {}, self.config.topic_defaults)
-        topic = TopicMetadata(name, partitions, replication_factor, config=config)
-        if validate_only:
-            return topic
-        self.topics[name] = topic
-        self._save_topics()
-        for index in range(partitions):
-            self._open_partition(topic, index)
-        log.info("created topic %s with %d partitions", name, partitions)
-        return topic
-
-    def delete_topic(self, name: str) -> None:
-        topic = self.topics.get(name)
-        if topic is None:
-            raise UnknownTopicOrPartition(f"Topic '{name}' does not exist.")
-        del self.topics[name]
-        self._save_topics()
-        for index in range(topic.partitions):
-            partition = self.partitions.pop((name, index), None)
-            if partition is not None:
-                partition.close()
-                partition.log.delete()
-        log.info("deleted topic %s", name)
-
-    def create_partitions(self, name: str, count: int, validate_only: bool = False) -> None:
-        topic = self.topics.get(name)
-        if topic is None:
-            raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
-        if count < topic.partitions:
-            raise InvalidPartitions(
-                f"Topic currently has {topic.partitions} partitions, which is higher than the "
-                f"requested {count}. Partitions can never be reduced."
-            )
-        if count == topic.partitions:
-            raise InvalidPartitions(f"Topic already has {topic.partitions} partitions.")
-        if validate_only:
-            return
-        old = topic.partitions
-        topic.partitions = count
-        self._save_topics()
-        for index in range(old, count):
-            self._open_partition(topic, index)
-        log.info("grew topic %s from %d to %d partitions", name, old, count)
+    def drop_partition(self, topic: str, index: int) -> None:
+        partition = self.partitions.pop((topic, index), None)
+        if partition is not None:
+            partition.close()
+            partition.log.delete()
+        else:
+            shutil.rmtree(os.path.join(self.data_dir, f"{topic}-{index}"), ignore_errors=True)
+        log.info("deleted replica %s-%d", topic, index)
 
     # -- producer ids ------------------------------------------------------------------
 
@@ -224,7 +139,7 @@ class LogManager:
                     start = int(f.read().strip() or 0)
             write_atomically(path, str(start + PRODUCER_ID_BLOCK).encode())
             self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
-        pid = self._next_producer_id
+        pid = (self.config.broker_id << PRODUCER_ID_NODE_SHIFT) | self._next_producer_id
         self._next_producer_id += 1
         return pid
 
@@ -233,9 +148,9 @@ class LogManager:
     def apply_retention(self, now_ms: int) -> int:
         deleted = 0
         for partition in self.partitions.values():
-            deleted += partition.log.apply_retention(now_ms)
+            deleted += partition.log.apply_retention(now_ms, high_watermark=partition.high_watermark)
         return deleted
 
     def flush(self) -> None:
         for partition in self.partitions.values():
-            partition.log.flush()
+            partition.flush()

@@ -11,6 +11,8 @@ import sys
 
 COMMANDS = [
     "pybroker.cli.up",
+    "pybroker.cli.down",
+    "pybroker.cli.status",
     "pybroker.cli.topics",
     "pybroker.cli.produce",
     "pybroker.cli.consume",

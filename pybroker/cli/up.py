@@ -1,95 +1,134 @@
-"""`pybroker up`: run a local cluster in the foreground.
+"""`pybroker up`: run a local cluster — a supervisor and N broker processes.
 
-Prints ``bootstrap: HOST:PORT,...`` once every listener accepts connections; SIGTERM or
-Ctrl-C shuts down cleanly (logs flushed, clean-shutdown marker written, exit 0).
+Foreground by default: prints ``bootstrap: HOST:PORT,...`` once every broker accepts
+connections; SIGTERM or Ctrl-C shuts everything down cleanly (logs flushed, clean-shutdown
+markers written, exit 0). ``--daemon`` detaches (pid file ``<data>/run/supervisor.pid``)
+after the bootstrap line; ``pybroker down --data DIR`` stops it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("up", help="start a local pybroker cluster in the foreground")
-    p.add_argument("--brokers", type=int, default=1, help="number of broker processes (default 1)")
+    p = subparsers.add_parser("up", help="start a local pybroker cluster (supervisor + brokers)")
+    p.add_argument("--brokers", type=int, default=3, help="number of broker processes (default 3)")
     p.add_argument("--data", default="./pybroker-data", help="data directory (default ./pybroker-data)")
-    p.add_argument("--port", type=int, default=9092, help="first listener port; 0 picks free ports (default 9092)")
+    p.add_argument("--port", type=int, default=9092,
+                   help="first listener port, brokers use PORT..PORT+N-1; 0 picks free ports (default 9092)")
     p.add_argument("--host", default="127.0.0.1", help="listener address (default 127.0.0.1)")
-    p.add_argument("--num-partitions", type=int, default=1, help="partitions of auto-created topics")
+    p.add_argument("--num-partitions", type=int, default=1, help="partitions of auto-created topics (default 1)")
+    p.add_argument("--replication-factor", type=int, default=1,
+                   help="replication factor of topics created without one (default 1, as Kafka)")
     p.add_argument("--no-auto-create", action="store_true", help="disable auto.create.topics.enable")
-    p.add_argument(
-        "--config", action="append", default=[], metavar="KEY=VALUE",
-        help="default topic setting, e.g. --config retention.ms=60000 (repeatable)",
-    )
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="default topic setting, e.g. --config retention.ms=60000 (repeatable)")
+    p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
+                   help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
+    p.add_argument("--session-timeout-ms", type=int, default=6000,
+                   help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
 
 
-def setup_logging(level: str, path: str | None) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(level.upper())
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(fmt)
-    root.addHandler(stream)
-    if path:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        file_handler = logging.FileHandler(path)
-        file_handler.setFormatter(fmt)
-        root.addHandler(file_handler)
+def _pairs(items: list[str], flag: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"pybroker up: {flag} takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
 
 
 def run(args) -> int:
-    from pybroker.broker.broker import Broker
-    from pybroker.broker.log_manager import DataDirLocked
-    from pybroker.config import BrokerConfig, TopicConfig
+    from pybroker.config import TopicConfig
     from pybroker.errors import KafkaError
 
-    if args.brokers != 1:
-        print("pybroker up: only --brokers 1 is available in this version", file=sys.stderr)
+    if args.brokers < 1 or args.brokers > 64:
+        print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
         return 2
+    topic_settings = _pairs(args.config, "--config")
     try:
-        settings = dict(item.split("=", 1) for item in args.config)
-        topic_defaults = TopicConfig.parse(settings)
-    except ValueError:
-        print("pybroker up: --config takes KEY=VALUE", file=sys.stderr)
-        return 2
+        TopicConfig.parse(topic_settings)
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
     data = os.path.abspath(args.data)
-    os.makedirs(data, exist_ok=True)
-    setup_logging(args.log_level, os.path.join(data, "logs", "broker-0.log"))
-    config = BrokerConfig(
-        broker_id=0, host=args.host, port=args.port, data_dir=data,
-        num_partitions=args.num_partitions, auto_create_topics_enable=not args.no_auto_create,
-        topic_defaults=topic_defaults,
+    os.makedirs(os.path.join(data, "logs"), exist_ok=True)
+    if args.daemon:
+        return _daemonize(args, data, topic_settings)
+    return _run_supervisor(args, data, topic_settings, on_ready=lambda bootstrap: print(f"bootstrap: {bootstrap}", flush=True))
+
+
+def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+    from pybroker.supervisor.arbiter import Supervisor
+
+    fmt = logging.Formatter("%(asctime)s %(levelname)s supervisor %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(args.log_level.upper())
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(os.path.join(data, "logs", "supervisor.log"))):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    pid_path = os.path.join(data, "run", "supervisor.pid")
+    old = None
+    try:
+        with open(pid_path) as f:
+            old = int(f.read().strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    if old and old != os.getpid():
+        import psutil
+
+        if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
+            print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
+            return 1
+    supervisor = Supervisor(
+        data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
+        num_partitions=args.num_partitions, replication_factor=args.replication_factor,
+        auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
+        session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
     )
-
-    async def main() -> int:
-        try:
-            broker = Broker(config)
-        except DataDirLocked as exc:
-            print(f"pybroker up: {exc}", file=sys.stderr)
-            return 1
-        try:
-            await broker.start()
-        except OSError as exc:
-            broker.logs.close()
-            print(f"pybroker up: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
-            return 1
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        print(f"bootstrap: {config.advertised}:{broker.port}", flush=True)
-        await stop.wait()
-        await broker.stop()
-        return 0
-
-    code = asyncio.run(main())
+    code = asyncio.run(supervisor.run(on_ready))
     logging.shutdown()
     return code
+
+
+def _daemonize(args, data: str, topic_settings: dict) -> int:
+    """Double fork; the original process waits for the bootstrap line through a pipe."""
+    read_fd, write_fd = os.pipe()
+    if os.fork() > 0:
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            line = pipe.readline().strip()
+        if not line:
+            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
+            return 1
+        print(f"bootstrap: {line}", flush=True)
+        print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
+        return 0
+    os.close(read_fd)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    pipe = os.fdopen(write_fd, "w")
+
+    def ready(bootstrap: str) -> None:
+        pipe.write(bootstrap + "\n")
+        pipe.close()
+
+    try:
+        code = _run_supervisor(args, data, topic_settings, ready)
+    finally:
+        if not pipe.closed:
+            pipe.close()
+    os._exit(code)

@@ -314,3 +314,103 @@ class Controller:
     def partitions_of(self, name: str) -> list[PartitionState]:
         topic = self.topics[name]
         return [self.partitions[(name, i)] for i in range(topic.partitions)]
+
+
+def delta_to_json(delta: Delta, controller: Controller) -> dict:
+    """The ``update`` control message for a delta; the broker list is always whole."""
+    return {
+        "type": "update",
+        "cluster_id": controller.cluster_id,
+        "brokers": [b.to_json() for b in controller.live.values()],
+        "topics": [t.to_json() for t in delta.topics],
+        "deleted_topics": list(delta.deleted_topics),
+        "partitions": [s.to_json() for s in delta.partitions],
+    }
+
+
+def image_to_json(controller: Controller) -> dict:
+    """The full image as an ``update`` message (a broker's first, or after a reconnect)."""
+    return delta_to_json(
+        Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values())),
+        controller,
+    )
+
+
+class ControllerService:
+    """The controller's request side, shared by the supervisor and in-process clusters:
+    run an operation, hand its records to ``persist`` (the metadata log) before anything
+    is published, then hand the delta to ``publish`` (every broker), then answer.
+
+    ``persist(records: list[dict])`` and ``publish(delta: Delta)`` are the host's."""
+
+    def __init__(self, controller: Controller, persist, publish, default_partitions: int = 1,
+                 default_replication_factor: int = 1):
+        self.controller = controller
+        self.persist = persist
+        self.publish = publish
+        self.default_partitions = default_partitions
+        self.default_replication_factor = default_replication_factor
+
+    def _commit(self, delta: Delta) -> None:
+        records = self.controller.take_records()
+        if records:
+            self.persist(records)
+        if delta:
+            self.publish(delta)
+
+    def apply(self, operation, *args, **kwargs) -> Delta:
+        """Run a controller method that returns a Delta (broker events, elections)."""
+        delta = operation(*args, **kwargs)
+        self._commit(delta)
+        return delta
+
+    def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        results, delta = [], Delta()
+        for spec in topics:
+            result = {"name": spec["name"], "error_code": 0, "error_message": None,
+                      "num_partitions": -1, "replication_factor": -1}
+            try:
+                topic, d = self.controller.create_topic(
+                    spec["name"], spec.get("num_partitions", -1), spec.get("replication_factor", -1),
+                    spec.get("configs") or {}, spec.get("assignments") or None, validate_only,
+                    self.default_partitions, self.default_replication_factor,
+                )
+                delta.merge(d)
+                result.update(num_partitions=topic.partitions, replication_factor=topic.replication_factor,
+                              topic_id=topic.topic_id)
+            except errors.KafkaError as exc:
+                result.update(error_code=exc.code, error_message=exc.detail or exc.message)
+            results.append(result)
+        self._commit(delta)
+        return results
+
+    def delete_topics(self, names: list[str]) -> list[dict]:
+        results, delta = [], Delta()
+        for name in names:
+            result = {"name": name, "error_code": 0, "error_message": None}
+            try:
+                delta.merge(self.controller.delete_topic(name))
+            except errors.KafkaError as exc:
+                result.update(error_code=exc.code, error_message=exc.detail or exc.message)
+            results.append(result)
+        self._commit(delta)
+        return results
+
+    def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        results, delta = [], Delta()
+        for spec in topics:
+            result = {"name": spec["name"], "error_code": 0, "error_message": None}
+            try:
+                delta.merge(self.controller.create_partitions(
+                    spec["name"], spec["count"], spec.get("assignments") or None, validate_only))
+            except errors.KafkaError as exc:
+                result.update(error_code=exc.code, error_message=exc.detail or exc.message)
+            results.append(result)
+        self._commit(delta)
+        return results
+
+    def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
+                        partition_epoch: int, isr: list[int]) -> PartitionState:
+        state, delta = self.controller.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)
+        self._commit(delta)
+        return state

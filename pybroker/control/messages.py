@@ -2,6 +2,7 @@
 
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
+    heartbeat         node_id                             (one-way, every second)
     create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results
@@ -24,6 +25,7 @@ VERSION = 1
 
 TYPES: dict[str, tuple[str, ...]] = {
     "register": ("node_id", "host", "port", "pid"),
+    "heartbeat": ("node_id",),
     "create_topics": ("topics",),
     "delete_topics": ("names",),
     "create_partitions": ("topics",),

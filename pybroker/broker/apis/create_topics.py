@@ -1,48 +1,46 @@
-"""CreateTopics (19)."""
+"""CreateTopics (19): validated and carried out by the controller."""
 from __future__ import annotations
 
-from pybroker.errors import InvalidConfig, InvalidReplicaAssignment, InvalidRequest, KafkaError
+from pybroker.errors import InvalidConfig, InvalidRequest, InvalidReplicaAssignment, KafkaError
 
 
-def handle(broker, request) -> dict:
+def _spec(spec: dict) -> dict:
+    partitions, replication = spec["num_partitions"], spec["replication_factor"]
+    assignments = None
+    if spec.get("assignments"):
+        if partitions != -1 or replication != -1:
+            raise InvalidRequest("Both numPartitions or replicationFactor and replicasAssignments were set. "
+                                 "Both cannot be used at the same time.")
+        by_index = {a["partition_index"]: list(a["broker_ids"]) for a in spec["assignments"]}
+        if sorted(by_index) != list(range(len(by_index))):
+            raise InvalidReplicaAssignment("Partitions should be a consecutive 0-based integer sequence")
+        assignments = [by_index[i] for i in range(len(by_index))]
+    configs = {}
+    for c in spec.get("configs") or []:
+        if c["value"] is None:
+            raise InvalidConfig(f"Null value not supported for topic config {c['name']}")
+        configs[c["name"]] = c["value"]
+    return {"name": spec["name"], "num_partitions": partitions, "replication_factor": replication,
+            "assignments": assignments, "configs": configs}
+
+
+async def handle(broker, request) -> dict:
     body = request.body
-    results = []
+    results, specs = {}, []
     for spec in body["topics"]:
-        name = spec["name"]
-        result = {"name": name, "error_code": 0, "error_message": None, "num_partitions": -1, "replication_factor": -1, "configs": None}
         try:
-            partitions = spec["num_partitions"]
-            replication = spec["replication_factor"]
-            if spec.get("assignments"):
-                if partitions != -1 or replication != -1:
-                    raise InvalidRequest("Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
-                partitions, replication = _check_assignments(broker, spec["assignments"])
-            configs = {}
-            for c in spec.get("configs") or []:
-                if c["value"] is None:
-                    raise InvalidConfig(f"Null value not supported for topic config {c['name']}")
-                configs[c["name"]] = c["value"]
-            topic = broker.logs.create_topic(
-                name, partitions, replication, configs,
-                validate_only=body.get("validate_only", False), live_brokers=broker.live_broker_count,
-            )
-            result.update(num_partitions=topic.partitions, replication_factor=topic.replication_factor)
+            specs.append(_spec(spec))
         except KafkaError as exc:
-            result.update(error_code=exc.code, error_message=exc.detail or exc.message)
-        results.append(result)
-    return {"throttle_time_ms": 0, "topics": results}
-
-
-def _check_assignments(broker, assignments: list) -> tuple[int, int]:
-    indexes = sorted(a["partition_index"] for a in assignments)
-    if indexes != list(range(len(indexes))):
-        raise InvalidReplicaAssignment("Partitions should be a consecutive 0-based integer sequence")
-    sizes = {len(a["broker_ids"]) for a in assignments}
-    if len(sizes) != 1:
-        raise InvalidReplicaAssignment("All partitions should have the same number of replicas")
-    for a in assignments:
-        ids = a["broker_ids"]
-        if len(set(ids)) != len(ids) or any(b not in broker.live_broker_ids for b in ids):
-            raise InvalidReplicaAssignment(f"Invalid replica assignment {ids}")
-    return len(indexes), sizes.pop()
-
+            results[spec["name"]] = {"name": spec["name"], "error_code": exc.code, "error_message": exc.detail}
+    if specs:
+        try:
+            for result in await broker.controller.create_topics(specs, body.get("validate_only", False)):
+                results[result["name"]] = result
+        except KafkaError as exc:
+            for spec in specs:
+                results[spec["name"]] = {"name": spec["name"], "error_code": exc.code, "error_message": exc.detail}
+    return {
+        "throttle_time_ms": 0,
+        "topics": [{"num_partitions": -1, "replication_factor": -1, "configs": None, **results[s["name"]]}
+                   for s in body["topics"]],
+    }

@@ -1,59 +1,67 @@
-"""Metadata (3): brokers, cluster id, controller, and each topic's partitions with leader,
-replicas and ISR. Requested topics that don't exist are created when the request allows it
-(v4+ ``allow_auto_topic_creation``) and ``auto.create.topics.enable`` is on."""
+"""Metadata (3): live brokers, cluster id, controller, and each topic's partitions with
+leader, replicas, ISR and offline replicas, from the controller's image. Requested topics
+that don't exist are created when the request allows it (v4+
+``allow_auto_topic_creation``) and ``auto.create.topics.enable`` is on."""
 from __future__ import annotations
 
-from pybroker.errors import KafkaError, UnknownTopicOrPartition
+from pybroker.cluster.metadata import NO_LEADER
+from pybroker.cluster.topics import validate_topic_name
+from pybroker.errors import KafkaError, LeaderNotAvailable, UnknownTopicOrPartition
 
 
 def topic_entry(broker, name: str) -> dict:
-    topic = broker.logs.topics[name]
+    topic = broker.image.topics[name]
+    live = broker.image.brokers
     partitions = []
     for index in range(topic.partitions):
-        p = broker.logs.partitions[(name, index)]
-        partitions.append(
-            {
-                "error_code": 0,
-                "partition_index": index,
-                "leader_id": broker.node_id,
-                "leader_epoch": p.leader_epoch,
-                "replica_nodes": list(p.replicas),
-                "isr_nodes": list(p.isr),
-                "offline_replicas": [],
-            }
-        )
-    return {
-        "error_code": 0,
-        "name": name,
-        "topic_id": topic.topic_id,
-        "is_internal": False,
-        "partitions": partitions,
-    }
+        state = broker.image.partitions.get((name, index))
+        if state is None:
+            partitions.append({"error_code": LeaderNotAvailable.code, "partition_index": index, "leader_id": -1,
+                               "leader_epoch": -1, "replica_nodes": [], "isr_nodes": [], "offline_replicas": []})
+            continue
+        partitions.append({
+            "error_code": LeaderNotAvailable.code if state.leader == NO_LEADER else 0,
+            "partition_index": index,
+            "leader_id": state.leader,
+            "leader_epoch": state.leader_epoch,
+            "replica_nodes": list(state.replicas),
+            "isr_nodes": list(state.isr),
+            "offline_replicas": [b for b in state.replicas if b not in live],
+        })
+    return {"error_code": 0, "name": name, "topic_id": topic.topic_id, "is_internal": False, "partitions": partitions}
 
 
-def handle(broker, request) -> dict:
+async def handle(broker, request) -> dict:
     body = request.body
     requested = body.get("topics")
     if requested is None or (request.api_version == 0 and not requested):
-        names = sorted(broker.logs.topics)
+        names = sorted(broker.image.topics)
     else:
         names = [t["name"] for t in requested]
     allow_create = body.get("allow_auto_topic_creation", True) and broker.config.auto_create_topics_enable
     topics = []
     for name in names:
-        if name not in broker.logs.topics:
+        if name not in broker.image.topics:
             try:
+                validate_topic_name(name)
                 if not allow_create:
                     raise UnknownTopicOrPartition()
-                broker.logs.create_topic(name)
+                result = await broker.create_topic_now(name)
+                if result["error_code"] and name not in broker.image.topics:
+                    topics.append({"error_code": result["error_code"], "name": name, "partitions": []})
+                    continue
             except KafkaError as exc:
                 topics.append({"error_code": exc.code, "name": name, "partitions": []})
+                continue
+            if name not in broker.image.topics:
+                topics.append({"error_code": LeaderNotAvailable.code, "name": name, "partitions": []})
                 continue
         topics.append(topic_entry(broker, name))
     return {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": broker.node_id, "host": broker.config.advertised, "port": broker.port, "rack": None}],
-        "cluster_id": broker.config.cluster_id,
-        "controller_id": broker.node_id,
+        "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": None}
+                    for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)],
+        "cluster_id": broker.image.cluster_id,
+        "controller_id": broker.image.controller_id if broker.image.controller_id >= 0 else min(broker.image.brokers, default=-1),
         "topics": topics,
     }

@@ -1,0 +1,175 @@
+"""How a broker reaches the controller and the group coordinator.
+
+Two implementations of one interface:
+- ``RemoteController``: the supervisor process, over the control channel (Unix socket).
+  It registers the broker, receives ``update`` pushes, answers ``describe``, and
+  reconnects when the supervisor restarts; the broker keeps serving meanwhile with the
+  image it has.
+- ``LocalController``: a controller and group coordinator in this very process (one
+  event loop, possibly several in-process brokers) — for tests and embedding.
+
+Interface (all coroutines): ``create_topics(topics, validate_only)``,
+``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
+``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
+PartitionState``, ``group(method, group_id, args)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from pybroker import errors
+from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.metadata import BrokerInfo, PartitionState
+from pybroker.control.channel import Channel
+
+log = logging.getLogger("pybroker.broker")
+
+
+class RemoteController:
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+        self.channel: Channel | None = None
+        self.broker = None
+        self._task: asyncio.Task | None = None
+        self._connected = asyncio.Event()
+
+    def start(self, broker) -> None:
+        self.broker = broker
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def wait_registered(self, timeout: float) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.channel is not None:
+            self.channel.close()
+
+    async def _run(self) -> None:
+        broker = self.broker
+        delay = 0.05
+        while True:
+            try:
+                channel = await Channel.connect(self.socket_path, name="supervisor")
+            except (FileNotFoundError, ConnectionError, OSError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay = 0.05
+            self.channel = channel
+            serving = asyncio.get_running_loop().create_task(channel.serve(self._handle))
+            try:
+                reply = await channel.request({
+                    "type": "register", "node_id": broker.node_id, "host": broker.config.advertised,
+                    "port": broker.port, "pid": os.getpid(),
+                })
+                broker.apply_update(reply["image"], full=True)
+                self._connected.set()
+                log.info("broker %d registered with the supervisor", broker.node_id)
+                while not channel.closed.is_set():
+                    try:
+                        await asyncio.wait_for(channel.closed.wait(), 1.0)
+                    except asyncio.TimeoutError:
+                        channel.send({"type": "heartbeat", "node_id": broker.node_id})
+            except (ConnectionError, asyncio.TimeoutError, errors.KafkaError) as exc:
+                log.info("control channel lost (%s); reconnecting", exc)
+            finally:
+                channel.close()
+                self._connected.clear()
+                serving.cancel()
+            await asyncio.sleep(0.2)
+
+    def _handle(self, doc: dict):
+        kind = doc["type"]
+        if kind == "update":
+            self.broker.apply_update(doc)
+            return None
+        if kind == "describe":
+            return {"partitions": self.broker.describe_partitions()}
+        if kind == "shutdown":
+            self.broker.request_stop()
+            return {}
+        raise errors.InvalidRequest(f"a broker does not handle {kind}")
+
+    async def _request(self, doc: dict) -> dict:
+        if self.channel is None or self.channel.closed.is_set():
+            raise errors.NotController("the supervisor is not reachable")
+        try:
+            return await self.channel.request(doc)
+        except ConnectionError:
+            raise errors.NotController("the supervisor went away") from None
+
+    async def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        return (await self._request({"type": "create_topics", "topics": topics, "validate_only": validate_only}))["results"]
+
+    async def delete_topics(self, names: list[str]) -> list[dict]:
+        return (await self._request({"type": "delete_topics", "names": names}))["results"]
+
+    async def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
+        return (await self._request({"type": "create_partitions", "topics": topics, "validate_only": validate_only}))["results"]
+
+    async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr) -> PartitionState:
+        reply = await self._request({
+            "type": "alter_partition", "topic": topic, "partition": partition, "leader": leader,
+            "leader_epoch": leader_epoch, "partition_epoch": partition_epoch, "isr": list(isr),
+        })
+        return PartitionState.from_json(reply["state"])
+
+    async def group(self, method: str, group_id: str, args: dict):
+        reply = await self._request({"type": "group", "method": method, "group_id": group_id, "args": args})
+        return reply["result"]
+
+
+class LocalController:
+    """Controller and group coordinator inside this process, shared by in-process brokers."""
+
+    def __init__(self, controller: Controller | None = None, groups=None, default_partitions: int = 1,
+                 default_replication_factor: int = 1):
+        self.controller = controller or Controller()
+        self.brokers: dict[int, object] = {}
+        self.service = ControllerService(self.controller, persist=lambda records: None, publish=self._publish,
+                                         default_partitions=default_partitions,
+                                         default_replication_factor=default_replication_factor)
+        self.groups = groups
+
+    def start(self, broker) -> None:
+        self.brokers[broker.node_id] = broker
+        self.service.apply(self.controller.register_broker,
+                           BrokerInfo(broker.node_id, broker.config.advertised, broker.port, os.getpid()))
+        broker.apply_update(image_to_json(self.controller), full=True)
+
+    async def wait_registered(self, timeout: float) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def fail_broker(self, node_id: int) -> None:
+        """An in-process broker is gone (tests): elect, fence and tell the others."""
+        self.brokers.pop(node_id, None)
+        self.service.apply(self.controller.broker_failed, node_id)
+
+    def _publish(self, delta) -> None:
+        doc = delta_to_json(delta, self.controller)
+        for broker in list(self.brokers.values()):
+            broker.apply_update(doc)
+
+    async def create_topics(self, topics, validate_only=False):
+        return self.service.create_topics(topics, validate_only)
+
+    async def delete_topics(self, names):
+        return self.service.delete_topics(names)
+
+    async def create_partitions(self, topics, validate_only=False):
+        return self.service.create_partitions(topics, validate_only)
+
+    async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr):
+        return self.service.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)
+
+    async def group(self, method: str, group_id: str, args: dict):
+        if self.groups is None:
+            raise errors.CoordinatorNotAvailable("no group coordinator in this process")
+        return await self.groups.handle(method, group_id, args)

@@ -1,0 +1,432 @@
+"""The supervisor process: the arbiter of the broker processes and the host of the
+controller and the group coordinator.
+
+Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
+socket and registers (``register``), which makes it live for the controller; it sends a
+heartbeat every second. ``reap_brokers`` collects exited children (SIGCHLD only queues a
+wake-up; the main loop acts, as gunicorn's arbiter does); an exit, a closed control
+channel of a dead process, or heartbeats missing for ``session_timeout_s`` (a SIGSTOPped
+broker) make the controller fail it over: new leaders from the ISR, bumped epochs, pushed
+to every broker. A dead broker is restarted with exponential back-off, on the port it had,
+and rejoins as a follower.
+
+Restart safety: the metadata log under ``<data>/meta`` holds every controller decision
+before it is published. A supervisor killed with SIGKILL leaves its brokers serving; a
+new one replays the log, finds the running brokers through their pid files in
+``<data>/run``, and adopts them when they reconnect, instead of starting new ones.
+
+Owned by one asyncio event loop; nothing here is thread-safe.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from pybroker import errors
+from pybroker.broker.group_host import GroupHost
+from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.metadata import BrokerInfo
+from pybroker.cluster.metadata_log import MetadataLog
+from pybroker.config import TopicConfig
+from pybroker.control.channel import Channel
+
+log = logging.getLogger("pybroker.supervisor")
+
+BROKER_BOOT_ERROR = 3
+SOCKET_NAME = "supervisor.sock"
+# How long an adopted broker (found alive at start) may take to reconnect.
+ADOPT_TIMEOUT_S = 10.0
+PREFERRED_LEADER_CHECK_S = 5.0
+
+
+def run_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "run")
+
+
+def socket_path(data_dir: str) -> str:
+    return os.path.join(run_dir(data_dir), SOCKET_NAME)
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+class BrokerProcess:
+    """What the supervisor knows of one broker id."""
+
+    def __init__(self, node_id: int, port: int):
+        self.node_id = node_id
+        self.port = port
+        self.popen: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.channel: Channel | None = None
+        self.registered = False
+        self.fenced = False
+        self.last_heartbeat = 0.0
+        self.restarts = 0
+        self.backoff = 0.5
+        self.next_start = 0.0
+        self.started_at = 0.0
+        self.boot_errors = 0
+
+    @property
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return self.pid is not None and psutil.pid_exists(self.pid) and \
+            psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+
+
+class Supervisor:
+    def __init__(self, data_dir: str, brokers: int = 3, host: str = "127.0.0.1", base_port: int = 9092,
+                 topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
+                 auto_create: bool = True, broker_settings: dict | None = None,
+                 session_timeout_s: float = 6.0, log_level: str = "INFO"):
+        self.data_dir = os.path.abspath(data_dir)
+        self.count = brokers
+        self.host = host
+        self.base_port = base_port
+        self.topic_settings = dict(topic_settings or {})
+        self.broker_settings = dict(broker_settings or {})
+        self.num_partitions = num_partitions
+        self.auto_create = auto_create
+        self.session_timeout_s = session_timeout_s
+        self.log_level = log_level
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
+        self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
+                                         default_partitions=num_partitions,
+                                         default_replication_factor=replication_factor)
+        self.groups = GroupHost(os.path.join(self.data_dir, "meta"))
+        self.brokers: dict[int, BrokerProcess] = {}
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._ready = False
+        self._server: asyncio.base_events.Server | None = None
+
+    def _cluster_id(self) -> str:
+        import uuid
+
+        path = os.path.join(self.data_dir, "meta", "cluster-id")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            from pybroker.log.record_file import write_atomically
+
+            write_atomically(path, str(uuid.uuid4()).encode())
+        with open(path) as f:
+            return f.read().strip()
+
+    # -- process management ----------------------------------------------------------------
+
+    def _broker_command(self, proc: BrokerProcess) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "pybroker.broker.main",
+            "--node-id", str(proc.node_id),
+            "--data", os.path.join(self.data_dir, f"broker-{proc.node_id}"),
+            "--host", self.host, "--port", str(proc.port),
+            "--control", socket_path(self.data_dir),
+            "--pid-file", os.path.join(run_dir(self.data_dir), f"broker-{proc.node_id}.pid"),
+            "--num-partitions", str(self.num_partitions),
+            "--log-level", self.log_level,
+        ]
+        if not self.auto_create:
+            cmd.append("--no-auto-create")
+        for key, value in self.topic_settings.items():
+            cmd += ["--config", f"{key}={value}"]
+        for key, value in self.broker_settings.items():
+            cmd += ["--broker-config", f"{key}={value}"]
+        return cmd
+
+    def spawn_broker(self, proc: BrokerProcess) -> None:
+        os.makedirs(os.path.join(self.data_dir, "logs"), exist_ok=True)
+        out = open(os.path.join(self.data_dir, "logs", f"broker-{proc.node_id}.log"), "ab")
+        try:
+            proc.popen = subprocess.Popen(self._broker_command(proc), stdin=subprocess.DEVNULL,
+                                          stdout=out, stderr=subprocess.STDOUT, close_fds=True)
+        finally:
+            out.close()
+        proc.pid = proc.popen.pid
+        proc.started_at = time.monotonic()
+        proc.registered = False
+        log.info("started broker %d (pid %d, port %s)", proc.node_id, proc.pid, proc.port or "any")
+
+    def reap_brokers(self) -> None:
+        now = time.monotonic()
+        for proc in self.brokers.values():
+            if proc.pid is None or proc.alive:
+                continue
+            code = proc.popen.returncode if proc.popen is not None else None
+            log.warning("broker %d (pid %d) exited with %s", proc.node_id, proc.pid,
+                        code if code is None or code >= 0 else f"signal {-code}")
+            self._fail(proc)
+            proc.pid = None
+            proc.popen = None
+            if self.stopping:
+                continue
+            if code == BROKER_BOOT_ERROR:
+                proc.boot_errors += 1
+            if now - proc.started_at > 30:
+                proc.backoff = 0.5
+            proc.next_start = now + proc.backoff
+            proc.backoff = min(proc.backoff * 2, 10.0)
+            proc.restarts += 1
+
+    def _fail(self, proc: BrokerProcess) -> None:
+        if proc.channel is not None:
+            proc.channel.close()
+            proc.channel = None
+        if proc.registered and not proc.fenced:
+            self.service.apply(self.controller.broker_failed, proc.node_id)
+        proc.registered = False
+
+    def manage_brokers(self) -> None:
+        """Start brokers that should run; fence those whose heartbeats stopped."""
+        now = time.monotonic()
+        for proc in self.brokers.values():
+            if proc.pid is None and now >= proc.next_start and not self.stopping:
+                self.spawn_broker(proc)
+            elif proc.registered and not proc.fenced and now - proc.last_heartbeat > self.session_timeout_s:
+                log.warning("broker %d missed heartbeats for %.1f s: fenced", proc.node_id, now - proc.last_heartbeat)
+                proc.fenced = True
+                self.service.apply(self.controller.broker_failed, proc.node_id)
+
+    def _adopt_running_brokers(self) -> None:
+        for node_id, proc in self.brokers.items():
+            pid = read_pid(os.path.join(run_dir(self.data_dir), f"broker-{node_id}.pid"))
+            if pid is None or not psutil.pid_exists(pid):
+                continue
+            try:
+                cmdline = psutil.Process(pid).cmdline()
+            except psutil.Error:
+                continue
+            if "pybroker.broker.main" in cmdline and str(node_id) in cmdline and \
+                    os.path.join(self.data_dir, f"broker-{node_id}") in cmdline:
+                proc.pid = pid
+                proc.started_at = time.monotonic()
+                log.info("adopting running broker %d (pid %d)", node_id, pid)
+
+    # -- control plane ------------------------------------------------------------------
+
+    def _publish(self, delta) -> None:
+        doc = delta_to_json(delta, self.controller)
+        for proc in self.brokers.values():
+            if proc.channel is not None and proc.registered:
+                try:
+                    proc.channel.send(dict(doc))
+                except ConnectionError:
+                    pass
+
+    async def _on_connection(self, reader, writer) -> None:
+        channel = Channel(reader, writer, name="peer")
+        state = {"proc": None}
+        await channel.serve(lambda doc: self._handle(channel, state, doc))
+        proc = state["proc"]
+        if proc is not None and proc.channel is channel:
+            proc.channel = None
+            self._wake.set()
+
+    async def _handle(self, channel: Channel, state: dict, doc: dict):
+        kind = doc["type"]
+        if kind == "register":
+            return self._register(channel, state, doc)
+        if kind == "heartbeat":
+            proc = state["proc"]
+            if proc is not None:
+                proc.last_heartbeat = time.monotonic()
+                if proc.fenced:
+                    log.info("broker %d is back: unfenced", proc.node_id)
+                    proc.fenced = False
+                    self.service.apply(self.controller.register_broker, self.controller.live.get(proc.node_id) or
+                                       BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
+                    channel.send(image_to_json(self.controller))
+            return None
+        if kind == "create_topics":
+            return {"results": self.service.create_topics(doc["topics"], doc.get("validate_only", False))}
+        if kind == "delete_topics":
+            return {"results": self.service.delete_topics(doc["names"])}
+        if kind == "create_partitions":
+            return {"results": self.service.create_partitions(doc["topics"], doc.get("validate_only", False))}
+        if kind == "alter_partition":
+            new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
+                                               doc["partition_epoch"], doc["isr"])
+            return {"state": new.to_json()}
+        if kind == "group":
+            return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "status":
+            return await self.status()
+        raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
+        node_id = int(doc["node_id"])
+        proc = self.brokers.get(node_id)
+        if proc is None:
+            raise errors.InvalidRequest(f"broker id {node_id} is not part of this cluster (0..{self.count - 1})")
+        if proc.pid is not None and proc.pid != doc["pid"] and proc.alive:
+            raise errors.InvalidRequest(f"broker {node_id} already runs as pid {proc.pid}")
+        state["proc"] = proc
+        channel.name = f"broker-{node_id}"
+        proc.channel = channel
+        proc.pid = int(doc["pid"])
+        proc.port = int(doc["port"])
+        proc.registered = True
+        proc.fenced = False
+        proc.last_heartbeat = time.monotonic()
+        info = BrokerInfo(node_id, doc["host"], proc.port, proc.pid)
+        self.service.apply(self.controller.register_broker, info)
+        log.info("broker %d registered (pid %d, %s:%d)", node_id, proc.pid, info.host, info.port)
+        self._wake.set()
+        return {"image": image_to_json(self.controller)}
+
+    async def status(self) -> dict:
+        offsets: dict[tuple[str, int], dict] = {}
+        describes = []
+        for proc in self.brokers.values():
+            if proc.channel is not None and proc.registered:
+                describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
+        for result in await asyncio.gather(*describes, return_exceptions=True):
+            if isinstance(result, dict):
+                for row in result["partitions"]:
+                    key = (row["topic"], row["partition"])
+                    state = self.controller.partitions.get(key)
+                    if state is not None and row.get("leader") == state.leader and state.leader >= 0:
+                        offsets[key] = row
+                    else:
+                        offsets.setdefault(key, row)
+        partitions = []
+        for key, s in sorted(self.controller.partitions.items()):
+            row = offsets.get(key, {})
+            partitions.append({
+                "topic": s.topic, "partition": s.partition, "leader": s.leader, "leader_epoch": s.leader_epoch,
+                "replicas": list(s.replicas), "isr": list(s.isr),
+                "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
+                "log_start_offset": row.get("log_start_offset"),
+                "under_replicated": len(s.isr) < len(s.replicas),
+            })
+        return {
+            "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
+            "brokers": [
+                {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
+                 "alive": bool(p.registered and not p.fenced), "restarts": p.restarts}
+                for p in sorted(self.brokers.values(), key=lambda p: p.node_id)
+            ],
+            "partitions": partitions,
+            "groups": self._group_lag(offsets),
+        }
+
+    def _group_lag(self, offsets: dict) -> list[dict]:
+        from pybroker.group.coordinator import lag
+
+        rows = []
+        coordinator = self.groups.coordinator
+        for group_id in coordinator.store.groups():
+            for (topic, partition), committed in sorted(coordinator.store.fetch(group_id).items()):
+                end = offsets.get((topic, partition), {}).get("high_watermark")
+                rows.append({"group": group_id, "topic": topic, "partition": partition,
+                             "committed_offset": committed.offset, "log_end_offset": end,
+                             "lag": None if end is None else lag(committed.offset, end)})
+        return rows
+
+    # -- main loop ----------------------------------------------------------------------
+
+    def bootstrap(self) -> str:
+        return ",".join(f"{self.host}:{self.brokers[i].port}" for i in sorted(self.brokers))
+
+    async def run(self, on_ready=None) -> int:
+        os.makedirs(run_dir(self.data_dir), mode=0o700, exist_ok=True)
+        os.chmod(run_dir(self.data_dir), 0o700)
+        self.metadata.load_into(self.controller)
+        for node_id in range(self.count):
+            port = self.controller.ports.get(node_id)
+            if port is None:
+                port = self.base_port + node_id if self.base_port else 0
+            self.brokers[node_id] = BrokerProcess(node_id, port)
+        path = socket_path(self.data_dir)
+        if os.path.exists(path):
+            os.unlink(path)
+        loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        os.chmod(path, 0o600)
+        with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        self.groups.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
+        self._adopt_running_brokers()
+        adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
+        next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S
+        try:
+            while not self._stop.is_set():
+                self.reap_brokers()
+                if time.monotonic() > adopt_deadline:
+                    for proc in self.brokers.values():
+                        if proc.popen is None and proc.pid is not None and not proc.registered:
+                            log.warning("adopted broker %d did not reconnect; restarting it", proc.node_id)
+                            self._kill(proc.pid)
+                    adopt_deadline = float("inf")
+                self.manage_brokers()
+                if not self._ready and all(p.registered for p in self.brokers.values()):
+                    self._ready = True
+                    if on_ready is not None:
+                        on_ready(self.bootstrap())
+                if time.monotonic() >= next_preferred:
+                    next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S
+                    self.service.apply(self.controller.elect_preferred_leaders)
+                    self.metadata.maybe_snapshot(self.controller)
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 0.2)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.shutdown()
+        return 0
+
+    @staticmethod
+    def _kill(pid: int, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.kill(pid, sig)
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+
+    async def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop every broker (SIGTERM: each flushes and marks a clean shutdown), wait,
+        SIGKILL stragglers, then close the control socket and the logs."""
+        self.stopping = True
+        log.info("stopping %d brokers", sum(1 for p in self.brokers.values() if p.pid))
+        for proc in self.brokers.values():
+            if proc.pid is not None and proc.alive:
+                self._kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.pid is not None and p.alive for p in self.brokers.values()):
+            await asyncio.sleep(0.05)
+        for proc in self.brokers.values():
+            if proc.pid is not None and proc.alive:
+                log.warning("broker %d did not stop in %.0f s: killed", proc.node_id, timeout)
+                self._kill(proc.pid)
+            if proc.popen is not None:
+                proc.popen.wait()
+        if self._server is not None:
+            self._server.close()
+        self.groups.close()
+        self.metadata.close()
+        for name in (SOCKET_NAME, "supervisor.pid"):
+            try:
+                os.unlink(os.path.join(run_dir(self.data_dir), name))
+            except FileNotFoundError:
+                pass
+        log.info("supervisor stopped")
