@@ -203,6 +203,7 @@ class TailReader:
         else:
             pos, contiguous = tail, False
         parts: list[bytes] = []
+        lasts: list[int] = []  # last offset of each collected batch
         total = 0
         expect = offset
         while pos < head:
@@ -218,13 +219,19 @@ class TailReader:
                 raise ShmError(f"ring {ring.ring_id}: bad entry at {pos} "
                                f"(length {length}, position {position})")
             if entry_slot == slot:
+                if parts and base != expect:
+                    if base > expect:
+                        break  # a gap (a batch too large for the ring): the socket serves it
+                    # Offsets went backwards: the leader truncated and appended again, so
+                    # this entry supersedes the collected batches from its base on.
+                    while parts and lasts[-1] >= base:
+                        total -= len(parts.pop())
+                        lasts.pop()
+                    expect = lasts[-1] + 1 if parts else offset
+                    contiguous = bool(parts)
                 if last < expect:
-                    if parts:
-                        return None  # offsets went backwards: the leader truncated
                     contiguous = last == expect - 1
                 elif base <= expect:
-                    if parts and base != expect:
-                        return None  # overlaps what was collected: truncated and rewritten
                     if parts and total + n > max_bytes:
                         break
                     body = start + at + ENTRY_SIZE
@@ -232,20 +239,20 @@ class TailReader:
                     if words[tail_word] > pos:
                         return _LAPPED
                     parts.append(copy)
+                    lasts.append(last)
                     total += n
                     expect = last + 1
                     contiguous = True
                     pos += length
-                    self._hints[slot] = (expect, pos)
+                    resume_at = pos
                     if total >= max_bytes:
                         break
                     continue
                 else:
-                    if parts:
-                        break  # a gap (a batch too large for the ring): the socket serves it
-                    return None
+                    return None  # the batch holding the offset is not in the ring
             pos += length
         if parts:
+            self._hints[slot] = (expect, resume_at)
             return b"".join(parts)
         if contiguous:
             self._hints[slot] = (offset, pos)
