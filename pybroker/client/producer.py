@@ -17,8 +17,8 @@ Kafka 3+) gets a producer id from InitProducerId and numbers each partition's ba
 a retried batch keeps its sequence, so the broker drops what it already has.
 
 Memory: records waiting in the accumulator count against ``buffer.memory``; ``send``
-blocks while the buffer is full and raises KafkaTimeoutError-like
-``errors.RequestTimedOut`` after ``max.block.ms``.
+blocks while the buffer is full and raises ``errors.RequestTimedOut`` after
+``max.block.ms``.
 
 Configuration uses Kafka's names, either as a dict (``Producer({"bootstrap.servers":
 ..., "linger.ms": 5})``) or as keyword arguments with underscores
@@ -62,7 +62,7 @@ SEQUENCE_WRAP = 1 << 31  # sequences are int32 and wrap to 0, as in Kafka
 DEFAULTS = {
     "bootstrap_servers": None,
     "client_id": "pybroker-producer",
-    "acks": None,  # "all" unless idempotence is explicitly disabled; then 1... see _acks()
+    "acks": None,  # "all", or 1 when enable.idempotence is explicitly False
     "compression_type": "none",
     "batch_size": 16384,
     "linger_ms": 5,

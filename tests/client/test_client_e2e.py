@@ -7,17 +7,6 @@ import pytest
 from pybroker import errors
 from pybroker.client import Admin, Consumer, NewTopic, Producer
 from pybroker.client.partitioner import partition_for_key
-from pybroker.testing import BrokerCluster
-
-
-@pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory):
-    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    cluster.start()
-    try:
-        yield cluster.bootstrap
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -7,21 +7,10 @@ import uuid
 import pytest
 
 from pybroker.client import Admin, Consumer, NewTopic, Producer
-from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 N = 30
-
-
-@pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory):
-    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    cluster.start()
-    try:
-        yield cluster.bootstrap
-    finally:
-        cluster.stop()
 
 
 def new_topic(bootstrap, partitions=1):

@@ -14,20 +14,9 @@ from pybroker.client import Admin, Consumer, NewTopic, Producer
 from pybroker.client.container import (
     AckMode, DeadLetterPublishingRecoverer, DefaultErrorHandler, FixedBackOff, ListenerContainer,
 )
-from pybroker.testing import BrokerCluster
 
 RUNNER = Path(__file__).with_name("container_runner.py")
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory):
-    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    cluster.start()
-    try:
-        yield cluster.bootstrap
-    finally:
-        cluster.stop()
 
 
 def topic_with_records(bootstrap, count, partitions=1):

@@ -7,7 +7,6 @@ import pytest
 
 from pybroker import errors
 from pybroker.client import Admin, Consumer, NewTopic, Producer
-from pybroker.testing import BrokerCluster
 
 FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000, "fetch_max_wait_ms": 100,
               "max_poll_interval_ms": 10000}
@@ -44,16 +43,6 @@ def wait_for(predicate, timeout=20.0):
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory):
-    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    cluster.start()
-    try:
-        yield cluster.bootstrap
-    finally:
-        cluster.stop()
 
 
 def make_topic(bootstrap, partitions, records_per_partition=0):
