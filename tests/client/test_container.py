@@ -12,7 +12,7 @@ import pytest
 
 from pybroker.client import Admin, Consumer, NewTopic, Producer
 from pybroker.client.container import (
-    AckMode, DeadLetterPublishingRecoverer, DefaultErrorHandler, FixedBackOff, ListenerContainer,
+    DeadLetterPublishingRecoverer, DefaultErrorHandler, FixedBackOff, ListenerContainer,
 )
 
 RUNNER = Path(__file__).with_name("container_runner.py")
