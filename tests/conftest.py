@@ -330,7 +330,12 @@ def stored_codecs(cluster, topic: str, partition: int = 0) -> dict[str, set[int]
     return {"fetched": fetched, "on_disk": on_disk}
 
 
+# Captured at import: other test directories have a conftest module of their own, and
+# the name "conftest" in sys.modules points at whichever was imported last.
+_THIS_MODULE = sys.modules[__name__]
+
+
 @pytest.fixture
 def wire():
     """This module: RawClient, build_batch, batches_of, stored_codecs, CODEC_* constants."""
-    return sys.modules[__name__]
+    return _THIS_MODULE
