@@ -21,7 +21,7 @@ from pybroker.broker.connection import Connection
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
-from pybroker.cluster.topics import TopicMetadata
+from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import BrokerConfig
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
@@ -115,6 +115,10 @@ class Broker:
         (UNKNOWN_TOPIC_OR_PARTITION is retriable; its metadata refresh then finds it)."""
         if name in self.image.topics:
             return None
+        try:
+            validate_topic_name(name)
+        except KafkaError as exc:
+            return exc
         if self.config.auto_create_topics_enable and name not in self._creating:
             self._creating.add(name)
             task = asyncio.get_running_loop().create_task(self.create_topic_now(name))
