@@ -30,6 +30,10 @@ def register(subparsers) -> None:
                    help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
+                   help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
+    p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
+                   help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -66,6 +70,8 @@ def run(args) -> int:
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+    from pybroker.group.coordinator import CoordinatorSettings
+    from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
 
     fmt = logging.Formatter("%(asctime)s %(levelname)s supervisor %(name)s: %(message)s")
@@ -92,6 +98,10 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
+        group_settings=CoordinatorSettings(
+            group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+            offsets_retention_ms=args.offsets_retention_minutes * 60_000,
+        ),
     )
     code = asyncio.run(supervisor.run(on_ready))
     logging.shutdown()

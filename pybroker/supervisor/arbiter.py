@@ -93,7 +93,8 @@ class Supervisor:
     def __init__(self, data_dir: str, brokers: int = 3, host: str = "127.0.0.1", base_port: int = 9092,
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
-                 session_timeout_s: float = 6.0, log_level: str = "INFO"):
+                 session_timeout_s: float = 6.0, log_level: str = "INFO",
+                 group_settings=None):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -109,7 +110,7 @@ class Supervisor:
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
                                          default_replication_factor=replication_factor)
-        self.groups = GroupHost(os.path.join(self.data_dir, "meta"))
+        self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.brokers: dict[int, BrokerProcess] = {}
         self.stopping = False
         self._wake = asyncio.Event()
