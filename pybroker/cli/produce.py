@@ -143,5 +143,5 @@ def run(args) -> int:
     except errors.KafkaError as exc:
         status = fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
     finally:
-        producer.client.close()
+        producer.close()
     return 1 if failures else status
