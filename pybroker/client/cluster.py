@@ -15,6 +15,15 @@ from pybroker import errors
 from pybroker.client.connection import BrokerConnection
 from pybroker.protocol import api
 
+# Partition errors (produce or fetch) after which a metadata refresh finds the new leader.
+REFRESH_CODES = frozenset({
+    errors.NotLeaderOrFollower.code,
+    errors.LeaderNotAvailable.code,
+    errors.UnknownTopicOrPartition.code,
+    errors.FencedLeaderEpoch.code,
+    errors.UnknownLeaderEpoch.code,
+})
+
 
 @dataclass(frozen=True)
 class BrokerInfo:

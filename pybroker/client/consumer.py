@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 from pybroker import errors
 from pybroker.client.admin import EARLIEST, LATEST, list_offsets
-from pybroker.client.cluster import Client
+from pybroker.client.cluster import REFRESH_CODES, Client
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
 from pybroker.client.producer import normalize_config
 from pybroker.protocol import api
@@ -36,14 +36,6 @@ from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
 log = logging.getLogger(__name__)
 
 TIMESTAMP_TYPES = {CREATE_TIME: "CreateTime", 1: "LogAppendTime"}
-# Fetch partition errors after which a metadata refresh finds the new leader.
-REFRESH_CODES = {
-    errors.NotLeaderOrFollower.code,
-    errors.LeaderNotAvailable.code,
-    errors.UnknownTopicOrPartition.code,
-    errors.FencedLeaderEpoch.code,
-    errors.UnknownLeaderEpoch.code,
-}
 
 
 class ConsumerRecord(NamedTuple):

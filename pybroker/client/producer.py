@@ -37,7 +37,7 @@ import time
 from typing import Callable, NamedTuple
 
 from pybroker import errors
-from pybroker.client.cluster import Client
+from pybroker.client.cluster import REFRESH_CODES, Client
 from pybroker.client.partitioner import sticky_partition
 from pybroker.client.records import build_batch_from_columns, murmur2
 from pybroker.protocol import api
@@ -49,14 +49,6 @@ COMPRESSION_NAMES = codecs.BY_NAME  # "none", "gzip", "snappy", "lz4", "zstd"
 # Bytes a record adds to a batch beyond its key, value and headers (varint lengths,
 # deltas, attributes): an upper bound used to decide when a batch is full.
 RECORD_OVERHEAD = 21
-# Produce errors after which the partition's leader is looked up again.
-REFRESH_CODES = {
-    errors.NotLeaderOrFollower.code,
-    errors.LeaderNotAvailable.code,
-    errors.UnknownTopicOrPartition.code,
-    errors.FencedLeaderEpoch.code,
-    errors.UnknownLeaderEpoch.code,
-}
 SEQUENCE_WRAP = 1 << 31  # sequences are int32 and wrap to 0, as in Kafka
 
 DEFAULTS = {

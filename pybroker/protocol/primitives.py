@@ -30,6 +30,9 @@ from __future__ import annotations
 import struct
 import uuid
 
+from pybroker.errors import CorruptMessage
+from pybroker.record.varint import decode_unsigned
+
 from .errors import MalformedFrame
 
 INT8 = struct.Struct(">b")
@@ -47,19 +50,10 @@ ZERO_UUID = uuid.UUID(int=0)
 
 def read_uvarint(buf, pos: int, max_bytes: int = 5) -> tuple[int, int]:
     """Unsigned varint of at most ``max_bytes`` bytes (5 for 32-bit, 10 for 64-bit)."""
-    result = 0
-    shift = 0
-    end = len(buf)
-    for _ in range(max_bytes):
-        if pos >= end:
-            raise MalformedFrame("varint runs past the end of the frame")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    raise MalformedFrame(f"varint longer than {max_bytes} bytes")
+    try:
+        return decode_unsigned(buf, pos, max_bytes)
+    except CorruptMessage as exc:
+        raise MalformedFrame(f"bad varint in frame: {exc}") from None
 
 
 def write_uvarint(out: bytearray, value: int) -> None:

@@ -30,7 +30,8 @@ def encode_unsigned_varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _decode_unsigned(buf, pos: int, max_bytes: int) -> tuple[int, int]:
+def decode_unsigned(buf, pos: int, max_bytes: int) -> tuple[int, int]:
+    """Unsigned LEB128 of at most ``max_bytes`` bytes; CorruptMessage if truncated or longer."""
     result = 0
     shift = 0
     end = len(buf)
@@ -47,7 +48,7 @@ def _decode_unsigned(buf, pos: int, max_bytes: int) -> tuple[int, int]:
 
 
 def decode_unsigned_varint(buf, pos: int = 0) -> tuple[int, int]:
-    value, pos = _decode_unsigned(buf, pos, _MAX_VARINT_BYTES)
+    value, pos = decode_unsigned(buf, pos, _MAX_VARINT_BYTES)
     if value > 0xFFFFFFFF:
         raise errors.CorruptMessage("unsigned varint exceeds 32 bits")
     return value, pos
@@ -68,14 +69,14 @@ def encode_varlong(value: int) -> bytes:
 
 
 def decode_varint(buf, pos: int = 0) -> tuple[int, int]:
-    raw, pos = _decode_unsigned(buf, pos, _MAX_VARINT_BYTES)
+    raw, pos = decode_unsigned(buf, pos, _MAX_VARINT_BYTES)
     if raw > 0xFFFFFFFF:
         raise errors.CorruptMessage("varint exceeds 32 bits")
     return (raw >> 1) ^ -(raw & 1), pos
 
 
 def decode_varlong(buf, pos: int = 0) -> tuple[int, int]:
-    raw, pos = _decode_unsigned(buf, pos, _MAX_VARLONG_BYTES)
+    raw, pos = decode_unsigned(buf, pos, _MAX_VARLONG_BYTES)
     if raw > 0xFFFFFFFFFFFFFFFF:
         raise errors.CorruptMessage("varlong exceeds 64 bits")
     return (raw >> 1) ^ -(raw & 1), pos
