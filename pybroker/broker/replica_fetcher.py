@@ -1,0 +1,327 @@
+"""A follower's fetcher for every partition it follows on one leader broker (Kafka's
+ReplicaFetcherThread, as one asyncio task).
+
+It keeps one TCP connection to the leader and speaks the Kafka protocol as any client:
+
+1. Partitions of a new leader epoch first truncate where their log diverges from the
+   leader's (KIP-101/279): OffsetForLeaderEpoch(latest local epoch) returns the largest
+   epoch <= it that the leader knows and where that epoch ends there. If the local log
+   knows that epoch too, truncate to the smaller of the two end offsets; if not, truncate
+   to where the local epoch below it ends and ask again. An answer of "no such epoch"
+   (-1) falls back to the high watermark, as Kafka does.
+2. Then Fetch v11 with ``replica_id`` = this broker: the leader long-polls up to
+   ``replica.fetch.wait.max.ms`` and returns whole batches from the follower's log end.
+   The batches are validated (sizes, CRC-32C per batch) and appended with the leader's
+   offsets; the high watermark becomes min(leader's, own log end).
+
+Errors: a partition-level fencing error (the follower's or leader's metadata is stale)
+parks that partition until its next state arrives or the backoff passes; a connection
+error or malformed response closes the connection and retries after
+``replica.fetch.backoff.ms``.
+
+Owned by the broker's event loop thread (not thread-safe).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from pybroker import errors
+from pybroker.protocol import api
+from pybroker.protocol.errors import MalformedFrame
+from pybroker.record.batch import parse_batches
+
+log = logging.getLogger("pybroker.replication")
+
+FETCH_VERSION = 11
+OFFSET_FOR_LEADER_EPOCH_VERSION = 3
+LIST_OFFSETS_VERSION = 1
+EARLIEST_TIMESTAMP = -2
+SIZE = struct.Struct(">i")  # frame size => Int32 (bytes after this field)
+# Answers beyond max_wait by this much mean a hung leader: reconnect.
+RESPONSE_GRACE_S = 30.0
+# Truncation asks again at most this many times (each round drops one local epoch).
+MAX_TRUNCATION_ROUNDS = 1000
+
+_FENCING_CODES = {
+    errors.NotLeaderOrFollower.code, errors.FencedLeaderEpoch.code, errors.UnknownLeaderEpoch.code,
+    errors.UnknownTopicOrPartition.code, errors.LeaderNotAvailable.code, errors.KafkaStorageError.code,
+}
+
+
+class ReplicaFetcher:
+    def __init__(self, broker, leader_id: int):
+        self.broker = broker
+        self.leader_id = leader_id
+        self.partitions: dict[tuple[str, int], object] = {}
+        # (topic, index) -> loop time before which the partition is not fetched.
+        self._parked: dict[tuple[str, int], float] = {}
+        self._task: asyncio.Task | None = None
+        self._wakeup = asyncio.Event()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._correlation_id = 0
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"ReplicaFetcher(broker {self.broker.node_id} <- leader {self.leader_id}, {len(self.partitions)} partitions)"
+
+    # -- membership ----------------------------------------------------------------------
+
+    def add_partition(self, partition) -> None:
+        key = (partition.topic, partition.index)
+        self.partitions[key] = partition
+        self._parked.pop(key, None)
+        self._wakeup.set()
+
+    def remove_partition(self, key: tuple[str, int]) -> None:
+        self.partitions.pop(key, None)
+        self._parked.pop(key, None)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        # The flag as well as the cancel: asyncio.wait_for can swallow a cancellation that
+        # races with its inner future completing (Python < 3.12), and the loop must end.
+        self._stopped = True
+        self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._close()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def _run(self) -> None:
+        backoff = self.broker.config.replica_fetch_backoff_ms / 1000.0
+        while not self._stopped:
+            if not self._active():
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), backoff if self.partitions else None)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:
+                await self._connect()
+                await self._truncate()
+                await self._fetch()
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, MalformedFrame, errors.KafkaError) as exc:
+                log.info("%r: %s; retrying in %.3f s", self, exc, backoff)
+                self._close()
+                await asyncio.sleep(backoff)
+
+    def _active(self) -> list:
+        """Partitions to work on now: still following this leader and not parked."""
+        now = asyncio.get_running_loop().time()
+        ready = []
+        for key, partition in list(self.partitions.items()):
+            if partition.is_leader or partition.leader != self.leader_id:
+                continue
+            if self._parked.get(key, 0.0) > now:
+                continue
+            ready.append(partition)
+        return ready
+
+    def _park(self, partition, reason: str) -> None:
+        backoff = self.broker.config.replica_fetch_backoff_ms / 1000.0
+        self._parked[(partition.topic, partition.index)] = asyncio.get_running_loop().time() + backoff
+        log.info("%r: %s-%d paused for %.3f s: %s", self, partition.topic, partition.index, backoff, reason)
+
+    # -- wire ----------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            return
+        self._close()
+        info = self.broker.image.brokers.get(self.leader_id)
+        if info is None:
+            raise errors.BrokerNotAvailable(f"leader {self.leader_id} is not a live broker")
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(info.host, info.port), RESPONSE_GRACE_S)
+        log.info("%r: connected to %s:%d", self, info.host, info.port)
+
+    async def _roundtrip(self, api_key: int, version: int, body: dict, wait_s: float = 0.0) -> dict:
+        self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF
+        correlation_id = self._correlation_id
+        frame = api.encode_request(api_key, version, correlation_id, f"replica-fetcher-{self.broker.node_id}", body)
+        self._writer.write(frame)
+        await self._writer.drain()
+        limit = 2 * self.broker.config.replica_fetch_response_max_bytes + self.broker.config.message_max_bytes
+        size_bytes = await asyncio.wait_for(self._reader.readexactly(SIZE.size), wait_s + RESPONSE_GRACE_S)
+        size = SIZE.unpack(size_bytes)[0]
+        if not 4 <= size <= limit:
+            raise MalformedFrame(f"response of {size} bytes from leader {self.leader_id}")
+        payload = await asyncio.wait_for(self._reader.readexactly(size), RESPONSE_GRACE_S)
+        got, response = api.decode_response(api_key, version, payload)
+        if got != correlation_id:
+            raise MalformedFrame(f"correlation id {got} from leader {self.leader_id}, expected {correlation_id}")
+        return response
+
+    # -- truncation ----------------------------------------------------------------------
+
+    async def _truncate(self) -> None:
+        for _ in range(MAX_TRUNCATION_ROUNDS):
+            pending = [p for p in self._active() if p.needs_truncation]
+            if not pending:
+                return
+            asked = {}
+            for partition in pending:
+                epoch = partition.epochs.latest_epoch
+                if epoch < 0:
+                    # Nothing here carries an epoch: only the committed prefix is safe.
+                    self._finish_truncation(partition, partition.high_watermark, "no local epochs")
+                    continue
+                asked[(partition.topic, partition.index)] = (partition, partition.leader_epoch, epoch)
+            if not asked:
+                continue
+            by_topic: dict[str, list] = {}
+            for (topic, index), (_, current, epoch) in asked.items():
+                by_topic.setdefault(topic, []).append(
+                    {"partition": index, "current_leader_epoch": current, "leader_epoch": epoch})
+            response = await self._roundtrip(api.OFFSET_FOR_LEADER_EPOCH, OFFSET_FOR_LEADER_EPOCH_VERSION, {
+                "replica_id": self.broker.node_id,
+                "topics": [{"topic": t, "partitions": parts} for t, parts in by_topic.items()],
+            })
+            for topic in response["topics"]:
+                for answer in topic["partitions"]:
+                    found = asked.get((topic["topic"], answer["partition"]))
+                    if found is None:
+                        continue
+                    partition, current, _ = found
+                    if partition.leader_epoch != current or partition.leader != self.leader_id:
+                        continue  # the state moved on while we asked
+                    self._apply_epoch_answer(partition, answer)
+
+    def _apply_epoch_answer(self, partition, answer: dict) -> None:
+        code = answer["error_code"]
+        if code:
+            self._park(partition, f"OffsetForLeaderEpoch: {errors.name_of(code)}")
+            return
+        leader_epoch, leader_end = answer["leader_epoch"], answer["end_offset"]
+        leo = partition.log_end_offset
+        if leader_end < 0:
+            self._finish_truncation(partition, partition.high_watermark, "leader knows no such epoch")
+            return
+        local_epoch, local_end = partition.epochs.end_offset_for(leader_epoch, leo)
+        if local_end < 0:
+            self._finish_truncation(partition, partition.high_watermark, f"no local epoch <= {leader_epoch}")
+        elif local_epoch == leader_epoch:
+            self._finish_truncation(partition, min(leader_end, local_end, leo),
+                                    f"epoch {leader_epoch} ends at {leader_end} on the leader")
+        else:
+            # Our epochs between them were never the leader's: drop them and ask again.
+            dropped = partition.truncate_to(min(local_end, leo))
+            log.info("%s-%d: truncated to %d (%d bytes) past epoch %d, asking again",
+                     partition.topic, partition.index, partition.log_end_offset, dropped, local_epoch)
+
+    def _finish_truncation(self, partition, offset: int, reason: str) -> None:
+        offset = min(offset, partition.log_end_offset)
+        before = partition.log_end_offset
+        dropped = partition.truncate_to(offset)
+        partition.needs_truncation = False
+        if dropped or before != partition.log_end_offset:
+            log.info("%s-%d: truncated from %d to %d (%d bytes): %s", partition.topic, partition.index,
+                     before, partition.log_end_offset, dropped, reason)
+
+    # -- fetching ------------------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        ready = [p for p in self._active() if not p.needs_truncation]
+        if not ready:
+            return
+        config = self.broker.config
+        sent = {}
+        by_topic: dict[str, list] = {}
+        for partition in ready:
+            sent[(partition.topic, partition.index)] = (partition, partition.leader_epoch, partition.log_end_offset)
+            by_topic.setdefault(partition.topic, []).append({
+                "partition": partition.index,
+                "current_leader_epoch": partition.leader_epoch,
+                "fetch_offset": partition.log_end_offset,
+                "log_start_offset": partition.log_start_offset,
+                "partition_max_bytes": config.replica_fetch_max_bytes,
+            })
+        wait_ms = config.replica_fetch_wait_max_ms
+        response = await self._roundtrip(api.FETCH, FETCH_VERSION, {
+            "replica_id": self.broker.node_id,
+            "max_wait_ms": wait_ms,
+            "min_bytes": 1,
+            "max_bytes": config.replica_fetch_response_max_bytes,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [{"topic": t, "partitions": parts} for t, parts in by_topic.items()],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        }, wait_ms / 1000.0)
+        if response["error_code"]:
+            raise errors.for_code(response["error_code"])(f"fetch from leader {self.leader_id}")
+        for topic in response["responses"]:
+            for answer in topic["partitions"]:
+                found = sent.get((topic["topic"], answer["partition_index"]))
+                if found is None:
+                    continue
+                partition, epoch, offset = found
+                if (partition.leader_epoch != epoch or partition.leader != self.leader_id
+                        or partition.needs_truncation or partition.log_end_offset != offset):
+                    continue  # the state moved on while we fetched
+                await self._apply_fetched(partition, answer)
+
+    async def _apply_fetched(self, partition, answer: dict) -> None:
+        code = answer["error_code"]
+        if code == errors.OffsetOutOfRange.code:
+            await self._handle_out_of_range(partition)
+            return
+        if code:
+            if code not in _FENCING_CODES:
+                log.warning("%r: %s-%d: %s", self, partition.topic, partition.index, errors.name_of(code))
+            self._park(partition, errors.name_of(code))
+            return
+        records = answer["records"]
+        if records:
+            buf = bytearray(records)
+            try:
+                headers = parse_batches(buf, len(buf))
+                if headers[0].base_offset != partition.log_end_offset:
+                    raise errors.InvalidRecord(
+                        f"leader sent offset {headers[0].base_offset} for fetch offset {partition.log_end_offset}")
+                partition.append_as_follower(buf, headers)
+            except errors.KafkaError as exc:
+                # Validation failed on bytes the leader holds: fetching again gets the same
+                # bytes, so wait (a new state or a repaired leader may fix it).
+                log.warning("%r: %s-%d: rejected fetched data: %s", self, partition.topic, partition.index, exc)
+                self._park(partition, "invalid data from the leader")
+                return
+        partition.update_follower_high_watermark(answer["high_watermark"])
+
+    async def _handle_out_of_range(self, partition) -> None:
+        """Our log end is outside the leader's log: below its start (retention deleted what
+        we miss: start over there), else re-run truncation by epoch."""
+        response = await self._roundtrip(api.LIST_OFFSETS, LIST_OFFSETS_VERSION, {
+            "replica_id": self.broker.node_id,
+            "topics": [{"name": partition.topic, "partitions": [
+                {"partition_index": partition.index, "timestamp": EARLIEST_TIMESTAMP}]}],
+        })
+        answer = response["topics"][0]["partitions"][0]
+        if answer["error_code"]:
+            self._park(partition, f"ListOffsets: {errors.name_of(answer['error_code'])}")
+            return
+        leader_start = answer["offset"]
+        if partition.log_end_offset < leader_start:
+            log.info("%s-%d: log end %d is below the leader's log start %d; starting over there",
+                     partition.topic, partition.index, partition.log_end_offset, leader_start)
+            partition.truncate_fully_and_start_at(leader_start)
+        else:
+            partition.needs_truncation = True
