@@ -1,0 +1,455 @@
+"""`pybroker groups`: list, describe, reset and delete consumer groups, like
+kafka-consumer-groups. It speaks only the Kafka protocol, so it works against any Kafka.
+
+Output is Kafka's, so scripts written against kafka-consumer-groups keep working. Tables
+are left-aligned columns separated by one space; a missing value prints as ``-``::
+
+    --describe --group g            (each table is preceded by an empty line)
+    GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+    --describe --members
+    GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS [ASSIGNMENT with --verbose]
+    --describe --state
+    GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+    --reset-offsets                 (dry run unless --execute)
+    GROUP TOPIC PARTITION NEW-OFFSET
+
+Group conditions go to stderr in Kafka's words ("Consumer group 'g' has no active
+members.", "Error: Assignments can only be reset if the group 'g' is inactive, but the
+current state is Stable."). Exit code 1 on any error.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pybroker import errors
+from pybroker.cli.common import UsageError, add_bootstrap, fail
+
+MISSING = "-"
+ACTIONS = ("list", "describe", "reset_offsets", "delete")
+RESET_SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "to_current")
+# States in which a group has (or is getting) members: Kafka refuses offset resets then.
+ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling")
+REBALANCING_STATES = ("PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling")
+EARLIEST, LATEST = -2, -1  # ListOffsets timestamp sentinels
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "groups", help="list, describe, reset offsets of and delete consumer groups",
+        description="Manage consumer groups, like kafka-consumer-groups.")
+    add_bootstrap(p)
+    actions = p.add_mutually_exclusive_group(required=True)
+    actions.add_argument("--list", action="store_true", help="list all consumer groups")
+    actions.add_argument("--describe", action="store_true",
+                         help="describe groups: offsets and lag (default), --members or --state")
+    actions.add_argument("--reset-offsets", action="store_true",
+                         help="reset committed offsets of an inactive group (dry run unless --execute)")
+    actions.add_argument("--delete", action="store_true", help="delete groups without active members")
+    p.add_argument("--group", action="append", metavar="GROUP", help="group id (repeatable)")
+    p.add_argument("--all-groups", action="store_true", help="describe/delete/reset every group")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--members", action="store_true", help="describe: one row per member")
+    view.add_argument("--state", action="store_true",
+                      help="describe: coordinator, strategy, state, member count; list: with states")
+    view.add_argument("--offsets", action="store_true", help="describe: offsets and lag (the default)")
+    p.add_argument("--verbose", action="store_true", help="describe --members: add each member's assignment")
+    p.add_argument("--topic", action="append", metavar="TOPIC[:P,...]",
+                   help="reset: topic, optionally with partitions (repeatable)")
+    p.add_argument("--all-topics", action="store_true", help="reset: every topic the group has offsets for")
+    specs = p.add_mutually_exclusive_group()
+    specs.add_argument("--to-earliest", action="store_true", help="reset to the earliest offset")
+    specs.add_argument("--to-latest", action="store_true", help="reset to the log-end offset")
+    specs.add_argument("--to-current", action="store_true", help="reset to the committed offset")
+    specs.add_argument("--to-offset", type=int, metavar="N", help="reset to offset N (clamped to the log)")
+    specs.add_argument("--shift-by", type=int, metavar="N", help="move the committed offset by N (may be negative)")
+    specs.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS.sss",
+                       help="reset to the first offset at or after this time (local time unless a zone is given)")
+    run_mode = p.add_mutually_exclusive_group()
+    run_mode.add_argument("--dry-run", action="store_true", help="reset: only show the new offsets (default)")
+    run_mode.add_argument("--execute", action="store_true", help="reset: apply the new offsets")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the cluster (default 30)")
+    p.set_defaults(func=run)
+
+
+def run(args, out=None, err=None) -> int:
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        check_args(args)
+        from pybroker.client.admin import Admin  # the client is only needed past argument checks
+
+        with Admin(args.bootstrap_server, client_id="pybroker-groups", timeout=args.timeout) as admin:
+            return ACTION_HANDLERS[action_of(args)](admin, args, out, err)
+    except UsageError as exc:
+        return fail(f"Error: {exc}")
+    except errors.KafkaError as exc:
+        return fail(f"Error: Executing consumer group command failed due to {type(exc).__name__}: {exc}")
+
+
+def action_of(args) -> str:
+    return next(a for a in ACTIONS if getattr(args, a))
+
+
+def check_args(args) -> None:
+    action = action_of(args)
+    if action in ("describe", "delete", "reset_offsets") and not (args.group or args.all_groups):
+        raise UsageError(f"--{action.replace('_', '-')} needs --group or --all-groups")
+    if args.group and args.all_groups:
+        raise UsageError("--group and --all-groups cannot be used together")
+    if action == "reset_offsets":
+        if not (args.topic or args.all_topics):
+            raise UsageError("--reset-offsets needs --topic or --all-topics")
+        if args.topic and args.all_topics:
+            raise UsageError("--topic and --all-topics cannot be used together")
+        if reset_spec(args) is None:
+            raise UsageError("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, "
+                             "--to-offset, --shift-by, --to-datetime")
+        for item in args.topic or ():
+            parse_topic_partitions(item)
+        if args.to_datetime is not None:
+            parse_datetime(args.to_datetime)
+        if args.to_offset is not None and args.to_offset < 0:
+            raise UsageError("--to-offset must not be negative")
+    else:
+        if reset_spec(args) is not None or args.execute or args.dry_run or args.all_topics:
+            raise UsageError("--to-*, --shift-by, --execute, --dry-run and --all-topics need --reset-offsets")
+        if args.topic and action != "describe":
+            raise UsageError(f"--topic is not valid with --{action}")
+    if (args.members or args.offsets) and action != "describe":
+        raise UsageError("--members and --offsets are only valid with --describe")
+    if args.state and action not in ("describe", "list"):
+        raise UsageError("--state is only valid with --describe or --list")
+    if args.verbose and not args.members:
+        raise UsageError("--verbose is only valid with --describe --members")
+
+
+def reset_spec(args) -> tuple[str, object] | None:
+    """The reset scenario as (name, argument), e.g. ("shift_by", -3); None if not given."""
+    for name in RESET_SPECS:
+        value = getattr(args, name)
+        if value is not None and value is not False:
+            return name, value
+    return None
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+def parse_topic_partitions(item: str) -> tuple[str, list[int] | None]:
+    """``"t"`` -> ("t", None) meaning every partition; ``"t:0,2"`` -> ("t", [0, 2])."""
+    topic, sep, parts = item.partition(":")
+    if not topic:
+        raise UsageError(f"--topic expects TOPIC or TOPIC:P,P..., got {item!r}")
+    if not sep:
+        return topic, None
+    try:
+        partitions = sorted({int(p) for p in parts.split(",")})
+    except ValueError:
+        raise UsageError(f"--topic partitions must be integers, got {item!r}") from None
+    if any(p < 0 for p in partitions):
+        raise UsageError(f"--topic partitions must not be negative, got {item!r}")
+    return topic, partitions
+
+
+_DATETIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,3})?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_datetime(text: str) -> int:
+    """Kafka's --to-datetime ``YYYY-MM-DDTHH:mm:SS.sss`` with an optional zone (``Z``,
+    ``+05:30``, ``-0800``); without one, local time as Kafka does. Returns epoch ms."""
+    m = _DATETIME.match(text.strip())
+    if not m:
+        raise UsageError(f"--to-datetime expects YYYY-MM-DDTHH:mm:SS.sss[zone], got {text!r}")
+    base, fraction, zone = m.groups()
+    try:
+        moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    except ValueError as exc:
+        raise UsageError(f"--to-datetime {text!r}: {exc}") from None
+    millis = int((fraction or ".0")[1:].ljust(3, "0"))
+    if zone:
+        if zone == "Z":
+            moment = moment.replace(tzinfo=timezone.utc)
+        else:
+            moment = datetime.strptime(base + zone.replace(":", ""), "%Y-%m-%dT%H:%M:%S%z")
+    else:
+        moment = moment.astimezone()  # naive means local, as Kafka parses it
+    return int(moment.timestamp()) * 1000 + millis
+
+
+# -- reset planning (pure) --------------------------------------------------------------
+
+def plan_reset(spec: tuple[str, object], partitions: list[tuple[str, int]],
+               committed: dict[tuple[str, int], int],
+               earliest: dict[tuple[str, int], int], latest: dict[tuple[str, int], int],
+               by_time: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], int]:
+    """New committed offset of each partition. Offsets outside [earliest, latest] are
+    clamped to the nearest end, as Kafka does; ``by_time`` holds the ListOffsets answer
+    for --to-datetime (-1: no record that late, so the log end)."""
+    name, value = spec
+    out = {}
+    for tp in partitions:
+        low, high = earliest[tp], latest[tp]
+        if name == "to_earliest":
+            target = low
+        elif name == "to_latest":
+            target = high
+        elif name == "to_offset":
+            target = value
+        elif name in ("shift_by", "to_current"):
+            if tp not in committed:
+                raise UsageError(f"cannot use --{name.replace('_', '-')} on {tp[0]}:{tp[1]}: "
+                                 "the group has no committed offset there")
+            target = committed[tp] + (value if name == "shift_by" else 0)
+        elif name == "to_datetime":
+            found = by_time[tp]
+            target = high if found < 0 else found
+        else:
+            raise ValueError(f"unknown reset scenario {name!r}")
+        out[tp] = min(max(target, low), high)
+    return out
+
+
+# -- formatting (pure) ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OffsetRow:
+    group: str
+    topic: str
+    partition: int
+    current_offset: int | None
+    log_end_offset: int | None
+    consumer_id: str | None
+    host: str | None
+    client_id: str | None
+
+    @property
+    def lag(self) -> int | None:
+        if self.current_offset is None or self.log_end_offset is None:
+            return None
+        return max(self.log_end_offset - self.current_offset, 0)
+
+
+def _cell(value) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def format_table(headers: list[str], rows: list[list], min_widths: dict[int, int] | None = None) -> str:
+    """Columns left-aligned to their widest cell (at least ``min_widths[i]``), one space
+    apart, the last column unpadded; preceded by an empty line like Kafka's tables."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = []
+    for i, head in enumerate(headers):
+        widths.append(max([len(head), (min_widths or {}).get(i, 0)] + [len(r[i]) for r in cells]))
+    lines = []
+    for row in [headers] + cells:
+        padded = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
+        lines.append(" ".join(padded).rstrip())
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def format_offsets(rows: list[OffsetRow]) -> str:
+    # Kafka pads PARTITION to 10 and the three offset columns to 15.
+    return format_table(
+        ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST",
+         "CLIENT-ID"],
+        [[r.group, r.topic, r.partition, r.current_offset, r.log_end_offset, r.lag, r.consumer_id, r.host,
+          r.client_id] for r in rows],
+        {2: 10, 3: 15, 4: 15, 5: 15},
+    )
+
+
+def format_members(group: str, members, verbose: bool = False) -> str:
+    headers = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+    rows = []
+    for m in sorted(members, key=lambda m: m.member_id):
+        row = [group, m.member_id, m.client_host, m.client_id, len(m.assignment)]
+        if verbose:
+            row.append(format_assignment(m.assignment))
+        rows.append(row)
+    if verbose:
+        headers.append("ASSIGNMENT")
+    return format_table(headers, rows, {4: 15})
+
+
+def format_assignment(assignment: list[tuple[str, int]]) -> str:
+    """Kafka's ``t1(0,1),t2(3)``."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in assignment:
+        by_topic.setdefault(topic, []).append(partition)
+    return ",".join(f"{t}({','.join(map(str, sorted(ps)))})" for t, ps in sorted(by_topic.items())) or MISSING
+
+
+def format_state(group: str, coordinator: str, strategy: str, state: str, members: int) -> str:
+    return format_table(["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
+                        [[group, coordinator, strategy, state, members]], {2: 20, 3: 20})
+
+
+def format_reset(group: str, offsets: dict[tuple[str, int], int]) -> str:
+    # Kafka's fixed widths: %-30s %-30s %-10s %-15s.
+    return format_table(["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+                        [[group, t, p, o] for (t, p), o in sorted(offsets.items())],
+                        {0: 30, 1: 30, 2: 10, 3: 15})
+
+
+def offset_rows(group: str, description, committed: dict[tuple[str, int], int],
+                log_ends: dict[tuple[str, int], int]) -> list[OffsetRow]:
+    """Kafka's describe rows: every assigned partition with its member, then every
+    partition with a committed offset but no owner, with ``-`` member columns."""
+    rows = []
+    owned = set()
+    for m in (description.members if description else ()):
+        for tp in m.assignment:
+            owned.add(tp)
+            rows.append(OffsetRow(group, tp[0], tp[1], committed.get(tp), log_ends.get(tp),
+                                  m.member_id, m.client_host, m.client_id))
+    for tp in committed:
+        if tp not in owned:
+            rows.append(OffsetRow(group, tp[0], tp[1], committed[tp], log_ends.get(tp), None, None, None))
+    return sorted(rows, key=lambda r: (r.topic, r.partition))
+
+
+# -- actions ----------------------------------------------------------------------------
+
+def list_(admin, args, out, err) -> int:
+    groups = admin.list_groups()
+    if args.state:
+        out.write(format_table(["GROUP", "STATE"], [[g.group_id, g.state or MISSING] for g in groups])
+                  .lstrip("\n"))
+    else:
+        for g in groups:
+            out.write(g.group_id + "\n")
+    return 0
+
+
+def _group_ids(admin, args) -> list[str]:
+    if args.all_groups:
+        return [g.group_id for g in admin.list_groups()]
+    return list(dict.fromkeys(args.group))
+
+
+def describe(admin, args, out, err) -> int:
+    code = 0
+    for group in _group_ids(admin, args):
+        (description,) = admin.describe_groups([group])
+        if description.state == "Dead":
+            err.write(f"Error: Consumer group '{group}' does not exist.\n")
+            code = 1
+            continue
+        if args.state:
+            node_id, host, port = find_coordinator(admin, group)
+            out.write(format_state(group, f"{host}:{port} ({node_id})", description.protocol or "",
+                                   description.state, len(description.members)))
+            continue
+        _warn_state(group, description.state, err)
+        if args.members:
+            if description.members:
+                out.write(format_members(group, description.members, args.verbose))
+            continue
+        committed = admin.list_group_offsets(group)
+        wanted = {parse_topic_partitions(t)[0] for t in args.topic or ()}
+        rows = [r for r in offset_rows(group, description, committed, {}) if not wanted or r.topic in wanted]
+        log_ends = _log_ends(admin, [(r.topic, r.partition) for r in rows])
+        rows = [r for r in offset_rows(group, description, committed, log_ends) if not wanted or r.topic in wanted]
+        if rows:
+            out.write(format_offsets(rows))
+    return code
+
+
+def _warn_state(group: str, state: str, err) -> None:
+    if state == "Empty":
+        err.write(f"\nConsumer group '{group}' has no active members.\n")
+    elif state in REBALANCING_STATES:
+        err.write(f"\nWarning: Consumer group '{group}' is rebalancing.\n")
+
+
+def _log_ends(admin, partitions) -> dict[tuple[str, int], int]:
+    """High watermark of each partition that still exists (a deleted topic's committed
+    offsets stay listed, with ``-`` for its log end)."""
+    if not partitions:
+        return {}
+    existing = set(admin.list_topics())
+    wanted = {tp: LATEST for tp in partitions if tp[0] in existing}
+    return {tp: offset for tp, (offset, _) in admin.list_offsets(wanted).items()} if wanted else {}
+
+
+def find_coordinator(admin, group: str) -> tuple[int, str, int]:
+    from pybroker.protocol import api
+
+    body = {"key": group, "key_type": 0, "coordinator_keys": [group]}
+    response = admin.client.request_any(api.FIND_COORDINATOR, body)
+    entry = response["coordinators"][0] if response.get("coordinators") else response
+    if entry["error_code"]:
+        raise errors.for_code(entry["error_code"])(entry.get("error_message") or None)
+    return entry["node_id"], entry["host"], entry["port"]
+
+
+def reset_offsets(admin, args, out, err) -> int:
+    spec = reset_spec(args)
+    for group in _group_ids(admin, args):
+        (description,) = admin.describe_groups([group])
+        if description.state in ACTIVE_STATES:
+            err.write(f"Error: Assignments can only be reset if the group '{group}' is inactive, "
+                      f"but the current state is {description.state}.\n")
+            return 1
+        committed = admin.list_group_offsets(group)
+        partitions = _reset_partitions(admin, args, committed)
+        earliest = {tp: o for tp, (o, _) in admin.list_offsets({tp: EARLIEST for tp in partitions}).items()}
+        latest = {tp: o for tp, (o, _) in admin.list_offsets({tp: LATEST for tp in partitions}).items()}
+        by_time = None
+        if spec[0] == "to_datetime":
+            stamp = parse_datetime(spec[1])
+            by_time = {tp: o for tp, (o, _) in admin.list_offsets({tp: stamp for tp in partitions}).items()}
+        plan = plan_reset(spec, partitions, committed, earliest, latest, by_time)
+        if args.execute:
+            if plan:
+                admin.alter_group_offsets(group, plan)
+        elif not args.dry_run:
+            err.write("WARN: No action will be performed as the --execute option is missing. "
+                      "Add --dry-run to say so explicitly, or --execute to apply the new offsets.\n")
+        out.write(format_reset(group, plan))
+    return 0
+
+
+def _reset_partitions(admin, args, committed) -> list[tuple[str, int]]:
+    if args.all_topics:
+        return sorted(committed)
+    out = set()
+    for item in args.topic:
+        topic, partitions = parse_topic_partitions(item)
+        try:
+            (info,) = admin.describe_topics([topic])
+        except errors.UnknownTopicOrPartition:
+            raise UsageError(f"topic {topic!r} does not exist") from None
+        existing = set(info.partitions)
+        chosen = existing if partitions is None else set(partitions)
+        missing = chosen - existing
+        if missing:
+            raise UsageError(f"topic {topic!r} has no partition {', '.join(map(str, sorted(missing)))}")
+        out.update((topic, p) for p in chosen)
+    return sorted(out)
+
+
+def delete(admin, args, out, err) -> int:
+    ok, failed = [], {}
+    for group in _group_ids(admin, args):
+        try:
+            admin.delete_groups([group])
+            ok.append(group)
+        except errors.KafkaError as exc:
+            failed[group] = exc
+    if ok:
+        out.write("Deletion of requested consumer groups (" + ", ".join(f"'{g}'" for g in ok)
+                  + ") was successful.\n")
+    if failed:
+        err.write("Error: Deletion of some consumer groups failed:\n")
+        for group, exc in failed.items():
+            err.write(f"* Group '{group}' could not be deleted due to: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+ACTION_HANDLERS = {"list": list_, "describe": describe, "reset_offsets": reset_offsets, "delete": delete}
