@@ -54,6 +54,8 @@ class Node:
         self.logs = Logs()
         self.replicas = ReplicaManager(self)
         self.stopping = False
+        # A paused node (a SIGSTOPped broker) neither fetches nor hears from the controller.
+        self.paused = False
         self.connections: set = set()
         self._stop_waiters: set = set()
         self._server = None
@@ -138,7 +140,7 @@ class Cluster:
         self.states[state.key] = state
         for node in self.nodes.values():
             partition = node.logs.partitions.get(state.key)
-            if partition is not None and not node.stopping:
+            if partition is not None and not node.stopping and not node.paused:
                 if partition.apply_state(state):
                     node.replicas.on_states_applied([partition])
 
@@ -162,6 +164,18 @@ class Cluster:
                                   isr=tuple(isr if isr is not None else state.isr))
         self.push(new)
         return new
+
+    async def pause(self, node_id):
+        node = self.nodes[node_id]
+        node.paused = True
+        await node.replicas.stop()
+
+    def resume(self, node_id):
+        node = self.nodes[node_id]
+        node.paused = False
+        node.replicas.start()
+        changed = [p for key, p in node.logs.partitions.items() if p.apply_state(self.states[key])]
+        node.replicas.on_states_applied(changed)
 
     def partition(self, node_id, topic="t", index=0) -> Partition:
         return self.nodes[node_id].logs.partitions[(topic, index)]

@@ -55,7 +55,7 @@ def test_consumers_never_see_data_above_high_watermark(tmp_path):
     async def scenario():
         cluster = await _cluster(tmp_path, count=2)
         try:
-            await cluster.nodes[1].replicas.stop()  # the follower stops fetching
+            await cluster.pause(1)  # the follower stops fetching
             client = Client(cluster.nodes[0])
             answer = await client.produce([b"u"], acks=1)
             assert answer["error_code"] == 0
@@ -76,7 +76,7 @@ def test_acks_all_times_out_when_followers_stop(tmp_path):
         cluster = await _cluster(tmp_path, replica_lag_time_max_ms=60_000)
         try:
             for n in (1, 2):
-                await cluster.nodes[n].replicas.stop()
+                await cluster.pause(n)
             answer = await Client(cluster.nodes[0]).produce([b"late"], acks=-1, timeout_ms=200)
             assert answer["error_code"] == errors.RequestTimedOut.code
             assert cluster.partition(0).log_end_offset == 1
@@ -90,16 +90,14 @@ def test_stopped_follower_leaves_isr_and_rejoins_when_caught_up(tmp_path):
         cluster = await _cluster(tmp_path)
         try:
             client = Client(cluster.nodes[0])
-            await cluster.nodes[2].replicas.stop()
+            await cluster.pause(2)
             await wait_for(lambda: cluster.states[("t", 0)].isr == (0, 1), timeout=5)
             # With the laggard out, acks=all commits on the remaining ISR.
             answer = await client.produce([b"m"] * 3, acks=-1)
             assert answer["error_code"] == 0
             assert cluster.partition(2).log_end_offset == 0
-            cluster.partition(2).apply_state(cluster.states[("t", 0)])
-            cluster.nodes[2].replicas.start()
-            cluster.nodes[2].replicas.on_states_applied([cluster.partition(2)])
-            await wait_for(lambda: cluster.states[("t", 0)].isr == (0, 1, 2), timeout=5)
+            cluster.resume(2)
+            await wait_for(lambda: set(cluster.states[("t", 0)].isr) == {0, 1, 2}, timeout=5)
             assert cluster.partition(2).log_end_offset == 3
         finally:
             await cluster.stop()
@@ -113,7 +111,7 @@ def test_min_insync_replicas_refuses_acks_all_when_isr_is_small(tmp_path):
         try:
             client = Client(cluster.nodes[0])
             assert (await client.produce([b"ok"], acks=-1))["error_code"] == 0
-            await cluster.nodes[1].replicas.stop()
+            await cluster.pause(1)
             await wait_for(lambda: cluster.states[("t", 0)].isr == (0,), timeout=5)
             answer = await client.produce([b"no"], acks=-1)
             assert answer["error_code"] == errors.NotEnoughReplicas.code
@@ -172,20 +170,19 @@ def test_new_follower_truncates_divergent_suffix_by_epoch(tmp_path):
             old, new = Client(cluster.nodes[0]), Client(cluster.nodes[1])
             assert (await old.produce([b"c1", b"c2"], acks=-1))["error_code"] == 0
             await wait_for(lambda: cluster.partition(1).high_watermark == 2)
-            await cluster.nodes[1].replicas.stop()
+            await cluster.pause(1)
             assert (await old.produce([b"lost1", b"lost2"], acks=1))["error_code"] == 0
             assert cluster.partition(0).log_end_offset == 4
             # Broker 0 "dies": broker 1 is elected with epoch 1 and takes new writes.
-            await cluster.nodes[0].replicas.stop()
+            await cluster.pause(0)
             cluster.elect("t", 0, 1, isr=[1])
-            cluster.nodes[1].replicas.start()
+            cluster.resume(1)
             assert (await new.produce([b"n1"], acks=-1))["error_code"] == 0
             # Broker 0 comes back as a follower: it holds offsets 2-3 of epoch 0, the new
             # leader's epoch 0 ends at 2, so it truncates to 2 and fetches n1.
-            cluster.nodes[0].replicas.start()
-            cluster.nodes[0].replicas.on_states_applied([cluster.partition(0)])
+            cluster.resume(0)
             await wait_for(lambda: cluster.partition(0).log_end_offset == 3 and not cluster.partition(0).needs_truncation)
-            await wait_for(lambda: cluster.states[("t", 0)].isr == (0, 1))
+            await wait_for(lambda: set(cluster.states[("t", 0)].isr) == {0, 1})
             assert await new.values() == [b"c1", b"c2", b"n1"]
             got = cluster.partition(0).log.read_bytes(0, 1 << 20)
             from pybroker.record.batch import iter_records
@@ -240,7 +237,7 @@ def test_high_watermark_survives_restart_from_checkpoint(tmp_path):
         cluster = await _cluster(tmp_path, count=2)
         try:
             await Client(cluster.nodes[0]).produce([b"a", b"b"], acks=-1)
-            await cluster.nodes[1].replicas.stop()
+            await cluster.pause(1)
             await Client(cluster.nodes[0]).produce([b"c"], acks=1)
         finally:
             await cluster.stop()
