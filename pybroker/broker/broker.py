@@ -88,6 +88,9 @@ class Broker:
                 del self.image.partitions[key]
             local = self.logs.local_partition_dirs() | set(self.logs.partitions)
             for topic, index in [k for k in local if k[0] == name]:
+                partition = self.logs.partitions.get((topic, index))
+                if partition is not None:
+                    self.replicas.remove_partition(partition)
                 self.logs.drop_partition(topic, index)
         changed = []
         for doc_state in doc["partitions"]:

@@ -25,6 +25,7 @@ import os
 from typing import Iterable, NamedTuple
 
 from pybroker.log import checkpoint
+from pybroker.log.record_file import write_atomically
 
 log = logging.getLogger("pybroker.log")
 
@@ -208,17 +209,4 @@ def parse_checkpoint(text: str) -> list[EpochEntry]:
 
 
 def write_checkpoint(directory: str, entries: list[EpochEntry]) -> None:
-    path = os.path.join(directory, CHECKPOINT_FILE)
-    tmp = path + checkpoint.TMP_SUFFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, format_checkpoint(entries).encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(os.path.join(directory, CHECKPOINT_FILE), format_checkpoint(entries).encode("ascii"))

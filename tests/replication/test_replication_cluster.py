@@ -6,7 +6,7 @@ import pytest
 from pybroker import errors
 from pybroker.config import TopicConfig
 
-from conftest import Client, Cluster, run, wait_for
+from replication_harness import Client, Cluster, run, wait_for
 
 FAST = dict(replica_lag_time_max_ms=400, replica_fetch_wait_max_ms=50, replica_fetch_backoff_ms=20)
 

@@ -15,6 +15,7 @@ from pybroker.broker.apis import (
     init_producer_id,
     list_offsets,
     metadata,
+    offset_for_leader_epoch,
     produce,
 )
 from pybroker.protocol import api
@@ -40,4 +41,5 @@ HANDLERS = {
     api.DESCRIBE_GROUPS: groups.describe_groups,
     api.LIST_GROUPS: groups.list_groups,
     api.DELETE_GROUPS: groups.delete_groups,
+    api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
 }
