@@ -40,9 +40,13 @@ Usage::
 
     # broker 2, following broker 1 on "orders"-0
     reader = shm.TailReader(region.ring(1))
+    log_end = region.offsets.read(slot).log_end_offset   # before the ring: see below
     data = reader.read_from(slot, fetch_offset, max_bytes)
     # bytes: whole batches from the one holding fetch_offset; b"": nothing new yet;
-    # None: not in the ring (overwritten, too large, lapped) -> Fetch over the socket.
+    # None: not in the ring (overwritten, too large, lapped, or an empty ring that
+    # vouches for nothing) -> Fetch over the socket, unless fetch_offset >= log_end
+    # (the leader appends to the ring before publishing its log end, so reading the log
+    # end first makes "below log_end but None" mean "really not in the ring").
 
 Errors: ``ShmError`` (missing or foreign region, table full), ``RegionInUse`` (create
 while the old creator still runs), ``StaleRow`` (a row's writer died mid-update),

@@ -253,7 +253,7 @@ class TailReader:
             pos += length
         if parts:
             self._hints[slot] = (expect, resume_at)
-            return b"".join(parts)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         if contiguous:
             self._hints[slot] = (offset, pos)
             return b""
