@@ -64,6 +64,13 @@ _MAX_RESCANS = 4
 _LAPPED = object()
 
 
+def _next_header(pos: int, capacity: int) -> int:
+    """``pos``, or the start of the next lap when fewer than ENTRY_SIZE bytes remain before
+    the end: the implicit padding rule, shared by the writer and readers."""
+    room = capacity - pos % capacity
+    return pos + room if room < ENTRY_SIZE else pos
+
+
 def stride_for(capacity: int) -> int:
     """Bytes one ring occupies in the region, page-aligned so rings share no page."""
     return (HEADER_SIZE + capacity + 4095) & ~4095
@@ -153,13 +160,12 @@ class TailRing:
         words = self._words
         start = self._start
         while tail < needed:
+            tail = _next_header(tail, capacity)
+            if tail >= needed:
+                break
             at = tail % capacity
-            room = capacity - at
-            if room < ENTRY_SIZE:
-                tail += room
-                continue
             length = words[(start + at) >> 3]
-            if not ENTRY_SIZE <= length <= room:
+            if not ENTRY_SIZE <= length <= capacity - at:
                 raise ShmError(f"ring {self.ring_id}: entry at {tail} has length {length}; "
                                "the ring was written by someone other than its leader")
             tail += length
@@ -206,12 +212,12 @@ class TailReader:
         lasts: list[int] = []  # last offset of each collected batch
         total = 0
         expect = offset
-        while pos < head:
+        while True:
+            pos = _next_header(pos, capacity)
+            if pos >= head:
+                break
             at = pos % capacity
             room = capacity - at
-            if room < ENTRY_SIZE:
-                pos += room
-                continue
             length, entry_slot, position, base, last, n = ENTRY.unpack_from(data, start + at)
             if words[tail_word] > pos:
                 return _LAPPED
