@@ -133,6 +133,9 @@ class BrokerConfig:
     replica_fetch_max_bytes: int = 1024 * 1024
     replica_fetch_response_max_bytes: int = 10 * 1024 * 1024
     replica_fetch_backoff_ms: int = 1_000
+    # The cluster's shared-memory region (pybroker.shm), when the supervisor made one:
+    # heartbeats, the offsets table and tail rings for co-located followers.
+    shm_name: str | None = None
 
     @property
     def advertised(self) -> str:
