@@ -218,6 +218,7 @@ class BrokerCluster:
         # A clean supervisor reaps its brokers; anything left in the group is a leak.
         if kill_leftovers:
             _signal_group(self._proc.pid, signal.SIGKILL)
+            _unlink_region(self.data_dir)
         _LIVE.discard(self)
         return self.returncode
 
@@ -346,3 +347,18 @@ if pytest is not None:
             return
         for cluster in item.stash.get(_CLUSTERS_KEY, []):
             report.sections.append((f"pybroker log ({cluster.log_path})", cluster.log_tail()))
+
+
+def _unlink_region(data_dir) -> None:
+    """A cluster killed outright leaves its shared-memory region behind (a clean stop
+    unlinks it): remove it so killed test clusters do not pile up in /dev/shm."""
+    if data_dir is None:
+        return
+    import posix_ipc
+
+    from pybroker.shm import region_name
+
+    try:
+        posix_ipc.unlink_shared_memory(region_name(str(data_dir)))
+    except posix_ipc.ExistentialError:
+        pass

@@ -25,6 +25,7 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--control", required=True, help="the supervisor's control socket")
     p.add_argument("--pid-file")
+    p.add_argument("--shm", help="the cluster's shared-memory region (set by the supervisor)")
     p.add_argument("--num-partitions", type=int, default=1)
     p.add_argument("--no-auto-create", action="store_true")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
@@ -50,7 +51,7 @@ def broker_config(args):
     return BrokerConfig(
         broker_id=args.node_id, host=args.host, port=args.port, data_dir=args.data,
         num_partitions=args.num_partitions, auto_create_topics_enable=not args.no_auto_create,
-        topic_defaults=topic_defaults, **overrides,
+        topic_defaults=topic_defaults, shm_name=args.shm, **overrides,
     )
 
 

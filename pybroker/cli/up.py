@@ -34,6 +34,8 @@ def register(subparsers) -> None:
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
                    help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
+    p.add_argument("--no-shm", action="store_true",
+                   help="no shared-memory region: heartbeats, offsets and replication over sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -98,6 +100,7 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
+        shared_memory=not args.no_shm,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,

@@ -30,7 +30,7 @@ import time
 
 import psutil
 
-from pybroker import errors
+from pybroker import errors, shm
 from pybroker.broker.group_host import GroupHost
 from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
 from pybroker.cluster.metadata import BrokerInfo
@@ -94,7 +94,7 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None):
+                 group_settings=None, shared_memory: bool = True):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -112,6 +112,9 @@ class Supervisor:
                                          default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.brokers: dict[int, BrokerProcess] = {}
+        self.shared_memory = shared_memory
+        self.region: shm.SharedRegion | None = None
+        self._slotted: set[tuple[str, int]] = set()
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -145,6 +148,8 @@ class Supervisor:
         ]
         if not self.auto_create:
             cmd.append("--no-auto-create")
+        if self.region is not None:
+            cmd += ["--shm", self.region.name]
         for key, value in self.topic_settings.items():
             cmd += ["--config", f"{key}={value}"]
         for key, value in self.broker_settings.items():
@@ -199,10 +204,39 @@ class Supervisor:
         for proc in self.brokers.values():
             if proc.pid is None and now >= proc.next_start and not self.stopping:
                 self.spawn_broker(proc)
-            elif proc.registered and not proc.fenced and now - proc.last_heartbeat > self.session_timeout_s:
+            elif proc.registered and not proc.fenced and now - proc.last_heartbeat > self.session_timeout_s \
+                    and not self._fresh_in_shm(proc.node_id):
                 log.warning("broker %d missed heartbeats for %.1f s: fenced", proc.node_id, now - proc.last_heartbeat)
                 proc.fenced = True
                 self.service.apply(self.controller.broker_failed, proc.node_id)
+
+    def _fresh_in_shm(self, node_id: int) -> bool:
+        """The broker's heartbeat in shared memory: readable without asking it anything."""
+        if self.region is None:
+            return False
+        row = self.region.brokers.read(node_id)
+        return row.pid != 0 and row.is_fresh(int(time.time() * 1000), int(self.session_timeout_s * 1000))
+
+    def _open_region(self, adopting: bool) -> None:
+        if not self.shared_memory:
+            return
+        name = shm.region_name(self.data_dir)
+        try:
+            if adopting:
+                # Running brokers are attached to the region of the previous supervisor.
+                try:
+                    self.region = shm.SharedRegion.attach(name)
+                except shm.ShmError:
+                    self.region = None
+            if self.region is None:
+                self.region = shm.SharedRegion.create(name, slots=4096, ring_count=max(self.count, 1))
+        except (shm.ShmError, OSError) as exc:
+            log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
+            self.region = None
+            return
+        for key in self.controller.partitions:
+            self.region.offsets.allocate(*key)
+            self._slotted.add(key)
 
     def _adopt_running_brokers(self) -> None:
         for node_id, proc in self.brokers.items():
@@ -222,6 +256,15 @@ class Supervisor:
     # -- control plane ------------------------------------------------------------------
 
     def _publish(self, delta) -> None:
+        if self.region is not None:
+            # Slots exist before any broker hears of the partition (leaders write rows).
+            for state in delta.partitions:
+                self.region.offsets.allocate(state.topic, state.partition)
+            for name in delta.deleted_topics:
+                for topic, index in [k for k in self._slotted if k[0] == name]:
+                    self.region.offsets.release(topic, index)
+                    self._slotted.discard((topic, index))
+            self._slotted.update(s.key for s in delta.partitions)
         doc = delta_to_json(delta, self.controller)
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
@@ -306,6 +349,16 @@ class Supervisor:
                         offsets[key] = row
                     else:
                         offsets.setdefault(key, row)
+        if self.region is not None:
+            # Leaders publish log end and high watermark here: the freshest view, read
+            # without a round trip to any broker.
+            for row in self.region.offsets.rows():
+                state = self.controller.partitions.get((row.topic, row.partition))
+                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+                    offsets[(row.topic, row.partition)] = {
+                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
+                        "high_watermark": row.high_watermark, "leader": row.leader_id,
+                    }
         partitions = []
         for key, s in sorted(self.controller.partitions.items()):
             row = offsets.get(key, {})
@@ -320,7 +373,8 @@ class Supervisor:
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
             "brokers": [
                 {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
-                 "alive": bool(p.registered and not p.fenced), "restarts": p.restarts}
+                 "alive": bool(p.registered and not p.fenced), "restarts": p.restarts,
+                 "heartbeat_fresh": self._fresh_in_shm(p.node_id) if self.region is not None else None}
                 for p in sorted(self.brokers.values(), key=lambda p: p.node_id)
             ],
             "partitions": partitions,
@@ -367,6 +421,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
         self._adopt_running_brokers()
+        self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
         next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S
         try:
@@ -425,6 +480,9 @@ class Supervisor:
             self._server.close()
         self.groups.close()
         self.metadata.close()
+        if self.region is not None:
+            self.region.close()
+            self.region.unlink()
         for name in (SOCKET_NAME, "supervisor.pid"):
             try:
                 os.unlink(os.path.join(run_dir(self.data_dir), name))
