@@ -20,6 +20,7 @@ from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.shm_link import ShmLink
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import BrokerConfig
@@ -48,6 +49,8 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # The shared-memory link, when the cluster has a region this broker could attach.
+        self.shm: ShmLink | None = None
         self.port = config.port
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -155,6 +158,10 @@ class Broker:
             lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        link = ShmLink(self)
+        link.start()
+        if link.attached:
+            self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self.controller.start(self)
         self.replicas.start()
@@ -180,6 +187,8 @@ class Broker:
             except asyncio.TimeoutError:
                 log.warning("listener did not close within 5 s")
         await self.replicas.stop()
+        if self.shm is not None:
+            await self.shm.stop()
         await self.controller.stop()
         self.logs.close()
         log.info("broker %d stopped cleanly", self.node_id)

@@ -71,7 +71,8 @@ def monotonic_ms() -> int:
 class FollowerState:
     """What the leader knows of one follower replica, from its fetches."""
 
-    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_leader_leo", "last_fetch_ms")
+    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_leader_leo", "last_fetch_ms",
+                 "high_watermark_sent")
 
     def __init__(self, now_ms: int):
         self.log_end_offset = UNKNOWN_OFFSET
@@ -80,6 +81,9 @@ class FollowerState:
         self.last_caught_up_ms = now_ms
         self.last_fetch_leader_leo = UNKNOWN_OFFSET
         self.last_fetch_ms = now_ms
+        # The high watermark in the last fetch answer to it: a positions-only fetch
+        # (shared-memory replication) returns early when the high watermark passes it.
+        self.high_watermark_sent = UNKNOWN_OFFSET
 
     def on_fetch(self, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
         """Kafka's lastCaughtUpTime rule: caught up now if it asked for the leader's log

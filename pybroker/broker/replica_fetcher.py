@@ -13,6 +13,14 @@ It keeps one TCP connection to the leader and speaks the Kafka protocol as any c
    ``replica.fetch.wait.max.ms`` and returns whole batches from the follower's log end.
    The batches are validated (sizes, CRC-32C per batch) and appended with the leader's
    offsets; the high watermark becomes min(leader's, own log end).
+3. With a shared-memory region (``broker.shm``), each round first reads every partition
+   from the leader's tail ring. Ring bytes go through the same validation and append as
+   socket bytes, but only batches of the current leader epoch are taken: older entries
+   of the ring may hold a suffix a later leader truncated. When the ring served every
+   partition the Fetch is "positions only" (``max_bytes`` 0): it reports the new log
+   ends and brings back the high watermark, and the leader's long poll ends as soon as
+   there is something new. A partition the ring cannot serve (lapped, never there, an
+   older epoch) makes it an ordinary Fetch, which serves the same bytes.
 
 Errors: a partition-level fencing error (the follower's or leader's metadata is stale)
 parks that partition until its next state arrives or the backoff passes; a connection
@@ -242,6 +250,7 @@ class ReplicaFetcher:
         if not ready:
             return
         config = self.broker.config
+        positions_only = self._read_ring(ready) == len(ready)
         sent = {}
         by_topic: dict[str, list] = {}
         for partition in ready:
@@ -258,7 +267,7 @@ class ReplicaFetcher:
             "replica_id": self.broker.node_id,
             "max_wait_ms": wait_ms,
             "min_bytes": 1,
-            "max_bytes": config.replica_fetch_response_max_bytes,
+            "max_bytes": 0 if positions_only else config.replica_fetch_response_max_bytes,
             "isolation_level": 0,
             "session_id": 0,
             "session_epoch": -1,
@@ -278,6 +287,54 @@ class ReplicaFetcher:
                         or partition.needs_truncation or partition.log_end_offset != offset):
                     continue  # the state moved on while we fetched
                 await self._apply_fetched(partition, answer)
+
+    def _read_ring(self, ready: list) -> int:
+        """Append what the leader's tail ring holds for each partition; returns how many
+        partitions it answered for (their data, or that they are caught up)."""
+        shm = getattr(self.broker, "shm", None)
+        if shm is None or not shm.replication_enabled:
+            return 0
+        max_bytes = self.broker.config.replica_fetch_max_bytes
+        served = 0
+        for partition in ready:
+            offset = partition.log_end_offset
+            data = shm.read_replica_tail(partition, self.leader_id, offset, max_bytes)
+            if data is None:
+                continue
+            if data and not self._append_ring_bytes(partition, offset, data):
+                shm.ring_misses += 1
+                continue
+            served += 1
+        return served
+
+    def _append_ring_bytes(self, partition, offset: int, data: bytes) -> bool:
+        """Validate and append ring bytes from ``offset`` on; False if nothing usable."""
+        buf = bytearray(data)
+        try:
+            headers = parse_batches(buf, len(buf))
+        except errors.KafkaError as exc:
+            log.warning("%r: %s-%d: unusable ring entry, fetching over the socket: %s",
+                        self, partition.topic, partition.index, exc)
+            return False
+        # One ring entry is one produce request: its first batches may already be here.
+        keep = []
+        for header in headers:
+            if header.next_offset <= offset:
+                continue
+            if header.partition_leader_epoch != partition.leader_epoch or (
+                    not keep and header.base_offset != offset):
+                break
+            keep.append(header)
+        if not keep:
+            return False
+        try:
+            partition.append_as_follower(buf, keep)
+        except errors.KafkaError as exc:
+            log.warning("%r: %s-%d: rejected ring data, fetching over the socket: %s",
+                        self, partition.topic, partition.index, exc)
+            return False
+        self.broker.shm.ring_bytes += keep[-1].position + keep[-1].size - keep[0].position
+        return True
 
     async def _apply_fetched(self, partition, answer: dict) -> None:
         code = answer["error_code"]

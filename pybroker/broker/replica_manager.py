@@ -8,6 +8,8 @@
   ``replica.lag.time.max.ms`` (checked every half of it), an expand when an out-of-sync
   follower's fetch shows it caught up (checked on each follower fetch). One proposal per
   partition is in flight at a time; the controller's answer is applied as a new state.
+- With a shared-memory region (``broker.shm``), a partition that becomes led here, or
+  whose high watermark moves with a new state, has its offsets row republished.
 
 Owned by the broker's event loop thread (not thread-safe).
 """
@@ -53,8 +55,11 @@ class ReplicaManager:
 
     def on_states_applied(self, changed: list) -> None:
         """Partitions whose state changed: follow their new leader, or stop following."""
+        shm = getattr(self.broker, "shm", None)
         for partition in changed:
             key = (partition.topic, partition.index)
+            if shm is not None and partition.is_leader:
+                shm.mark_dirty(partition)
             target = None
             if not partition.is_leader and partition.leader >= 0 and partition.node_id in partition.replicas:
                 target = partition.leader
@@ -76,6 +81,9 @@ class ReplicaManager:
         """The partition is going away (topic deleted, replica moved): stop fetching it."""
         for fetcher in self.fetchers.values():
             fetcher.remove_partition((partition.topic, partition.index))
+        shm = getattr(self.broker, "shm", None)
+        if shm is not None:
+            shm.forget(partition.topic, partition.index)
 
     # -- leaders: ISR ------------------------------------------------------------------
 
@@ -119,8 +127,10 @@ class ReplicaManager:
             return
         finally:
             partition.isr_change_pending = False
-        if state is not None:
-            partition.apply_state(state)
+        if state is not None and partition.apply_state(state):
+            shm = getattr(self.broker, "shm", None)
+            if shm is not None and partition.is_leader:
+                shm.mark_dirty(partition)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -16,12 +16,18 @@ against the leader-epoch cache and a divergence is answered with ``diverging_epo
 Long poll: if fewer than ``min_bytes`` are ready, the request waits (up to ``max_wait_ms``)
 for an append or a high-watermark advance on any of its partitions, then answers with
 what is there.
+
+Positions only: a follower that read the records from the leader's shared-memory tail
+ring still fetches, to report its log end (the ISR and high watermark follow from it) and
+learn the high watermark, but with ``max_bytes`` 0. Such a fetch carries no record bytes
+and its long poll ends as soon as a partition's log end passes the fetch offset or its
+high watermark passes what that follower was last told.
 """
 from __future__ import annotations
 
 import asyncio
 
-from pybroker.errors import KafkaError
+from pybroker.errors import KafkaError, OffsetOutOfRange
 
 READ_COMMITTED = 1
 
@@ -68,12 +74,15 @@ def release_regions(chunks) -> None:
             chunk.release()
 
 
-def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> tuple[list, int, bool]:
-    """Build the response topics. Returns (responses, bytes of records, any error).
-    ``first`` is set on the first pass of a long poll: a follower's fetch offset is
-    recorded then, not again on each wake-up."""
+def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> tuple[list, int, bool, bool]:
+    """Build the response topics. Returns (responses, bytes of records, any error, any
+    news for a positions-only fetch). ``first`` is set on the first pass of a long poll:
+    a follower's fetch offset is recorded then, not again on each wake-up."""
     replica_id = body.get("replica_id", -1)
     replicas = getattr(broker, "replicas", None)
+    shm = getattr(broker, "shm", None)
+    positions_only = replica_id >= 0 and body.get("max_bytes", 1) == 0
+    news = False
     remaining = max(0, min(body.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes))
     committed = body.get("isolation_level", 0) == READ_COMMITTED
     min_one = True
@@ -101,9 +110,12 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 partition.check_leader_epoch(req.get("current_leader_epoch", -1))
                 if replica_id >= 0:
                     if first:
+                        hw_before = partition.high_watermark
                         partition.on_follower_fetch(replica_id, req["fetch_offset"])
                         if replicas is not None:
                             replicas.on_follower_fetch(partition)
+                        if shm is not None and partition.high_watermark != hw_before:
+                            shm.mark_dirty(partition)
                     max_offset = None
                 else:
                     max_offset = partition.high_watermark
@@ -114,6 +126,20 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 entry["high_watermark"] = hw
                 entry["last_stable_offset"] = hw
                 entry["log_start_offset"] = partition.log_start_offset
+                if replica_id >= 0:
+                    follower = partition.followers.get(replica_id)
+                    if follower is not None:
+                        news = news or (positions_only and hw > follower.high_watermark_sent)
+                        follower.high_watermark_sent = hw
+                if positions_only:
+                    fetch_offset = req["fetch_offset"]
+                    if not partition.log_start_offset <= fetch_offset <= partition.log_end_offset:
+                        raise OffsetOutOfRange(
+                            f"offset {fetch_offset} is outside [{partition.log_start_offset}, "
+                            f"{partition.log_end_offset}] of {name}-{index}")
+                    news = news or partition.log_end_offset > fetch_offset
+                    parts.append(entry)
+                    continue
                 limit = min(req["partition_max_bytes"], remaining)
                 if limit > 0 or min_one:
                     found = partition.log.read(req["fetch_offset"], limit, max_offset=max_offset, min_one=min_one)
@@ -129,7 +155,7 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 errors = True
             parts.append(entry)
         responses.append({"topic": name, "partitions": parts})
-    return responses, total, errors
+    return responses, total, errors, news
 
 
 def _diverging(partition, req: dict, entry: dict) -> bool:
@@ -155,10 +181,10 @@ async def handle(broker, request) -> dict:
     first = True
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors = _read_partitions(broker, body, regions, first)
+        responses, total, errors, news = _read_partitions(broker, body, regions, first)
         first = False
         wait = deadline - loop.time()
-        if total >= min_bytes or errors or wait <= 0 or broker.stopping:
+        if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
             return {
                 "throttle_time_ms": 0,
                 "error_code": 0,

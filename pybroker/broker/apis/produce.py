@@ -7,6 +7,9 @@ NOT_ENOUGH_REPLICAS when the ISR is smaller than ``min.insync.replicas``; otherw
 batches are appended and the answer waits (Kafka's delayed produce) until the high
 watermark passes them, up to the request's ``timeout_ms`` (then REQUEST_TIMED_OUT); a
 leader that loses leadership meanwhile answers NOT_LEADER_OR_FOLLOWER.
+
+With a shared-memory region, each partition's appended batches also go to this broker's
+tail ring (one entry per partition per request) for co-located followers.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ async def handle(broker, request) -> dict | None:
     responses = []
     # (partition, its response entry, future) of acks=-1 appends not yet committed.
     pending = []
+    shm = getattr(broker, "shm", None)
     for topic in body["topic_data"]:
         name = topic["name"]
         results = []
@@ -54,10 +58,15 @@ async def handle(broker, request) -> dict | None:
                 records = part["records"]
                 if records is None or len(records) == 0:
                     raise CorruptMessage("Produce request carries no record batches")
+                log_end = partition.log_end_offset
                 result = partition.append(records, acks)
             except KafkaError as exc:
                 results.append(_partition_error(index, exc))
                 continue
+            if shm is not None and result.base_offset == log_end:
+                # Appended now (not a deduplicated retry): ``records`` holds the bytes as
+                # written, offsets and leader epoch assigned in place.
+                shm.on_leader_append(partition, records, result.base_offset, result.last_offset)
             entry = {
                 "index": index,
                 "error_code": 0,
