@@ -1,19 +1,12 @@
-"""Fixtures for the shared-memory tests: a unique region name per test, always unlinked,
-and a way to run code in a separate interpreter (a real second process)."""
+"""Fixtures for the shared-memory tests: a unique region name per test, always unlinked."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import uuid
 
 import posix_ipc
 import pytest
 
 from pybroker import shm
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -33,22 +26,3 @@ def region(region_name):
     yield r
     r.close()
     r.unlink()
-
-
-def child(code: str, *args: str) -> subprocess.Popen:
-    """Start ``code`` in a new interpreter with ``sys.argv[1:] == args``."""
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_child(code: str, *args: str, timeout: float = 20) -> str:
-    proc = child(code, *args)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{err}"
-    return out

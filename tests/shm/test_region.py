@@ -7,7 +7,7 @@ import posix_ipc
 import pytest
 
 from pybroker import shm
-from conftest import child, run_child
+from shm_processes import child, run_child
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from pybroker import errors, shm
-from conftest import child
+from shm_processes import child
 
 pytestmark = pytest.mark.timeout(60)
 

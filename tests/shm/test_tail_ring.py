@@ -6,7 +6,7 @@ import pytest
 
 from pybroker import shm
 from pybroker.shm.tail_ring import ENTRY, ENTRY_SIZE, PADDING
-from conftest import child
+from shm_processes import child
 
 pytestmark = pytest.mark.timeout(60)
 

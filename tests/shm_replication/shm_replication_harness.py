@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import uuid
 
 import posix_ipc
@@ -12,7 +13,11 @@ import posix_ipc
 from pybroker import shm
 from pybroker.broker.shm_link import ShmLink
 
-from replication_harness import Client, Cluster, run, wait_for  # noqa: F401  (re-exported)
+_REPLICATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "replication")
+if _REPLICATION not in sys.path:
+    sys.path.insert(0, _REPLICATION)
+
+from replication_harness import Client, Cluster, run, wait_for  # noqa: E402,F401  (re-exported)
 
 FAST = dict(replica_lag_time_max_ms=400, replica_fetch_wait_max_ms=50, replica_fetch_backoff_ms=20)
 
