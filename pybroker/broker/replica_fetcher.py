@@ -309,7 +309,7 @@ class ReplicaFetcher:
 
     def _append_ring_bytes(self, partition, offset: int, data: bytes) -> bool:
         """Validate and append ring bytes from ``offset`` on; False if nothing usable."""
-        buf = bytearray(data)
+        buf = data  # already a private copy: the ring reader copied it out of shared memory
         try:
             headers = parse_batches(buf, len(buf))
         except errors.KafkaError as exc:
