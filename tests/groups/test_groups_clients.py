@@ -202,7 +202,7 @@ def test_mixed_roundrobin_group_balances_across_clients(cluster):
 
     def run_kafka_python():
         c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id="kp",
-                          auto_offset_reset="earliest", heartbeat_interval_ms=300,
+                          auto_offset_reset="earliest", heartbeat_interval_ms=300, session_timeout_ms=6000,
                           partition_assignment_strategy=[RoundRobinPartitionAssignor])
         try:
             while not stop.is_set():
@@ -218,7 +218,8 @@ def test_mixed_roundrobin_group_balances_across_clients(cluster):
 
         async def main():
             c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id="aio",
-                                 auto_offset_reset="earliest", heartbeat_interval_ms=300)
+                                 auto_offset_reset="earliest", heartbeat_interval_ms=300,
+                                 session_timeout_ms=6000)
             await c.start()
             try:
                 while not stop.is_set():
@@ -236,7 +237,7 @@ def test_mixed_roundrobin_group_balances_across_clients(cluster):
         t.start()
     ck = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "ck",
                    "auto.offset.reset": "earliest", "partition.assignment.strategy": "roundrobin",
-                   "heartbeat.interval.ms": 300})
+                   "heartbeat.interval.ms": 300, "session.timeout.ms": 6000})
     ck.subscribe([topic])
     try:
         def poll_ck():
@@ -252,7 +253,7 @@ def test_mixed_roundrobin_group_balances_across_clients(cluster):
             return len(current) == 3 and all(len(a) == 2 for a in current.values()) \
                 and set().union(*current.values()) == ALL
 
-        wait_until(balanced, 40, "a balanced mixed group")
+        wait_until(balanced, 60, "a balanced mixed group")
         expected = produce(bootstrap, topic, RECORDS)
         wait_until(lambda: poll_ck() is not None and len(got) >= RECORDS, 30, "every record", interval=0)
         for _ in range(5):

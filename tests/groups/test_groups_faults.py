@@ -82,7 +82,8 @@ def test_offsets_survive_a_full_cluster_restart_and_reset_moves_them(pybroker_cl
 
     def consume(count):
         c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
-                      "auto.offset.reset": "earliest"})
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                      "heartbeat.interval.ms": 500})
         c.subscribe([topic])
         got = []
         try:
