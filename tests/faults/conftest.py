@@ -366,7 +366,7 @@ def write_report(path: Path, report: dict) -> None:
 _THIS_MODULE = sys.modules[__name__]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def faults():
     """This module: wait_for, create_topic, SequenceProducer, read_back, check, percentile,
     write_report."""
