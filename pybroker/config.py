@@ -136,6 +136,8 @@ class BrokerConfig:
     # The cluster's shared-memory region (pybroker.shm), when the supervisor made one:
     # heartbeats, the offsets table and tail rings for co-located followers.
     shm_name: str | None = None
+    # Followers read a co-located leader's tail ring before fetching over the socket.
+    replica_shm_enabled: bool = True
 
     @property
     def advertised(self) -> str:

@@ -47,7 +47,11 @@ def broker_config(args):
         key, value = item.split("=", 1)
         if key not in fields:
             raise SystemExit(f"unknown broker setting {key}")
-        overrides[key] = type(getattr(BrokerConfig(), key))(value)
+        default = getattr(BrokerConfig(), key)
+        if isinstance(default, bool):
+            overrides[key] = value.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            overrides[key] = type(default)(value)
     return BrokerConfig(
         broker_id=args.node_id, host=args.host, port=args.port, data_dir=args.data,
         num_partitions=args.num_partitions, auto_create_topics_enable=not args.no_auto_create,
