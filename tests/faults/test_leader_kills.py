@@ -188,7 +188,10 @@ def test_checker_sees_loss_of_acks_1_writes_after_unclean_election(fault_cluster
     Loss is judged independently of the checker (the new leader's log end is below the
     acknowledged offsets); the test asserts the checker finds exactly that loss, and is
     skipped when the cluster did not lose anything this time."""
-    cluster = fault_cluster(extra_args=["--broker-config", "replica_lag_time_max_ms=1500",
+    # Without the shared-memory ring a resumed follower has no way to copy the dead
+    # leader's tail, so the loss is certain rather than a race with the election.
+    cluster = fault_cluster(extra_args=["--broker-config", "replica_lag_time_max_ms=2000",
+                                        "--broker-config", "replica_shm_enabled=false",
                                         "--session-timeout-ms", "60000"])
     faults.create_topic(cluster.bootstrap, topic, partitions=1, replication=3,
                         config={"min.insync.replicas": "1", "unclean.leader.election.enable": "true"})

@@ -4,8 +4,11 @@ with SIGTERM or SIGKILLed as a process group and started again. Nothing acknowle
 lost; every topic keeps its partitions and replicas."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -67,6 +70,15 @@ def test_supervisor_sigkill_mid_failover_loses_nothing(fault_cluster, faults, to
     status = faults.wait_for(lambda: all_led(cluster, {topic: 3}), faults.CONVERGE_TIMEOUT,
                              "every partition to have a live leader after the supervisor restart")
     assert status["supervisor"]["pid"] == cluster.pid
+    # Scripts see the same through the command line's stable JSON form.
+    cli = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "status", "--data", str(cluster.data_dir),
+                          "--json"], capture_output=True, text=True, timeout=20)
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout)
+    assert printed["supervisor"]["pid"] == cluster.pid
+    assert {(p["topic"], p["partition"]) for p in printed["partitions"] if p["topic"] == topic} == \
+        {(topic, i) for i in range(3)}
+    assert all(p["leader"] >= 0 for p in printed["partitions"] if p["topic"] == topic)
     assert sorted(b["id"] for b in status["brokers"] if b["alive"]) == [0, 1, 2]
     assert_all_read_once(cluster, faults, topic, 3, producer.ledger)
 
