@@ -3,15 +3,28 @@ LeaveGroup (13), SyncGroup (14), DescribeGroups (15), ListGroups (16), OffsetCom
 OffsetFetch (9), DeleteGroups (42).
 
 The group coordinator lives with the controller (the supervisor); these handlers turn wire
-dicts into its requests (``broker.controller.group``) and its answers back. Every broker
-answers FindCoordinator with itself: any broker forwards to the one coordinator, so a
-client never needs to move when a broker dies.
+dicts into its requests (``broker.controller.group``) and its answers back. Any broker
+forwards, but FindCoordinator names one broker per group, chosen by a hash of the group id
+over the live brokers, as Kafka names the leader of the group's __consumer_offsets
+partition: every member talks to the same broker, and a client whose coordinator changes
+between two answers (librdkafka drops the JoinGroup in flight then) sees it only when
+brokers come or go.
 """
 from __future__ import annotations
+
+import zlib
 
 from pybroker import errors
 
 GROUP_KEY = 0
+
+
+def coordinator_for(broker, group_id: str):
+    """The live broker that answers for ``group_id``."""
+    live = sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
+    if not live:
+        return None
+    return live[zlib.crc32(group_id.encode("utf-8")) % len(live)]
 
 
 def find_coordinator(broker, request) -> dict:
@@ -25,8 +38,14 @@ def find_coordinator(broker, request) -> dict:
                                  "error_code": errors.CoordinatorNotAvailable.code,
                                  "error_message": "pybroker has no transaction coordinator"})
         else:
-            coordinators.append({"key": key, "node_id": broker.node_id, "host": broker.config.advertised,
-                                 "port": broker.port, "error_code": 0, "error_message": None})
+            chosen = coordinator_for(broker, key)
+            if chosen is None:
+                coordinators.append({"key": key, "node_id": -1, "host": "", "port": -1,
+                                     "error_code": errors.CoordinatorNotAvailable.code,
+                                     "error_message": "no live broker"})
+            else:
+                coordinators.append({"key": key, "node_id": chosen.node_id, "host": chosen.host,
+                                     "port": chosen.port, "error_code": 0, "error_message": None})
     first = coordinators[0]
     return {"throttle_time_ms": 0, "coordinators": coordinators,
             **{k: first[k] for k in ("error_code", "error_message", "node_id", "host", "port")}}
