@@ -24,7 +24,6 @@ import logging
 import os
 from typing import Iterable, NamedTuple
 
-from pybroker.log import checkpoint
 from pybroker.log.record_file import write_atomically
 
 log = logging.getLogger("pybroker.log")

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 pytestmark = pytest.mark.timeout(150)
 

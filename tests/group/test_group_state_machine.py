@@ -1,6 +1,5 @@
 import itertools
 
-import pytest
 
 from pybroker import errors
 from pybroker.group.state_machine import PENDING, Group, GroupSettings, GroupState

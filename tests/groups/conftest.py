@@ -20,6 +20,7 @@ from pybroker.testing import BrokerCluster
 
 GROUP_ARGS = ["--group-initial-rebalance-delay-ms", "0"]
 CONSUMER_SCRIPT = Path(__file__).with_name("consumer_process.py")
+PYTHON_MEMBER_SCRIPT = Path(__file__).with_name("python_member.py")
 REBALANCE_TIMES = "PYBROKER_REBALANCE_TIMES"  # optional JSON file the timing tests append to
 
 
@@ -103,12 +104,13 @@ class ConsumerProcess:
     """One consumer_process.py child; a reader thread collects its JSON events."""
 
     def __init__(self, bootstrap: str, topic: str, group: str, client_id: str, commit_every: int = 1,
-                 session_timeout_ms: int = 6000, assignor: str = "range"):
+                 session_timeout_ms: int = 6000, assignor: str = "range", client: str = "confluent-kafka"):
         self.client_id = client_id
         self.events: list[dict] = []
         self._lock = threading.Lock()
+        script = [str(CONSUMER_SCRIPT)] if client == "confluent-kafka" else [str(PYTHON_MEMBER_SCRIPT), client]
         self.proc = subprocess.Popen(
-            [sys.executable, str(CONSUMER_SCRIPT), bootstrap, topic, group, client_id, str(commit_every),
+            [sys.executable, *script, bootstrap, topic, group, client_id, str(commit_every),
              str(session_timeout_ms), assignor],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -1,5 +1,5 @@
 """`pybroker groups` without a broker: argument checks, parsing, reset planning, tables."""
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 

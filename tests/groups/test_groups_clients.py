@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.groups.conftest import committed, create_topic, log_ends, produce, unique, wait_until
+from tests.groups.conftest import ConsumerProcess, committed, create_topic, log_ends, produce, unique, wait_until
 
 pytestmark = pytest.mark.interop
 MEMBERS, PARTITIONS, RECORDS = 3, 6, 120
@@ -188,82 +188,24 @@ def test_aiokafka_group_of_three_shares_partitions_and_commits(cluster, auto_com
 # -- a mixed group --------------------------------------------------------------------
 
 def test_mixed_roundrobin_group_balances_across_clients(cluster):
-    """confluent-kafka, kafka-python and aiokafka members in one roundrobin group: two
-    partitions each, every record once."""
-    from confluent_kafka import Consumer
-    from kafka import KafkaConsumer
-    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-
+    """confluent-kafka, kafka-python and aiokafka members (each in its own process) in one
+    roundrobin group: two partitions each, every record once."""
     bootstrap = cluster.bootstrap
     topic, group = create_topic(bootstrap), unique("mixed")
-    stop, lock = threading.Event(), threading.Lock()
-    got: list[tuple[str, bytes]] = []
-    owned: dict[str, set[int]] = {}
-
-    def run_kafka_python():
-        c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id="kp",
-                          auto_offset_reset="earliest", heartbeat_interval_ms=300, session_timeout_ms=6000,
-                          partition_assignment_strategy=[RoundRobinPartitionAssignor])
-        try:
-            while not stop.is_set():
-                batches = c.poll(timeout_ms=100)
-                with lock:
-                    got.extend(("kp", r.value) for rs in batches.values() for r in rs)
-                    owned["kp"] = {tp.partition for tp in c.assignment()}
-        finally:
-            c.close()
-
-    def run_aiokafka():
-        from aiokafka import AIOKafkaConsumer
-
-        async def main():
-            c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id="aio",
-                                 auto_offset_reset="earliest", heartbeat_interval_ms=300,
-                                 session_timeout_ms=6000)
-            await c.start()
-            try:
-                while not stop.is_set():
-                    batches = await c.getmany(timeout_ms=100)
-                    with lock:
-                        got.extend(("aio", r.value) for rs in batches.values() for r in rs)
-                        owned["aio"] = {tp.partition for tp in c.assignment()}
-            finally:
-                await c.stop()
-
-        asyncio.run(main())
-
-    threads = [threading.Thread(target=run_kafka_python), threading.Thread(target=run_aiokafka)]
-    for t in threads:
-        t.start()
-    ck = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "ck",
-                   "auto.offset.reset": "earliest", "partition.assignment.strategy": "roundrobin",
-                   "heartbeat.interval.ms": 300, "session.timeout.ms": 6000})
-    ck.subscribe([topic])
+    members = [ConsumerProcess(bootstrap, topic, group, name, assignor="roundrobin", client=client)
+               for name, client in (("ck", "confluent-kafka"), ("kp", "kafka-python"), ("aio", "aiokafka"))]
     try:
-        def poll_ck():
-            m = ck.poll(0.05)
-            with lock:
-                if m is not None and not m.error():
-                    got.append(("ck", m.value()))
-                owned["ck"] = {tp.partition for tp in ck.assignment()}
-                return dict(owned)
-
         def balanced():
-            current = poll_ck()
-            return len(current) == 3 and all(len(a) == 2 for a in current.values()) \
-                and set().union(*current.values()) == ALL
+            owned = [m.assignment for m in members]
+            return all(len(a) == 2 for a in owned) and set().union(*owned) == ALL
 
         wait_until(balanced, 60, "a balanced mixed group")
         expected = produce(bootstrap, topic, RECORDS)
-        wait_until(lambda: poll_ck() is not None and len(got) >= RECORDS, 30, "every record", interval=0)
-        for _ in range(5):
-            poll_ck()
-        with lock:
-            assert sorted(v for _, v in got) == sorted(expected)
-            assert {client for client, _ in got} == {"ck", "kp", "aio"}
-            assert balanced()
+        wait_until(lambda: sum(len(m.messages()) for m in members) >= RECORDS, 30, "every record")
+        got = [(m.client_id, e["v"].encode()) for m in members for e in m.messages()]
+        assert sorted(v for _, v in got) == sorted(expected)
+        assert {client for client, _ in got} == {"ck", "kp", "aio"}
+        assert balanced()
     finally:
-        stop.set()
-        for t in threads:
-            t.join(20)
-        ck.close()
+        for m in members:
+            m.stop()

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from pybroker.testing import BrokerCluster
 from tests.groups.conftest import (
     GROUP_ARGS, ConsumerProcess, committed, create_topic, group_state, groups_tool, log_ends, produce,
     record_times, unique, wait_until,

@@ -1,7 +1,6 @@
 """Replication between in-process brokers: followers catch up, the high watermark follows
 the ISR, acks=all waits for it, the ISR shrinks and expands, and followers of a new leader
 truncate by leader epoch."""
-import pytest
 
 from pybroker import errors
 from pybroker.config import TopicConfig
