@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.groups.conftest import ConsumerProcess, committed, create_topic, log_ends, produce, unique, wait_until
+from groups_helpers import ConsumerProcess, committed, create_topic, log_ends, produce, unique, wait_until
 
 pytestmark = pytest.mark.interop
 MEMBERS, PARTITIONS, RECORDS = 3, 6, 120

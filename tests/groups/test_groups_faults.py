@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.groups.conftest import (
+from groups_helpers import (
     GROUP_ARGS, ConsumerProcess, committed, create_topic, group_state, groups_tool, log_ends, produce,
     record_times, unique, wait_until,
 )
