@@ -43,7 +43,7 @@ class Broker:
         self.image = ClusterImage(cluster_id=config.cluster_id, topics=self.logs.topics)
         if controller is None:
             from pybroker.broker.controller_link import LocalController
-            from pybroker.broker.group_host import GroupHost
+            from pybroker.group.host import GroupHost
 
             controller = LocalController(groups=GroupHost(self.logs.data_dir),
                                          default_partitions=config.num_partitions)

@@ -31,7 +31,7 @@ import time
 import psutil
 
 from pybroker import errors, shm
-from pybroker.broker.group_host import GroupHost
+from pybroker.group.host import GroupHost
 from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog

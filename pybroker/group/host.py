@@ -1,4 +1,5 @@
-"""Hosts the group coordinator (``pybroker.group``) on the broker's event loop.
+"""Hosts the group coordinator (``pybroker.group``) on an asyncio event loop: the
+supervisor's in a cluster, or a process's own for in-process brokers.
 
 The coordinator is pure logic: a JoinGroup or SyncGroup that must wait for other members
 comes back PENDING and is parked under a future; every later call (or a deadline in
@@ -6,11 +7,12 @@ comes back PENDING and is parked under a future; every later call (or a deadline
 task sleeps until the coordinator's next deadline (session timeouts, rebalance timeouts,
 the initial rebalance delay).
 
-Committed offsets live in ``<data>/__consumer_offsets/`` (an append-only file of
-CRC-checked records). Writes go through the page cache without fsync, as Kafka's do: a
+Committed offsets live in ``<dir>/__consumer_offsets/`` (an append-only file of
+CRC-checked records; the supervisor's dir is ``<data>/meta``). Writes go through the page cache without fsync, as Kafka's do: a
 commit survives the death of any process once acknowledged.
 
-Owned by the broker's event loop thread.
+Owned by the host's event loop thread; a request may come from another process
+(``handle`` takes and returns JSON-friendly values).
 """
 from __future__ import annotations
 
