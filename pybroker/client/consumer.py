@@ -15,6 +15,11 @@ already returned. Rebalances happen inside ``poll``: with an eager protocol (ran
 roundrobin, sticky) every owned partition is revoked first; with cooperative-sticky only
 the partitions that move are revoked, then the member rejoins once more.
 
+On the brokers' machine, ``pybroker.shm.data.dir`` (the cluster's data dir) or
+``pybroker.shm.region`` lets ``poll`` read committed batches straight from the leaders'
+shared-memory tail rings (``pybroker.client.shm_tail``), falling back to Fetch for
+whatever the rings cannot serve; ``metrics()`` counts what each path delivered.
+
 Configuration takes Kafka's names as a dict or keywords with underscores, as
 ``Producer`` does. Not thread-safe: one thread polls (a heartbeat thread runs beside it).
 """
@@ -30,6 +35,7 @@ from pybroker.client.admin import EARLIEST, LATEST, list_offsets
 from pybroker.client.cluster import REFRESH_CODES, Client
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
 from pybroker.client.producer import normalize_config
+from pybroker.client.shm_tail import ShmTail
 from pybroker.protocol import api
 from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
 
@@ -73,7 +79,12 @@ DEFAULTS = {
     "partition_assignment_strategy": ("range", COOPERATIVE),
     "metadata_max_age_ms": 300_000,
     "retry_backoff_ms": 100,
+    "pybroker_shm_data_dir": None,  # opt-in shared-memory tail reads (same machine only)
+    "pybroker_shm_region": None,
 }
+# An idle shared-memory tail is polled again after this long, doubling up to the cap:
+# a fresh record waits at most the cap, and an idle consumer costs ~200 wake-ups a second.
+SHM_IDLE_SLEEP_S = (0.0002, 0.005)
 ISOLATION_LEVELS = {"read_uncommitted": 0, "read_committed": 1, 0: 0, 1: 1}
 ASSIGNOR_CLASS_NAMES = {  # Java class names users copy from Kafka configs
     "org.apache.kafka.clients.consumer.RangeAssignor": "range",
@@ -157,7 +168,22 @@ class Consumer:
         self._next_auto_commit = time.monotonic() + self.auto_commit_interval
         self._metadata_checked = 0.0
         self._subscribed_counts: dict[str, int] = {}
+        self._shm = ShmTail.open(cfg["pybroker_shm_data_dir"], cfg["pybroker_shm_region"])
+        self._shm_idle = SHM_IDLE_SLEEP_S[0]
+        self.shm_records = 0
+        self.socket_records = 0
         self._closed = False
+
+    def metrics(self) -> dict[str, int | bool]:
+        """Where records came from: ``shm_records`` (tail rings) and ``socket_records``
+        (Fetch), plus the ring reader's counters (``shm_*``) when tail reads are on."""
+        out: dict[str, int | bool] = {"shm_enabled": self._shm is not None,
+                                      "shm_records": self.shm_records,
+                                      "socket_records": self.socket_records}
+        if self._shm is not None:
+            out.update(shm_reads=self._shm.reads, shm_idle_reads=self._shm.idle_reads,
+                       shm_fallbacks=self._shm.fallbacks, shm_bytes=self._shm.bytes)
+        return out
 
     # -- assignment and positions -----------------------------------------------
 
@@ -493,12 +519,17 @@ class Consumer:
 
     def _fetch_once(self, max_wait_ms: int) -> list[ConsumerRecord]:
         by_leader: dict[int, dict[str, list[dict]]] = {}
+        records: list[ConsumerRecord] = []
+        from_shm = 0
         for tp in self._assignment:
             if tp not in self._positions or tp in self._paused:
                 continue
             leader = self.client.leader_for(*tp)
             if leader < 0:
                 self.client.refresh([tp[0]])
+                continue
+            if self._shm is not None and self._read_shm_tail(tp, leader, records):
+                from_shm += 1
                 continue
             by_leader.setdefault(leader, {}).setdefault(tp[0], []).append({
                 "partition": tp[1],
@@ -509,12 +540,17 @@ class Consumer:
                 "partition_max_bytes": self._partition_bytes.get(tp, self.max_partition_fetch_bytes),
             })
         if not by_leader:
+            if from_shm:
+                self._shm_backoff(bool(records), max_wait_ms)
+                return records
             time.sleep(min(max_wait_ms, 100) / 1000.0)
             return []
         # Long-poll only when one broker is asked; otherwise one slow broker would hold
-        # back the others' data.
+        # back the others' data. Records already read from a ring are not held back.
         wait = max_wait_ms if len(by_leader) == 1 else min(max_wait_ms, 100)
-        records: list[ConsumerRecord] = []
+        if records or from_shm:
+            wait = 0
+        socket_start = len(records)
         for leader, topics in by_leader.items():
             body = {
                 "replica_id": -1,
@@ -538,7 +574,40 @@ class Consumer:
             for t in response["responses"]:
                 for p in t["partitions"]:
                     self._handle_partition(t["topic"], p, records)
+        self.socket_records += len(records) - socket_start
+        if from_shm:
+            self._shm_backoff(bool(records), max_wait_ms)
         return records
+
+    def _read_shm_tail(self, tp: TopicPartition, leader: int, out: list[ConsumerRecord]) -> bool:
+        """Serve ``tp`` from its leader's tail ring, decoding as a Fetch response's
+        records; False when the ring cannot answer and a Fetch must."""
+        info = self.client.metadata.topics.get(tp[0])
+        meta = info.partitions.get(tp[1]) if info is not None else None
+        if meta is None:
+            return False
+        got = self._shm.read(tp[0], tp[1], leader, meta.leader_epoch, self._positions[tp],
+                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes))
+        if got is None:
+            return False
+        if not got.records:
+            self.high_watermarks[tp] = got.high_watermark
+            return True
+        before = len(out)
+        self._handle_partition(tp[0], {"partition_index": tp[1], "error_code": 0,
+                                       "high_watermark": got.high_watermark,
+                                       "records": got.records}, out)
+        self.shm_records += len(out) - before
+        return True
+
+    def _shm_backoff(self, got_records: bool, max_wait_ms: int) -> None:
+        """Between ring polls that found nothing, sleep a little longer each time (the
+        ring has no wake-up signal); data resets the wait to its minimum."""
+        if got_records:
+            self._shm_idle = SHM_IDLE_SLEEP_S[0]
+            return
+        time.sleep(min(self._shm_idle, max_wait_ms / 1000.0))
+        self._shm_idle = min(self._shm_idle * 2, SHM_IDLE_SLEEP_S[1])
 
     def _handle_partition(self, topic: str, p: dict, out: list[ConsumerRecord]) -> None:
         tp = (topic, p["partition_index"])
@@ -605,6 +674,8 @@ class Consumer:
                     self.coordinator.close()
         finally:
             self.client.close()
+            if self._shm is not None:
+                self._shm.close()
 
     def __enter__(self) -> "Consumer":
         return self
