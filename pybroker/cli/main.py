@@ -17,6 +17,7 @@ COMMANDS = [
     "pybroker.cli.produce",
     "pybroker.cli.consume",
     "pybroker.cli.dump_log",
+    "pybroker.cli.perf",
     "pybroker.cli.groups",
 ]
 
