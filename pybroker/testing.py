@@ -51,7 +51,20 @@ try:
 except ModuleNotFoundError:  # BrokerCluster alone serves scripts (perf/) without pytest
     pytest = None
 
-__all__ = ["BrokerCluster", "BrokerStartError"]
+__all__ = ["BrokerCluster", "BrokerStartError", "wait_until"]
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy and return that; raise
+    AssertionError naming ``what`` after ``timeout`` seconds (a test fails, not hangs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0

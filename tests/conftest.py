@@ -11,11 +11,12 @@ import itertools
 import socket
 import sys
 import struct
-import time
 import uuid
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import pytest
+
+from pybroker.testing import wait_until  # noqa: F401  (re-exported to the tests)
 from kafka.protocol.admin import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -73,19 +74,6 @@ def topic(request) -> str:
 def unique_topic(hint: str = "t") -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in hint)[:60]
     return f"{safe}-{next(_topic_counter)}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05,
-               what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class ConnectionClosed(Exception):

@@ -21,9 +21,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pytest
+
+from pybroker.testing import wait_until
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -37,16 +39,7 @@ CONVERGE_TIMEOUT = 20.0
 LOG_TAIL_BYTES = 6_000
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+wait_for = wait_until  # (predicate, timeout, what, interval)
 
 
 def _signal(pid: int, sig: int) -> bool:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from pybroker.client import Admin, NewTopic
+from pybroker.testing import wait_until  # noqa: F401  (the group tests import it from here)
 
 GROUP_ARGS = ["--group-initial-rebalance-delay-ms", "0"]
 CONSUMER_SCRIPT = Path(__file__).with_name("consumer_process.py")
@@ -64,17 +65,6 @@ def group_state(bootstrap: str, group: str):
 def groups_tool(bootstrap: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pybroker.cli.main", "groups", "--bootstrap-server", bootstrap,
                            *argv], capture_output=True, text=True, timeout=60)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def record_times(name: str, figures: dict) -> None:
