@@ -81,11 +81,16 @@ class Broker:
                 if name == topic.name and partition.log.config != topic.config:
                     partition.log.update_config(topic.config)
         deleted = set(doc["deleted_topics"])
+        stray: set[str] = set()
         if full:
+            # Topics the controller does not know: deleted while this broker was away, or
+            # the controller's metadata was lost. Their logs are set aside, never deleted
+            # on this evidence alone (Kafka's "stray" replicas).
             incoming = {t["name"] for t in doc["topics"]}
-            deleted |= {name for name in self.image.topics if name not in incoming}
-            deleted |= {name for name, _ in self.logs.local_partition_dirs() if name not in incoming}
-        for name in deleted:
+            stray = {name for name in self.image.topics if name not in incoming}
+            stray |= {name for name, _ in self.logs.local_partition_dirs() if name not in incoming}
+            stray -= deleted
+        for name in deleted | stray:
             self.image.topics.pop(name, None)
             for key in [k for k in self.image.partitions if k[0] == name]:
                 del self.image.partitions[key]
@@ -94,7 +99,11 @@ class Broker:
                 partition = self.logs.partitions.get((topic, index))
                 if partition is not None:
                     self.replicas.remove_partition(partition)
-                self.logs.drop_partition(topic, index)
+                if name in stray:
+                    self.logs.set_aside_partition(topic, index)
+                else:
+                    self.logs.drop_partition(topic, index)
+        deleted |= stray
         changed = []
         for doc_state in doc["partitions"]:
             state = PartitionState.from_json(doc_state)

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 
 from pybroker.broker.partition import Partition
 from pybroker.cluster.topics import TopicMetadata
@@ -127,6 +128,19 @@ class LogManager:
         else:
             shutil.rmtree(os.path.join(self.data_dir, f"{topic}-{index}"), ignore_errors=True)
         log.info("deleted replica %s-%d", topic, index)
+
+    def set_aside_partition(self, topic: str, index: int) -> str:
+        """Close a replica the controller does not know and rename its directory
+        ``<topic>-<partition>.<id>-stray``: out of service, still on disk for an operator."""
+        partition = self.partitions.pop((topic, index), None)
+        if partition is not None:
+            partition.close()
+        source = os.path.join(self.data_dir, f"{topic}-{index}")
+        target = f"{source}.{uuid.uuid4().hex}-stray"
+        os.rename(source, target)
+        log.warning("%s-%d is unknown to the controller: its log is set aside as %s (delete it when sure)",
+                    topic, index, target)
+        return target
 
     # -- producer ids ------------------------------------------------------------------
 
