@@ -1,7 +1,25 @@
 """CreateTopics (19): validated and carried out by the controller."""
 from __future__ import annotations
 
+from pybroker.config import TopicConfig
 from pybroker.errors import InvalidConfig, InvalidRequest, InvalidReplicaAssignment, KafkaError
+
+# ConfigSource values, as DescribeConfigs reports them.
+DYNAMIC_TOPIC_CONFIG = 1
+DEFAULT_CONFIG = 5
+
+
+def _created_configs(broker, spec: dict) -> list[dict]:
+    """The new topic's settings (v5+ answers carry them; the Java admin client reads
+    them on success)."""
+    topic = broker.image.topics.get(spec["name"])
+    config = topic.config if topic is not None else TopicConfig.parse(spec["configs"], broker.config.topic_defaults)
+    overridden = set(config.overrides)
+    return [
+        {"name": key, "value": value, "read_only": False,
+         "config_source": DYNAMIC_TOPIC_CONFIG if key in overridden else DEFAULT_CONFIG, "is_sensitive": False}
+        for key, value in config.to_kafka().items()
+    ]
 
 
 def _spec(spec: dict) -> dict:
@@ -34,7 +52,10 @@ async def handle(broker, request) -> dict:
             results[spec["name"]] = {"name": spec["name"], "error_code": exc.code, "error_message": exc.detail}
     if specs:
         try:
+            by_name = {spec["name"]: spec for spec in specs}
             for result in await broker.controller.create_topics(specs, body.get("validate_only", False)):
+                if result["error_code"] == 0:
+                    result = {**result, "configs": _created_configs(broker, by_name[result["name"]])}
                 results[result["name"]] = result
         except KafkaError as exc:
             for spec in specs:

@@ -1,0 +1,64 @@
+"""The Java client (Apache Kafka's kafka-clients, fetched from Maven Central at test time)
+against a 3-broker cluster: admin create/describe of an RF 3 topic, an idempotent acks=all
+producer with each codec, a consumer group reading everything back and committing.
+The program is tests/interop/java/Interop.java."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.interop
+
+KAFKA_CLIENTS = "org.apache.kafka:kafka-clients:4.4.0"
+SOURCE = os.path.join(os.path.dirname(__file__), "java", "Interop.java")
+M2 = os.path.expanduser("~/.m2/repository")
+JARS = ("org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar", "org/slf4j/slf4j-api/*/slf4j-api-*.jar",
+        "com/github/luben/zstd-jni/*/zstd-jni-*.jar", "at/yawk/lz4/lz4-java/*/lz4-java-*.jar",
+        "org/xerial/snappy/snappy-java/*/snappy-java-*.jar")
+
+
+@pytest.fixture(scope="module")
+def java_program(tmp_path_factory):
+    if not all(shutil.which(tool) for tool in ("java", "javac", "mvn")):
+        pytest.skip("the Java interop test needs java, javac and mvn")
+    fetched = subprocess.run(["mvn", "-q", "dependency:get", f"-Dartifact={KAFKA_CLIENTS}"],
+                             capture_output=True, text=True, timeout=600)
+    assert fetched.returncode == 0, f"fetching {KAFKA_CLIENTS} failed:\n{fetched.stdout}\n{fetched.stderr}"
+    jars = []
+    for pattern in JARS:
+        found = sorted(glob.glob(os.path.join(M2, pattern)))
+        assert found, f"no {pattern} under {M2}"
+        jars.append(found[-1])
+    out = tmp_path_factory.mktemp("java")
+    classpath = os.pathsep.join(jars)
+    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), SOURCE],
+                              capture_output=True, text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    return ["java", "-cp", classpath + os.pathsep + str(out), "Interop"]
+
+
+@pytest.fixture(scope="module")
+def three_brokers(tmp_path_factory):
+    from pybroker.testing import BrokerCluster
+
+    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3,
+                            extra_args=["--group-initial-rebalance-delay-ms", "0"])
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_java_client_admin_idempotent_producer_and_group_consumer(java_program, three_brokers, codec):
+    run = subprocess.run([*java_program, three_brokers.bootstrap, codec], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "topics: true" in run.stdout
+    assert "partitions: 3 isr0: 3" in run.stdout
+    assert "consumed 5000 of 5000" in run.stdout
