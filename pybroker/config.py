@@ -120,7 +120,6 @@ class BrokerConfig:
     socket_request_max_bytes: int = 100 * 1024 * 1024
     # Largest record batch accepted (Kafka's message.max.bytes).
     message_max_bytes: int = 1024 * 1024 + 12
-    log_flush_interval_ms: int = 2**63 - 1
     log_retention_check_interval_ms: int = 300_000
     # Fetch responses never hold more than this many bytes, whatever the client asks.
     fetch_max_bytes: int = 55 * 1024 * 1024

@@ -64,10 +64,6 @@ class Broker:
 
     # -- cluster view --------------------------------------------------------------------
 
-    @property
-    def live_broker_count(self) -> int:
-        return len(self.image.brokers)
-
     def apply_update(self, doc: dict, full: bool = False) -> None:
         """Apply the controller's push: live brokers, topics, deleted topics, partition
         states. ``full`` means the whole image (first contact): local replicas of topics

@@ -33,14 +33,10 @@ class RemoteController:
         self.channel: Channel | None = None
         self.broker = None
         self._task: asyncio.Task | None = None
-        self._connected = asyncio.Event()
 
     def start(self, broker) -> None:
         self.broker = broker
         self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def wait_registered(self, timeout: float) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -67,7 +63,6 @@ class RemoteController:
                     "port": broker.port, "pid": os.getpid(),
                 })
                 broker.apply_update(reply["image"], full=True)
-                self._connected.set()
                 log.info("broker %d registered with the supervisor", broker.node_id)
                 while not channel.closed.is_set():
                     try:
@@ -78,7 +73,6 @@ class RemoteController:
                 log.info("control channel lost (%s); reconnecting", exc)
             finally:
                 channel.close()
-                self._connected.clear()
                 serving.cancel()
             await asyncio.sleep(0.2)
 
@@ -141,16 +135,8 @@ class LocalController:
                            BrokerInfo(broker.node_id, broker.config.advertised, broker.port, os.getpid()))
         broker.apply_update(image_to_json(self.controller), full=True)
 
-    async def wait_registered(self, timeout: float) -> None:
-        return None
-
     async def stop(self) -> None:
         return None
-
-    def fail_broker(self, node_id: int) -> None:
-        """An in-process broker is gone (tests): elect, fence and tell the others."""
-        self.brokers.pop(node_id, None)
-        self.service.apply(self.controller.broker_failed, node_id)
 
     def _publish(self, delta) -> None:
         doc = delta_to_json(delta, self.controller)

@@ -59,7 +59,6 @@ class LogManager:
         # The cluster's topics (the broker keeps this dict in step with the controller).
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
-        self.recovered_bytes_dropped = 0
         self._next_producer_id = 0
         self._producer_id_limit = 0
 
@@ -113,7 +112,6 @@ class LogManager:
             partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
             self.partitions[(topic.name, index)] = partition
             if plog.recovery_truncated_bytes:
-                self.recovered_bytes_dropped += plog.recovery_truncated_bytes
                 log.warning("%s-%d: recovery dropped %d bytes of torn or corrupt tail in %.0f ms",
                             topic.name, index, plog.recovery_truncated_bytes, (time.monotonic() - started) * 1000)
         elif partition.log.config != topic.config:

@@ -311,10 +311,6 @@ class Controller:
         self._put_partition(new, delta)
         return new, delta
 
-    def partitions_of(self, name: str) -> list[PartitionState]:
-        topic = self.topics[name]
-        return [self.partitions[(name, i)] for i in range(topic.partitions)]
-
 
 def delta_to_json(delta: Delta, controller: Controller) -> dict:
     """The ``update`` control message for a delta; the broker list is always whole."""

@@ -65,7 +65,6 @@ class ClusterImage:
     state of every partition."""
 
     cluster_id: str = "pybroker-cluster"
-    controller_id: int = -1
     brokers: dict[int, BrokerInfo] = field(default_factory=dict)
     topics: dict = field(default_factory=dict)          # name -> TopicMetadata
     partitions: dict[tuple[str, int], PartitionState] = field(default_factory=dict)

@@ -62,6 +62,7 @@ async def handle(broker, request) -> dict:
         "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": None}
                     for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)],
         "cluster_id": broker.image.cluster_id,
-        "controller_id": broker.image.controller_id if broker.image.controller_id >= 0 else min(broker.image.brokers, default=-1),
+        # The controller is the supervisor, not a broker; clients want a live broker id.
+        "controller_id": min(broker.image.brokers, default=-1),
         "topics": topics,
     }
