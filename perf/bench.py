@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import libversion, version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -147,6 +147,19 @@ def consume_throughput(bootstrap_conf: dict, topic: str, timeout: float) -> tupl
     return records, elapsed
 
 
+def paced(count: int, rate: float):
+    """Yield ``count`` times, ``rate`` times a second. Sleeps, never spins: a spinning
+    sender holds the GIL a consumer thread in the same process needs."""
+    interval = 1.0 / rate
+    next_send = time.perf_counter()
+    for i in range(count):
+        pause = next_send - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        yield i
+        next_send += interval
+
+
 def end_to_end_latency(bootstrap_conf: dict, topic: str, count: int, rate: float, size: int,
                        timeout: float) -> list[float]:
     """Milliseconds from produce() to the consumer seeing the record, paced at ``rate``/s."""
@@ -175,16 +188,9 @@ def end_to_end_latency(bootstrap_conf: dict, topic: str, count: int, rate: float
     ready.wait(timeout)
     time.sleep(0.5)  # let the consumer finish its first fetch round
     padding = b"\x00" * max(0, size - SENT_AT.size)
-    interval = 1.0 / rate
-    next_send = time.perf_counter()
-    for _ in range(count):
-        pause = next_send - time.perf_counter()
-        if pause > 0:
-            # Sleep, not spin: a spinning sender holds the GIL the consumer thread needs.
-            time.sleep(pause)
+    for _ in paced(count, rate):
         producer.produce(topic, SENT_AT.pack(time.perf_counter_ns()) + padding, partition=0)
         producer.poll(0)
-        next_send += interval
     producer.flush(timeout)
     reader.join(timeout)
     consumer.close()

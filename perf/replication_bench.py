@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import percentiles, produce_throughput  # noqa: E402
+from bench import paced, percentiles, produce_throughput  # noqa: E402
 from pybroker.testing import BrokerCluster  # noqa: E402
 
 
@@ -37,25 +36,16 @@ def create(bootstrap: str, name: str, rf: int, min_isr: int) -> None:
 def ack_latency(bootstrap: str, topic: str, count: int, rate: float, size: int) -> list[float]:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     latencies: list[float] = []
-    done = threading.Event()
-
     def report(err, msg, sent=None):
         if err is None:
             latencies.append((time.perf_counter() - sent) * 1000)
 
     payload = b"x" * size
-    interval = 1.0 / rate
-    next_send = time.perf_counter()
-    for _ in range(count):
-        pause = next_send - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
+    for _ in paced(count, rate):
         sent = time.perf_counter()
         producer.produce(topic, payload, partition=0, on_delivery=lambda e, m, s=sent: report(e, m, s))
         producer.poll(0)
-        next_send += interval
     producer.flush(30)
-    done.set()
     return latencies
 
 

@@ -28,7 +28,6 @@ import argparse
 import multiprocessing
 import os
 import socket
-import statistics
 import struct
 import sys
 import tempfile

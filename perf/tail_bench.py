@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import paced  # noqa: E402
 from pybroker.client.admin import Admin, NewTopic  # noqa: E402
 from pybroker.client.consumer import Consumer  # noqa: E402
 from pybroker.client.producer import Producer  # noqa: E402
@@ -66,13 +68,8 @@ def consume_seconds(cluster: BrokerCluster, mode: str, topic: str, records: int)
 
 def paced_producer(bootstrap: str, topic: str, count: int, interval_s: float) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
-    next_at = time.perf_counter()
-    for _ in range(count):
+    for _ in paced(count, 1.0 / interval_s):
         producer.send(topic, STAMP.pack(time.time_ns()), partition=0)
-        next_at += interval_s
-        pause = next_at - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
     producer.flush(30)
     producer.close(10)
 

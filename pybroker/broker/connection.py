@@ -18,6 +18,8 @@ import asyncio
 import logging
 import struct
 
+from pybroker.broker.apis.fetch import release_regions
+
 log = logging.getLogger("pybroker.broker")
 
 SIZE = struct.Struct(">i")
@@ -115,9 +117,8 @@ class Connection(asyncio.BufferedProtocol):
                 try:
                     await self._write(chunks)
                 finally:
-                    for chunk in chunks:
-                        if getattr(chunk, "is_file_region", False):
-                            chunk.release()
+                    # Regions not sent (the connection closed midway) still hold an fd.
+                    release_regions(chunks)
         except (ConnectionError, ShortSendfile) as exc:
             log.info("connection from %s ended: %s", self.peer, exc)
             self.close()
