@@ -568,12 +568,8 @@ class Producer:
                 try:
                     conn = self.client.connection(leader)
                     pending = conn.send_request(api.PRODUCE, body)
-                except (errors.NetworkException, errors.RequestTimedOut, errors.BrokerNotAvailable) as exc:
-                    self._retry(batches, exc, refresh=True)
-                    continue
                 except errors.KafkaError as exc:
-                    for batch in batches:
-                        self._fail(batch, exc)
+                    self._request_failed(batches, exc)
                     continue
                 if pending is None:  # acks=0: no answer will come
                     for batch in batches:
@@ -583,14 +579,19 @@ class Producer:
         for leader, conn, batches, pending in in_flight:
             try:
                 response = conn.read_response(api.PRODUCE, pending)
-            except (errors.NetworkException, errors.RequestTimedOut) as exc:
-                self._retry(batches, exc, refresh=True)
-                continue
             except errors.KafkaError as exc:
-                for batch in batches:
-                    self._fail(batch, exc)
+                self._request_failed(batches, exc)
                 continue
             self._handle_response(leader, batches, response)
+
+    def _request_failed(self, batches: list[_Batch], exc: errors.KafkaError) -> None:
+        """A request that got no answer: connection-level trouble is retried after a
+        metadata refresh, anything else fails its batches."""
+        if isinstance(exc, (errors.NetworkException, errors.RequestTimedOut, errors.BrokerNotAvailable)):
+            self._retry(batches, exc, refresh=True)
+        else:
+            for batch in batches:
+                self._fail(batch, exc)
 
     def _handle_response(self, leader: int, batches: list[_Batch], response: dict) -> None:
         by_tp = {(b.topic, b.partition): b for b in batches}

@@ -266,12 +266,7 @@ class Group:
             return self._join_response(member, version)
         if self.state is GroupState.STABLE and unchanged and member_id != self.leader_id:
             return self._join_response(member, version)
-        self._update_member(now_ms, member, ticket, fields)
-        if self.state is not GroupState.PREPARING_REBALANCE:
-            self._prepare_rebalance(now_ms)
-        else:
-            self._maybe_complete_join(now_ms)
-        return PENDING
+        return self._rejoin_rebalance(now_ms, member, ticket, fields)
 
     def _supports(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
         if not protocol_type or not protocols:
@@ -381,13 +376,18 @@ class Group:
                 # KIP-345: a restarted static member keeps its assignment, no rebalance.
                 return self._join_response(member, version, static_rejoin=True)
             member.protocol_type, member.protocols = old_protocols
+        return self._rejoin_rebalance(now_ms, member, ticket, fields)
+
+
+    def _rejoin_rebalance(self, now_ms: int, member: GroupMember, ticket, fields) -> _Pending:
+        """Take the member's join into the rebalance (starting one if none runs); its
+        answer comes when the join phase completes."""
         self._update_member(now_ms, member, ticket, fields)
         if self.state is not GroupState.PREPARING_REBALANCE:
             self._prepare_rebalance(now_ms)
         else:
             self._maybe_complete_join(now_ms)
         return PENDING
-
 
     def _join_response(self, member: GroupMember, version: int, static_rejoin: bool = False) -> dict:
         is_leader = member.member_id == self.leader_id
