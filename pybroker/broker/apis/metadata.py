@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pybroker.cluster.metadata import NO_LEADER
 from pybroker.cluster.topics import validate_topic_name
-from pybroker.errors import KafkaError, LeaderNotAvailable, UnknownTopicOrPartition
+from pybroker.errors import KafkaError, LeaderNotAvailable, TopicAlreadyExists, UnknownTopicOrPartition
 
 
 def topic_entry(broker, name: str) -> dict:
@@ -47,13 +47,16 @@ async def handle(broker, request) -> dict:
                 if not allow_create:
                     raise UnknownTopicOrPartition()
                 result = await broker.create_topic_now(name)
-                if result["error_code"] and name not in broker.image.topics:
+                if result["error_code"] not in (0, TopicAlreadyExists.code) and name not in broker.image.topics:
                     topics.append({"error_code": result["error_code"], "name": name, "partitions": []})
                     continue
             except KafkaError as exc:
                 topics.append({"error_code": exc.code, "name": name, "partitions": []})
                 continue
             if name not in broker.image.topics:
+                # Created (by this request or a racing one) but not yet in this broker's
+                # image: retriable, as Kafka answers while a topic is being created. A
+                # non-retriable code here makes kafka-python stop refreshing metadata.
                 topics.append({"error_code": LeaderNotAvailable.code, "name": name, "partitions": []})
                 continue
         topics.append(topic_entry(broker, name))
