@@ -26,6 +26,19 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def kafka_python_subscribe(consumer, topic: str, timeout: float = 15.0) -> None:
+    """Subscribe a kafka-python consumer once it has the topic's partitions.
+
+    kafka-python 3.0 loses a rebalance its group leader starts itself: when metadata
+    arrives after the leader assigned without it (likely with
+    ``group.initial.rebalance.delay.ms`` 0), the leader rejoins, and if ``poll()``
+    times out mid-join it never finishes the join: no assignment, heartbeats stay off,
+    and the session timeout drops it. Kafka's default 3 s initial delay hides this;
+    the tests run without the delay, so members learn the topic first."""
+    wait_until(lambda: consumer.partitions_for_topic(topic), timeout, f"kafka-python to see {topic}")
+    consumer.subscribe([topic])
+
+
 def create_topic(bootstrap: str, partitions: int = 6, name: str | None = None) -> str:
     name = name or unique("orders")
     with Admin(bootstrap, timeout=10) as admin:

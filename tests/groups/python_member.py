@@ -19,6 +19,7 @@ def emit(kind, **fields):
 
 
 def run_kafka_python(bootstrap, topic, group, client_id, session_timeout_ms, assignor, stopping):
+    from groups_helpers import kafka_python_subscribe
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
     from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -29,7 +30,7 @@ def run_kafka_python(bootstrap, topic, group, client_id, session_timeout_ms, ass
                              auto_commit_interval_ms=500, heartbeat_interval_ms=500,
                              session_timeout_ms=session_timeout_ms,
                              partition_assignment_strategy=[strategy])
-    consumer.subscribe([topic])
+    kafka_python_subscribe(consumer, topic)
     emit("subscribed")
     last = None
     while not stopping:

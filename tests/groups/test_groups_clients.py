@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from groups_helpers import ConsumerProcess, committed, create_topic, log_ends, produce, unique, wait_until
+from groups_helpers import (ConsumerProcess, committed, create_topic, kafka_python_subscribe, log_ends, produce,
+                           unique, wait_until)
 
 pytestmark = pytest.mark.interop
 MEMBERS, PARTITIONS, RECORDS = 3, 6, 120
@@ -84,9 +85,10 @@ def test_confluent_group_of_three_shares_partitions_and_commits(cluster, auto_co
 def kafka_python_member(bootstrap, topic, group, index, auto_commit, stop, got, assignments, lock):
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id=f"kp-{index}",
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=f"kp-{index}",
                       auto_offset_reset="earliest", enable_auto_commit=auto_commit, auto_commit_interval_ms=200,
                       heartbeat_interval_ms=300, session_timeout_ms=6000)
+    kafka_python_subscribe(c, topic)
     try:
         while not stop.is_set():
             batches = c.poll(timeout_ms=100)
