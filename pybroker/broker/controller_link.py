@@ -58,11 +58,12 @@ class RemoteController:
             self.channel = channel
             serving = asyncio.get_running_loop().create_task(channel.serve(self._handle))
             try:
-                reply = await channel.request({
+                # The image is applied as the answer is read: updates the supervisor
+                # pushes right after it (another broker registering) are newer.
+                await channel.request({
                     "type": "register", "node_id": broker.node_id, "host": broker.config.advertised,
                     "port": broker.port, "pid": os.getpid(),
-                })
-                broker.apply_update(reply["image"], full=True)
+                }, on_reply=lambda reply: broker.apply_update(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
                 while not channel.closed.is_set():
                     try:

@@ -74,7 +74,7 @@ class Channel:
         self.writer = writer
         self.name = name
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, tuple[asyncio.Future, object]] = {}  # id -> (future, on_reply)
         self.closed = asyncio.Event()
 
     @classmethod
@@ -94,11 +94,15 @@ class Channel:
         doc.setdefault("v", 1)
         self.writer.write(encode(doc))
 
-    async def request(self, doc: dict, timeout: float = 30.0) -> dict:
-        """Send a request and wait for its answer; a Kafka error in the answer is raised."""
+    async def request(self, doc: dict, timeout: float = 30.0, on_reply=None) -> dict:
+        """Send a request and wait for its answer; a Kafka error in the answer is raised.
+
+        ``on_reply(answer)``, if given, runs as the answer is read, before any message the
+        peer sent after it is handled: a state snapshot in an answer must not overwrite
+        updates that follow it on the wire (the caller resumes only later)."""
         request_id = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = fut
+        self._pending[request_id] = (fut, on_reply)
         try:
             self.send({**doc, "id": request_id})
             await self.writer.drain()
@@ -117,9 +121,9 @@ class Channel:
             while True:
                 doc = await self._read()
                 if "reply_to" in doc:
-                    fut = self._pending.get(doc["reply_to"])
+                    fut, on_reply = self._pending.get(doc["reply_to"], (None, None))
                     if fut is not None and not fut.done():
-                        fut.set_result(doc)
+                        self._settle(fut, on_reply, doc)
                     continue
                 asyncio.get_running_loop().create_task(self._answer(handler, doc))
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -128,6 +132,16 @@ class Channel:
             log.warning("closing control channel %s: %s", self.name, exc)
         finally:
             self.close()
+
+    @staticmethod
+    def _settle(fut: asyncio.Future, on_reply, doc: dict) -> None:
+        if on_reply is not None and not doc.get("error_code"):
+            try:
+                on_reply(doc)
+            except Exception as exc:  # the requester sees it, as if the answer were bad
+                fut.set_exception(exc)
+                return
+        fut.set_result(doc)
 
     async def _answer(self, handler, doc: dict) -> None:
         try:
@@ -145,7 +159,7 @@ class Channel:
     def close(self) -> None:
         if not self.closed.is_set():
             self.closed.set()
-            for fut in self._pending.values():
+            for fut, _ in self._pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError(f"control channel {self.name} closed"))
             self.writer.close()
