@@ -12,6 +12,8 @@ are left-aligned columns separated by one space; a missing value prints as ``-``
     GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
     --reset-offsets                 (dry run unless --execute)
     GROUP TOPIC PARTITION NEW-OFFSET
+    --reset-offsets --export        (CSV, no header; the group column only with several groups)
+    group,topic,partition,offset    or, for one --group:    topic,partition,offset
 
 Group conditions go to stderr in Kafka's words ("Consumer group 'g' has no active
 members.", "Error: Assignments can only be reset if the group 'g' is inactive, but the
@@ -19,8 +21,11 @@ current state is Stable."). Exit code 1 on any error.
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -29,7 +34,9 @@ from pybroker.cli.common import UsageError, add_bootstrap, fail
 
 MISSING = "-"
 ACTIONS = ("list", "describe", "reset_offsets", "delete")
-RESET_SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "to_current")
+RESET_SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration", "from_file",
+               "to_current")
+BY_TIME_SPECS = ("to_datetime", "by_duration")  # answered by ListOffsets for a timestamp
 # States in which a group has (or is getting) members: Kafka refuses offset resets then.
 ACTIVE_STATES = ("Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling")
 REBALANCING_STATES = ("PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling")
@@ -67,9 +74,15 @@ def register(subparsers) -> None:
     specs.add_argument("--shift-by", type=int, metavar="N", help="move the committed offset by N (may be negative)")
     specs.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS.sss",
                        help="reset to the first offset at or after this time (local time unless a zone is given)")
+    specs.add_argument("--by-duration", metavar="PnDTnHnMnS",
+                       help="reset to the first offset at or after now minus this ISO-8601 duration, e.g. PT10M")
+    specs.add_argument("--from-file", metavar="FILE",
+                       help="reset to the offsets of a CSV file as --export writes it")
     run_mode = p.add_mutually_exclusive_group()
     run_mode.add_argument("--dry-run", action="store_true", help="reset: only show the new offsets (default)")
     run_mode.add_argument("--execute", action="store_true", help="reset: apply the new offsets")
+    p.add_argument("--export", action="store_true",
+                   help="reset: print the new offsets as CSV (the format --from-file reads)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="how long to wait for the cluster (default 30)")
     p.set_defaults(func=run)
@@ -101,22 +114,32 @@ def check_args(args) -> None:
     if args.group and args.all_groups:
         raise UsageError("--group and --all-groups cannot be used together")
     if action == "reset_offsets":
-        if not (args.topic or args.all_topics):
+        if args.from_file is not None:
+            # The file names the partitions; a scope given as well would be silently ignored.
+            if args.topic or args.all_topics:
+                raise UsageError("--from-file takes the partitions from the file: "
+                                 "--topic and --all-topics are not valid with it")
+        elif not (args.topic or args.all_topics):
             raise UsageError("--reset-offsets needs --topic or --all-topics")
         if args.topic and args.all_topics:
             raise UsageError("--topic and --all-topics cannot be used together")
         if reset_spec(args) is None:
             raise UsageError("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, "
-                             "--to-offset, --shift-by, --to-datetime")
+                             "--to-offset, --shift-by, --to-datetime, --by-duration, --from-file")
         for item in args.topic or ():
             parse_topic_partitions(item)
         if args.to_datetime is not None:
             parse_datetime(args.to_datetime)
+        if args.by_duration is not None:
+            parse_duration(args.by_duration)
+        if args.from_file is not None:
+            read_reset_file(args)  # a bad line is refused before anything is applied
         if args.to_offset is not None and args.to_offset < 0:
             raise UsageError("--to-offset must not be negative")
     else:
-        if reset_spec(args) is not None or args.execute or args.dry_run or args.all_topics:
-            raise UsageError("--to-*, --shift-by, --execute, --dry-run and --all-topics need --reset-offsets")
+        if reset_spec(args) is not None or args.execute or args.dry_run or args.all_topics or args.export:
+            raise UsageError("--to-*, --shift-by, --by-duration, --from-file, --execute, --dry-run, --export "
+                             "and --all-topics need --reset-offsets")
         if args.topic and action != "describe":
             raise UsageError(f"--topic is not valid with --{action}")
     if (args.members or args.offsets) and action != "describe":
@@ -180,6 +203,76 @@ def parse_datetime(text: str) -> int:
     return int(moment.timestamp()) * 1000 + millis
 
 
+_DURATION = re.compile(
+    r"^([-+]?)P(?:([-+]?\d+)D)?"
+    r"(T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+)(?:[.,](\d{0,9}))?S)?)?$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> int:
+    """Kafka's --by-duration: an ISO-8601 duration as Java's ``Duration.parse`` reads it,
+    ``PnDTnHnMn.nS`` (days, hours, minutes, seconds; any part may carry a sign, and so
+    may the whole). Returns milliseconds."""
+    m = _DURATION.match(text.strip())
+    if not m or not any(m.group(i) for i in (2, 4, 5, 6)) or (m.group(3) and not any(m.group(i) for i in (4, 5, 6))):
+        raise UsageError(f"--by-duration expects an ISO-8601 duration PnDTnHnMnS (e.g. PT10M, P1DT2H), got {text!r}")
+    sign, days, _, hours, minutes, seconds, fraction = m.groups()
+    nanos = (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds or 0)) \
+        * 1_000_000_000
+    if fraction:
+        # The fraction takes the sign of its seconds, as in Java ("PT-1.5S" is -1.5 s).
+        nanos += int(fraction.ljust(9, "0")) * (-1 if seconds.startswith("-") else 1)
+    return (-nanos if sign == "-" else nanos) // 1_000_000
+
+
+def duration_timestamp(duration_ms: int, now_ms: int) -> int:
+    """The ListOffsets timestamp of --by-duration: now minus the duration. A moment before
+    1970 asks for the first record; negative timestamps are ListOffsets' sentinels
+    (-1 latest, -2 earliest, ...), so it must not go below 0."""
+    return max(now_ms - duration_ms, 0)
+
+
+RESET_FILE_FORMATS = {3: "TOPIC,PARTITION,OFFSET", 4: "GROUP,TOPIC,PARTITION,OFFSET"}
+
+
+def parse_reset_file(text: str, single_group: str | None) -> dict[str, dict[tuple[str, int], int]]:
+    """A --from-file plan, ``{group: {(topic, partition): offset}}``, from the CSV that
+    --export writes. As in Kafka, lines without the group column (``topic,partition,offset``)
+    are read only when exactly one --group is given (``single_group``); otherwise each line
+    is ``group,topic,partition,offset``. The first line sets the format and every line must
+    follow it; blank lines are skipped. Any bad line raises UsageError naming its number,
+    before anything is applied."""
+    plan: dict[str, dict[tuple[str, int], int]] = {}
+    width = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"--from-file line {number}"
+        try:
+            (fields,) = csv.reader([line], strict=True)
+        except csv.Error as exc:
+            raise UsageError(f"{where}: {exc}: {line!r}") from None
+        if width is None:
+            width = len(fields)
+            if width == 3 and single_group is None:
+                raise UsageError(f"{where}: lines without the group column need exactly one --group; "
+                                 f"with several groups each line is {RESET_FILE_FORMATS[4]}")
+        if len(fields) != width or width not in RESET_FILE_FORMATS:
+            expected = RESET_FILE_FORMATS.get(width) or " or ".join(RESET_FILE_FORMATS.values())
+            raise UsageError(f"{where}: expected {expected}, got {line!r}")
+        group = single_group if width == 3 else fields[0]
+        topic, partition, offset = fields[-3:]
+        if not group or not topic:
+            raise UsageError(f"{where}: empty group or topic in {line!r}")
+        try:
+            tp, value = (topic, int(partition)), int(offset)
+        except ValueError:
+            raise UsageError(f"{where}: partition and offset must be integers, got {line!r}") from None
+        if tp[1] < 0 or value < 0:
+            raise UsageError(f"{where}: partition and offset must not be negative, got {line!r}")
+        plan.setdefault(group, {})[tp] = value
+    return plan
+
+
 # -- reset planning (pure) --------------------------------------------------------------
 
 def plan_reset(spec: tuple[str, object], partitions: list[tuple[str, int]],
@@ -188,7 +281,8 @@ def plan_reset(spec: tuple[str, object], partitions: list[tuple[str, int]],
                by_time: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], int]:
     """New committed offset of each partition. Offsets outside [earliest, latest] are
     clamped to the nearest end, as Kafka does; ``by_time`` holds the ListOffsets answer
-    for --to-datetime (-1: no record that late, so the log end)."""
+    for --to-datetime and --by-duration (-1: no record that late, so the log end), and
+    ``spec`` of --from-file carries the requested offset of each partition."""
     name, value = spec
     out = {}
     for tp in partitions:
@@ -204,7 +298,9 @@ def plan_reset(spec: tuple[str, object], partitions: list[tuple[str, int]],
                 raise UsageError(f"cannot use --{name.replace('_', '-')} on {tp[0]}:{tp[1]}: "
                                  "the group has no committed offset there")
             target = committed[tp] + (value if name == "shift_by" else 0)
-        elif name == "to_datetime":
+        elif name == "from_file":
+            target = value[tp]
+        elif name in BY_TIME_SPECS:
             found = by_time[tp]
             target = high if found < 0 else found
         else:
@@ -293,6 +389,16 @@ def format_reset(group: str, offsets: dict[tuple[str, int], int]) -> str:
     return format_table(["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
                         [[group, t, p, o] for (t, p), o in sorted(offsets.items())],
                         {0: 30, 1: 30, 2: 10, 3: 15})
+
+
+def format_export(group: str, offsets: dict[tuple[str, int], int], with_group: bool) -> str:
+    """Kafka's --export CSV: ``group,topic,partition,offset`` lines, or
+    ``topic,partition,offset`` when the command named a single --group."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for (topic, partition), offset in sorted(offsets.items()):
+        writer.writerow(([group] if with_group else []) + [topic, partition, offset])
+    return buf.getvalue()
 
 
 def offset_rows(group: str, description, committed: dict[tuple[str, int], int],
@@ -389,29 +495,91 @@ def find_coordinator(admin, group: str) -> tuple[int, str, int]:
 
 def reset_offsets(admin, args, out, err) -> int:
     spec = reset_spec(args)
-    for group in _group_ids(admin, args):
+    groups = _group_ids(admin, args)
+    single_group = _single_group(args)
+    from_file = None
+    if spec[0] == "from_file":
+        from_file = read_reset_file(args)
+        _check_partitions(admin, {tp for g in groups for tp in from_file.get(g, {})})
+    stamp = None
+    if spec[0] == "to_datetime":
+        stamp = parse_datetime(spec[1])
+    elif spec[0] == "by_duration":
+        stamp = duration_timestamp(parse_duration(spec[1]), int(time.time() * 1000))
+    code = 0
+    for group in groups:
         (description,) = admin.describe_groups([group])
         if description.state in ACTIVE_STATES:
             err.write(f"Error: Assignments can only be reset if the group '{group}' is inactive, "
                       f"but the current state is {description.state}.\n")
             return 1
         committed = admin.list_group_offsets(group)
-        partitions = _reset_partitions(admin, args, committed)
+        group_spec = spec
+        if from_file is not None:
+            if group not in from_file:
+                err.write(f"Error: No reset plan for group '{group}' found.\n")
+                code = 1
+                continue
+            group_spec = ("from_file", from_file[group])
+            partitions = sorted(from_file[group])
+        else:
+            partitions = _reset_partitions(admin, args, committed)
         earliest = {tp: o for tp, (o, _) in admin.list_offsets({tp: EARLIEST for tp in partitions}).items()}
         latest = {tp: o for tp, (o, _) in admin.list_offsets({tp: LATEST for tp in partitions}).items()}
         by_time = None
-        if spec[0] == "to_datetime":
-            stamp = parse_datetime(spec[1])
+        if stamp is not None:
             by_time = {tp: o for tp, (o, _) in admin.list_offsets({tp: stamp for tp in partitions}).items()}
-        plan = plan_reset(spec, partitions, committed, earliest, latest, by_time)
+        plan = plan_reset(group_spec, partitions, committed, earliest, latest, by_time)
         if args.execute:
             if plan:
                 admin.alter_group_offsets(group, plan)
         elif not args.dry_run:
             err.write("WARN: No action will be performed as the --execute option is missing. "
                       "Add --dry-run to say so explicitly, or --execute to apply the new offsets.\n")
-        out.write(format_reset(group, plan))
-    return 0
+        if args.export:
+            out.write(format_export(group, plan, with_group=single_group is None))
+        else:
+            out.write(format_reset(group, plan))
+    return code
+
+
+def _single_group(args) -> str | None:
+    """The group when the command names exactly one --group: Kafka's CSV then has no
+    group column."""
+    named = list(dict.fromkeys(args.group or ()))
+    return named[0] if len(named) == 1 and not args.all_groups else None
+
+
+def read_reset_file(args) -> dict[str, dict[tuple[str, int], int]]:
+    try:
+        with open(args.from_file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --from-file {args.from_file}: {exc}") from None
+    return parse_reset_file(text, _single_group(args))
+
+
+def _check_partitions(admin, partitions) -> None:
+    """Every partition exists, else UsageError naming the first that does not."""
+    by_topic: dict[str, set[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, set()).add(partition)
+    for topic, wanted in sorted(by_topic.items()):
+        _existing_partitions(admin, topic, wanted)
+
+
+def _existing_partitions(admin, topic: str, wanted: set[int] | None) -> set[int]:
+    """The partitions of ``topic`` (only ``wanted`` if given), each checked to exist."""
+    try:
+        (info,) = admin.describe_topics([topic])
+    except errors.UnknownTopicOrPartition:
+        raise UsageError(f"topic {topic!r} does not exist") from None
+    existing = set(info.partitions)
+    chosen = existing if wanted is None else set(wanted)
+    missing = chosen - existing
+    if missing:
+        raise UsageError(f"topic {topic!r} has no partition {', '.join(map(str, sorted(missing)))}")
+    return chosen
 
 
 def _reset_partitions(admin, args, committed) -> list[tuple[str, int]]:
@@ -420,16 +588,7 @@ def _reset_partitions(admin, args, committed) -> list[tuple[str, int]]:
     out = set()
     for item in args.topic:
         topic, partitions = parse_topic_partitions(item)
-        try:
-            (info,) = admin.describe_topics([topic])
-        except errors.UnknownTopicOrPartition:
-            raise UsageError(f"topic {topic!r} does not exist") from None
-        existing = set(info.partitions)
-        chosen = existing if partitions is None else set(partitions)
-        missing = chosen - existing
-        if missing:
-            raise UsageError(f"topic {topic!r} has no partition {', '.join(map(str, sorted(missing)))}")
-        out.update((topic, p) for p in chosen)
+        out.update((topic, p) for p in _existing_partitions(admin, topic, partitions))
     return sorted(out)
 
 

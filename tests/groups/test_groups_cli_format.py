@@ -1,4 +1,5 @@
 """`pybroker groups` without a broker: argument checks, parsing, reset planning, tables."""
+import re
 from datetime import datetime
 
 import pytest
@@ -137,3 +138,111 @@ def test_state_and_reset_tables():
     assert [line.split() for line in reset] == [["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
                                                 ["g", "t", "0", "8"], ["g", "t", "1", "4"]]
     assert reset[0].index("TOPIC") == 31
+
+
+# -- --by-duration, --export, --from-file ----------------------------------------------
+
+def test_by_duration_reads_iso8601_durations_as_java_does():
+    assert groups.parse_duration("PT10M") == 600_000
+    assert groups.parse_duration("P1DT2H") == 26 * 3600_000
+    assert groups.parse_duration("p2d") == 2 * 86400_000
+    assert groups.parse_duration("PT1H30M15.25S") == 5415_250
+    assert groups.parse_duration("PT0,5S") == 500
+    assert groups.parse_duration("PT-1.5S") == -1500
+    assert groups.parse_duration("-PT1H") == -3600_000
+    assert groups.parse_duration("PT1H-10M") == 3000_000
+    for bad in ("", "P", "PT", "P1DT", "10M", "PT10", "P1Y", "P1W", "P1M", "PT1.5M", "PT1.1234567890S", "1 day"):
+        with pytest.raises(UsageError, match="ISO-8601 duration"):
+            groups.parse_duration(bad)
+
+
+def test_by_duration_timestamp_is_now_minus_the_duration_and_never_a_sentinel():
+    assert groups.duration_timestamp(600_000, 1_700_000_000_000) == 1_699_999_400_000
+    assert groups.duration_timestamp(10**15, 1_700_000_000_000) == 0
+
+
+def test_bad_duration_fails_before_connecting(capsys):
+    args = parse("--reset-offsets", "--group", "g", "--all-topics", "--by-duration", "10m",
+                 "--bootstrap-server", "127.0.0.1:1")
+    assert groups.run(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("Error: --by-duration expects an ISO-8601 duration PnDTnHnMnS (e.g. PT10M, P1DT2H), "
+                           "got '10m'")
+
+
+def test_by_duration_plans_like_to_datetime():
+    assert plan(("by_duration", "PT1M"), by_time={TP0: 12, TP1: -1}) == {TP0: 12, TP1: 10}
+
+
+def test_by_duration_and_from_file_are_scenarios_exclusive_with_the_others():
+    with pytest.raises(SystemExit):
+        parse("--reset-offsets", "--group", "g", "--all-topics", "--by-duration", "PT1M", "--to-latest")
+    with pytest.raises(SystemExit):
+        parse("--reset-offsets", "--group", "g", "--from-file", "f", "--by-duration", "PT1M")
+    args = parse("--reset-offsets", "--group", "g", "--all-topics", "--by-duration", "PT1M")
+    assert groups.reset_spec(args) == ("by_duration", "PT1M")
+
+
+def test_export_needs_reset_offsets():
+    with pytest.raises(UsageError, match="need --reset-offsets"):
+        groups.check_args(parse("--describe", "--group", "g", "--export"))
+
+
+def test_export_csv_has_the_group_column_only_for_several_groups():
+    offsets = {("t", 1): 4, ("t", 0): 8, ("a,b", 0): 1}
+    assert groups.format_export("g", offsets, with_group=False) == '"a,b",0,1\nt,0,8\nt,1,4\n'
+    assert groups.format_export("g", offsets, with_group=True) == 'g,"a,b",0,1\ng,t,0,8\ng,t,1,4\n'
+    assert groups.format_export("g", {}, with_group=True) == ""
+
+
+def test_single_group_is_one_named_group_not_all_groups():
+    assert groups._single_group(parse("--reset-offsets", "--group", "g", "--group", "g")) == "g"
+    assert groups._single_group(parse("--reset-offsets", "--group", "g", "--group", "h")) is None
+    assert groups._single_group(parse("--reset-offsets", "--all-groups")) is None
+
+
+def test_reset_file_round_trips_what_export_writes():
+    offsets = {("t", 0): 8, ("t", 1): 4, ("u", 2): 0}
+    assert groups.parse_reset_file(groups.format_export("g", offsets, False), "g") == {"g": offsets}
+    both = groups.format_export("g", offsets, True) + "\n" + groups.format_export("h,1", {("t", 0): 3}, True)
+    assert groups.parse_reset_file(both, None) == {"g": offsets, "h,1": {("t", 0): 3}}
+    # One --group but a file with the group column: the column decides, as in Kafka.
+    assert groups.parse_reset_file("g,t,0,5\nh,t,0,6\n", "g") == {"g": {("t", 0): 5}, "h": {("t", 0): 6}}
+
+
+@pytest.mark.parametrize("text, single, message", [
+    ("t,0,5\n", None, "line 1: lines without the group column need exactly one --group"),
+    ("t,0,5\nt,1\n", "g", "line 2: expected TOPIC,PARTITION,OFFSET, got 't,1'"),
+    ("g,t,0,5\n\ng,t,1,6,7\n", None, "line 3: expected GROUP,TOPIC,PARTITION,OFFSET"),
+    ("t,0\n", "g", "line 1: expected TOPIC,PARTITION,OFFSET or GROUP,TOPIC,PARTITION,OFFSET"),
+    ("t,0,5\nt,x,5\n", "g", "line 2: partition and offset must be integers"),
+    ("t,0,5.5\n", "g", "line 1: partition and offset must be integers"),
+    ("t,0,-1\n", "g", "line 1: partition and offset must not be negative"),
+    (",t,0,1\n", None, "line 1: empty group or topic"),
+    ('g,"t,0,1\n', None, "line 1: "),
+])
+def test_reset_file_rejects_bad_lines_by_number(text, single, message):
+    with pytest.raises(UsageError, match="--from-file " + re.escape(message)):
+        groups.parse_reset_file(text, single)
+
+
+def test_from_file_checks_the_file_before_connecting(tmp_path, capsys):
+    path = tmp_path / "plan.csv"
+    path.write_text("t,0,5\nt,zero,5\n")
+    args = parse("--reset-offsets", "--group", "g", "--from-file", str(path), "--execute",
+                 "--bootstrap-server", "127.0.0.1:1")
+    assert groups.run(args) == 1
+    assert capsys.readouterr().err.strip() == \
+        "Error: --from-file line 2: partition and offset must be integers, got 't,zero,5'"
+    assert groups.run(parse("--reset-offsets", "--group", "g", "--from-file", str(tmp_path / "none.csv"))) == 1
+    assert "cannot read --from-file" in capsys.readouterr().err
+
+
+def test_from_file_takes_no_scope():
+    with pytest.raises(UsageError, match="--topic and --all-topics are not valid"):
+        groups.check_args(parse("--reset-offsets", "--group", "g", "--from-file", "f", "--all-topics"))
+
+
+def test_from_file_plan_is_clamped_to_the_log():
+    assert plan(("from_file", {TP0: 99, TP1: 3})) == {TP0: 50, TP1: 3}
+    assert plan(("from_file", {TP0: 1, TP1: 3})) == {TP0: 5, TP1: 3}
