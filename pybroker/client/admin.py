@@ -93,7 +93,8 @@ def _raise_for(code: int, message: str | None, what: str) -> None:
 
 class Admin:
     """Topics (create, delete, grow, describe, configs), the cluster, consumer groups
-    (list, describe, committed offsets, alter offsets, delete) and partition offsets."""
+    (list, describe, committed offsets, alter and delete offsets, delete) and partition
+    offsets."""
 
     def __init__(self, bootstrap_servers, client_id: str = "pybroker-admin", timeout: float = 30.0):
         self.client = Client(bootstrap_servers, client_id=client_id, timeout=timeout)
@@ -280,6 +281,25 @@ class Admin:
             response = self._coordinator(group_id).request(api.DELETE_GROUPS, {"groups_names": [group_id]})
             for r in response["results"]:
                 _raise_for(r["error_code"], None, f"group {r['group_id']!r}")
+
+    def delete_group_offsets(self, group_id: str, partitions: list[tuple[str, int]]
+                             ) -> dict[tuple[str, int], errors.KafkaError | None]:
+        """Delete committed offsets of a group (OffsetDelete). Returns the outcome of each
+        partition: None when deleted, else its error, e.g. GroupSubscribedToTopic for a
+        topic the group's members still consume, UnknownTopicOrPartition. A group-level
+        error (GroupIdNotFound, NonEmptyGroup) is raised."""
+        topics: dict[str, list] = {}
+        for topic, partition in sorted(set(partitions)):
+            topics.setdefault(topic, []).append({"partition_index": partition})
+        response = self._coordinator(group_id).request(api.OFFSET_DELETE, {
+            "group_id": group_id, "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+        _raise_for(response["error_code"], None, f"group {group_id!r}")
+        out: dict[tuple[str, int], errors.KafkaError | None] = {}
+        for t in response["topics"]:
+            for p in t["partitions"]:
+                code = p["error_code"]
+                out[(t["name"], p["partition_index"])] = errors.for_code(code)() if code else None
+        return dict(sorted(out.items()))
 
     def _coordinator(self, group_id: str) -> BrokerConnection:
         body = {"key": group_id, "key_type": 0, "coordinator_keys": [group_id]}

@@ -1,5 +1,5 @@
 """The group coordinator: every consumer group by id, their committed offsets, and the
-group-level admin requests (ListGroups, DescribeGroups, DeleteGroups).
+group-level admin requests (ListGroups, DescribeGroups, DeleteGroups, OffsetDelete).
 
 It routes JoinGroup/SyncGroup/Heartbeat/LeaveGroup to each group's state machine (see
 state_machine.py for the parked-request contract, which holds here too:
@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybroker import errors
+from pybroker.group.consumer_protocol import decode_subscription
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
 from pybroker.group.state_machine import (Completion, Group, GroupSettings, GroupState,
                                           join_error, sync_error)
 
 NONE = 0
 TopicPartition = tuple[str, int]
+CONSUMER_PROTOCOL = "consumer"
 
 
 @dataclass(frozen=True)
@@ -249,3 +251,46 @@ class GroupCoordinator:
                 self.store.delete_group(group_id, now_ms)
             out.append({"group_id": group_id, "error_code": code})
         return out
+
+    def delete_offsets(self, group_id: str, partitions: list[TopicPartition], now_ms: int
+                       ) -> tuple[int, dict[TopicPartition, int]]:
+        """OffsetDelete: (group error, error per partition), by Kafka's rules. An unknown
+        group is GROUP_ID_NOT_FOUND. An Empty group (or one known only by its offsets)
+        loses the offsets of every partition asked for. A consumer group with members
+        keeps those of the topics its members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC) and
+        loses the rest; a group of another protocol with members is NON_EMPTY_GROUP.
+        Deletions are tombstones in the offsets log, so they survive a restart like
+        commits. An Empty group left without offsets is gone, as after DeleteGroups."""
+        if not group_id:
+            return errors.InvalidGroupId.code, {}
+        if not self._known(group_id):
+            return errors.GroupIdNotFound.code, {}
+        group = self.groups.get(group_id)
+        result: dict[TopicPartition, int] = {}
+        if group is not None and not group.is_empty():
+            if group.protocol_type != CONSUMER_PROTOCOL:
+                return errors.NonEmptyGroup.code, {}
+            subscribed = _subscribed_topics(group)
+            result = {tp: errors.GroupSubscribedToTopic.code for tp in partitions if tp[0] in subscribed}
+        eligible = [tp for tp in partitions if tp not in result]
+        self.store.delete(group_id, eligible, now_ms)
+        result.update((tp, NONE) for tp in eligible)
+        if group is not None and group.state is GroupState.EMPTY and not self.store.fetch(group_id):
+            group.mark_dead(now_ms)
+            del self.groups[group_id]
+        return NONE, result
+
+
+def _subscribed_topics(group) -> set[str]:
+    """Topics the members subscribe to, from their JoinGroup metadata: that of the chosen
+    protocol, or before one is chosen each member's preferred one. Metadata that does not
+    decode subscribes to nothing (Kafka then knows no subscription either)."""
+    topics: set[str] = set()
+    for member in group.members.values():
+        name = group.protocol_name if group.protocol_name in member.protocol_names() else None
+        metadata = member.metadata(name) if name else (member.protocols[0][1] if member.protocols else b"")
+        try:
+            topics.update(decode_subscription(metadata).topics)
+        except errors.KafkaError:
+            continue
+    return topics

@@ -88,6 +88,9 @@ class GroupHost:
             result = c.list_groups(args.get("states"))
         elif method == "delete_groups":
             result = c.delete_groups(args["group_ids"], now)
+        elif method == "delete_offsets":
+            code, partitions = c.delete_offsets(group_id, [tuple(tp) for tp in args["partitions"]], now)
+            result = {"error_code": code, "partitions": [[t, p, e] for (t, p), e in partitions.items()]}
         else:
             from pybroker.errors import InvalidRequest
 

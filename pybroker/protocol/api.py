@@ -61,6 +61,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
+    OFFSET_DELETE = 47
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -85,6 +86,7 @@ OFFSET_FOR_LEADER_EPOCH = ApiKey.OFFSET_FOR_LEADER_EPOCH
 DESCRIBE_CONFIGS = ApiKey.DESCRIBE_CONFIGS
 CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
+OFFSET_DELETE = ApiKey.OFFSET_DELETE
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -93,7 +95,7 @@ APIS: dict[int, Api] = {api.key: api for api in (
     group.DESCRIBE_GROUPS, group.LIST_GROUPS, api_versions.API_VERSIONS,
     topics.CREATE_TOPICS, topics.DELETE_TOPICS, offsets.DELETE_RECORDS,
     producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
-    topics.CREATE_PARTITIONS, group.DELETE_GROUPS,
+    topics.CREATE_PARTITIONS, group.DELETE_GROUPS, offset_commit.OFFSET_DELETE,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

@@ -41,5 +41,6 @@ HANDLERS = {
     api.DESCRIBE_GROUPS: groups.describe_groups,
     api.LIST_GROUPS: groups.list_groups,
     api.DELETE_GROUPS: groups.delete_groups,
+    api.OFFSET_DELETE: groups.offset_delete,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
 }

@@ -1,6 +1,6 @@
 """The classic consumer-group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12),
 LeaveGroup (13), SyncGroup (14), DescribeGroups (15), ListGroups (16), OffsetCommit (8),
-OffsetFetch (9), DeleteGroups (42).
+OffsetFetch (9), DeleteGroups (42), OffsetDelete (47).
 
 The group coordinator lives with the controller (the supervisor); these handlers turn wire
 dicts into its requests (``broker.controller.group``) and its answers back. Any broker
@@ -188,3 +188,34 @@ async def list_groups(broker, request) -> dict:
 async def delete_groups(broker, request) -> dict:
     results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
     return {"throttle_time_ms": 0, "results": results}
+
+
+async def offset_delete(broker, request) -> dict:
+    """Partitions of topics this broker does not know get UNKNOWN_TOPIC_OR_PARTITION here,
+    as Kafka's broker answers before asking its coordinator; the rest go to the group."""
+    body = request.body
+    codes: dict[tuple[str, int], int] = {}
+    known = []
+    for topic in body["topics"]:
+        info = broker.image.topics.get(topic["name"])
+        for p in topic["partitions"]:
+            tp = (topic["name"], p["partition_index"])
+            if info is None or not 0 <= tp[1] < info.partitions:
+                codes[tp] = errors.UnknownTopicOrPartition.code
+            else:
+                known.append(tp)
+    try:
+        response = await _group(broker, "delete_offsets", body["group_id"], {"partitions": [list(tp) for tp in known]})
+    except errors.KafkaError as exc:
+        response = {"error_code": exc.code, "partitions": []}
+    if response["error_code"]:
+        return {"error_code": response["error_code"], "throttle_time_ms": 0, "topics": []}
+    codes.update({(t, p): code for t, p, code in response["partitions"]})
+    topics = [
+        {"name": topic["name"], "partitions": [
+            {"partition_index": p["partition_index"], "error_code": codes[(topic["name"], p["partition_index"])]}
+            for p in topic["partitions"]
+        ]}
+        for topic in body["topics"]
+    ]
+    return {"error_code": 0, "throttle_time_ms": 0, "topics": topics}

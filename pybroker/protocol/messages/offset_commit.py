@@ -1,5 +1,6 @@
 """Committed consumer offsets: OffsetCommit (8) stores the next offset to read per
-partition for a group; OffsetFetch (9) reads them back (-1 when none)."""
+partition for a group; OffsetFetch (9) reads them back (-1 when none); OffsetDelete (47)
+removes them (kafka-consumer-groups --delete-offsets)."""
 from ..schema import Api, Array, Field, BOOL, INT16, INT32, INT64, STRING
 
 OFFSET_COMMIT = Api(
@@ -57,5 +58,31 @@ OFFSET_FETCH = Api(
             ]), "0-7"),
         ]), "0-7"),
         Field("error_code", INT16, "2-7", default=0),
+    ],
+)
+
+OFFSET_DELETE = Api(
+    47, "OffsetDelete", (0, 0), flexible=None,
+    request=[
+        Field("group_id", STRING),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+            ])),
+        ])),
+    ],
+    response=[
+        # A group-level error (unknown group, a group with members of another protocol)
+        # is here; per-partition errors (GROUP_SUBSCRIBED_TO_TOPIC) are below.
+        Field("error_code", INT16),
+        Field("throttle_time_ms", INT32),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("error_code", INT16),
+            ])),
+        ])),
     ],
 )
