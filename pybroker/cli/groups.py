@@ -14,6 +14,8 @@ are left-aligned columns separated by one space; a missing value prints as ``-``
     GROUP TOPIC PARTITION NEW-OFFSET
     --reset-offsets --export        (CSV, no header; the group column only with several groups)
     group,topic,partition,offset    or, for one --group:    topic,partition,offset
+    --delete-offsets                (STATUS is Successful or Error: <why>)
+    TOPIC PARTITION STATUS
 
 Group conditions go to stderr in Kafka's words ("Consumer group 'g' has no active
 members.", "Error: Assignments can only be reset if the group 'g' is inactive, but the
@@ -33,7 +35,7 @@ from pybroker import errors
 from pybroker.cli.common import UsageError, add_bootstrap, fail
 
 MISSING = "-"
-ACTIONS = ("list", "describe", "reset_offsets", "delete")
+ACTIONS = ("list", "describe", "reset_offsets", "delete", "delete_offsets")
 RESET_SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration", "from_file",
                "to_current")
 BY_TIME_SPECS = ("to_datetime", "by_duration")  # answered by ListOffsets for a timestamp
@@ -55,6 +57,8 @@ def register(subparsers) -> None:
     actions.add_argument("--reset-offsets", action="store_true",
                          help="reset committed offsets of an inactive group (dry run unless --execute)")
     actions.add_argument("--delete", action="store_true", help="delete groups without active members")
+    actions.add_argument("--delete-offsets", action="store_true",
+                         help="delete a group's committed offsets of --topic (not of topics its members consume)")
     p.add_argument("--group", action="append", metavar="GROUP", help="group id (repeatable)")
     p.add_argument("--all-groups", action="store_true", help="describe/delete/reset every group")
     view = p.add_mutually_exclusive_group()
@@ -64,7 +68,7 @@ def register(subparsers) -> None:
     view.add_argument("--offsets", action="store_true", help="describe: offsets and lag (the default)")
     p.add_argument("--verbose", action="store_true", help="describe --members: add each member's assignment")
     p.add_argument("--topic", action="append", metavar="TOPIC[:P,...]",
-                   help="reset: topic, optionally with partitions (repeatable)")
+                   help="reset, delete-offsets: topic, optionally with partitions (repeatable)")
     p.add_argument("--all-topics", action="store_true", help="reset: every topic the group has offsets for")
     specs = p.add_mutually_exclusive_group()
     specs.add_argument("--to-earliest", action="store_true", help="reset to the earliest offset")
@@ -113,6 +117,12 @@ def check_args(args) -> None:
         raise UsageError(f"--{action.replace('_', '-')} needs --group or --all-groups")
     if args.group and args.all_groups:
         raise UsageError("--group and --all-groups cannot be used together")
+    if action == "delete_offsets":
+        # Kafka's tool acts on one group at a time here.
+        if len(set(args.group or ())) != 1 or args.all_groups or not args.topic:
+            raise UsageError("--delete-offsets needs one --group and --topic")
+        for item in args.topic:
+            parse_topic_partitions(item)
     if action == "reset_offsets":
         if args.from_file is not None:
             # The file names the partitions; a scope given as well would be silently ignored.
@@ -140,7 +150,7 @@ def check_args(args) -> None:
         if reset_spec(args) is not None or args.execute or args.dry_run or args.all_topics or args.export:
             raise UsageError("--to-*, --shift-by, --by-duration, --from-file, --execute, --dry-run, --export "
                              "and --all-topics need --reset-offsets")
-        if args.topic and action != "describe":
+        if args.topic and action not in ("describe", "delete_offsets"):
             raise UsageError(f"--topic is not valid with --{action}")
     if (args.members or args.offsets) and action != "describe":
         raise UsageError("--members and --offsets are only valid with --describe")
@@ -401,6 +411,14 @@ def format_export(group: str, offsets: dict[tuple[str, int], int], with_group: b
     return buf.getvalue()
 
 
+def format_delete_offsets(results: dict[tuple[str, int], str]) -> str:
+    """Kafka's --delete-offsets table; partition -1 (a topic that could not be
+    described) prints as ``-``. Widths: TOPIC at least 15, PARTITION 10, STATUS 15."""
+    return format_table(["TOPIC", "PARTITION", "STATUS"],
+                        [[t, p if p >= 0 else MISSING, status] for (t, p), status in sorted(results.items())],
+                        {0: 15, 1: 10, 2: 15})
+
+
 def offset_rows(group: str, description, committed: dict[tuple[str, int], int],
                 log_ends: dict[tuple[str, int], int]) -> list[OffsetRow]:
     """Kafka's describe rows: every assigned partition with its member, then every
@@ -611,4 +629,41 @@ def delete(admin, args, out, err) -> int:
     return 0
 
 
-ACTION_HANDLERS = {"list": list_, "describe": describe, "reset_offsets": reset_offsets, "delete": delete}
+def delete_offsets(admin, args, out, err) -> int:
+    """Kafka's wording: a success line, or the group's error, or a pointer to the
+    partition errors; then one row per partition."""
+    (group,) = set(args.group)
+    results: dict[tuple[str, int], str] = {}
+    partitions: set[tuple[str, int]] = set()
+    for item in args.topic:
+        topic, chosen = parse_topic_partitions(item)
+        if chosen is not None:
+            partitions.update((topic, p) for p in chosen)
+            continue
+        try:
+            (info,) = admin.describe_topics([topic])
+        except errors.KafkaError as exc:
+            results[(topic, -1)] = f"Error: {exc}"
+            continue
+        partitions.update((topic, p) for p in info.partitions)
+    group_error = None
+    if partitions:
+        try:
+            outcome = admin.delete_group_offsets(group, sorted(partitions))
+        except errors.KafkaError as exc:
+            group_error = exc
+            outcome = {tp: exc for tp in partitions}
+        results.update({tp: "Successful" if exc is None else f"Error: {exc.message}" for tp, exc in outcome.items()})
+    failed = any(status != "Successful" for status in results.values())
+    if group_error is not None:
+        err.write(f"Error: {group_error.message}\n")
+    elif failed:
+        err.write("Error: Encountered some partition-level error, see the follow-up details.\n")
+    else:
+        out.write(f"Request succeeded for deleting offsets from group {group}.\n")
+    out.write(format_delete_offsets(results))
+    return 1 if failed else 0
+
+
+ACTION_HANDLERS = {"list": list_, "describe": describe, "reset_offsets": reset_offsets, "delete": delete,
+                   "delete_offsets": delete_offsets}

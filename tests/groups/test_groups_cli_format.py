@@ -246,3 +246,25 @@ def test_from_file_takes_no_scope():
 def test_from_file_plan_is_clamped_to_the_log():
     assert plan(("from_file", {TP0: 99, TP1: 3})) == {TP0: 50, TP1: 3}
     assert plan(("from_file", {TP0: 1, TP1: 3})) == {TP0: 5, TP1: 3}
+
+
+def test_delete_offsets_needs_exactly_one_group_and_a_topic():
+    for argv in (("--topic", "t"), ("--group", "g"), ("--all-groups", "--topic", "t"),
+                 ("--group", "g", "--group", "h", "--topic", "t")):
+        with pytest.raises(UsageError, match="--delete-offsets needs one --group and --topic"):
+            groups.check_args(parse("--delete-offsets", *argv))
+    with pytest.raises(UsageError, match="partitions must be integers"):
+        groups.check_args(parse("--delete-offsets", "--group", "g", "--topic", "t:x"))
+    with pytest.raises(UsageError, match="need --reset-offsets"):
+        groups.check_args(parse("--delete-offsets", "--group", "g", "--topic", "t", "--execute"))
+    groups.check_args(parse("--delete-offsets", "--group", "g", "--group", "g", "--topic", "t:0,1"))
+
+
+def test_delete_offsets_table_has_kafkas_columns_and_a_dash_for_a_missing_topic():
+    text = groups.format_delete_offsets({("t", 1): "Successful", ("gone", -1): "Error: no such topic",
+                                         ("t", 0): "Error: subscribed"})
+    lines = text.split("\n")
+    assert lines[0] == ""
+    assert lines[1] == "TOPIC           PARTITION  STATUS"
+    assert [line.split(maxsplit=2) for line in lines[2:5]] == [
+        ["gone", "-", "Error: no such topic"], ["t", "0", "Error: subscribed"], ["t", "1", "Successful"]]
