@@ -51,12 +51,14 @@ def produce(bootstrap: str, topic: str, count: int, partitions: int = 6, start: 
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    values = set()
+    values, failed = set(), []
     for i in range(start, start + count):
         value = b"v%06d" % i
-        producer.produce(topic, value, partition=i % partitions)
+        producer.produce(topic, value, partition=i % partitions,
+                         on_delivery=lambda error, msg: failed.append(str(error)) if error else None)
         values.add(value)
-    assert producer.flush(15) == 0
+    left = producer.flush(15)
+    assert left == 0 and not failed, f"{left} records undelivered, delivery errors: {sorted(set(failed))}"
     return values
 
 
