@@ -64,8 +64,9 @@ class Result:
 
 
 def produce_throughput(bootstrap_conf: dict, topic: str, records: int, size: int,
-                       acks: str, timeout: float) -> float:
-    """Seconds to produce and have acknowledged ``records`` records of ``size`` bytes."""
+                       acks: str, timeout: float, payload: bytes | None = None) -> float:
+    """Seconds to produce and have acknowledged ``records`` records of ``size`` bytes
+    (``payload``, or random bytes)."""
     producer = Producer({
         **bootstrap_conf,
         "acks": acks,
@@ -82,7 +83,7 @@ def produce_throughput(bootstrap_conf: dict, topic: str, records: int, size: int
         if err is not None:
             failures.append(err)
 
-    payload = os.urandom(size)
+    payload = os.urandom(size) if payload is None else payload
     produce = producer.produce
     start = time.perf_counter()
     for _ in range(records):

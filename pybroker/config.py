@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from pybroker.errors import InvalidConfig
+from pybroker.record import compression as codecs
 
 # Kafka topic config name -> (attribute, type, default). Defaults are Kafka's.
 TOPIC_CONFIGS: dict[str, tuple[str, type, object]] = {
@@ -49,6 +50,13 @@ def _parse_value(key: str, typ: type, raw: object) -> object:
         raise InvalidConfig(f"Invalid value {raw!r} for configuration {key}") from None
 
 
+# Kafka's compression.type values -> the codec a batch is stored in (None: as produced).
+COMPRESSION_TYPES: dict[str, int | None] = {
+    "producer": None, "uncompressed": codecs.NONE, "gzip": codecs.GZIP, "snappy": codecs.SNAPPY,
+    "lz4": codecs.LZ4, "zstd": codecs.ZSTD,
+}
+
+
 @dataclass(frozen=True)
 class TopicConfig:
     """Per-topic settings. ``overrides`` keeps the keys set explicitly (DescribeConfigs
@@ -85,9 +93,16 @@ class TopicConfig:
             raise InvalidConfig("min.insync.replicas must be at least 1")
         if values.get("message_timestamp_type", "CreateTime") not in ("CreateTime", "LogAppendTime"):
             raise InvalidConfig("message.timestamp.type must be CreateTime or LogAppendTime")
+        if values.get("compression_type", "producer") not in COMPRESSION_TYPES:
+            raise InvalidConfig(f"compression.type must be one of {', '.join(COMPRESSION_TYPES)}")
         start = base or cls()
         overrides = tuple(sorted(set(start.overrides) | set((settings or {}).keys())))
         return dataclasses.replace(start, overrides=overrides, **values)
+
+    @property
+    def compression_codec(self) -> int | None:
+        """The codec id batches are stored in, or None for ``producer`` (as sent)."""
+        return COMPRESSION_TYPES[self.compression_type]
 
     def to_kafka(self) -> dict[str, str]:
         """All settings as Kafka names -> strings (the DescribeConfigs view)."""

@@ -43,7 +43,7 @@ from pybroker.errors import (
 from pybroker.log import checkpoint
 from pybroker.log.leader_epoch import LeaderEpochCache
 from pybroker.log.log import AppendInfo, Log
-from pybroker.record.batch import parse_batches
+from pybroker.record.batch import parse_batches, recompress
 
 log = logging.getLogger("pybroker.broker")
 
@@ -256,6 +256,18 @@ class Partition:
                 f"Broker {self.node_id} is not the leader of {self.topic}-{self.index} (leader is {self.leader})")
 
     # -- produce (leader) ----------------------------------------------------------------
+
+    def stored_form(self, records, max_records_bytes: int):
+        """The records field as this topic stores it: as produced (``compression.type``
+        producer, Kafka's default, and the hot path: nothing is decoded), or with every
+        batch's records in the topic's codec. Inflating is bounded by ``max_records_bytes``."""
+        codec = self.config.compression_codec
+        if codec is None:
+            return records
+        headers = parse_batches(records, self.config.max_message_bytes)
+        if all(h.compression == codec or h.is_control for h in headers):
+            return records
+        return recompress(records, headers, codec, max_records_bytes)
 
     def append(self, records: memoryview, acks: int, now_ms: int | None = None) -> AppendResult:
         """Validate and append the records field of one Produce partition."""

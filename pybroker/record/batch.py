@@ -33,8 +33,9 @@ Grammar (all integers big-endian unless varint)::
 
 The broker works per batch: it validates headers and CRC (``parse_batches``), rewrites
 baseOffset and partitionLeaderEpoch in place (both outside the CRC, ``assign_offsets``) and
-never looks inside the records section. Decoding records (``decode_batch``) is for clients,
-tools and tests.
+never looks inside the records section — unless a topic's ``compression.type`` names a
+codec, when ``recompress`` re-encodes that section as a whole. Decoding records
+(``decode_batch``) is for clients, tools and tests.
 """
 from __future__ import annotations
 
@@ -266,6 +267,31 @@ def set_log_append_time(buf, header: BatchHeader, timestamp_ms: int) -> BatchHea
         crc = crc32c.crc32c(mv[pos + ATTRIBUTES_POS:pos + header.size])
     _UINT32.pack_into(buf, pos + CRC_POS, crc)
     return header._replace(attributes=attributes, max_timestamp=timestamp_ms, crc=crc)
+
+
+def recompress(buf, headers: list[BatchHeader], codec: int, max_records_bytes: int) -> bytearray:
+    """The batches of ``buf`` (validated: ``headers`` from ``parse_batches``) with their
+    records sections in ``codec``, as Kafka applies a topic's ``compression.type``. Only
+    that section and the fields describing it (length, codec bits, CRC) change: producer
+    id, epoch, sequences, timestamps and counts stay, so idempotence and ordering hold.
+    Batches already in ``codec``, and control batches, are copied as they are."""
+    out = bytearray()
+    with memoryview(buf) as mv:
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        for h in headers:
+            batch = mv[h.position:h.position + h.size]
+            start = len(out)
+            out += batch[:HEADER_SIZE]
+            if h.compression == codec or h.is_control:
+                out += batch[HEADER_SIZE:]
+                continue
+            out += codecs.compress(codec, codecs.decompress(h.compression, batch[HEADER_SIZE:], max_records_bytes))
+            _INT32.pack_into(out, start + LENGTH_POS, len(out) - start - LOG_OVERHEAD)
+            _INT16.pack_into(out, start + ATTRIBUTES_POS, (h.attributes & ~codecs.CODEC_MASK) | codec)
+            with memoryview(out) as written:
+                _UINT32.pack_into(out, start + CRC_POS, crc32c.crc32c(written[start + ATTRIBUTES_POS:]))
+    return out
 
 
 def _put_bytes(body: bytearray, data: bytes | None) -> None:

@@ -1,7 +1,8 @@
 """Compression codecs of a record batch's records section.
 
-The codec id is bits 0-2 of the batch attributes. Only clients and tools compress or
-decompress; the broker stores batches as received and never calls this on its hot path.
+The codec id is bits 0-2 of the batch attributes. Clients and tools compress and
+decompress; the broker stores batches as received and calls this only for topics whose
+``compression.type`` names a codec (Kafka's default, ``producer``, keeps it off the path).
 
 Snappy arrives in two shapes: librdkafka sends one raw snappy block, while the Java client,
 kafka-python and aiokafka wrap it in xerial's framing::
@@ -72,30 +73,50 @@ def compress(codec: int, data: bytes) -> bytes:
     raise errors.UnsupportedCompressionType(f"unknown compression codec id {codec}")
 
 
-def decompress(codec: int, data) -> bytes:
+def decompress(codec: int, data, limit: int | None = None) -> bytes:
     """Inflate a records section. Garbage raises CorruptMessage, an unknown codec
-    UnsupportedCompressionType."""
+    UnsupportedCompressionType. With ``limit``, output beyond ``limit`` bytes raises
+    MessageTooLarge before more than that is held (a small batch may inflate a thousandfold)."""
     if codec == NONE:
         return bytes(data)
     if codec not in NAMES:
         raise errors.UnsupportedCompressionType(f"unknown compression codec id {codec}")
     try:
         if codec == GZIP:
-            return gzip.decompress(data)
-        if codec == SNAPPY:
-            return _snappy_decompress(data)
-        if codec == LZ4:
-            return lz4.frame.decompress(data)
-        # Frames from librdkafka may omit the content size, so stream instead of the
-        # one-shot API that needs it.
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        with reader:
-            return reader.read()
+            out = gzip.decompress(data) if limit is None else _gunzip_bounded(data, limit)
+        elif codec == SNAPPY:
+            out = _snappy_decompress(data)  # snappy inflates at most ~22x: bounded by its input
+        elif codec == LZ4:
+            out = lz4.frame.decompress(data) if limit is None else \
+                lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit + 1)
+        else:
+            # Frames from librdkafka may omit the content size, so stream instead of the
+            # one-shot API that needs it.
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+            with reader:
+                out = reader.read() if limit is None else reader.read(limit + 1)
+        if limit is not None and len(out) > limit:
+            raise errors.MessageTooLarge(f"{NAMES[codec]} records inflate beyond {limit} bytes")
+        return out
     except errors.KafkaError:
         raise
     except (OSError, EOFError, ValueError, RuntimeError, zlib.error, zstandard.ZstdError,
             cramjam.DecompressionError) as exc:
         raise errors.CorruptMessage(f"cannot decompress {NAMES[codec]} records: {exc}") from None
+
+
+def _gunzip_bounded(data, limit: int) -> bytes:
+    """gzip.decompress (concatenated members too) that stops after ``limit`` + 1 bytes."""
+    data, out = bytes(data), bytearray()
+    while data and len(out) <= limit:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += inflater.decompress(data, limit + 1 - len(out))
+        if not inflater.eof:
+            if inflater.unconsumed_tail:
+                break  # the limit was reached mid-member
+            raise EOFError("compressed gzip member ended before the end-of-stream marker")
+        data = inflater.unused_data
+    return bytes(out)
 
 
 def _xerial_compress(data: bytes) -> bytes:

@@ -1,5 +1,6 @@
 import struct
 
+import crc32c
 import pytest
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
@@ -179,3 +180,41 @@ def test_decode_rejects_record_overrunning_batch():
 def test_build_rejects_empty_batch():
     with pytest.raises(ValueError):
         rb.build_batch([])
+
+
+ALL_CODECS = [codecs.NONE, codecs.GZIP, codecs.SNAPPY, codecs.LZ4, codecs.ZSTD]
+
+
+@pytest.mark.parametrize("target", ALL_CODECS)
+def test_recompress_changes_only_the_records_section(target):
+    records = [(b"k%d" % i, b"value %d " % i * 20, [("h", b"v")], 1_700_000_000_000 + i) for i in range(30)]
+    batches = [rb.build_batch(records[:10], compression=source, producer_id=7, producer_epoch=2,
+                              base_sequence=10 * n, transactional=(n == 1))
+               for n, source in enumerate([codecs.NONE, codecs.GZIP, codecs.ZSTD])]
+    buf = bytearray(b"".join(batches))
+    before = rb.parse_batches(buf, 1 << 20)
+    out = rb.recompress(buf, before, target, 1 << 20)
+    after = rb.parse_batches(out, 1 << 20)  # lengths and CRCs valid
+    assert [h.compression for h in after] == [target] * 3
+    keep = ("base_offset", "last_offset_delta", "base_timestamp", "max_timestamp", "producer_id",
+            "producer_epoch", "base_sequence", "records_count", "is_transactional", "timestamp_type")
+    assert [[getattr(h, f) for f in keep] for h in after] == [[getattr(h, f) for f in keep] for h in before]
+    assert rb.decode_batch(bytes(out)) == rb.decode_batch(bytes(buf))
+    if target == codecs.NONE:  # a batch already in the codec is copied byte for byte
+        assert bytes(out[:before[0].size]) == batches[0]
+
+
+def test_recompress_leaves_control_batches_alone():
+    control = bytearray(rb.build_batch([(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", None, 1)]))
+    attributes = struct.unpack_from(">h", control, rb.ATTRIBUTES_POS)[0] | rb.CONTROL_BIT
+    struct.pack_into(">h", control, rb.ATTRIBUTES_POS, attributes)
+    struct.pack_into(">I", control, rb.CRC_POS, crc32c.crc32c(bytes(control[rb.ATTRIBUTES_POS:])))
+    headers = rb.parse_batches(control, 1 << 20)
+    assert bytes(rb.recompress(control, headers, codecs.ZSTD, 1 << 20)) == bytes(control)
+
+
+def test_recompress_refuses_records_that_inflate_beyond_the_limit():
+    bomb = rb.build_batch([(None, b"\x00" * (1 << 20), None, 1)], compression=codecs.GZIP)
+    assert len(bomb) < 4096
+    with pytest.raises(errors.MessageTooLarge):
+        rb.recompress(bomb, rb.parse_batches(bomb, 1 << 20), codecs.LZ4, 1 << 16)

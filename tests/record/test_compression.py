@@ -56,3 +56,20 @@ def test_unknown_codec_is_unsupported_compression_type():
         codecs.decompress(7, DATA)
     with pytest.raises(errors.UnsupportedCompressionType):
         codecs.codec_by_name("brotli")
+
+
+@pytest.mark.parametrize("codec", [codecs.GZIP, codecs.SNAPPY, codecs.LZ4, codecs.ZSTD])
+def test_bounded_decompress_stops_at_the_limit(codec):
+    data = bytes(range(256)) * 400
+    packed = codecs.compress(codec, data)
+    assert codecs.decompress(codec, packed, limit=len(data)) == data
+    with pytest.raises(errors.MessageTooLarge):
+        codecs.decompress(codec, packed, limit=len(data) - 1)
+
+
+def test_bounded_gunzip_reads_concatenated_members_and_refuses_a_torn_one():
+    import gzip
+    two = gzip.compress(b"x" * 10) + gzip.compress(b"y" * 10)
+    assert codecs.decompress(codecs.GZIP, two, limit=20) == b"x" * 10 + b"y" * 10
+    with pytest.raises(errors.CorruptMessage):
+        codecs.decompress(codecs.GZIP, gzip.compress(b"x" * 100)[:-5], limit=1000)

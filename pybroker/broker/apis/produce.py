@@ -58,6 +58,7 @@ async def handle(broker, request) -> dict | None:
                 records = part["records"]
                 if records is None or len(records) == 0:
                     raise CorruptMessage("Produce request carries no record batches")
+                records = partition.stored_form(records, broker.config.socket_request_max_bytes)
                 log_end = partition.log_end_offset
                 result = partition.append(records, acks)
             except KafkaError as exc:
