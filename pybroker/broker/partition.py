@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from pybroker.broker import producer_snapshot
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence
 from pybroker.config import TopicConfig
 from pybroker.errors import (
@@ -285,9 +286,12 @@ class Partition:
                 return AppendResult(duplicate.first_offset, -1, self.log.log_start_offset, duplicate.last_offset)
         if self.epochs.latest_epoch < self.leader_epoch:
             self.epochs.assign(self.leader_epoch, self.log.log_end_offset)
+        active = self.log.active_segment
         info = self.log.append(records, headers, self.leader_epoch, now_ms)
         if producer_id >= 0:
             self._record_producer(headers, info.first_offset)
+        if self.log.active_segment is not active:
+            self.snapshot_producer_state()
         if self.state is not None:
             self.maybe_increment_high_watermark()
         self._wake_fetchers()
@@ -326,14 +330,35 @@ class Partition:
             offset += count
 
     def _rebuild_producer_state(self) -> None:
-        """Rebuild the producer table from the batch headers of the active segment (headers
-        only, no record bytes), so a producer retrying across a broker restart is still
-        deduplicated. Older producers are unknown afterwards and may start at any sequence,
-        which is Kafka's rule for producers whose state went with retention."""
-        segment = self.log.active_segment
-        for h in segment.batches_from(0):
-            if h.producer_id >= 0 and h.base_sequence >= 0 and h.base_offset >= self.log.log_start_offset:
-                self._record_producer([h], h.base_offset)
+        """Load the producer table from the newest snapshot and replay the batch headers
+        after it (headers only, no record bytes), so a producer retrying across a broker
+        restart is still deduplicated. After a clean shutdown nothing is replayed. Without
+        a snapshot (a log written before they existed) the active segment is replayed;
+        producers older than that are unknown and may start at any sequence, Kafka's rule
+        for producers whose state went with retention."""
+        plog = self.log
+        loaded = producer_snapshot.load_latest(plog.directory, plog.log_start_offset, plog.log_end_offset)
+        if loaded is None:
+            start = plog.active_segment.base_offset
+        else:
+            start, self.producers = loaded
+        start = max(start, plog.log_start_offset)
+        for segment in plog.segments:
+            first = segment.translate_offset(start)  # None: nothing at or after start here
+            if first is None:
+                continue
+            for h in segment.batches_from(first.position):
+                if h.base_offset >= start and h.producer_id >= 0 and h.base_sequence >= 0:
+                    self._record_producer([h], h.base_offset)
+
+    def snapshot_producer_state(self) -> None:
+        """Save the producer table as of the log end (at a roll and at clean shutdown).
+        Best effort: the records are already in the log, and without a snapshot a restart
+        replays the active segment, so a failed write (disk full) is only logged."""
+        try:
+            producer_snapshot.write(self.log.directory, self.log.log_end_offset, self.producers)
+        except OSError as exc:
+            log.warning("%s-%d: producer-state snapshot not written: %s", self.topic, self.index, exc)
 
     # -- acks=all ------------------------------------------------------------------------
 
@@ -429,6 +454,7 @@ class Partition:
         """Append batches fetched from the leader with the leader's offsets and epochs."""
         if self.is_leader:
             raise NotLeaderOrFollower(f"{self.topic}-{self.index} is led here; it does not follow")
+        active = self.log.active_segment
         info = self.log.append_with_offsets(buf, headers)
         latest = self.epochs.latest_epoch
         for h in headers:
@@ -436,6 +462,8 @@ class Partition:
                 self.epochs.assign(h.partition_leader_epoch, h.base_offset)
                 latest = h.partition_leader_epoch
         self._record_producer_as_follower(headers)
+        if self.log.active_segment is not active:
+            self.snapshot_producer_state()
         self._wake_fetchers()
         return info
 
@@ -458,12 +486,14 @@ class Partition:
         dropped = self.log.truncate_to(offset)
         if dropped:
             self.producers.truncate_after(self.log.log_end_offset)
+            producer_snapshot.delete_above(self.log.directory, self.log.log_end_offset)
         self._hw = min(self._hw, self.log.log_end_offset)
         return dropped
 
     def truncate_fully_and_start_at(self, offset: int) -> int:
         dropped = self.log.truncate_fully_and_start_at(offset)
         self.producers = ProducerStateManager()
+        producer_snapshot.delete_above(self.log.directory, -1)
         self._hw = offset
         return dropped
 
@@ -495,6 +525,7 @@ class Partition:
         self._wake_fetchers()
         self._fail_commit_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
         self.write_high_watermark()
+        self.snapshot_producer_state()
         self.log.close()
 
 

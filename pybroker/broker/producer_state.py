@@ -102,6 +102,24 @@ class ProducerStateManager:
             entry = self.producers[producer_id] = ProducerEntry(epoch)
         entry.batches.append(meta)
 
+    def to_json(self) -> list:
+        """The table as JSON-ready lists: [producer id, epoch, [[first seq, last seq,
+        first offset, last offset, timestamp], ...]] per producer."""
+        return [[pid, e.epoch, [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp]
+                                for b in e.batches]]
+                for pid, e in self.producers.items()]
+
+    @classmethod
+    def from_json(cls, doc: list, log_start_offset: int = 0) -> "ProducerStateManager":
+        """Inverse of ``to_json``; batches below ``log_start_offset`` (gone with retention
+        or DeleteRecords) are dropped, and producers left without any with them."""
+        state = cls()
+        for pid, epoch, batches in doc:
+            kept = [BatchMetadata(*map(int, b)) for b in batches if int(b[3]) >= log_start_offset]
+            if kept:
+                state.producers[int(pid)] = ProducerEntry(int(epoch), deque(kept, maxlen=MAX_CACHED_BATCHES))
+        return state
+
     def truncate_after(self, offset: int) -> None:
         """Forget batches at or above ``offset`` (the log was truncated there)."""
         for pid in list(self.producers):

@@ -67,3 +67,24 @@ def test_truncation_forgets_batches_above_the_cut():
     assert state.check(1, 0, 10, 19) is None
     state.truncate_after(0)
     assert state.producers == {}
+
+
+def test_json_round_trip_keeps_epochs_and_the_last_five_batches():
+    state = ProducerStateManager()
+    for i in range(7):
+        _append(state, 1, 3, i, i, 100 + i)
+    _append(state, 2, 0, 0, 9, 200)
+    again = ProducerStateManager.from_json(state.to_json())
+    assert again.to_json() == state.to_json()
+    assert again.check(1, 3, 6, 6).first_offset == 106
+    with pytest.raises(InvalidProducerEpoch):
+        again.check(1, 2, 7, 7)
+
+
+def test_from_json_drops_batches_below_the_log_start():
+    state = ProducerStateManager()
+    _append(state, 1, 0, 0, 0, 10)
+    _append(state, 1, 0, 1, 1, 20)
+    _append(state, 2, 0, 0, 0, 5)
+    again = ProducerStateManager.from_json(state.to_json(), log_start_offset=15)
+    assert again.to_json() == [[1, 0, [[1, 1, 20, 20, 0]]]]
