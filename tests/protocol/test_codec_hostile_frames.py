@@ -56,7 +56,7 @@ def test_huge_array_count_with_few_bytes_fails_fast():
     start = time.perf_counter()
     with pytest.raises(MalformedFrame):
         protocol.decode_request(frame)
-    assert time.perf_counter() - start < 0.01
+    assert time.perf_counter() - start < 0.5  # allocating 2**31 entries would take far longer
 
 
 def test_huge_compact_array_count_fails_fast():

@@ -62,26 +62,31 @@ def test_read_of_unused_slot_is_none(region):
         region.offsets.read(region.slot_capacity)
 
 
-def test_reader_never_sees_a_torn_offsets_row_under_a_concurrent_writer(region, region_name):
+def test_reader_never_sees_a_torn_offsets_row_under_a_concurrent_writer(region, region_name, tmp_path):
     slot = region.offsets.allocate("hot", 0)
     region.offsets.write(slot, 0, 0, 0, 0, 0, 0)  # every field equal from the start
+    stop = tmp_path / "stop"
+    # The writer runs until the reader has seen enough changes (at most 20 s), so a
+    # CPU-starved reader still checks a concurrent writer.
     writer = child("""
-        import sys, time
+        import os, sys, time
         from pybroker import shm
         region = shm.SharedRegion.attach(sys.argv[1])
         slot = int(sys.argv[2])
         print("go", flush=True)
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 20.0
         i = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (i % 1000 == 0 and os.path.exists(sys.argv[3])):
             i += 1
             region.offsets.write(slot, i, i, i, i, i, i)
         print(i)
-    """, region_name, str(slot))
+    """, region_name, str(slot), str(stop))
     assert writer.stdout.readline().strip() == "go"
     reads = changes = 0
     last = None
     while writer.poll() is None:
+        if reads > 1000 and changes > 50:
+            stop.touch()
         row = region.offsets.read(slot)
         values = row[3:]
         assert len(set(values)) == 1, f"torn row: {row}"
@@ -90,7 +95,7 @@ def test_reader_never_sees_a_torn_offsets_row_under_a_concurrent_writer(region, 
         last = values
     out, err = writer.communicate()
     assert writer.returncode == 0, err
-    assert reads > 100 and changes > 10  # the two really ran concurrently
+    assert reads > 1000 and changes > 50  # the two really ran concurrently
 
 
 def test_row_of_a_writer_that_died_mid_update_reads_as_stale_then_heals(region):
