@@ -1,5 +1,6 @@
-"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37)
-and DescribeConfigs (32) (resource type 2 = topic, 4 = broker)."""
+"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44) (resource type
+2 = topic, 4 = broker)."""
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, STRING
 
 CREATE_TOPICS = Api(
@@ -115,4 +116,50 @@ DESCRIBE_CONFIGS = Api(
             ])),
         ])),
     ],
+)
+
+
+# AlterConfigs and IncrementalAlterConfigs answer alike: one result per resource.
+_ALTER_CONFIGS_RESPONSE = [
+    Field("throttle_time_ms", INT32),
+    Field("responses", Array([
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("resource_type", INT8),
+        Field("resource_name", STRING),
+    ])),
+]
+
+ALTER_CONFIGS = Api(
+    33, "AlterConfigs", (0, 2), flexible=2,
+    request=[
+        Field("resources", Array([
+            Field("resource_type", INT8),
+            Field("resource_name", STRING),
+            # The whole new set of overrides: a name left out reverts to its default.
+            Field("configs", Array([
+                Field("name", STRING),
+                Field("value", STRING, nullable="0+"),
+            ])),
+        ])),
+        Field("validate_only", BOOL, default=False),
+    ],
+    response=_ALTER_CONFIGS_RESPONSE,
+)
+
+INCREMENTAL_ALTER_CONFIGS = Api(
+    44, "IncrementalAlterConfigs", (0, 1), flexible=1,
+    request=[
+        Field("resources", Array([
+            Field("resource_type", INT8),
+            Field("resource_name", STRING),
+            Field("configs", Array([
+                Field("name", STRING),
+                Field("config_operation", INT8),  # 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT
+                Field("value", STRING, nullable="0+"),
+            ])),
+        ])),
+        Field("validate_only", BOOL, default=False),
+    ],
+    response=_ALTER_CONFIGS_RESPONSE,
 )
