@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail, parse_properties
+from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail, parse_properties
 
 ENTITY_TYPES = ("topics",)
 
@@ -38,8 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--delete-config", action="append", metavar="K[,K2]",
                    help="overrides to remove (back to the default)")
     p.add_argument("--all", action="store_true", help="describe: every config, not only the overrides")
-    p.add_argument("--command-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for the cluster (default 30)")
+    add_command_timeout(p)
     p.set_defaults(func=run)
 
 

@@ -119,7 +119,24 @@ DESCRIBE_CONFIGS = Api(
 )
 
 
-# AlterConfigs and IncrementalAlterConfigs answer alike: one result per resource.
+def _alter_configs_request(*operation: Field) -> list[Field]:
+    """AlterConfigs and IncrementalAlterConfigs requests differ only by the operation
+    IncrementalAlterConfigs gives each config."""
+    return [
+        Field("resources", Array([
+            Field("resource_type", INT8),
+            Field("resource_name", STRING),
+            Field("configs", Array([
+                Field("name", STRING),
+                *operation,
+                Field("value", STRING, nullable="0+"),
+            ])),
+        ])),
+        Field("validate_only", BOOL, default=False),
+    ]
+
+
+# Both answer alike: one result per resource.
 _ALTER_CONFIGS_RESPONSE = [
     Field("throttle_time_ms", INT32),
     Field("responses", Array([
@@ -130,36 +147,16 @@ _ALTER_CONFIGS_RESPONSE = [
     ])),
 ]
 
+# AlterConfigs: a resource's configs become its whole set of overrides (a name left out
+# reverts to its default).
 ALTER_CONFIGS = Api(
     33, "AlterConfigs", (0, 2), flexible=2,
-    request=[
-        Field("resources", Array([
-            Field("resource_type", INT8),
-            Field("resource_name", STRING),
-            # The whole new set of overrides: a name left out reverts to its default.
-            Field("configs", Array([
-                Field("name", STRING),
-                Field("value", STRING, nullable="0+"),
-            ])),
-        ])),
-        Field("validate_only", BOOL, default=False),
-    ],
+    request=_alter_configs_request(),
     response=_ALTER_CONFIGS_RESPONSE,
 )
 
 INCREMENTAL_ALTER_CONFIGS = Api(
     44, "IncrementalAlterConfigs", (0, 1), flexible=1,
-    request=[
-        Field("resources", Array([
-            Field("resource_type", INT8),
-            Field("resource_name", STRING),
-            Field("configs", Array([
-                Field("name", STRING),
-                Field("config_operation", INT8),  # 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT
-                Field("value", STRING, nullable="0+"),
-            ])),
-        ])),
-        Field("validate_only", BOOL, default=False),
-    ],
+    request=_alter_configs_request(Field("config_operation", INT8)),  # 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT
     response=_ALTER_CONFIGS_RESPONSE,
 )
