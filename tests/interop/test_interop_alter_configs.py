@@ -148,7 +148,11 @@ def test_kafka_python_alter_configs_both_apis(pybroker_cluster, topic):
 def test_pybroker_admin_alter_topic_configs(pybroker_cluster, topic):
     from pybroker import errors
 
+    from pybroker.protocol import api
+
     with Admin(pybroker_cluster.bootstrap) as admin:
+        conn = admin.client.any_connection()
+        assert conn.version_for(api.ALTER_CONFIGS) == 2 and conn.version_for(api.INCREMENTAL_ALTER_CONFIGS) == 1
         admin.create_topics([_new_topic(topic, {"retention.ms": "60000"})])
         admin.alter_topic_configs(topic, set={"retention.bytes": "1000"}, delete=["retention.ms"])
         configs = admin.describe_configs(topic)

@@ -12,6 +12,9 @@ Kafka answers per resource, and so does this:
 - Any other type (BROKER_LOGGER, CLIENT_METRICS, ...): INVALID_REQUEST, as Kafka answers
   a resource type its config manager does not handle.
 - The same resource twice in one request: INVALID_REQUEST for each, as Kafka.
+
+Unlike Kafka, a DELETE naming an unknown topic config is refused (INVALID_CONFIG) rather
+than ignored: a typo in a name is reported whatever the operation.
 """
 from __future__ import annotations
 
