@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from pybroker.errors import InvalidConfig
+from pybroker.errors import InvalidConfig, InvalidRequest
 from pybroker.record import compression as codecs
 
 # Kafka topic config name -> (attribute, type, default). Defaults are Kafka's.
@@ -31,6 +31,90 @@ TOPIC_CONFIGS: dict[str, tuple[str, type, object]] = {
     "flush.ms": ("flush_ms", int, 2**63 - 1),
 }
 
+# Topic configs Kafka declares as lists (comma separated): the only ones
+# IncrementalAlterConfigs may APPEND to or SUBTRACT from.
+LIST_CONFIGS = frozenset({"cleanup.policy"})
+# Kafka's compression.type values -> the codec a batch is stored in (None: as produced).
+COMPRESSION_TYPES: dict[str, int | None] = {
+    "producer": None, "uncompressed": codecs.NONE, "gzip": codecs.GZIP, "snappy": codecs.SNAPPY,
+    "lz4": codecs.LZ4, "zstd": codecs.ZSTD,
+}
+# Configs whose every item must be one of these (Kafka's ValidList / ValidString).
+_CHOICES: dict[str, frozenset[str]] = {
+    "cleanup.policy": frozenset({"compact", "delete"}),
+    "compression.type": frozenset(COMPRESSION_TYPES),
+    "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
+}
+# Lower bounds of numeric configs (Kafka's ConfigDef.Range.atLeast).
+_MINIMUMS: dict[str, int] = {
+    "segment.bytes": 14,
+    "segment.ms": 1,
+    "segment.index.bytes": 4,
+    "index.interval.bytes": 0,
+    "retention.ms": -1,
+    "max.message.bytes": 0,
+    "min.insync.replicas": 1,
+    "flush.messages": 1,
+    "flush.ms": 0,
+}
+
+# IncrementalAlterConfigs operations (Kafka's AlterConfigOp.OpType).
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def split_list(value: str | None) -> list[str]:
+    """A list-type config's items: ``"compact, delete"`` -> ["compact", "delete"]."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _check_value(key: str, value: object) -> None:
+    """Kafka's validators: a lower bound for numbers, a set of choices for names."""
+    lowest = _MINIMUMS.get(key)
+    if lowest is not None and value < lowest:
+        raise InvalidConfig(f"Invalid value {value} for configuration {key}: {key} must be at least {lowest}")
+    choices = _CHOICES.get(key)
+    if choices is None:
+        return
+    items = split_list(str(value)) if key in LIST_CONFIGS else [str(value).strip()]
+    bad = [item for item in items if item not in choices]
+    if bad:
+        raise InvalidConfig(f"Invalid value {value} for configuration {key}: "
+                            f"String must be one of: {', '.join(sorted(choices))}")
+
+
+def apply_config_ops(overrides: dict[str, str], ops: list[tuple[str, int, str | None]],
+                     defaults: "TopicConfig") -> dict[str, str]:
+    """A topic's new overrides after IncrementalAlterConfigs ``ops`` ((name, op, value)),
+    as Kafka computes them: SET replaces, DELETE reverts to the default, APPEND/SUBTRACT
+    add or remove items of a list config, starting from its current value (the
+    override, else the default). Raises InvalidConfig / InvalidRequest; the values
+    themselves are checked when the result is parsed."""
+    out = dict(overrides)
+    for name, op, value in ops:
+        if name not in TOPIC_CONFIGS:
+            raise InvalidConfig(f"Unknown topic config name: {name}")
+        if op == OP_DELETE:
+            out.pop(name, None)
+            continue
+        if op not in (OP_SET, OP_APPEND, OP_SUBTRACT):
+            raise InvalidRequest(f"Unknown config operation {op} for config {name}")
+        if value is None:
+            raise InvalidConfig(f"Null value not supported for topic config {name}")
+        if op == OP_SET:
+            out[name] = value
+            continue
+        if name not in LIST_CONFIGS:
+            verb = "append" if op == OP_APPEND else "subtract"
+            raise InvalidConfig(f"Config value {verb} is not allowed for config key: {name}")
+        current = split_list(out[name] if name in out else defaults.to_kafka()[name])
+        given = split_list(value)
+        if op == OP_APPEND:
+            items = current + [item for item in given if item not in current]
+        else:
+            items = [item for item in current if item not in given]
+        out[name] = ",".join(items)
+    return out
+
 
 def _parse_value(key: str, typ: type, raw: object) -> object:
     if isinstance(raw, typ) and not (typ is int and isinstance(raw, bool)):
@@ -50,11 +134,6 @@ def _parse_value(key: str, typ: type, raw: object) -> object:
         raise InvalidConfig(f"Invalid value {raw!r} for configuration {key}") from None
 
 
-# Kafka's compression.type values -> the codec a batch is stored in (None: as produced).
-COMPRESSION_TYPES: dict[str, int | None] = {
-    "producer": None, "uncompressed": codecs.NONE, "gzip": codecs.GZIP, "snappy": codecs.SNAPPY,
-    "lz4": codecs.LZ4, "zstd": codecs.ZSTD,
-}
 
 
 @dataclass(frozen=True)
@@ -87,14 +166,7 @@ class TopicConfig:
                 raise InvalidConfig(f"Unknown topic config name: {key}")
             attr, typ, _ = TOPIC_CONFIGS[key]
             values[attr] = _parse_value(key, typ, raw)
-        if values.get("segment_bytes", 1 << 20) < 14:
-            raise InvalidConfig("segment.bytes must be at least 14")
-        if values.get("min_insync_replicas", 1) < 1:
-            raise InvalidConfig("min.insync.replicas must be at least 1")
-        if values.get("message_timestamp_type", "CreateTime") not in ("CreateTime", "LogAppendTime"):
-            raise InvalidConfig("message.timestamp.type must be CreateTime or LogAppendTime")
-        if values.get("compression_type", "producer") not in COMPRESSION_TYPES:
-            raise InvalidConfig(f"compression.type must be one of {', '.join(COMPRESSION_TYPES)}")
+            _check_value(key, values[attr])
         start = base or cls()
         overrides = tuple(sorted(set(start.overrides) | set((settings or {}).keys())))
         return dataclasses.replace(start, overrides=overrides, **values)

@@ -10,6 +10,7 @@ Two implementations of one interface:
 
 Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
+``alter_configs(resources, incremental, validate_only)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
 PartitionState``, ``group(method, group_id, args)``.
 """
@@ -106,6 +107,11 @@ class RemoteController:
     async def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
         return (await self._request({"type": "create_partitions", "topics": topics, "validate_only": validate_only}))["results"]
 
+    async def alter_configs(self, resources: list[dict], incremental: bool,
+                            validate_only: bool = False) -> list[dict]:
+        return (await self._request({"type": "alter_configs", "resources": resources, "incremental": incremental,
+                                     "validate_only": validate_only}))["results"]
+
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr) -> PartitionState:
         reply = await self._request({
             "type": "alter_partition", "topic": topic, "partition": partition, "leader": leader,
@@ -152,6 +158,9 @@ class LocalController:
 
     async def create_partitions(self, topics, validate_only=False):
         return self.service.create_partitions(topics, validate_only)
+
+    async def alter_configs(self, resources, incremental, validate_only=False):
+        return self.service.alter_configs(resources, incremental, validate_only)
 
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr):
         return self.service.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)

@@ -15,6 +15,13 @@ def add_bootstrap(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_command_timeout(parser: argparse.ArgumentParser) -> None:
+    """How long an admin command waits for the cluster (kafka-topics' --command-config
+    timeouts, as one option)."""
+    parser.add_argument("--command-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the cluster (default 30)")
+
+
 def parse_properties(items: list[str] | None, option: str = "--property") -> dict[str, str]:
     """``["a=1", "b=x=y"]`` -> {"a": "1", "b": "x=y"}; a malformed item is a usage error."""
     out = {}

@@ -14,6 +14,7 @@ COMMANDS = [
     "pybroker.cli.down",
     "pybroker.cli.status",
     "pybroker.cli.topics",
+    "pybroker.cli.configs",
     "pybroker.cli.produce",
     "pybroker.cli.consume",
     "pybroker.cli.dump_log",

@@ -16,7 +16,7 @@ import sys
 import uuid
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail, parse_properties
+from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail, parse_properties
 
 ACTIONS = ("create", "list", "describe", "alter", "delete")
 
@@ -38,8 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--if-not-exists", action="store_true", help="create: no error if the topic exists")
     p.add_argument("--if-exists", action="store_true", help="alter/delete/describe: no error if the topic is missing")
     p.add_argument("--exclude-internal", action="store_true", help="list/describe: leave out internal topics")
-    p.add_argument("--command-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for the cluster (default 30)")
+    add_command_timeout(p)
     p.set_defaults(func=run)
 
 

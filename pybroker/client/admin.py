@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pybroker import errors
 from pybroker.client.cluster import BrokerInfo, Client, TopicInfo
 from pybroker.client.connection import BrokerConnection
+from pybroker.config import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT
 from pybroker.group.consumer_protocol import decode_assignment
 from pybroker.protocol import api
 
 EARLIEST = -2
 LATEST = -1
-RESOURCE_TOPIC = 2  # DescribeConfigs resource_type of a topic
+RESOURCE_TOPIC = 2  # DescribeConfigs / IncrementalAlterConfigs resource_type of a topic
 # DescribeConfigs config_source values (Kafka's ConfigSource enum).
 CONFIG_SOURCES = {
     -1: "UNKNOWN",
@@ -209,6 +210,28 @@ class Admin:
                     bool(c.get("read_only")), bool(c.get("is_sensitive")),
                 )
         return out
+
+    def alter_topic_configs(self, topic: str, *, set: dict[str, str] | None = None,  # noqa: A002
+                            delete: list[str] | None = None, append: dict[str, str] | None = None,
+                            subtract: dict[str, str] | None = None, validate_only: bool = False) -> None:
+        """Change a topic's config overrides in one IncrementalAlterConfigs request, as
+        ``kafka-configs --alter`` does: ``set`` overrides, ``delete`` reverts to the
+        default, ``append``/``subtract`` add or remove items of a list config
+        (``cleanup.policy``). Other overrides stay. ``validate_only`` checks without
+        changing anything. Raises the broker's error (InvalidConfig,
+        UnknownTopicOrPartition, ...) with its message."""
+        ops = [(OP_SET, k, v) for k, v in (set or {}).items()]
+        ops += [(OP_DELETE, k, None) for k in delete or ()]
+        ops += [(OP_APPEND, k, v) for k, v in (append or {}).items()]
+        ops += [(OP_SUBTRACT, k, v) for k, v in (subtract or {}).items()]
+        body = {
+            "resources": [{"resource_type": RESOURCE_TOPIC, "resource_name": topic, "configs": [
+                {"name": name, "config_operation": op, "value": value} for op, name, value in ops]}],
+            "validate_only": validate_only,
+        }
+        response = self.client.any_connection().request(api.INCREMENTAL_ALTER_CONFIGS, body)
+        for result in response["responses"]:
+            _raise_for(result["error_code"], result.get("error_message"), f"topic {topic!r}")
 
     # -- cluster and groups ------------------------------------------------------
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 
 from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import TopicConfig
+from pybroker.config import TopicConfig, apply_config_ops
 from pybroker import errors
 
 
@@ -210,10 +210,7 @@ class Controller:
             if replication_factor < 1:
                 raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
             assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
-        if config.min_insync_replicas > replication_factor:
-            raise errors.InvalidConfig(
-                f"min.insync.replicas {config.min_insync_replicas} is larger than the replication factor {replication_factor}"
-            )
+        _check_fits(config, replication_factor)
         topic = TopicMetadata(name, partitions, replication_factor, config=config)
         delta = Delta()
         if validate_only:
@@ -281,6 +278,50 @@ class Controller:
             self._put_partition(self._new_partition(name, old + offset, replicas), delta)
         return delta
 
+    # -- topic configs ------------------------------------------------------------------
+
+    def alter_topic_config(self, name: str, configs: list[tuple[str, int, str | None]], incremental: bool,
+                           validate_only: bool = False) -> tuple[TopicMetadata, Delta]:
+        """Change a topic's config overrides, as AlterConfigs / IncrementalAlterConfigs do.
+
+        ``configs`` is ``[(name, op, value)]``. Incremental: each op (SET, DELETE, APPEND,
+        SUBTRACT) changes one override and the others stay. Not incremental (the legacy
+        AlterConfigs): the given names become the whole set of overrides and the rest
+        revert to their defaults; ``op`` is ignored. The new config is recorded as the
+        topic's record (replayed like a created topic) and published as a topic change;
+        brokers apply it to their logs at once."""
+        topic = self.topics.get(name)
+        if topic is None:
+            raise errors.UnknownTopicOrPartition(f"Topic '{name}' does not exist.")
+        names = [c[0] for c in configs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise errors.InvalidRequest(f"Error due to duplicate config keys: {', '.join(duplicates)}")
+        if incremental:
+            overrides = apply_config_ops(topic.config.overridden(), configs, self.topic_defaults)
+        else:
+            overrides = {}
+            for key, _op, value in configs:
+                if value is None:
+                    raise errors.InvalidConfig(f"Null value not supported for topic config {key}")
+                overrides[key] = value
+        config = TopicConfig.parse(overrides, self.topic_defaults)
+        _check_fits(config, topic.replication_factor)
+        delta = Delta()
+        if validate_only:
+            return replace(topic, config=config), delta
+        unclean_now = config.unclean_leader_election_enable and not topic.config.unclean_leader_election_enable
+        topic.config = config
+        self._record({"type": "topic", "topic": topic.to_json()})
+        delta.topics.append(topic)
+        if unclean_now:
+            # Kafka elects offline partitions as soon as unclean election is allowed.
+            for index in range(topic.partitions):
+                state = self.partitions.get((name, index))
+                if state is not None and state.leader == NO_LEADER:
+                    self._elect(state, delta)
+        return topic, delta
+
     # -- ISR ----------------------------------------------------------------------------
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
@@ -310,6 +351,14 @@ class Controller:
         new = replace(state, isr=new_isr, partition_epoch=state.partition_epoch + 1)
         self._put_partition(new, delta)
         return new, delta
+
+
+def _check_fits(config: TopicConfig, replication_factor: int) -> None:
+    """Settings that must agree with the topic's shape, on creation and on every change."""
+    if config.min_insync_replicas > replication_factor:
+        raise errors.InvalidConfig(
+            f"min.insync.replicas {config.min_insync_replicas} is larger than the replication factor {replication_factor}"
+        )
 
 
 def delta_to_json(delta: Delta, controller: Controller) -> dict:
@@ -399,6 +448,22 @@ class ControllerService:
             try:
                 delta.merge(self.controller.create_partitions(
                     spec["name"], spec["count"], spec.get("assignments") or None, validate_only))
+            except errors.KafkaError as exc:
+                result.update(error_code=exc.code, error_message=exc.detail or exc.message)
+            results.append(result)
+        self._commit(delta)
+        return results
+
+    def alter_configs(self, resources: list[dict], incremental: bool, validate_only: bool = False) -> list[dict]:
+        """Topic config changes: ``resources`` are ``[{name, configs: [{name, op, value}]}]``;
+        one result ``{name, error_code, error_message}`` per resource, as Kafka answers."""
+        results, delta = [], Delta()
+        for spec in resources:
+            result = {"name": spec["name"], "error_code": 0, "error_message": None}
+            try:
+                ops = [(c["name"], int(c.get("op", 0)), c.get("value")) for c in spec["configs"]]
+                _topic, d = self.controller.alter_topic_config(spec["name"], ops, incremental, validate_only)
+                delta.merge(d)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)
             results.append(result)

@@ -7,6 +7,8 @@ Broker -> supervisor
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results
     create_partitions topics[{name, count, assignments}], validate_only -> results
+    alter_configs     resources[{name, configs[{name, op, value}]}], incremental,
+                      validate_only                       -> results[{name, error_code, error_message}]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
     group             method, group_id, args              -> result (consumer-group coordinator)
 
@@ -29,6 +31,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "create_topics": ("topics",),
     "delete_topics": ("names",),
     "create_partitions": ("topics",),
+    "alter_configs": ("resources", "incremental"),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
     "group": ("method", "group_id", "args"),
     "update": ("brokers", "topics", "deleted_topics", "partitions"),

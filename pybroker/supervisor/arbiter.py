@@ -303,6 +303,9 @@ class Supervisor:
             return {"results": self.service.delete_topics(doc["names"])}
         if kind == "create_partitions":
             return {"results": self.service.create_partitions(doc["topics"], doc.get("validate_only", False))}
+        if kind == "alter_configs":
+            return {"results": self.service.alter_configs(doc["resources"], doc["incremental"],
+                                                          doc.get("validate_only", False))}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])

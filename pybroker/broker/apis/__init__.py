@@ -5,6 +5,7 @@ a handler builds one dict for every version."""
 from __future__ import annotations
 
 from pybroker.broker.apis import (
+    alter_configs,
     api_versions,
     create_partitions,
     create_topics,
@@ -30,6 +31,8 @@ HANDLERS = {
     api.DELETE_TOPICS: delete_topics.handle,
     api.INIT_PRODUCER_ID: init_producer_id.handle,
     api.DESCRIBE_CONFIGS: describe_configs.handle,
+    api.ALTER_CONFIGS: alter_configs.handle,
+    api.INCREMENTAL_ALTER_CONFIGS: alter_configs.handle_incremental,
     api.CREATE_PARTITIONS: create_partitions.handle,
     api.FIND_COORDINATOR: groups.find_coordinator,
     api.JOIN_GROUP: groups.join_group,

@@ -1,5 +1,6 @@
-"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37)
-and DescribeConfigs (32) (resource type 2 = topic, 4 = broker)."""
+"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44) (resource type
+2 = topic, 4 = broker)."""
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, STRING
 
 CREATE_TOPICS = Api(
@@ -115,4 +116,47 @@ DESCRIBE_CONFIGS = Api(
             ])),
         ])),
     ],
+)
+
+
+def _alter_configs_request(*operation: Field) -> list[Field]:
+    """AlterConfigs and IncrementalAlterConfigs requests differ only by the operation
+    IncrementalAlterConfigs gives each config."""
+    return [
+        Field("resources", Array([
+            Field("resource_type", INT8),
+            Field("resource_name", STRING),
+            Field("configs", Array([
+                Field("name", STRING),
+                *operation,
+                Field("value", STRING, nullable="0+"),
+            ])),
+        ])),
+        Field("validate_only", BOOL, default=False),
+    ]
+
+
+# Both answer alike: one result per resource.
+_ALTER_CONFIGS_RESPONSE = [
+    Field("throttle_time_ms", INT32),
+    Field("responses", Array([
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("resource_type", INT8),
+        Field("resource_name", STRING),
+    ])),
+]
+
+# AlterConfigs: a resource's configs become its whole set of overrides (a name left out
+# reverts to its default).
+ALTER_CONFIGS = Api(
+    33, "AlterConfigs", (0, 2), flexible=2,
+    request=_alter_configs_request(),
+    response=_ALTER_CONFIGS_RESPONSE,
+)
+
+INCREMENTAL_ALTER_CONFIGS = Api(
+    44, "IncrementalAlterConfigs", (0, 1), flexible=1,
+    request=_alter_configs_request(Field("config_operation", INT8)),  # 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT
+    response=_ALTER_CONFIGS_RESPONSE,
 )

@@ -1,0 +1,86 @@
+"""`pybroker configs`, as kafka-configs: argument checks, and describe / alter as
+subprocesses against a real broker."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from pybroker.cli import configs
+from pybroker.cli.common import UsageError
+from pybroker.cli.main import main
+
+
+def test_add_config_keeps_bracketed_lists_whole():
+    assert configs.parse_add_config(["retention.ms=1000,cleanup.policy=[compact,delete]", "segment.bytes=2048"]) == {
+        "retention.ms": "1000", "cleanup.policy": "compact,delete", "segment.bytes": "2048"}
+    assert configs.parse_delete_config(["retention.ms,segment.bytes", "flush.ms"]) == [
+        "retention.ms", "segment.bytes", "flush.ms"]
+    with pytest.raises(UsageError, match="--add-config expects KEY=VALUE"):
+        configs.parse_add_config(["retention.ms"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--describe"], "a topic is needed"),
+    (["--alter", "--topic", "t"], "--alter needs --add-config or --delete-config"),
+    (["--describe", "--topic", "t", "--add-config", "a=1"], "only valid with --alter"),
+    (["--describe", "--entity-type", "brokers", "--entity-name", "0"], "only topics"),
+    (["--alter", "--topic", "t", "--add-config", "retention.ms=1", "--delete-config", "retention.ms"],
+     "both added and deleted: retention.ms"),
+])
+def test_bad_arguments_exit_1_before_connecting(capsys, argv, message):
+    assert main(["configs", "--bootstrap-server", "127.0.0.1:1", *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def tool(bootstrap: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pybroker.cli.main", *argv, "--bootstrap-server", bootstrap],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_describe_and_alter_like_kafka_configs(pybroker_cluster):
+    bootstrap = pybroker_cluster.bootstrap
+    topic = f"cfg-{uuid.uuid4().hex[:8]}"
+    created = tool(bootstrap, "topics", "--create", "--topic", topic, "--config", "retention.ms=60000")
+    assert created.returncode == 0, created.stderr
+
+    described = tool(bootstrap, "configs", "--describe", "--topic", topic)
+    assert described.returncode == 0, described.stderr
+    assert described.stdout == (f"Dynamic configs for topic {topic} are:\n"
+                                "  retention.ms=60000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=60000}\n")
+
+    altered = tool(bootstrap, "configs", "--alter", "--entity-type", "topics", "--entity-name", topic,
+                   "--add-config", "retention.bytes=4096,cleanup.policy=[delete,compact]",
+                   "--delete-config", "retention.ms")
+    assert altered.returncode == 0, altered.stderr
+    assert altered.stdout == f"Completed updating config for topic {topic}.\n"
+
+    lines = tool(bootstrap, "configs", "--describe", "--topic", topic).stdout.splitlines()
+    assert lines[1:] == [
+        "  cleanup.policy=delete,compact sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=delete,compact}",
+        "  retention.bytes=4096 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.bytes=4096}",
+    ]
+    everything = tool(bootstrap, "configs", "--describe", "--topic", topic, "--all").stdout.splitlines()
+    assert everything[0] == f"All configs for topic {topic} are:"
+    assert "  retention.ms=604800000 sensitive=false synonyms={DEFAULT_CONFIG:retention.ms=604800000}" in everything
+
+    # The topics tool sees the same overrides.
+    head = tool(bootstrap, "topics", "--describe", "--topic", topic).stdout.splitlines()[0]
+    assert head.endswith("Configs: cleanup.policy=delete,compact,retention.bytes=4096")
+
+
+def test_errors_carry_the_brokers_message(pybroker_cluster):
+    bootstrap = pybroker_cluster.bootstrap
+    topic = f"cfg-{uuid.uuid4().hex[:8]}"
+    assert tool(bootstrap, "topics", "--create", "--topic", topic).returncode == 0
+    bad = tool(bootstrap, "configs", "--alter", "--topic", topic, "--add-config", "retention.ms=soon")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error while executing config command : Invalid value 'soon'")
+    unknown = tool(bootstrap, "configs", "--alter", "--topic", topic, "--add-config", "no.such=1")
+    assert unknown.returncode == 1 and "Unknown topic config name: no.such" in unknown.stderr
+    missing = tool(bootstrap, "configs", "--alter", "--topic", topic + "-x", "--add-config", "retention.ms=1")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    missing = tool(bootstrap, "configs", "--describe", "--topic", topic + "-x")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
