@@ -14,6 +14,7 @@ from pybroker.client.admin import Admin, NewTopic
 from pybroker.client.consumer import Consumer
 from pybroker.client.producer import Producer
 from pybroker.client.shm_tail import ShmTail
+from pybroker.testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -173,8 +174,14 @@ def test_ring_serves_nothing_for_a_stale_leader_epoch(pybroker_cluster_factory):
     produce(cluster, "epochs", 10)
     tail = ShmTail.open(str(cluster.data_dir), None)
     try:
-        read = tail.read("epochs", 0, leader=0, leader_epoch=0, position=0, max_bytes=1 << 20)
-        assert read is not None and read.high_watermark == 10 and read.records
+        def caught_up():
+            # The leader publishes its high watermark to the region just after the append.
+            read = tail.read("epochs", 0, leader=0, leader_epoch=0, position=0, max_bytes=1 << 20)
+            return read if read is not None and read.high_watermark == 10 else None
+
+        read = wait_until(caught_up, 10, "the ring to show the high watermark")
+        assert read.records
+        tail.fallbacks = 0
         assert tail.read("epochs", 0, leader=0, leader_epoch=1, position=0, max_bytes=1 << 20) is None
         assert tail.read("epochs", 0, leader=1, leader_epoch=0, position=0, max_bytes=1 << 20) is None
         # Past the log end: the socket answers OffsetOutOfRange, not the ring.
