@@ -13,9 +13,9 @@ tail ring (one entry per partition per request) for co-located followers.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from pybroker.broker.delayed import outcome, wait_all
 from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut
 
 log = logging.getLogger("pybroker.broker")
@@ -90,32 +90,10 @@ async def handle(broker, request) -> dict | None:
 
 
 async def _wait_for_commit(broker, pending: list, timeout_ms: int) -> None:
-    loop = asyncio.get_running_loop()
-    # One future for "every partition committed, or the broker is stopping".
-    settled = loop.create_future()
-    remaining = len(pending)
-
-    def one_done(_fut) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not settled.done():
-            settled.set_result(None)
-
-    for _, _, fut in pending:
-        fut.add_done_callback(one_done)
-    broker.register_stop_waiter(settled)
-    try:
-        await asyncio.wait_for(asyncio.shield(settled), max(0, timeout_ms) / 1000.0)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        broker.unregister_stop_waiter(settled)
+    await wait_all(broker, [fut for _, _, fut in pending], timeout_ms)
     for partition, entry, fut in pending:
-        if fut.done() and not fut.cancelled():
-            error = fut.result()
-        else:
-            partition.forget_commit_waiter(fut)
-            fut.cancel()
+        done, error = outcome(fut, partition.forget_commit_waiter)
+        if not done:
             error = RequestTimedOut(
                 f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
                 f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
