@@ -32,11 +32,19 @@ async def wait_all(broker, futures: list[asyncio.Future], timeout_ms: int) -> No
         broker.unregister_stop_waiter(settled)
 
 
-def outcome(fut: asyncio.Future, forget) -> tuple[bool, object]:
-    """(done, result) of a waited-on future; a pending one is forgotten (``forget(fut)``)
-    and cancelled, and reported as not done: the request timed out."""
-    if fut.done() and not fut.cancelled():
-        return True, fut.result()
-    forget(fut)
-    fut.cancel()
-    return False, None
+async def settle(broker, pending: list, timeout_ms: int, forget, timed_out) -> list:
+    """Wait for the futures of ``pending`` [(partition, response entry, future)] (see
+    ``wait_all``), then return [(partition, entry, result)]: a future's result, or for one
+    still pending (forgotten with ``forget(partition, future)`` and cancelled) the error
+    ``timed_out(partition)``."""
+    await wait_all(broker, [fut for _, _, fut in pending], timeout_ms)
+    out = []
+    for partition, entry, fut in pending:
+        if fut.done() and not fut.cancelled():
+            result = fut.result()
+        else:
+            forget(partition, fut)
+            fut.cancel()
+            result = timed_out(partition)
+        out.append((partition, entry, result))
+    return out

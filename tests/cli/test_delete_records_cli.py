@@ -10,17 +10,6 @@ import pytest
 
 from pybroker.cli.common import UsageError
 from pybroker.cli.delete_records import parse_offset_json
-from pybroker.testing import BrokerCluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    running = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def pybroker(*argv, stdin=None, timeout=30):

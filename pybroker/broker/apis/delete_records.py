@@ -16,7 +16,8 @@ last offset given.
 """
 from __future__ import annotations
 
-from pybroker.broker.delayed import outcome, wait_all
+from pybroker.broker.delayed import settle
+from pybroker.broker.partition import Partition
 from pybroker.errors import KafkaError, RequestTimedOut
 
 
@@ -50,13 +51,14 @@ async def handle(broker, request) -> dict:
             pending.append((partition, entry, fut))
     if pending:
         timeout_ms = body["timeout_ms"]
-        await wait_all(broker, [fut for _, _, fut in pending], timeout_ms)
-        for partition, entry, fut in pending:
-            done, result = outcome(fut, partition.forget_low_watermark_waiter)
-            if not done:
-                result = RequestTimedOut(
-                    f"{partition.topic}-{partition.index}: the replicas did not delete up to the "
-                    f"requested offset within {timeout_ms} ms (low watermark {partition.low_watermark})")
+
+        def timed_out(partition) -> KafkaError:
+            return RequestTimedOut(
+                f"{partition.topic}-{partition.index}: the replicas did not delete up to the "
+                f"requested offset within {timeout_ms} ms (low watermark {partition.low_watermark})")
+
+        for _, entry, result in await settle(broker, pending, timeout_ms, Partition.forget_low_watermark_waiter,
+                                             timed_out):
             if isinstance(result, KafkaError):
                 entry["error_code"] = result.code
             else:

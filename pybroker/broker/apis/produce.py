@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from pybroker.broker.delayed import outcome, wait_all
+from pybroker.broker.delayed import settle
+from pybroker.broker.partition import Partition
 from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut
 
 log = logging.getLogger("pybroker.broker")
@@ -90,12 +91,11 @@ async def handle(broker, request) -> dict | None:
 
 
 async def _wait_for_commit(broker, pending: list, timeout_ms: int) -> None:
-    await wait_all(broker, [fut for _, _, fut in pending], timeout_ms)
-    for partition, entry, fut in pending:
-        done, error = outcome(fut, partition.forget_commit_waiter)
-        if not done:
-            error = RequestTimedOut(
-                f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
-                f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
+    def timed_out(partition) -> KafkaError:
+        return RequestTimedOut(
+            f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
+            f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
+
+    for _, entry, error in await settle(broker, pending, timeout_ms, Partition.forget_commit_waiter, timed_out):
         if error is not None:
             entry.update(_partition_error(entry["index"], error))
