@@ -108,10 +108,17 @@ class Broker:
             if topic is None or self.node_id not in state.replicas:
                 continue
             partition = self.logs.ensure_partition(topic, state.partition)
+            partition.broker_alive = self._broker_alive
             if partition.apply_state(state):
                 changed.append(partition)
         if changed or deleted:
             self.replicas.on_states_applied(changed)
+        for partition in self.logs.partitions.values():
+            # A dead broker's replicas no longer hold back a waiting DeleteRecords.
+            partition.check_low_watermark()
+
+    def _broker_alive(self, node_id: int) -> bool:
+        return node_id in self.image.brokers
 
     def describe_partitions(self) -> list[dict]:
         return [

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from pybroker.broker import producer_snapshot
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence
@@ -39,6 +40,8 @@ from pybroker.errors import (
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
     NotLeaderOrFollower,
+    OffsetOutOfRange,
+    PolicyViolation,
     UnknownLeaderEpoch,
 )
 from pybroker.log import checkpoint
@@ -50,6 +53,8 @@ log = logging.getLogger("pybroker.broker")
 
 HIGH_WATERMARK_FILE = "high-watermark"
 UNKNOWN_OFFSET = -1
+# DeleteRecords' offset meaning "up to the high watermark".
+DELETE_TO_HIGH_WATERMARK = -1
 
 
 @dataclass
@@ -66,17 +71,58 @@ def monotonic_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
+class OffsetWaiters:
+    """Requests parked until a watermark of the partition reaches an offset (Kafka's
+    delayed operations keyed by offset): acks=all produces on the high watermark,
+    DeleteRecords on the low watermark. Each future is resolved once, by the owner."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self):
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._waiters)
+
+    def add(self, offset: int) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((offset, fut))
+        return fut
+
+    def forget(self, fut: asyncio.Future) -> None:
+        self._waiters = [(o, f) for o, f in self._waiters if f is not fut]
+
+    def pop_reached(self, mark: int) -> list[asyncio.Future]:
+        """Remove and return the futures waiting for an offset <= ``mark``."""
+        ready = [f for o, f in self._waiters if o <= mark]
+        if ready:
+            self._waiters = [(o, f) for o, f in self._waiters if o > mark]
+        return ready
+
+    def pop_all(self) -> list[asyncio.Future]:
+        waiters, self._waiters = self._waiters, []
+        return [f for _, f in waiters]
+
+
+def resolve(futures: list[asyncio.Future], result) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_result(result)
+
+
 # -- the leader's view of a follower, and the ISR / high-watermark rules (pure) ---------
 
 
 class FollowerState:
     """What the leader knows of one follower replica, from its fetches."""
 
-    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_leader_leo", "last_fetch_ms",
-                 "high_watermark_sent")
+    __slots__ = ("log_end_offset", "log_start_offset", "last_caught_up_ms", "last_fetch_leader_leo",
+                 "last_fetch_ms", "high_watermark_sent")
 
     def __init__(self, now_ms: int):
         self.log_end_offset = UNKNOWN_OFFSET
+        # As its fetches report it; the low watermark (DeleteRecords) is the minimum.
+        self.log_start_offset = UNKNOWN_OFFSET
         # A follower counts as caught up when leadership starts, so a new leader does not
         # shrink its ISR before the followers had a chance to fetch.
         self.last_caught_up_ms = now_ms
@@ -150,8 +196,13 @@ class Partition:
         self.isr_change_pending = False
         self.producers = ProducerStateManager()
         self._waiters: set[asyncio.Future] = set()
-        # acks=all produces parked until the high watermark reaches an offset.
-        self._commit_waiters: list[tuple[int, asyncio.Future]] = []
+        # acks=all produces parked until the high watermark passes their last offset.
+        self._commit_waiters = OffsetWaiters()
+        # DeleteRecords parked until the low watermark reaches the requested offset.
+        self._low_watermark_waiters = OffsetWaiters()
+        # Whether a broker is live (the broker sets it from the cluster image): replicas on
+        # dead brokers do not hold the low watermark back, as in Kafka.
+        self.broker_alive: Callable[[int], bool] = lambda _node_id: True
         self.epochs = self._load_epoch_cache()
         log_.epoch_cache = self.epochs
         stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
@@ -230,11 +281,12 @@ class Partition:
                     if r not in self.replicas:
                         del self.followers[r]
             self.maybe_increment_high_watermark()
+            self.check_low_watermark()
         else:
             if was_leader or new_epoch:
                 self.needs_truncation = True
                 self.followers = {}
-                self._fail_commit_waiters(NotLeaderOrFollower(
+                self._fail_waiters(NotLeaderOrFollower(
                     f"Leader of {self.topic}-{self.index} moved to broker {state.leader} (epoch {state.leader_epoch})"))
             self._hw = min(self._hw, self.log.log_end_offset)
         # Parked fetches re-evaluate: a fetch to a former leader now gets an error.
@@ -367,19 +419,15 @@ class Partition:
         resolved with None (committed) or the KafkaError to answer with."""
         if self.high_watermark > last_offset:
             return None
-        fut = asyncio.get_running_loop().create_future()
-        self._commit_waiters.append((last_offset, fut))
-        return fut
+        return self._commit_waiters.add(last_offset)
 
     def forget_commit_waiter(self, fut: asyncio.Future) -> None:
-        self._commit_waiters = [(o, f) for o, f in self._commit_waiters if f is not fut]
+        self._commit_waiters.forget(fut)
 
     def _complete_commit_waiters(self) -> None:
-        hw = self.high_watermark
-        ready = [(o, f) for o, f in self._commit_waiters if o < hw]
+        ready = self._commit_waiters.pop_reached(self.high_watermark - 1)
         if not ready:
             return
-        self._commit_waiters = [(o, f) for o, f in self._commit_waiters if o >= hw]
         # Kafka's rule: data the ISR holds is committed, but if the ISR shrank below
         # min.insync.replicas meanwhile the producer is told it is under-replicated.
         error = None
@@ -387,15 +435,62 @@ class Partition:
             error = NotEnoughReplicasAfterAppend(
                 f"The size of the current ISR {set(self.isr)} is insufficient to satisfy the "
                 f"min.isr requirement of {self.config.min_insync_replicas} for partition {self.topic}-{self.index}")
-        for _, fut in ready:
-            if not fut.done():
-                fut.set_result(error)
+        resolve(ready, error)
 
-    def _fail_commit_waiters(self, error: KafkaError) -> None:
-        waiters, self._commit_waiters = self._commit_waiters, []
-        for _, fut in waiters:
-            if not fut.done():
-                fut.set_result(error)
+    def _fail_waiters(self, error: KafkaError) -> None:
+        """Leadership is gone: every parked produce and DeleteRecords gets ``error``."""
+        resolve(self._commit_waiters.pop_all(), error)
+        resolve(self._low_watermark_waiters.pop_all(), error)
+
+    # -- DeleteRecords -------------------------------------------------------------------
+
+    def delete_records(self, offset: int) -> int:
+        """Raise the log start offset to ``offset`` (-1: the high watermark) on the leader,
+        deleting the segments wholly below it. Returns the offset the low watermark must
+        reach for the deletion to be complete on every replica."""
+        self.require_leader()
+        if "delete" not in self.config.cleanup_policy.split(","):
+            raise PolicyViolation(
+                f"Records of partition {self.topic}-{self.index} can not be deleted due to the configured policy")
+        hw = self.high_watermark
+        target = hw if offset == DELETE_TO_HIGH_WATERMARK else offset
+        if target < 0 or target > hw:
+            raise OffsetOutOfRange(
+                f"The offset {offset} for partition {self.topic}-{self.index} is not valid: "
+                f"it must lie in [0, {hw}] (the high watermark) or be -1")
+        # Producer state stays: idempotent producers keep their sequences across the
+        # deletion (Kafka expires them by time, not by log start).
+        self.log.increment_log_start_offset(target)
+        self.check_low_watermark()
+        return target
+
+    @property
+    def low_watermark(self) -> int:
+        """The lowest log start offset among this leader's replicas on live brokers (-1
+        while a follower has not reported one since this leadership began)."""
+        low = self.log.log_start_offset
+        alive = self.broker_alive
+        for replica, state in self.followers.items():
+            if state.log_start_offset < low and alive(replica):
+                low = state.log_start_offset
+        return low
+
+    def low_watermark_waiter(self, offset: int) -> asyncio.Future | None:
+        """None if the low watermark already reached ``offset``, else a future resolved
+        with the low watermark once it does, or with the KafkaError to answer with."""
+        if self.low_watermark >= offset:
+            return None
+        return self._low_watermark_waiters.add(offset)
+
+    def forget_low_watermark_waiter(self, fut: asyncio.Future) -> None:
+        self._low_watermark_waiters.forget(fut)
+
+    def check_low_watermark(self) -> None:
+        """Answer the DeleteRecords the low watermark now satisfies (after a follower
+        reported a new log start, the replicas or the live brokers changed)."""
+        if self._low_watermark_waiters and self.is_leader:
+            low = self.low_watermark
+            resolve(self._low_watermark_waiters.pop_reached(low), low)
 
     # -- replication (leader side) -------------------------------------------------------
 
@@ -412,15 +507,19 @@ class Partition:
         self._wake_fetchers()
         return True
 
-    def on_follower_fetch(self, replica_id: int, fetch_offset: int, now_ms: int | None = None) -> None:
-        """A follower asked for ``fetch_offset``: its log end. Updates its catch-up time
-        and the high watermark."""
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, log_start_offset: int = UNKNOWN_OFFSET,
+                          now_ms: int | None = None) -> None:
+        """A follower asked for ``fetch_offset``: its log end; it reports its log start.
+        Updates its catch-up time, the high watermark and the low watermark."""
         self.require_leader()
         state = self.followers.get(replica_id)
         if state is None:
             raise NotLeaderOrFollower(f"Broker {replica_id} is not a replica of {self.topic}-{self.index}")
         now_ms = monotonic_ms() if now_ms is None else now_ms
         state.on_fetch(min(fetch_offset, self.log.log_end_offset), self.log.log_end_offset, now_ms)
+        if log_start_offset != state.log_start_offset:
+            state.log_start_offset = log_start_offset
+            self.check_low_watermark()
         self.maybe_increment_high_watermark()
 
     def isr_to_shrink(self, lag_max_ms: int, now_ms: int | None = None) -> list[int] | None:
@@ -480,6 +579,14 @@ class Partition:
             self._hw = hw
             self._wake_fetchers()
 
+    def update_follower_log_start_offset(self, leader_log_start: int) -> None:
+        """Follow the leader's log start up (DeleteRecords, retention), never past our own
+        high watermark: the same deletion, so a later leader elected from here does not
+        serve what was deleted. The follower reports its new start in its next fetch."""
+        target = min(leader_log_start, self.high_watermark)
+        if target > self.log.log_start_offset:
+            self.log.increment_log_start_offset(target)
+
     def truncate_to(self, offset: int) -> int:
         """Drop the log from ``offset`` on (whole batches), with the epoch cache, producer
         state and high watermark. Returns bytes dropped."""
@@ -523,7 +630,7 @@ class Partition:
 
     def close(self) -> None:
         self._wake_fetchers()
-        self._fail_commit_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
+        self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
         self.write_high_watermark()
         self.snapshot_producer_state()
         self.log.close()

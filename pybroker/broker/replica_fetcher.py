@@ -12,7 +12,8 @@ It keeps one TCP connection to the leader and speaks the Kafka protocol as any c
 2. Then Fetch v11 with ``replica_id`` = this broker: the leader long-polls up to
    ``replica.fetch.wait.max.ms`` and returns whole batches from the follower's log end.
    The batches are validated (sizes, CRC-32C per batch) and appended with the leader's
-   offsets; the high watermark becomes min(leader's, own log end).
+   offsets; the high watermark becomes min(leader's, own log end), and the log start
+   follows the leader's up (DeleteRecords) to at most that high watermark.
 3. With a shared-memory region (``broker.shm``), each round first reads every partition
    from the leader's tail ring. Ring bytes go through the same validation and append as
    socket bytes, but only batches of the current leader epoch are taken: older entries
@@ -362,6 +363,7 @@ class ReplicaFetcher:
                 self._park(partition, "invalid data from the leader")
                 return
         partition.update_follower_high_watermark(answer["high_watermark"])
+        partition.update_follower_log_start_offset(answer["log_start_offset"])
 
     async def _handle_out_of_range(self, partition) -> None:
         """Our log end is outside the leader's log: below its start (retention deleted what

@@ -20,6 +20,7 @@ COMMANDS = [
     "pybroker.cli.dump_log",
     "pybroker.cli.perf",
     "pybroker.cli.groups",
+    "pybroker.cli.delete_records",
 ]
 
 

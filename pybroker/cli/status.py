@@ -1,5 +1,5 @@
 """`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers,
-partitions (leader, replicas, ISR, high watermark, log end, under-replicated) and
+partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated) and
 consumer-group lag. The JSON form is stable for scripts: keys ``supervisor``, ``brokers``,
 ``partitions``, ``groups``."""
 from __future__ import annotations
@@ -53,11 +53,12 @@ def run(args) -> int:
         brokers.add_row(str(b["id"]), str(b["pid"] or "-"), f"{b['host']}:{b['port']}",
                         "yes" if b["alive"] else "NO", str(b["restarts"]))
     console.print(brokers)
-    parts = Table("TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "HW", "LOG-END", "UNDER-REPLICATED",
-                  title="partitions")
+    parts = Table("TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LOG-END",
+                  "UNDER-REPLICATED", title="partitions")
     for p in status["partitions"]:
         parts.add_row(p["topic"], str(p["partition"]), str(p["leader"]), ",".join(map(str, p["replicas"])),
-                      ",".join(map(str, p["isr"])), str(p["high_watermark"]), str(p["log_end_offset"]),
+                      ",".join(map(str, p["isr"])), str(p.get("log_start_offset")),
+                      str(p["high_watermark"]), str(p["log_end_offset"]),
                       "yes" if p["under_replicated"] else "")
     console.print(parts)
     if status["groups"]:

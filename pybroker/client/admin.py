@@ -7,6 +7,7 @@ Not thread-safe.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from pybroker import errors
@@ -32,6 +33,8 @@ CONFIG_SOURCES = {
     8: "GROUP_CONFIG",
 }
 DEFAULT_TIMEOUT_MS = 30_000
+# A partition's leader moved (or is being elected): ask again after a metadata refresh.
+_MOVED_LEADER_CODES = frozenset({errors.NotLeaderOrFollower.code, errors.LeaderNotAvailable.code})
 
 
 @dataclass
@@ -94,8 +97,8 @@ def _raise_for(code: int, message: str | None, what: str) -> None:
 
 class Admin:
     """Topics (create, delete, grow, describe, configs), the cluster, consumer groups
-    (list, describe, committed offsets, alter and delete offsets, delete) and partition
-    offsets."""
+    (list, describe, committed offsets, alter and delete offsets, delete), partition
+    offsets and record deletion."""
 
     def __init__(self, bootstrap_servers, client_id: str = "pybroker-admin", timeout: float = 30.0):
         self.client = Client(bootstrap_servers, client_id=client_id, timeout=timeout)
@@ -337,6 +340,54 @@ class Admin:
         return conn
 
     # -- offsets -----------------------------------------------------------------
+
+    def delete_records(self, offsets: dict[tuple[str, int], int], timeout: float | None = None
+                       ) -> dict[tuple[str, int], int | errors.KafkaError]:
+        """Delete the records below each offset (-1: below the high watermark), as
+        kafka-delete-records. Returns each partition's outcome: its low watermark (the
+        lowest log start over its replicas) once every replica deleted, else its error,
+        e.g. OffsetOutOfRange (past the high watermark), UnknownTopicOrPartition,
+        RequestTimedOut (replicas slower than ``timeout`` seconds; the leader did delete).
+        Requests go to each partition's leader; one that moved is asked again."""
+        timeout_ms = self.timeout_ms if timeout is None else int(timeout * 1000)
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        out: dict[tuple[str, int], int | errors.KafkaError] = {}
+        todo = dict(offsets)
+        self.client.refresh(sorted({topic for topic, _ in todo}))
+        while todo:
+            by_leader: dict[int, dict[str, list[dict]]] = {}
+            for (topic, partition), offset in todo.items():
+                if partition not in self.client.metadata.partitions_for(topic):
+                    out[(topic, partition)] = errors.UnknownTopicOrPartition(
+                        f"{topic}-{partition} does not exist")
+                    continue
+                try:
+                    leader = self.client.wait_for_leader(topic, partition, max(0.0, deadline - time.monotonic()))
+                except errors.LeaderNotAvailable as exc:
+                    out[(topic, partition)] = exc
+                    continue
+                by_leader.setdefault(leader, {}).setdefault(topic, []).append(
+                    {"partition_index": partition, "offset": offset})
+            retry = {}
+            for leader, topics in by_leader.items():
+                body = {"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()],
+                        "timeout_ms": timeout_ms}
+                response = self.client.connection(leader).request(api.DELETE_RECORDS, body)
+                for t in response["topics"]:
+                    for p in t["partitions"]:
+                        key = (t["name"], p["partition_index"])
+                        code = p["error_code"]
+                        if code in _MOVED_LEADER_CODES and time.monotonic() < deadline:
+                            retry[key] = todo[key]
+                        elif code:
+                            out[key] = errors.for_code(code)(f"{key[0]}-{key[1]}: {errors.for_code(code).message}")
+                        else:
+                            out[key] = p["low_watermark"]
+            todo = retry
+            if todo:
+                time.sleep(0.05)
+                self.client.refresh(sorted({topic for topic, _ in todo}))
+        return dict(sorted(out.items()))
 
     def list_offsets(self, specs: dict[tuple[str, int], int], isolation_level: int = 0) -> dict[tuple[str, int], tuple[int, int]]:
         """Offsets by spec: -2 earliest, -1 latest, or a timestamp (first offset whose

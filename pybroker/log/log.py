@@ -11,7 +11,8 @@ Directory ``<data>/<topic>-<partition>/``::
 
 Offsets are assigned here on append; segments roll on ``segment.bytes`` / ``segment.ms``
 (and when an index is full); retention deletes whole oldest segments by ``retention.ms`` /
-``retention.bytes``. Appends and reads work per batch and never decompress.
+``retention.bytes``; DeleteRecords moves the log start offset up and deletes the segments
+wholly below it (the same path). Appends and reads work per batch and never decompress.
 
 Owned by the broker's event-loop thread; not thread-safe.
 """
@@ -263,8 +264,10 @@ class Log:
         self._check_open()
         for segment in self._segments:
             if segment.max_timestamp >= timestamp_ms:
-                found = segment.find_offset_by_timestamp(timestamp_ms)
-                if found is not None and found[0] >= self._log_start_offset:
+                # Records below the log start (DeleteRecords can leave some in the first
+                # segment) are gone for readers: the search starts at the log start.
+                found = segment.find_offset_by_timestamp(timestamp_ms, self._log_start_offset)
+                if found is not None:
                     return found
         return None
 
@@ -309,13 +312,38 @@ class Log:
             return 0
         if doomed[-1] is self._segments[-1]:
             self.roll(now_ms)  # Kafka's rule: an expired active segment is rolled, then deleted
-        del self._segments[:len(doomed)]
-        del self._bases[:len(doomed)]
-        self._set_log_start_offset(self._segments[0].base_offset)
-        for segment in doomed:
-            log.info("deleting segment %s by retention", segment.log_path)
-            segment.close_and_delete()
+        self._set_log_start_offset(self._segments[len(doomed)].base_offset)
+        self._remove_oldest(len(doomed), "by retention")
         return len(doomed)
+
+    def increment_log_start_offset(self, offset: int) -> int:
+        """Raise the log start offset to ``offset`` (DeleteRecords on a leader; a follower
+        taking its leader's start) and delete the segments wholly below it. An offset at
+        or below the current start changes nothing: deleted records never come back.
+        Returns how many segments were deleted. The active segment is never deleted, so
+        the log end offset stays where it is."""
+        self._check_open()
+        if offset > self.log_end_offset:
+            raise errors.OffsetOutOfRange(
+                f"cannot move the log start of {self.directory} to {offset}, past its end {self.log_end_offset}")
+        if offset <= self._log_start_offset:
+            return 0
+        self._set_log_start_offset(offset)
+        n = bisect.bisect_right(self._bases, offset) - 1
+        self._remove_oldest(n, f"below the log start offset {offset}")
+        return n
+
+    def _remove_oldest(self, n: int, why: str) -> None:
+        """Drop the ``n`` oldest segments, which the log start offset (already
+        checkpointed) has left behind."""
+        if n <= 0:
+            return
+        doomed = self._segments[:n]
+        del self._segments[:n]
+        del self._bases[:n]
+        for segment in doomed:
+            log.info("deleting segment %s %s", segment.log_path, why)
+            segment.close_and_delete()
 
     def _set_log_start_offset(self, offset: int) -> None:
         if offset > self._log_start_offset:

@@ -274,18 +274,19 @@ class LogSegment:
         except OSError:
             return self.created_ms
 
-    def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record with timestamp >= ``timestamp``."""
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int = 0) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after ``starting_offset`` with
+        timestamp >= ``timestamp``."""
         if self.max_timestamp < timestamp:
             return None
         self.check_size()
         _, start_offset = self.time_index.lookup(timestamp)
-        _, position = self.index.lookup(start_offset)
+        _, position = self.index.lookup(max(start_offset, starting_offset))
         for header in self.batches_from(position):
-            if header.max_timestamp >= timestamp:
+            if header.max_timestamp >= timestamp and header.last_offset >= starting_offset:
                 data = bytes(self._view(self.size)[header.position:header.position + header.size])
                 for record in rb.decode_batch(data):
-                    if record.timestamp >= timestamp:
+                    if record.timestamp >= timestamp and record.offset >= starting_offset:
                         return record.offset, record.timestamp
         return None
 

@@ -7,18 +7,6 @@ import uuid
 
 import pytest
 
-from pybroker.testing import BrokerCluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    # One broker for the module: the tests use distinct topics, and a start costs ~1 s.
-    running = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"))
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

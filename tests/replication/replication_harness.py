@@ -12,7 +12,7 @@ import os
 import struct
 
 from pybroker import errors
-from pybroker.broker.apis import fetch, list_offsets, offset_for_leader_epoch, produce
+from pybroker.broker.apis import delete_records, fetch, list_offsets, offset_for_leader_epoch, produce
 from pybroker.broker.connection import Connection
 from pybroker.broker.partition import Partition
 from pybroker.broker.replica_manager import ReplicaManager
@@ -28,6 +28,7 @@ HANDLERS = {
     api.FETCH: fetch.handle,
     api.LIST_OFFSETS: list_offsets.handle,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    api.DELETE_RECORDS: delete_records.handle,
 }
 
 
@@ -219,6 +220,17 @@ class Client:
                 "forgotten_topics_data": [], "rack_id": ""}
         response = await self.request(api.FETCH, 11, body)
         return response["responses"][0]["partitions"][0]
+
+    async def delete_records(self, offsets: dict, timeout_ms=5000, version=2) -> dict:
+        """DeleteRecords of {(topic, partition): offset}; {(topic, partition): (error code,
+        low watermark)}."""
+        topics: dict = {}
+        for (topic, index), offset in offsets.items():
+            topics.setdefault(topic, []).append({"partition_index": index, "offset": offset})
+        body = {"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()], "timeout_ms": timeout_ms}
+        response = await self.request(api.DELETE_RECORDS, version, body, timeout=timeout_ms / 1000 + 10)
+        return {(t["name"], p["partition_index"]): (p["error_code"], p["low_watermark"])
+                for t in response["topics"] for p in t["partitions"]}
 
     async def values(self, offset=0, topic="t", index=0):
         answer = await self.fetch(offset, topic, index)

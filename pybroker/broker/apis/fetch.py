@@ -111,7 +111,7 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 if replica_id >= 0:
                     if first:
                         hw_before = partition.high_watermark
-                        partition.on_follower_fetch(replica_id, req["fetch_offset"])
+                        partition.on_follower_fetch(replica_id, req["fetch_offset"], req.get("log_start_offset", -1))
                         if replicas is not None:
                             replicas.on_follower_fetch(partition)
                         if shm is not None and partition.high_watermark != hw_before:

@@ -13,9 +13,10 @@ tail ring (one entry per partition per request) for co-located followers.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from pybroker.broker.delayed import settle
+from pybroker.broker.partition import Partition
 from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut
 
 log = logging.getLogger("pybroker.broker")
@@ -91,34 +92,11 @@ async def handle(broker, request) -> dict | None:
 
 
 async def _wait_for_commit(broker, pending: list, timeout_ms: int) -> None:
-    loop = asyncio.get_running_loop()
-    # One future for "every partition committed, or the broker is stopping".
-    settled = loop.create_future()
-    remaining = len(pending)
+    def timed_out(partition) -> KafkaError:
+        return RequestTimedOut(
+            f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
+            f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
 
-    def one_done(_fut) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not settled.done():
-            settled.set_result(None)
-
-    for _, _, fut in pending:
-        fut.add_done_callback(one_done)
-    broker.register_stop_waiter(settled)
-    try:
-        await asyncio.wait_for(asyncio.shield(settled), max(0, timeout_ms) / 1000.0)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        broker.unregister_stop_waiter(settled)
-    for partition, entry, fut in pending:
-        if fut.done() and not fut.cancelled():
-            error = fut.result()
-        else:
-            partition.forget_commit_waiter(fut)
-            fut.cancel()
-            error = RequestTimedOut(
-                f"{partition.topic}-{partition.index}: the in-sync replicas did not acknowledge "
-                f"within {timeout_ms} ms (high watermark {partition.high_watermark})")
+    for _, entry, error in await settle(broker, pending, timeout_ms, Partition.forget_commit_waiter, timed_out):
         if error is not None:
             entry.update(_partition_error(entry["index"], error))
