@@ -21,7 +21,7 @@ import json
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail
+from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
 
 SUPPORTED_VERSION = 1
 
@@ -33,8 +33,7 @@ def register(subparsers) -> None:
     add_bootstrap(p)
     p.add_argument("--offset-json-file", required=True, metavar="FILE",
                    help='JSON: {"partitions": [{"topic": "t", "partition": 0, "offset": 3}], "version": 1}')
-    p.add_argument("--command-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for every replica to delete (default 30)")
+    add_command_timeout(p)
     p.set_defaults(func=run)
 
 
