@@ -172,6 +172,11 @@ class TopicConfig:
         return dataclasses.replace(start, overrides=overrides, **values)
 
     @property
+    def cleanup_policies(self) -> frozenset[str]:
+        """``cleanup.policy`` as a set: {"delete"}, {"compact"} or both."""
+        return frozenset(split_list(self.cleanup_policy))
+
+    @property
     def compression_codec(self) -> int | None:
         """The codec id batches are stored in, or None for ``producer`` (as sent)."""
         return COMPRESSION_TYPES[self.compression_type]

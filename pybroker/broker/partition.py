@@ -449,7 +449,7 @@ class Partition:
         deleting the segments wholly below it. Returns the offset the low watermark must
         reach for the deletion to be complete on every replica."""
         self.require_leader()
-        if "delete" not in self.config.cleanup_policy.split(","):
+        if "delete" not in self.config.cleanup_policies:
             raise PolicyViolation(
                 f"Records of partition {self.topic}-{self.index} can not be deleted due to the configured policy")
         hw = self.high_watermark

@@ -275,8 +275,11 @@ class Log:
     def apply_retention(self, now_ms: int | None = None, high_watermark: int | None = None) -> int:
         """Delete the oldest segments past retention.ms, then those beyond retention.bytes.
         Returns how many segments were deleted. Only data below ``high_watermark`` (when
-        given) is eligible, as in Kafka."""
+        given) is eligible, as in Kafka, and only when ``cleanup.policy`` includes
+        ``delete``: a compact-only topic keeps its records however old."""
         self._check_open()
+        if "delete" not in self._config.cleanup_policies:
+            return 0
         now_ms = _now_ms() if now_ms is None else now_ms
         deleted = 0
         retention_ms = self._config.retention_ms

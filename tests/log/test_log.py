@@ -154,6 +154,19 @@ def test_retention_by_bytes_deletes_oldest_segments_while_over_limit(log_dir):
     log.close()
 
 
+@pytest.mark.parametrize("policy, kept", [("compact", True), ("compact,delete", False), ("delete", False)])
+def test_retention_applies_only_to_topics_whose_cleanup_policy_deletes(log_dir, policy, kept):
+    config = TopicConfig.parse({"segment.bytes": "1024", "retention.ms": "1000", "retention.bytes": "0",
+                                "cleanup.policy": policy})
+    log = Log.open(log_dir, config)
+    for _ in range(20):
+        append(log, make_batch(2, 50, timestamp=NOW - 5000))
+    segments = len(log.segments)
+    assert (log.apply_retention(NOW) == 0) == kept
+    assert (len(log.segments) == segments and log.log_start_offset == 0) == kept
+    log.close()
+
+
 def test_retention_spares_data_above_high_watermark(log_dir):
     log = Log.open(log_dir, TopicConfig(segment_bytes=1024, retention_bytes=0))
     for _ in range(30):
