@@ -137,7 +137,8 @@ class Log:
     def append_with_offsets(self, buf, headers: list[rb.BatchHeader],
                             now_ms: int | None = None) -> AppendInfo:
         """Append batches whose offsets are already assigned (replication): the first at or
-        after the log end offset, the rest contiguous."""
+        after the log end offset, each after the previous (a compacted leader log has gaps
+        between batches)."""
         self._check_open()
         if not headers:
             raise errors.CorruptMessage("no batches to append")
@@ -147,14 +148,16 @@ class Log:
                 f"batch offset {first} is below the log end offset {self.log_end_offset}")
         expected = first
         for header in headers:
-            if header.base_offset != expected:
+            if header.base_offset < expected:
                 raise errors.InvalidRecord(
                     f"batch offset {header.base_offset} does not follow {expected - 1}")
             expected = header.next_offset
-        self._write(buf, headers, first, expected - 1, _now_ms() if now_ms is None else now_ms)
+        self._write(buf, headers, first, expected - 1, _now_ms() if now_ms is None else now_ms,
+                    offsets_assigned=True)
         return AppendInfo(first, expected - 1, -1, self._log_start_offset)
 
-    def _write(self, buf, headers, first: int, last: int, now_ms: int) -> None:
+    def _write(self, buf, headers, first: int, last: int, now_ms: int,
+               offsets_assigned: bool = False) -> None:
         if not headers:
             raise errors.CorruptMessage("no batches to append")
         segment_bytes = self._config.segment_bytes
@@ -167,7 +170,7 @@ class Log:
             total += header.size
             max_timestamp = max(max_timestamp, header.max_timestamp)
         segment = self.maybe_roll(total, first, last, max_timestamp, now_ms)
-        segment.append(buf, headers, first)
+        segment.append(buf, headers, None if offsets_assigned else first)
         if self.log_end_offset - self._recovery_point >= self._config.flush_messages:
             self.flush()
 

@@ -135,9 +135,11 @@ class LogSegment:
                 and not self.index.is_full and not self.time_index.is_full
                 and first_offset >= self.base_offset)
 
-    def append(self, buf, headers: list[rb.BatchHeader], first_offset: int) -> None:
+    def append(self, buf, headers: list[rb.BatchHeader], first_offset: int | None) -> None:
         """Write the batches (consecutive in ``buf``) whose offsets start at ``first_offset``
-        and index them. One os.write for the whole range when the kernel takes it."""
+        and index them; with None the headers' own base offsets count (replicated or
+        compacted batches, which may have gaps between them). One os.write for the whole
+        range when the kernel takes it."""
         start = headers[0].position
         end = headers[-1].position + headers[-1].size
         with memoryview(buf) as mv:
@@ -153,10 +155,15 @@ class LogSegment:
             finally:
                 chunk.release()
         base_position = self.size - start
-        offset = first_offset
-        for header in headers:
-            self._index_batch(offset, base_position + header.position, header)
-            offset += header.last_offset_delta + 1
+        if first_offset is None:
+            for header in headers:
+                self._index_batch(header.base_offset, base_position + header.position, header)
+            offset = headers[-1].next_offset
+        else:
+            offset = first_offset
+            for header in headers:
+                self._index_batch(offset, base_position + header.position, header)
+                offset += header.last_offset_delta + 1
         self.size += end - start
         self.next_offset = offset
         self.dirty = True
