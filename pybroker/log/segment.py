@@ -48,10 +48,12 @@ class LogSegment:
     """One segment of a partition's log. Not thread-safe: the owning Log's thread only."""
 
     def __init__(self, directory: str, base_offset: int, index_interval_bytes: int,
-                 max_index_size: int, now_ms: int, active: bool = False):
+                 max_index_size: int, now_ms: int, active: bool = False, suffix: str = ""):
+        """``suffix`` names the files of a segment being built beside the live one (the
+        log cleaner's ``.cleaned``), as Kafka's LogSegment.open does."""
         self.base_offset = base_offset
         stem = os.path.join(directory, file_name(base_offset))
-        self.log_path = stem + LOG_SUFFIX
+        self.log_path = stem + LOG_SUFFIX + suffix
         self.index_interval_bytes = index_interval_bytes
         self.created_ms = now_ms
         try:
@@ -59,8 +61,9 @@ class LogSegment:
         except OSError as exc:
             raise storage_error(self.log_path, exc) from None
         self.size = os.fstat(self._fd).st_size
-        self.index = OffsetIndex(stem + INDEX_SUFFIX, base_offset, max_index_size, preallocate=active)
-        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX, base_offset, max_index_size, preallocate=active)
+        self.index = OffsetIndex(stem + INDEX_SUFFIX + suffix, base_offset, max_index_size, preallocate=active)
+        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX + suffix, base_offset, max_index_size,
+                                    preallocate=active)
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -330,6 +333,11 @@ class LogSegment:
         self.time_index.close()
         os.close(self._fd)
         self._fd = -1
+
+    @property
+    def paths(self) -> tuple[str, str, str]:
+        """The .log, .index and .timeindex files (with the segment's suffix)."""
+        return self.log_path, self.index.path, self.time_index.path
 
     def close_and_delete(self) -> None:
         """Remove the segment's files. Open dups of the fd (FileSlices) keep the data
