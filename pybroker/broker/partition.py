@@ -462,6 +462,14 @@ class Partition:
 
     # -- DeleteRecords -------------------------------------------------------------------
 
+    def cleaning_plan(self, now_ms: int):
+        """What the log cleaner should compact in this replica's log now, or None. Every
+        replica cleans its own log (as in Kafka): only below its high watermark, keeping
+        the last batch of each producer it tracks for sequence continuity."""
+        retain = frozenset(entry.batches[-1].last_offset
+                           for entry in self.producers.producers.values() if entry.batches)
+        return self.log.cleaning_plan(now_ms, self.high_watermark, retain)
+
     def delete_records(self, offset: int) -> int:
         """Raise the log start offset to ``offset`` (-1: the high watermark) on the leader,
         deleting the segments wholly below it. Returns the offset the low watermark must

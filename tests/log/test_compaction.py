@@ -277,3 +277,19 @@ def test_produce_validation_stays_strict_but_log_readers_accept_compacted_batche
     [h] = rb.parse_batches(bytearray(compacted), 1 << 20, strict_counts=False)
     assert (h.records_count, h.last_offset_delta) == (1, 2)
     assert [(r.offset, r.key) for r in rb.decode_batch(compacted)] == [(2, b"c")]
+
+
+def test_compaction_configs_have_kafkas_names_defaults_and_ranges():
+    defaults = TopicConfig().to_kafka()
+    assert defaults["delete.retention.ms"] == "86400000"
+    assert defaults["min.cleanable.dirty.ratio"] == "0.5"
+    assert defaults["min.compaction.lag.ms"] == "0"
+    assert defaults["max.compaction.lag.ms"] == str(2**63 - 1)
+    assert TopicConfig.parse({"min.cleanable.dirty.ratio": "0.25"}).min_cleanable_dirty_ratio == 0.25
+    for bad in ({"min.cleanable.dirty.ratio": "1.5"}, {"min.cleanable.dirty.ratio": "-0.1"},
+                {"min.cleanable.dirty.ratio": "half"}, {"delete.retention.ms": "-1"},
+                {"max.compaction.lag.ms": "0"}, {"min.compaction.lag.ms": "-5"}):
+        with pytest.raises(Exception, match=next(iter(bad))):
+            TopicConfig.parse(bad)
+    assert TopicConfig.parse({"cleanup.policy": "delete,compact"}).compact
+    assert not TopicConfig().compact
