@@ -138,7 +138,8 @@ def test_compacted_topic_keeps_latest_value_per_key(pybroker_cluster_factory, to
     assert configs["delete.retention.ms"].value == "86400000"
     latest = _produce_updates(bootstrap, topic)
     wait_until(lambda: _fully_compacted(cluster, topic, 1), TIMEOUT, "the log cleaner")
-    assert "cleaned " in (cluster.data_dir / "logs" / "broker-0.log").read_text()
+    broker_log = cluster.data_dir / "logs" / "broker-0.log"
+    wait_until(lambda: "cleaned " in broker_log.read_text(), TIMEOUT, "the cleaner's INFO line")
     _check_exactly_latest(_consume_confluent(bootstrap, topic, len(latest)), latest)
     _check_exactly_latest(_consume_kafka_python(bootstrap, topic, len(latest)), latest)
 
