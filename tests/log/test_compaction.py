@@ -293,3 +293,22 @@ def test_compaction_configs_have_kafkas_names_defaults_and_ranges():
             TopicConfig.parse(bad)
     assert TopicConfig.parse({"cleanup.policy": "delete,compact"}).compact
     assert not TopicConfig().compact
+
+
+def test_follower_replicates_a_compacted_leader_log(log_dir):
+    leader = Log.open(log_dir, compact_config())
+    latest = fill(leader, 30)
+    leader.clean(NOW)
+    follower = Log.open(log_dir + "-follower", compact_config())
+    while follower.log_end_offset < leader.log_end_offset:
+        data = bytearray(leader.read_bytes(follower.log_end_offset, 1 << 20))
+        headers = rb.parse_batches(data, len(data), strict_counts=False)
+        assert headers[0].base_offset >= follower.log_end_offset
+        follower.append_with_offsets(memoryview(data), headers, now_ms=NOW)
+    assert read_all(follower) == read_all(leader)
+    assert {r.key: (r.offset, r.value) for r in records(follower)} == latest
+    follower.close()
+    reopened = Log.open(log_dir + "-follower", compact_config(), clean_shutdown=False)
+    assert read_all(reopened) == read_all(leader)
+    reopened.close()
+    leader.close()
