@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from pybroker.broker.partition import Partition
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
-from pybroker.errors import KafkaError, NotLeaderOrFollower, UnknownTopicOrPartition
+from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
 from pybroker.log import cleaner
 from pybroker.log.log import Log
 from pybroker.log.record_file import write_atomically
@@ -173,7 +173,8 @@ class LogManager:
         """Compact one partition that needs it (Kafka's log cleaner thread, one partition
         at a time): the partitions are taken round robin from the last one cleaned. The
         cleaned segments are built on ``executor``; the swap into the log happens here,
-        on the event loop that owns it. Returns whether a partition was cleaned."""
+        on the event loop that owns it. Returns whether a partition was cleaned (the caller
+        backs off when not)."""
         now_ms = int(time.time() * 1000)
         keys = sorted(self.partitions)
         start = bisect.bisect_right(keys, self._last_cleaned) if self._last_cleaned else 0
@@ -196,9 +197,9 @@ class LogManager:
             except Exception as exc:  # a log the cleaner cannot read must not stop it
                 plan.release()
                 log.warning("cleaning %s-%d failed: %s", key[0], key[1], exc)
-                return True
-            log_.replace_cleaned(plan, cleaned)
-            return True
+                return False  # back off before trying again
+            # Nothing replaced: the log changed meanwhile; back off rather than spin.
+            return log_.replace_cleaned(plan, cleaned) > 0
         return False
 
     def flush(self) -> None:

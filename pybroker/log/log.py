@@ -12,7 +12,9 @@ Directory ``<data>/<topic>-<partition>/``::
 Offsets are assigned here on append; segments roll on ``segment.bytes`` / ``segment.ms``
 (and when an index is full); retention deletes whole oldest segments by ``retention.ms`` /
 ``retention.bytes``; DeleteRecords moves the log start offset up and deletes the segments
-wholly below it (the same path). Appends and reads work per batch and never decompress.
+wholly below it (the same path); the log cleaner compacts topics whose cleanup.policy has
+``compact`` (``cleaning_plan`` / ``replace_cleaned``, see pybroker.log.cleaner), tracked by
+``cleaner-offset-checkpoint``. Appends and reads work per batch and never decompress.
 
 Owned by the broker's event-loop thread; not thread-safe.
 """

@@ -34,7 +34,9 @@ Grammar (all integers big-endian unless varint)::
 The broker works per batch: it validates headers and CRC (``parse_batches``), rewrites
 baseOffset and partitionLeaderEpoch in place (both outside the CRC, ``assign_offsets``) and
 never looks inside the records section — unless a topic's ``compression.type`` names a
-codec, when ``recompress`` re-encodes that section as a whole. Decoding records
+codec, when ``recompress`` re-encodes that section as a whole, or the topic is compacted,
+when ``keyless_records`` checks every record has a key. The log cleaner rewrites batches
+with ``record_spans`` and ``rebuild_batch``. Decoding records
 (``decode_batch``) is for clients, tools and tests.
 """
 from __future__ import annotations
