@@ -264,9 +264,11 @@ def complete_interrupted_swaps(directory: str) -> None:
     not finished. Install it and delete that segment's indexes (old or new, they are
     rebuilt from the log). Other ``.swap`` and ``.cleaned`` files are leftovers the
     loader deletes."""
+    completed = False
     for name in sorted(os.listdir(directory)):
         if not name.endswith(LOG_SUFFIX + SWAP_SUFFIX):
             continue
+        completed = True
         swap = os.path.join(directory, name)
         stem = swap[:-len(LOG_SUFFIX + SWAP_SUFFIX)]
         log.info("completing the interrupted swap of %s", swap)
@@ -274,4 +276,5 @@ def complete_interrupted_swaps(directory: str) -> None:
             _unlink(stem + suffix)
             _unlink(stem + suffix + SWAP_SUFFIX)
         os.replace(swap, stem + LOG_SUFFIX)
-    fsync_dir(directory)
+    if completed:
+        fsync_dir(directory)
