@@ -29,6 +29,10 @@ TOPIC_CONFIGS: dict[str, tuple[str, type, object]] = {
     "unclean.leader.election.enable": ("unclean_leader_election_enable", bool, False),
     "flush.messages": ("flush_messages", int, 2**63 - 1),
     "flush.ms": ("flush_ms", int, 2**63 - 1),
+    "delete.retention.ms": ("delete_retention_ms", int, 24 * 3600 * 1000),
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", float, 0.5),
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", int, 0),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", int, 2**63 - 1),
 }
 
 # Topic configs Kafka declares as lists (comma separated): the only ones
@@ -56,6 +60,14 @@ _MINIMUMS: dict[str, int] = {
     "min.insync.replicas": 1,
     "flush.messages": 1,
     "flush.ms": 0,
+    "delete.retention.ms": 0,
+    "min.cleanable.dirty.ratio": 0,
+    "min.compaction.lag.ms": 0,
+    "max.compaction.lag.ms": 1,
+}
+# Upper bounds of numeric configs (Kafka's ConfigDef.Range.between).
+_MAXIMUMS: dict[str, float] = {
+    "min.cleanable.dirty.ratio": 1,
 }
 
 # IncrementalAlterConfigs operations (Kafka's AlterConfigOp.OpType).
@@ -72,6 +84,9 @@ def _check_value(key: str, value: object) -> None:
     lowest = _MINIMUMS.get(key)
     if lowest is not None and value < lowest:
         raise InvalidConfig(f"Invalid value {value} for configuration {key}: {key} must be at least {lowest}")
+    highest = _MAXIMUMS.get(key)
+    if highest is not None and value > highest:
+        raise InvalidConfig(f"Invalid value {value} for configuration {key}: {key} must be no more than {highest}")
     choices = _CHOICES.get(key)
     if choices is None:
         return
@@ -119,6 +134,8 @@ def apply_config_ops(overrides: dict[str, str], ops: list[tuple[str, int, str | 
 def _parse_value(key: str, typ: type, raw: object) -> object:
     if isinstance(raw, typ) and not (typ is int and isinstance(raw, bool)):
         return raw
+    if typ is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
     text = str(raw).strip()
     try:
         if typ is bool:
@@ -129,6 +146,8 @@ def _parse_value(key: str, typ: type, raw: object) -> object:
             raise ValueError(text)
         if typ is int:
             return int(text)
+        if typ is float:
+            return float(text)
         return text
     except ValueError:
         raise InvalidConfig(f"Invalid value {raw!r} for configuration {key}") from None
@@ -155,7 +174,16 @@ class TopicConfig:
     unclean_leader_election_enable: bool = False
     flush_messages: int = 2**63 - 1
     flush_ms: int = 2**63 - 1
+    delete_retention_ms: int = 24 * 3600 * 1000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = 2**63 - 1
     overrides: tuple = field(default=(), compare=False)
+    # Derived from cleanup.policy once, so the Produce hot path tests a bool.
+    compact: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compact", "compact" in split_list(self.cleanup_policy))
 
     @classmethod
     def parse(cls, settings: dict[str, object] | None = None, base: "TopicConfig | None" = None) -> "TopicConfig":
@@ -213,6 +241,9 @@ class BrokerConfig:
     # Largest record batch accepted (Kafka's message.max.bytes).
     message_max_bytes: int = 1024 * 1024 + 12
     log_retention_check_interval_ms: int = 300_000
+    # Kafka's log.cleaner.backoff.ms: the pause between log cleaner passes when no
+    # compacted partition needs cleaning.
+    log_cleaner_backoff_ms: int = 15_000
     # Fetch responses never hold more than this many bytes, whatever the client asks.
     fetch_max_bytes: int = 55 * 1024 * 1024
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)

@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
@@ -175,6 +176,7 @@ class Broker:
         if link.attached:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
+        self._tasks.append(loop.create_task(self._log_cleaner()))
         self.controller.start(self)
         self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
@@ -226,6 +228,23 @@ class Broker:
             if now >= next_checkpoint:
                 next_checkpoint = now + CHECKPOINT_INTERVAL_S
                 self.logs.flush()
+
+    async def _log_cleaner(self) -> None:
+        """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
+        thread, and rest ``log_cleaner_backoff_ms`` whenever none needs cleaning."""
+        backoff = self.config.log_cleaner_backoff_ms / 1000.0
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
+        try:
+            while True:
+                try:
+                    cleaned = await self.logs.clean_next(executor)
+                except KafkaError as exc:
+                    log.warning("log cleaner: %s", exc)
+                    cleaned = False
+                if not cleaned:
+                    await asyncio.sleep(backoff)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     # -- requests ----------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ Owned by the broker's event loop thread (not thread-safe).
 """
 from __future__ import annotations
 
+import asyncio
+import bisect
 import errno
 import fcntl
 import logging
@@ -22,11 +24,13 @@ import re
 import shutil
 import time
 import uuid
+from concurrent.futures import Executor
 
 from pybroker.broker.partition import Partition
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
 from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
+from pybroker.log import cleaner
 from pybroker.log.log import Log
 from pybroker.log.record_file import write_atomically
 
@@ -61,6 +65,8 @@ class LogManager:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._next_producer_id = 0
         self._producer_id_limit = 0
+        # The partition the log cleaner cleaned last (round robin from there).
+        self._last_cleaned: tuple[str, int] | None = None
 
     def _lock(self) -> int:
         fd = os.open(os.path.join(self.data_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
@@ -162,6 +168,39 @@ class LogManager:
         for partition in self.partitions.values():
             deleted += partition.log.apply_retention(now_ms, high_watermark=partition.high_watermark)
         return deleted
+
+    async def clean_next(self, executor: Executor) -> bool:
+        """Compact one partition that needs it (Kafka's log cleaner thread, one partition
+        at a time): the partitions are taken round robin from the last one cleaned. The
+        cleaned segments are built on ``executor``; the swap into the log happens here,
+        on the event loop that owns it. Returns whether a partition was cleaned (the caller
+        backs off when not)."""
+        now_ms = int(time.time() * 1000)
+        keys = sorted(self.partitions)
+        start = bisect.bisect_right(keys, self._last_cleaned) if self._last_cleaned else 0
+        for key in keys[start:] + keys[:start]:
+            partition = self.partitions.get(key)
+            if partition is None or not partition.config.compact:
+                continue
+            plan = partition.cleaning_plan(now_ms)
+            if plan is None:
+                continue
+            self._last_cleaned = key
+            log_ = partition.log
+            future = asyncio.get_running_loop().run_in_executor(executor, cleaner.build, plan)
+            try:
+                cleaned = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The worker may still read the plan's fds: they close when it is done.
+                future.add_done_callback(lambda _f: plan.release())
+                raise
+            except Exception as exc:  # a log the cleaner cannot read must not stop it
+                plan.release()
+                log.warning("cleaning %s-%d failed: %s", key[0], key[1], exc)
+                return False  # back off before trying again
+            # Nothing replaced: the log changed meanwhile; back off rather than spin.
+            return log_.replace_cleaned(plan, cleaned) > 0
+        return False
 
     def flush(self) -> None:
         for partition in self.partitions.values():

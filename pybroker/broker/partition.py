@@ -36,6 +36,7 @@ from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, 
 from pybroker.config import TopicConfig
 from pybroker.errors import (
     FencedLeaderEpoch,
+    InvalidRecord,
     KafkaError,
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
@@ -47,7 +48,7 @@ from pybroker.errors import (
 from pybroker.log import checkpoint
 from pybroker.log.leader_epoch import LeaderEpochCache
 from pybroker.log.log import AppendInfo, Log
-from pybroker.record.batch import parse_batches, recompress
+from pybroker.record.batch import keyless_records, parse_batches, recompress
 
 log = logging.getLogger("pybroker.broker")
 
@@ -313,14 +314,31 @@ class Partition:
     def stored_form(self, records, max_records_bytes: int):
         """The records field as this topic stores it: as produced (``compression.type``
         producer, Kafka's default, and the hot path: nothing is decoded), or with every
-        batch's records in the topic's codec. Inflating is bounded by ``max_records_bytes``."""
-        codec = self.config.compression_codec
+        batch's records in the topic's codec. Inflating is bounded by ``max_records_bytes``.
+        A compacted topic refuses records without a key (Kafka's LogValidator), which
+        means decoding them: only such topics pay for that."""
+        config = self.config
+        codec = config.compression_codec
+        if codec is None and not config.compact:
+            return records
+        headers = parse_batches(records, config.max_message_bytes)
+        if config.compact:
+            self._refuse_keyless(records, headers, max_records_bytes)
         if codec is None:
             return records
-        headers = parse_batches(records, self.config.max_message_bytes)
         if all(h.compression == codec or h.is_control for h in headers):
             return records
         return recompress(records, headers, codec, max_records_bytes)
+
+    def _refuse_keyless(self, records, headers, max_records_bytes: int) -> None:
+        missing = keyless_records(records, headers, max_records_bytes)
+        if not missing:
+            return
+        message = (f"Compacted topic cannot accept message without key in topic partition "
+                   f"{self.topic}-{self.index}.")
+        exc = InvalidRecord(message)
+        exc.record_errors = [{"batch_index": n, "batch_index_error_message": message} for n in missing]
+        raise exc
 
     def append(self, records: memoryview, acks: int, now_ms: int | None = None) -> AppendResult:
         """Validate and append the records field of one Produce partition."""
@@ -443,6 +461,14 @@ class Partition:
         resolve(self._low_watermark_waiters.pop_all(), error)
 
     # -- DeleteRecords -------------------------------------------------------------------
+
+    def cleaning_plan(self, now_ms: int):
+        """What the log cleaner should compact in this replica's log now, or None. Every
+        replica cleans its own log (as in Kafka): only below its high watermark, keeping
+        the last batch of each producer it tracks for sequence continuity."""
+        retain = frozenset(entry.batches[-1].last_offset
+                           for entry in self.producers.producers.values() if entry.batches)
+        return self.log.cleaning_plan(now_ms, self.high_watermark, retain)
 
     def delete_records(self, offset: int) -> int:
         """Raise the log start offset to ``offset`` (-1: the high watermark) on the leader,

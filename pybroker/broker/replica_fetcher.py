@@ -312,7 +312,7 @@ class ReplicaFetcher:
         """Validate and append ring bytes from ``offset`` on; False if nothing usable."""
         buf = data  # already a private copy: the ring reader copied it out of shared memory
         try:
-            headers = parse_batches(buf, len(buf))
+            headers = parse_batches(buf, len(buf), strict_counts=False)
         except errors.KafkaError as exc:
             log.warning("%r: %s-%d: unusable ring entry, fetching over the socket: %s",
                         self, partition.topic, partition.index, exc)
@@ -351,8 +351,9 @@ class ReplicaFetcher:
         if records:
             buf = bytearray(records)
             try:
-                headers = parse_batches(buf, len(buf))
-                if headers[0].base_offset != partition.log_end_offset:
+                headers = parse_batches(buf, len(buf), strict_counts=False)
+                # A compacted leader log may have dropped whole batches at our log end.
+                if headers[0].base_offset < partition.log_end_offset:
                     raise errors.InvalidRecord(
                         f"leader sent offset {headers[0].base_offset} for fetch offset {partition.log_end_offset}")
                 partition.append_as_follower(buf, headers)

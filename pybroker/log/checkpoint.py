@@ -1,4 +1,5 @@
-"""Checkpoint files of a partition directory: ``recovery-point`` and ``log-start-offset``.
+"""Checkpoint files of a partition directory: ``recovery-point``, ``log-start-offset``
+and ``cleaner-offset-checkpoint``.
 
 Format: the offset as decimal text and a newline. Written atomically (write a temp file,
 fsync it, rename over the old one, fsync the directory) so a crash leaves the old or the
@@ -15,6 +16,9 @@ log = logging.getLogger("pybroker.log")
 
 RECOVERY_POINT = "recovery-point"
 LOG_START_OFFSET = "log-start-offset"
+# Kafka's cleaner-offset-checkpoint, kept per partition: the first offset the log cleaner
+# has not yet compacted (where the dirty part of a compacted log begins).
+CLEANER_OFFSET = "cleaner-offset-checkpoint"
 TMP_SUFFIX = ".tmp"
 
 

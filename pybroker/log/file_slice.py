@@ -1,8 +1,8 @@
 """A byte range of a segment file, handed to the Fetch path for ``os.sendfile``.
 
 ``fd`` is a dup of the segment's fd: a dup costs one syscall per read and keeps the data
-readable when retention or truncation deletes the segment before the fetch response is
-sent (the inode lives until the last fd closes). Refcounting segments would avoid that
+readable when retention or truncation deletes the segment, or the log cleaner replaces
+it, before the fetch response is sent (the inode lives until the last fd closes). Refcounting segments would avoid that
 syscall but needs deferred deletion and keeps a deleted segment's maps and indexes open;
 the dup is simpler and cannot go wrong. The holder must call ``release()``.
 

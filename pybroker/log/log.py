@@ -12,7 +12,9 @@ Directory ``<data>/<topic>-<partition>/``::
 Offsets are assigned here on append; segments roll on ``segment.bytes`` / ``segment.ms``
 (and when an index is full); retention deletes whole oldest segments by ``retention.ms`` /
 ``retention.bytes``; DeleteRecords moves the log start offset up and deletes the segments
-wholly below it (the same path). Appends and reads work per batch and never decompress.
+wholly below it (the same path); the log cleaner compacts topics whose cleanup.policy has
+``compact`` (``cleaning_plan`` / ``replace_cleaned``, see pybroker.log.cleaner), tracked by
+``cleaner-offset-checkpoint``. Appends and reads work per batch and never decompress.
 
 Owned by the broker's event-loop thread; not thread-safe.
 """
@@ -27,7 +29,7 @@ from typing import NamedTuple
 
 from pybroker import errors
 from pybroker.config import TopicConfig
-from pybroker.log import checkpoint, log_loader
+from pybroker.log import checkpoint, cleaner, log_loader
 from pybroker.log.file_slice import FileSlice
 from pybroker.log.segment import LogSegment, storage_error
 from pybroker.record import batch as rb
@@ -60,6 +62,8 @@ class Log:
         self.recovery_truncated_bytes = loaded.truncated_bytes
         self._dir_dirty = False
         self._closed = False
+        # Where the dirty (not yet compacted) part of a compacted log begins.
+        self._cleaner_checkpoint = checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
         # The partition's LeaderEpochCache when replication keeps one: truncation and
         # retention here must move it in step with the offsets it describes.
         self.epoch_cache = None
@@ -137,7 +141,8 @@ class Log:
     def append_with_offsets(self, buf, headers: list[rb.BatchHeader],
                             now_ms: int | None = None) -> AppendInfo:
         """Append batches whose offsets are already assigned (replication): the first at or
-        after the log end offset, the rest contiguous."""
+        after the log end offset, each after the previous (a compacted leader log has gaps
+        between batches)."""
         self._check_open()
         if not headers:
             raise errors.CorruptMessage("no batches to append")
@@ -147,14 +152,16 @@ class Log:
                 f"batch offset {first} is below the log end offset {self.log_end_offset}")
         expected = first
         for header in headers:
-            if header.base_offset != expected:
+            if header.base_offset < expected:
                 raise errors.InvalidRecord(
                     f"batch offset {header.base_offset} does not follow {expected - 1}")
             expected = header.next_offset
-        self._write(buf, headers, first, expected - 1, _now_ms() if now_ms is None else now_ms)
+        self._write(buf, headers, first, expected - 1, _now_ms() if now_ms is None else now_ms,
+                    offsets_assigned=True)
         return AppendInfo(first, expected - 1, -1, self._log_start_offset)
 
-    def _write(self, buf, headers, first: int, last: int, now_ms: int) -> None:
+    def _write(self, buf, headers, first: int, last: int, now_ms: int,
+               offsets_assigned: bool = False) -> None:
         if not headers:
             raise errors.CorruptMessage("no batches to append")
         segment_bytes = self._config.segment_bytes
@@ -167,7 +174,7 @@ class Log:
             total += header.size
             max_timestamp = max(max_timestamp, header.max_timestamp)
         segment = self.maybe_roll(total, first, last, max_timestamp, now_ms)
-        segment.append(buf, headers, first)
+        segment.append(buf, headers, None if offsets_assigned else first)
         if self.log_end_offset - self._recovery_point >= self._config.flush_messages:
             self.flush()
 
@@ -270,6 +277,119 @@ class Log:
                 if found is not None:
                     return found
         return None
+
+    # --- compaction (pybroker.log.cleaner) -----------------------------------------------
+    @property
+    def cleaner_checkpoint(self) -> int:
+        return max(self._cleaner_checkpoint, self._log_start_offset)
+
+    def _set_cleaner_checkpoint(self, offset: int) -> None:
+        self._cleaner_checkpoint = offset
+        checkpoint.write_offset(self.directory, checkpoint.CLEANER_OFFSET, offset)
+
+    def cleaning_plan(self, now_ms: int | None = None, high_watermark: int | None = None,
+                      retain_last_offsets=frozenset()) -> cleaner.CleaningPlan | None:
+        """What the log cleaner should compact now, or None (not a compacted topic,
+        nothing cleanable, or too little dirt). The cleanable range is the closed
+        segments wholly below ``high_watermark`` whose records are older than
+        min.compaction.lag.ms; it is cleaned when its dirty part (from the cleaner
+        checkpoint) is at least min.cleanable.dirty.ratio of it, or older than
+        max.compaction.lag.ms. The caller runs ``cleaner.build`` then ``replace_cleaned``
+        (or ``plan.release()`` to give up)."""
+        self._check_open()
+        config = self._config
+        if not config.compact:
+            return None
+        now_ms = _now_ms() if now_ms is None else now_ms
+        candidates = []
+        for n, segment in enumerate(self._segments[:-1]):
+            upper = self._segments[n + 1].base_offset
+            if high_watermark is not None and upper > high_watermark:
+                break
+            if config.min_compaction_lag_ms and now_ms - segment.largest_timestamp < config.min_compaction_lag_ms:
+                break
+            candidates.append(segment)
+        if not candidates:
+            return None
+        end = self._segments[len(candidates)].base_offset
+        first_dirty = self.cleaner_checkpoint
+        if first_dirty >= end:
+            return None
+        uppers = [s.base_offset for s in candidates[1:]] + [end]
+        dirty = [s for s, upper in zip(candidates, uppers) if upper > first_dirty]
+        total = sum(s.size for s in candidates)
+        ratio = sum(s.size for s in dirty) / total if total else 0.0
+        overdue = now_ms - dirty[0].largest_timestamp > config.max_compaction_lag_ms
+        if not total or (ratio < config.min_cleanable_dirty_ratio and not overdue):
+            return None
+        sources = [cleaner.SegmentSource(s, os.dup(s.fd), s.size, s.largest_timestamp) for s in candidates]
+        return cleaner.CleaningPlan(self.directory, config, sources, first_dirty, end, ratio, now_ms,
+                                    frozenset(retain_last_offsets))
+
+    def replace_cleaned(self, plan: cleaner.CleaningPlan, cleaned: list[cleaner.CleanedSegment]) -> int:
+        """Swap the cleaned segments in (crash-safe, see pybroker.log.cleaner) and move
+        the cleaner checkpoint to the end of the cleaned range. A segment that changed
+        since the plan (deleted by retention, truncated) keeps its old form. Returns how
+        many segments were replaced. Releases the plan."""
+        try:
+            if self._closed:
+                for piece in cleaned:
+                    cleaner.discard(piece)
+                return 0
+            replaced = 0
+            for piece in cleaned:
+                old = piece.source.segment
+                try:
+                    n = next(i for i, s in enumerate(self._segments) if s is old)
+                except StopIteration:
+                    n = -1
+                if n < 0 or n == len(self._segments) - 1 or old.size != piece.source.size:
+                    cleaner.discard(piece)
+                    continue
+                if piece.size == 0 and n > 0:
+                    # Nothing left: the segment goes (its offsets join the gap before the
+                    # next one). The first stays, even empty, to hold the log start.
+                    cleaner.discard(piece)
+                    del self._segments[n]
+                    del self._bases[n]
+                    old.close_and_delete()
+                    self._dir_dirty = True
+                    replaced += 1
+                    continue
+                try:
+                    swaps = cleaner.commit_swap(self.directory, piece)
+                    old.close()
+                    cleaner.install_swap(self.directory, swaps)
+                    segment = LogSegment(self.directory, old.base_offset, self._config.index_interval_bytes,
+                                         self._config.segment_index_bytes, _now_ms())
+                except OSError as exc:
+                    raise storage_error(self.directory, exc) from None
+                segment.load()
+                self._segments[n] = segment
+                replaced += 1
+            self.flush()
+            if replaced == len(cleaned) and plan.end_offset > self._cleaner_checkpoint:
+                self._set_cleaner_checkpoint(plan.end_offset)
+            log.info("cleaned %s: %d of %d segments (offsets %d..%d, dirty ratio %.2f), %d -> %d bytes in %d ms",
+                     self.directory, replaced, len(cleaned), plan.sources[0].base_offset, plan.end_offset - 1,
+                     plan.dirty_ratio, sum(p.source.size for p in cleaned), sum(p.size for p in cleaned),
+                     (time.monotonic() - plan.started) * 1000)
+            return replaced
+        finally:
+            plan.release()
+
+    def clean(self, now_ms: int | None = None, high_watermark: int | None = None,
+              retain_last_offsets=frozenset()) -> int:
+        """Plan, build and swap in one call (tests, tools). Returns segments replaced."""
+        plan = self.cleaning_plan(now_ms, high_watermark, retain_last_offsets)
+        if plan is None:
+            return 0
+        try:
+            cleaned = cleaner.build(plan)
+        except BaseException:
+            plan.release()
+            raise
+        return self.replace_cleaned(plan, cleaned)
 
     # --- retention and truncation -------------------------------------------------------
     def apply_retention(self, now_ms: int | None = None, high_watermark: int | None = None) -> int:
@@ -374,6 +494,8 @@ class Log:
         dropped += active.truncate_to(offset)
         active.make_active()
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        if self._cleaner_checkpoint > self.log_end_offset:
+            self._set_cleaner_checkpoint(self.log_end_offset)
         if self.epoch_cache is not None:
             self.epoch_cache.truncate_from_end(self.log_end_offset)
         return dropped
@@ -395,6 +517,8 @@ class Log:
         checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
         self._recovery_point = offset
         checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, offset)
+        if self._cleaner_checkpoint:
+            self._set_cleaner_checkpoint(offset)
         if self.epoch_cache is not None:
             self.epoch_cache.clear_and_flush()
         return dropped

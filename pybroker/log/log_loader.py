@@ -1,7 +1,9 @@
 """Start-up recovery of one partition directory (Kafka's LogLoader).
 
-1. Stray files of interrupted operations (``.deleted``, ``.swap``, ``.cleaned``, ``.tmp``)
-   and index files whose ``.log`` is gone are removed.
+1. A log cleaner swap that was committed (a ``<base>.log.swap`` exists) is completed:
+   the cleaned log replaces the old one and that segment's indexes are rebuilt. Then
+   stray files of interrupted operations (``.deleted``, other ``.swap``, ``.cleaned``,
+   ``.tmp``) and index files whose ``.log`` is gone are removed.
 2. Segments before the recovery point are trusted when the shutdown was clean: their
    in-memory state comes from their indexes (sanity-checked; a bad index makes the
    segment recovered instead) plus the batch headers after the last index entry.
@@ -20,7 +22,7 @@ import re
 from typing import NamedTuple
 
 from pybroker.config import TopicConfig
-from pybroker.log import checkpoint
+from pybroker.log import checkpoint, cleaner
 from pybroker.log.index import CorruptIndex
 from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, file_name
 
@@ -61,6 +63,7 @@ def segment_base_offsets(directory: str) -> list[int]:
 
 def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int) -> LoadedLog:
     os.makedirs(directory, exist_ok=True)
+    cleaner.complete_interrupted_swaps(directory)
     remove_stray_files(directory)
     recovery_point = checkpoint.read_offset(directory, checkpoint.RECOVERY_POINT)
     log_start = checkpoint.read_offset(directory, checkpoint.LOG_START_OFFSET) or 0

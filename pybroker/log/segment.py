@@ -48,10 +48,12 @@ class LogSegment:
     """One segment of a partition's log. Not thread-safe: the owning Log's thread only."""
 
     def __init__(self, directory: str, base_offset: int, index_interval_bytes: int,
-                 max_index_size: int, now_ms: int, active: bool = False):
+                 max_index_size: int, now_ms: int, active: bool = False, suffix: str = ""):
+        """``suffix`` names the files of a segment being built beside the live one (the
+        log cleaner's ``.cleaned``), as Kafka's LogSegment.open does."""
         self.base_offset = base_offset
         stem = os.path.join(directory, file_name(base_offset))
-        self.log_path = stem + LOG_SUFFIX
+        self.log_path = stem + LOG_SUFFIX + suffix
         self.index_interval_bytes = index_interval_bytes
         self.created_ms = now_ms
         try:
@@ -59,8 +61,9 @@ class LogSegment:
         except OSError as exc:
             raise storage_error(self.log_path, exc) from None
         self.size = os.fstat(self._fd).st_size
-        self.index = OffsetIndex(stem + INDEX_SUFFIX, base_offset, max_index_size, preallocate=active)
-        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX, base_offset, max_index_size, preallocate=active)
+        self.index = OffsetIndex(stem + INDEX_SUFFIX + suffix, base_offset, max_index_size, preallocate=active)
+        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX + suffix, base_offset, max_index_size,
+                                    preallocate=active)
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -135,9 +138,11 @@ class LogSegment:
                 and not self.index.is_full and not self.time_index.is_full
                 and first_offset >= self.base_offset)
 
-    def append(self, buf, headers: list[rb.BatchHeader], first_offset: int) -> None:
+    def append(self, buf, headers: list[rb.BatchHeader], first_offset: int | None) -> None:
         """Write the batches (consecutive in ``buf``) whose offsets start at ``first_offset``
-        and index them. One os.write for the whole range when the kernel takes it."""
+        and index them; with None the headers' own base offsets count (replicated or
+        compacted batches, which may have gaps between them). One os.write for the whole
+        range when the kernel takes it."""
         start = headers[0].position
         end = headers[-1].position + headers[-1].size
         with memoryview(buf) as mv:
@@ -153,10 +158,15 @@ class LogSegment:
             finally:
                 chunk.release()
         base_position = self.size - start
-        offset = first_offset
-        for header in headers:
-            self._index_batch(offset, base_position + header.position, header)
-            offset += header.last_offset_delta + 1
+        if first_offset is None:
+            for header in headers:
+                self._index_batch(header.base_offset, base_position + header.position, header)
+            offset = headers[-1].next_offset
+        else:
+            offset = first_offset
+            for header in headers:
+                self._index_batch(offset, base_position + header.position, header)
+                offset += header.last_offset_delta + 1
         self.size += end - start
         self.next_offset = offset
         self.dirty = True
@@ -323,6 +333,11 @@ class LogSegment:
         self.time_index.close()
         os.close(self._fd)
         self._fd = -1
+
+    @property
+    def paths(self) -> tuple[str, str, str]:
+        """The .log, .index and .timeindex files (with the segment's suffix)."""
+        return self.log_path, self.index.path, self.time_index.path
 
     def close_and_delete(self) -> None:
         """Remove the segment's files. Open dups of the fd (FileSlices) keep the data

@@ -34,7 +34,9 @@ Grammar (all integers big-endian unless varint)::
 The broker works per batch: it validates headers and CRC (``parse_batches``), rewrites
 baseOffset and partitionLeaderEpoch in place (both outside the CRC, ``assign_offsets``) and
 never looks inside the records section — unless a topic's ``compression.type`` names a
-codec, when ``recompress`` re-encodes that section as a whole. Decoding records
+codec, when ``recompress`` re-encodes that section as a whole, or the topic is compacted,
+when ``keyless_records`` checks every record has a key. The log cleaner rewrites batches
+with ``record_spans`` and ``rebuild_batch``. Decoding records
 (``decode_batch``) is for clients, tools and tests.
 """
 from __future__ import annotations
@@ -157,9 +159,15 @@ class Record(NamedTuple):
     headers: list[tuple[str, bytes | None]]
 
 
-def _read_header(mv: memoryview, pos: int, max_batch_bytes: int | None) -> BatchHeader:
+def _read_header(mv: memoryview, pos: int, max_batch_bytes: int | None,
+                 strict_counts: bool = False) -> BatchHeader:
     """Validate the batch starting at ``pos`` and return its header; raise a Kafka error
-    naming what is wrong. Work is per batch: one unpack, one crc32c over a slice."""
+    naming what is wrong. Work is per batch: one unpack, one crc32c over a slice.
+
+    ``strict_counts`` is Kafka's LogValidator rule for Produce: exactly lastOffsetDelta + 1
+    records. Everything that reads a log (recovery, replication, clients) accepts what
+    compaction leaves: fewer records than offsets, or none (the kept last batch of an
+    idempotent producer)."""
     end = len(mv)
     if end - pos < MAGIC_POS + 1:
         raise errors.CorruptMessage(f"partial batch at byte {pos}: {end - pos} bytes left")
@@ -188,19 +196,23 @@ def _read_header(mv: memoryview, pos: int, max_batch_bytes: int | None) -> Batch
     if actual != header.crc:
         raise errors.CorruptMessage(
             f"batch at byte {pos} fails its CRC: stored {header.crc:#010x}, computed {actual:#010x}")
-    # Kafka's LogValidator rule: a batch holds exactly lastOffsetDelta + 1 records, at least one.
-    if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
+    if strict_counts:
+        bad_count = header.records_count < 1 or header.last_offset_delta != header.records_count - 1
+    else:
+        bad_count = header.records_count < 0 or header.records_count > header.last_offset_delta + 1
+    if bad_count:
         raise errors.CorruptMessage(
             f"batch at byte {pos} has {header.records_count} records but lastOffsetDelta "
             f"{header.last_offset_delta}")
     return header
 
 
-def parse_batches(buf, max_batch_bytes: int) -> list[BatchHeader]:
+def parse_batches(buf, max_batch_bytes: int, strict_counts: bool = True) -> list[BatchHeader]:
     """Strictly validate the records field of a Produce request: one or more complete v2
     batches and nothing else. Raises CorruptMessage (torn, bad length, CRC, counts),
     UnsupportedForMessageFormat (magic 0/1) or MessageTooLarge (a batch larger than
-    ``max_batch_bytes``)."""
+    ``max_batch_bytes``). Followers pass ``strict_counts=False``: a leader's compacted log
+    holds batches with fewer records than offsets."""
     with memoryview(buf) as mv:
         if mv.ndim != 1 or mv.itemsize != 1:
             mv = mv.cast("B")
@@ -210,7 +222,7 @@ def parse_batches(buf, max_batch_bytes: int) -> list[BatchHeader]:
         headers = []
         pos = 0
         while pos < end:
-            header = _read_header(mv, pos, max_batch_bytes)
+            header = _read_header(mv, pos, max_batch_bytes, strict_counts)
             headers.append(header)
             pos += header.batch_length + LOG_OVERHEAD
         return headers
@@ -370,11 +382,17 @@ def decode_batch(buf) -> list[Record]:
 
 
 def _decode_records(header: BatchHeader, data: bytes) -> list[Record]:
-    records = []
+    return [record for record, _, _ in record_spans(header, data)]
+
+
+def record_spans(header: BatchHeader, data: bytes) -> Iterator[tuple[Record, int, int]]:
+    """Each record of a batch's (decompressed) records section with the byte range it
+    occupies there, so a cleaner can keep records by copying their bytes unchanged."""
     pos = 0
     end = len(data)
     log_append = header.timestamp_type == LOG_APPEND_TIME
     for _ in range(header.records_count):
+        start = pos
         length, pos = decode_varint(data, pos)
         record_end = pos + length
         if length < 0 or record_end > end:
@@ -400,10 +418,64 @@ def _decode_records(header: BatchHeader, data: bytes) -> list[Record]:
         if pos != record_end:
             raise errors.CorruptMessage("record length does not match its fields")
         timestamp = header.max_timestamp if log_append else header.base_timestamp + ts_delta
-        records.append(Record(header.base_offset + offset_delta, timestamp, key, value, headers))
+        yield Record(header.base_offset + offset_delta, timestamp, key, value, headers), start, pos
     if pos != end:
         raise errors.CorruptMessage(f"{end - pos} bytes after the last record of the batch")
-    return records
+
+
+def records_section(buf, header: BatchHeader, max_records_bytes: int | None = None) -> bytes:
+    """The decompressed records section of the batch ``header`` describes in ``buf``."""
+    with memoryview(buf) as mv:
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        section = mv[header.position + HEADER_SIZE:header.position + header.size]
+        try:
+            return codecs.decompress(header.compression, section, max_records_bytes)
+        finally:
+            section.release()
+
+
+def keyless_records(buf, headers: list[BatchHeader], max_records_bytes: int) -> list[int]:
+    """Indexes (within their batch, Kafka's ``batch_index``) of data records without a
+    key: what a compacted topic refuses. Decodes the records; only compacted topics pay."""
+    found = []
+    for header in headers:
+        if header.is_control:
+            continue
+        data = records_section(buf, header, max_records_bytes)
+        for n, (record, _, _) in enumerate(record_spans(header, data)):
+            if record.key is None:
+                found.append(n)
+    return found
+
+
+def rebuild_batch(buf, header: BatchHeader, data: bytes, kept: list[tuple[Record, int, int]]) -> bytes:
+    """The batch ``header`` describes with only the ``kept`` records (spans of its
+    decompressed section ``data``), as Kafka's cleaner writes it: base offset, last offset
+    delta, base timestamp, producer id/epoch/base sequence and attributes stay (so offsets
+    and sequences keep their meaning), the section is recompressed with the batch's own
+    codec, max timestamp, count, length and CRC follow the kept records. With nothing kept
+    the batch stays as an empty, uncompressed header (Kafka keeps the last batch of an
+    idempotent producer that way)."""
+    with memoryview(buf) as mv:
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        out = bytearray(mv[header.position:header.position + HEADER_SIZE])
+    attributes = header.attributes
+    if kept:
+        body = b"".join(data[start:end] for _, start, end in kept)
+        out += codecs.compress(header.compression, body)
+    else:
+        attributes &= ~codecs.CODEC_MASK
+    max_timestamp = header.max_timestamp
+    if kept and header.timestamp_type == CREATE_TIME:
+        max_timestamp = max(record.timestamp for record, _, _ in kept)
+    _INT32.pack_into(out, LENGTH_POS, len(out) - LOG_OVERHEAD)
+    _INT16.pack_into(out, ATTRIBUTES_POS, attributes)
+    _INT64.pack_into(out, MAX_TIMESTAMP_POS, max_timestamp)
+    _INT32.pack_into(out, HEADER_SIZE - 4, len(kept))
+    _UINT32.pack_into(out, CRC_POS, crc32c.crc32c(memoryview(out)[ATTRIBUTES_POS:]))
+    return bytes(out)
 
 
 def _decode_bytes(data: bytes, pos: int, limit: int) -> tuple[bytes | None, int]:

@@ -136,3 +136,21 @@ def test_every_codec_is_named_like_kafka(tmp_path, capsys, codec):
     rc, lines, _ = run_dump(capsys, seg, data=True)
     assert lines[2].endswith(f"compresscodec: {compression.NAMES[codec]} crcValid: true")
     assert lines[3].endswith("payload: " + "payload" * 10)
+
+
+def test_compacted_batches_with_gaps_are_dumped(tmp_path, capsys):
+    from pybroker.record import batch as rb
+    whole = bytearray(build_batch([(b"a", b"1", [], TS), (b"b", b"2", [], TS + 1), (b"a", b"3", [], TS + 2)],
+                                  compression=compression.LZ4))
+    header = rb.parse_batches(whole, 1 << 20)[0]
+    section = rb.records_section(whole, header)
+    spans = list(rb.record_spans(header, section))
+    compacted = rb.rebuild_batch(whole, header, section, spans[1:])  # offset 0 compacted away
+    later = build_batch([(b"c", b"4", [], TS + 3)], base_offset=10)
+    seg = write_segment(tmp_path / "00000000000000000000.log", compacted, later)
+    rc, lines, err = run_dump(capsys, seg, data=True)
+    assert rc == 0 and not err
+    assert lines[2].startswith("baseOffset: 0 lastOffset: 2 count: 2 ")
+    assert lines[2].endswith("compresscodec: lz4 crcValid: true")
+    assert [line.split(" CreateTime")[0] for line in lines[3:5]] == ["| offset: 1", "| offset: 2"]
+    assert lines[5].startswith("baseOffset: 10 lastOffset: 10 count: 1 ")

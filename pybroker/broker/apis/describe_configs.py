@@ -13,7 +13,7 @@ DYNAMIC_TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 # ConfigType values (v3+).
-_TYPES = {bool: 1, str: 2, int: 5}
+_TYPES = {bool: 1, str: 2, int: 5, float: 6}
 
 
 def _entry(name, value, source, typ, synonyms: bool) -> dict:

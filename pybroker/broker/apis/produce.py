@@ -29,7 +29,8 @@ def _partition_error(index: int, exc: KafkaError) -> dict:
         "base_offset": -1,
         "log_append_time_ms": -1,
         "log_start_offset": -1,
-        "record_errors": [],
+        # Per-record reasons (INVALID_RECORD: e.g. a keyless record on a compacted topic).
+        "record_errors": getattr(exc, "record_errors", []),
         "error_message": exc.detail,
     }
 
