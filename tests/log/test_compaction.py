@@ -8,7 +8,7 @@ from pybroker.log import Log, cleaner
 from pybroker.record import batch as rb
 from pybroker.record import compression as codecs
 
-from tests.log.log_helpers import NOW, append, read_all
+from log_helpers import NOW, append, read_all
 
 DAY = 24 * 3600 * 1000
 
