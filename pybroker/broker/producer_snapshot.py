@@ -14,12 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
-
-import crc32c
 
 from pybroker.broker.producer_state import ProducerStateManager
-from pybroker.log.record_file import RECORD_HEADER, frame, write_atomically
+from pybroker.log.record_file import frame, valid_frames, write_atomically
 
 SUFFIX = ".snapshot"
 _NAME = re.compile(r"^(\d{20})\.snapshot$")
@@ -70,15 +67,14 @@ def _read(path: str, offset: int, log_start_offset: int) -> ProducerStateManager
     try:
         with open(path, "rb") as f:
             data = f.read()
-        length, crc = RECORD_HEADER.unpack_from(data, 0)
-        payload = data[RECORD_HEADER.size:4 + length]
-        if length < 4 or 4 + length != len(data) or crc32c.crc32c(payload) != crc:
+        payloads, end = valid_frames(data, max_record_bytes=len(data))
+        if len(payloads) != 1 or end != len(data):
             return None
-        doc = json.loads(payload)
+        doc = json.loads(bytes(payloads[0]))
         if doc["offset"] != offset:
             return None
         return ProducerStateManager.from_json(doc["producers"], log_start_offset)
-    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
 

@@ -58,6 +58,25 @@ def frame(payload: bytes) -> bytes:
     return RECORD_HEADER.pack(len(payload) + 4, crc32c.crc32c(payload)) + payload
 
 
+def valid_frames(data, max_record_bytes: int = 1 << 20) -> tuple[list[memoryview], int]:
+    """The payloads of the valid prefix of ``data`` (framed records), and the byte where
+    that prefix ends: a record that is short, oversized or fails its CRC ends it."""
+    view = memoryview(data)
+    payloads = []
+    pos = 0
+    while pos + RECORD_HEADER.size <= len(view):
+        length, crc = RECORD_HEADER.unpack_from(view, pos)
+        end = pos + 4 + length
+        if length < 4 or length > max_record_bytes or end > len(view):
+            break
+        payload = view[pos + RECORD_HEADER.size:end]
+        if crc32c.crc32c(payload) != crc:
+            break
+        payloads.append(payload)
+        pos = end
+    return payloads, pos
+
+
 class RecordFile:
     def __init__(self, path: str, fsync: bool = True, max_record_bytes: int = 1 << 20):
         self.path = path
@@ -75,21 +94,14 @@ class RecordFile:
                 data = f.read()
         except FileNotFoundError:
             data = b""
-        view = memoryview(data)
+        payloads, _ = valid_frames(data, self.max_record_bytes)
         pos = 0
-        while pos + RECORD_HEADER.size <= len(data):
-            length, crc = RECORD_HEADER.unpack_from(view, pos)
-            end = pos + 4 + length
-            if length < 4 or length > self.max_record_bytes or end > len(data):
-                break
-            payload = view[pos + RECORD_HEADER.size:end]
-            if crc32c.crc32c(payload) != crc:
-                break
+        for payload in payloads:
             try:
                 apply(payload)
             except (ValueError, struct.error):
                 break  # a CRC collision on garbage: treat it as the torn tail
-            pos = end
+            pos += RECORD_HEADER.size + len(payload)
         dropped = len(data) - pos
         if dropped:
             os.truncate(self.path, pos)
