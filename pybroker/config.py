@@ -179,11 +179,15 @@ class TopicConfig:
     min_compaction_lag_ms: int = 0
     max_compaction_lag_ms: int = 2**63 - 1
     overrides: tuple = field(default=(), compare=False)
-    # Derived from cleanup.policy once, so the Produce hot path tests a bool.
+    # Derived from cleanup.policy once: {"delete"}, {"compact"} or both; the Produce hot
+    # path tests ``compact``, a bool.
+    cleanup_policies: frozenset = field(init=False, compare=False, repr=False)
     compact: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compact", "compact" in split_list(self.cleanup_policy))
+        policies = frozenset(split_list(self.cleanup_policy))
+        object.__setattr__(self, "cleanup_policies", policies)
+        object.__setattr__(self, "compact", "compact" in policies)
 
     @classmethod
     def parse(cls, settings: dict[str, object] | None = None, base: "TopicConfig | None" = None) -> "TopicConfig":
@@ -198,11 +202,6 @@ class TopicConfig:
         start = base or cls()
         overrides = tuple(sorted(set(start.overrides) | set((settings or {}).keys())))
         return dataclasses.replace(start, overrides=overrides, **values)
-
-    @property
-    def cleanup_policies(self) -> frozenset[str]:
-        """``cleanup.policy`` as a set: {"delete"}, {"compact"} or both."""
-        return frozenset(split_list(self.cleanup_policy))
 
     @property
     def compression_codec(self) -> int | None:
