@@ -18,6 +18,17 @@ def emit(kind, **fields):
     print(json.dumps({"e": kind, "t": time.time(), **fields}), flush=True)
 
 
+def report(batches, assignment, last: list[int] | None) -> list[int]:
+    """Emit one poll's records, and the assignment when it changed; returns it."""
+    for records in batches.values():
+        for r in records:
+            emit("msg", p=r.partition, o=r.offset, v=r.value.decode())
+    current = sorted(tp.partition for tp in assignment)
+    if current != last:
+        emit("assigned", p=current)
+    return current
+
+
 def run_kafka_python(bootstrap, topic, group, client_id, session_timeout_ms, assignor, stopping):
     from groups_helpers import kafka_python_subscribe
     from kafka import KafkaConsumer
@@ -34,13 +45,7 @@ def run_kafka_python(bootstrap, topic, group, client_id, session_timeout_ms, ass
     emit("subscribed")
     last = None
     while not stopping:
-        for records in consumer.poll(timeout_ms=100).values():
-            for r in records:
-                emit("msg", p=r.partition, o=r.offset, v=r.value.decode())
-        current = sorted(tp.partition for tp in consumer.assignment())
-        if current != last:
-            last = current
-            emit("assigned", p=current)
+        last = report(consumer.poll(timeout_ms=100), consumer.assignment(), last)
     consumer.close()
 
 
@@ -61,14 +66,7 @@ def run_aiokafka(bootstrap, topic, group, client_id, session_timeout_ms, assigno
         last = None
         try:
             while not stopping:
-                batches = await consumer.getmany(timeout_ms=100)
-                for records in batches.values():
-                    for r in records:
-                        emit("msg", p=r.partition, o=r.offset, v=r.value.decode())
-                current = sorted(tp.partition for tp in consumer.assignment())
-                if current != last:
-                    last = current
-                    emit("assigned", p=current)
+                last = report(await consumer.getmany(timeout_ms=100), consumer.assignment(), last)
         finally:
             await consumer.stop()
 
