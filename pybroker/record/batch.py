@@ -207,15 +207,20 @@ def _read_header(mv: memoryview, pos: int, max_batch_bytes: int | None,
     return header
 
 
+def _byte_view(buf) -> memoryview:
+    """A flat unsigned-byte view of ``buf`` (bytes-like, or a memoryview of any format),
+    for ``with``: releasing it lets a bytearray behind it grow again."""
+    mv = memoryview(buf)
+    return mv if mv.ndim == 1 and mv.itemsize == 1 else mv.cast("B")
+
+
 def parse_batches(buf, max_batch_bytes: int, strict_counts: bool = True) -> list[BatchHeader]:
     """Strictly validate the records field of a Produce request: one or more complete v2
     batches and nothing else. Raises CorruptMessage (torn, bad length, CRC, counts),
     UnsupportedForMessageFormat (magic 0/1) or MessageTooLarge (a batch larger than
     ``max_batch_bytes``). Followers pass ``strict_counts=False``: a leader's compacted log
     holds batches with fewer records than offsets."""
-    with memoryview(buf) as mv:
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+    with _byte_view(buf) as mv:
         end = len(mv)
         if end == 0:
             raise errors.CorruptMessage("empty records")
@@ -288,9 +293,7 @@ def recompress(buf, headers: list[BatchHeader], codec: int, max_records_bytes: i
     id, epoch, sequences, timestamps and counts stay, so idempotence and ordering hold.
     Batches already in ``codec``, and control batches, are copied as they are."""
     out = bytearray()
-    with memoryview(buf) as mv:
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+    with _byte_view(buf) as mv:
         for h in headers:
             batch = mv[h.position:h.position + h.size]
             start = len(out)
@@ -298,7 +301,7 @@ def recompress(buf, headers: list[BatchHeader], codec: int, max_records_bytes: i
             if h.compression == codec or h.is_control:
                 out += batch[HEADER_SIZE:]
                 continue
-            out += codecs.compress(codec, codecs.decompress(h.compression, batch[HEADER_SIZE:], max_records_bytes))
+            out += codecs.compress(codec, records_section(mv, h, max_records_bytes))
             _INT32.pack_into(out, start + LENGTH_POS, len(out) - start - LOG_OVERHEAD)
             _INT16.pack_into(out, start + ATTRIBUTES_POS, (h.attributes & ~codecs.CODEC_MASK) | codec)
             with memoryview(out) as written:
@@ -425,9 +428,7 @@ def record_spans(header: BatchHeader, data: bytes) -> Iterator[tuple[Record, int
 
 def records_section(buf, header: BatchHeader, max_records_bytes: int | None = None) -> bytes:
     """The decompressed records section of the batch ``header`` describes in ``buf``."""
-    with memoryview(buf) as mv:
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+    with _byte_view(buf) as mv:
         section = mv[header.position + HEADER_SIZE:header.position + header.size]
         try:
             return codecs.decompress(header.compression, section, max_records_bytes)
@@ -457,9 +458,7 @@ def rebuild_batch(buf, header: BatchHeader, data: bytes, kept: list[tuple[Record
     codec, max timestamp, count, length and CRC follow the kept records. With nothing kept
     the batch stays as an empty, uncompressed header (Kafka keeps the last batch of an
     idempotent producer that way)."""
-    with memoryview(buf) as mv:
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+    with _byte_view(buf) as mv:
         out = bytearray(mv[header.position:header.position + HEADER_SIZE])
     attributes = header.attributes
     if kept:
