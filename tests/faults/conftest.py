@@ -26,7 +26,7 @@ from typing import Iterable
 import pytest
 
 from pybroker.testing import wait_until
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pybroker.cli.status import fetch_status
@@ -285,6 +285,23 @@ class SequenceProducer:
         self.producer = None
 
 
+def high_watermark(consumer: Consumer, topic: str, index: int, timeout: float = 20.0) -> int:
+    """The partition's high watermark, asked again while leadership is moving (a broker
+    restarted after the last kill takes its preferred leadership back meanwhile:
+    librdkafka's watermark query does not retry NOT_LEADER itself)."""
+    moving = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=5)[1]
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in moving) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_back(bootstrap: str, topic: str, partitions: Iterable[int], timeout: float = 30.0) -> collections.Counter:
     """Every message of ``partitions`` from the earliest offset up to each partition's high
     watermark (taken when reading starts), counted by sequence number."""
@@ -293,10 +310,7 @@ def read_back(bootstrap: str, topic: str, partitions: Iterable[int], timeout: fl
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
                          "enable.partition.eof": False, "fetch.wait.max.ms": 100})
     try:
-        ends = {}
-        for index in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, index), timeout=10)
-            ends[index] = high
+        ends = {index: high_watermark(consumer, topic, index) for index in partitions}
         consumer.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in partitions])
         counts: collections.Counter = collections.Counter()
         positions = {i: 0 for i in partitions}
