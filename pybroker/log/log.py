@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from pybroker import errors
 from pybroker.config import TopicConfig
-from pybroker.log import checkpoint, cleaner, log_loader
+from pybroker.log import checkpoint, cleaner, damage, log_loader
 from pybroker.log.file_slice import FileSlice
 from pybroker.log.segment import LogSegment, storage_error
 from pybroker.record import batch as rb
@@ -60,6 +60,9 @@ class Log:
         self._log_start_offset = loaded.log_start_offset
         self._recovery_point = loaded.recovery_point
         self.recovery_truncated_bytes = loaded.truncated_bytes
+        self.recovery_quarantined_bytes = loaded.quarantined_bytes
+        # Ranges set aside as .corrupt files (pybroker.log.damage): offsets readers skip.
+        self.quarantined: list[damage.Quarantined] = damage.quarantined(directory)
         self._dir_dirty = False
         self._closed = False
         # Where the dirty (not yet compacted) part of a compacted log begins.
@@ -357,7 +360,7 @@ class Log:
                     replaced += 1
                     continue
                 try:
-                    swaps = cleaner.commit_swap(self.directory, piece)
+                    swaps = cleaner.commit_swap(self.directory, piece.paths)
                     old.close()
                     cleaner.install_swap(self.directory, swaps)
                     segment = LogSegment(self.directory, old.base_offset, self._config.index_interval_bytes,
