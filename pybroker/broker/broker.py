@@ -30,11 +30,6 @@ from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
 
-# How often partitions write their recovery point and high watermark (Kafka's
-# log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
-# was appended since.
-CHECKPOINT_INTERVAL_S = 60.0
-
 
 class Broker:
     def __init__(self, config: BrokerConfig, controller=None):
@@ -171,6 +166,7 @@ class Broker:
             lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
         if link.attached:
@@ -216,9 +212,10 @@ class Broker:
     async def _housekeeping(self) -> None:
         retention_every = self.config.log_retention_check_interval_ms / 1000.0
         next_retention = time.monotonic() + retention_every
-        next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
+        checkpoint_every = self.config.log_flush_offset_checkpoint_interval_ms / 1000.0
+        next_checkpoint = time.monotonic() + checkpoint_every
         while True:
-            await asyncio.sleep(min(1.0, retention_every))
+            await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
             if now >= next_retention:
                 next_retention = now + retention_every
@@ -226,8 +223,9 @@ class Broker:
                 if deleted:
                     log.info("retention deleted %d segments", deleted)
             if now >= next_checkpoint:
-                next_checkpoint = now + CHECKPOINT_INTERVAL_S
-                self.logs.flush()
+                next_checkpoint = now + checkpoint_every
+                # fsyncs and checkpoint writes run on the flusher thread, never here.
+                await self.logs.flush()
 
     async def _log_cleaner(self) -> None:
         """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
