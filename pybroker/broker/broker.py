@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -117,11 +118,18 @@ class Broker:
         return node_id in self.image.brokers
 
     def describe_partitions(self) -> list[dict]:
-        return [
-            {"topic": p.topic, "partition": p.index, "leader": p.leader, "log_start_offset": p.log_start_offset,
-             "log_end_offset": p.log_end_offset, "high_watermark": p.high_watermark}
-            for p in self.logs.partitions.values()
-        ]
+        rows = []
+        for p in self.logs.partitions.values():
+            row = {"topic": p.topic, "partition": p.index, "leader": p.leader,
+                   "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
+                   "high_watermark": p.high_watermark}
+            if p.log.quarantined:
+                # Offsets set aside as corrupt here (pybroker.log.damage): status shows them.
+                row["quarantined"] = [{"first_offset": q.first_offset, "last_offset": q.end_offset - 1,
+                                       "bytes": q.size, "file": os.path.basename(q.path)}
+                                      for q in p.log.quarantined]
+            rows.append(row)
+        return rows
 
     def ensure_topic(self, name: str) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
@@ -173,6 +181,8 @@ class Broker:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        if self.config.log_scrub_interval_ms > 0:
+            self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)
         self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
@@ -241,6 +251,29 @@ class Broker:
                     cleaned = False
                 if not cleaned:
                     await asyncio.sleep(backoff)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _log_scrubber(self) -> None:
+        """The opt-in background scrubber (``log_scrub_interval_ms``): a pass over the
+        closed segments not yet checked, on a worker thread at most
+        ``log_scrub_max_mb_per_s``, then a rest of the interval."""
+        interval = self.config.log_scrub_interval_ms / 1000.0
+        rate = self.config.log_scrub_max_mb_per_s * 1e6
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-scrubber")
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                started = time.monotonic()
+                try:
+                    checked, found = await self.logs.scrub(executor, rate)
+                except KafkaError as exc:
+                    log.warning("log scrubber: %s", exc)
+                    continue
+                if checked:
+                    elapsed = time.monotonic() - started
+                    log.info("scrubbed %d bytes in %.1f s (%.1f MB/s): %d damaged ranges quarantined",
+                             checked, elapsed, checked / max(elapsed, 1e-9) / 1e6, found)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
 

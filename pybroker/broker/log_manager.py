@@ -30,7 +30,7 @@ from pybroker.broker.partition import Partition
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
 from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
-from pybroker.log import cleaner
+from pybroker.log import cleaner, damage
 from pybroker.log.flusher import Flusher
 from pybroker.log.log import DELETE_DIR_SUFFIX, Log
 from pybroker.log.record_file import write_atomically
@@ -71,6 +71,8 @@ class LogManager:
         # Where the logs' fsyncs and checkpoint writes run: inline until the broker's
         # event loop starts a worker thread for them (start_flusher).
         self.flusher = Flusher()
+        # (partition, base offset, size) of closed segments the scrubber found whole.
+        self._scrubbed: set[tuple] = set()
         self._remove_deleted_dirs()
 
     def start_flusher(self, deliver) -> None:
@@ -230,6 +232,36 @@ class LogManager:
             # Nothing replaced: the log changed meanwhile; back off rather than spin.
             return log_.replace_cleaned(plan, cleaned) > 0
         return False
+
+    async def scrub(self, executor: Executor, max_bytes_per_s: float) -> tuple[int, int]:
+        """One pass of the background scrubber: re-read every closed segment not checked
+        since it closed (a CRC per batch, at most ``max_bytes_per_s``, on ``executor``)
+        and quarantine what is damaged (pybroker.log.damage), swapping the repaired
+        segment in here, on the event loop. Returns (bytes checked, ranges quarantined)."""
+        loop = asyncio.get_running_loop()
+        pacer = damage.Pacer(max_bytes_per_s)
+        checked = found = 0
+        seen = set()
+        for key in sorted(self.partitions):
+            partition = self.partitions.get(key)
+            if partition is None or partition.log.closed:
+                continue
+            plog = partition.log
+            for segment, next_base in plog.closed_segments():
+                mark = (key, segment.base_offset, segment.size)
+                seen.add(mark)
+                if mark in self._scrubbed or segment.fd < 0:
+                    continue
+                job = damage.ScrubJob(plog.directory, os.dup(segment.fd), segment.size, segment.base_offset,
+                                      next_base, plog.config.index_interval_bytes,
+                                      plog.config.segment_index_bytes, pacer)
+                ranges, paths = await loop.run_in_executor(executor, job.run)
+                checked += job.size
+                if ranges and not plog.closed and plog.replace_damaged(segment, job.size, paths, ranges):
+                    found += len(ranges)
+                self._scrubbed.add(mark)
+        self._scrubbed &= seen
+        return checked, found
 
     async def flush(self, yield_every: int = 256) -> None:
         """The periodic flush (Kafka's log.flush.offset.checkpoint): every partition's

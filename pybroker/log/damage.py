@@ -32,6 +32,8 @@ import logging
 import os
 import re
 import struct
+import time
+from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
 from pybroker.log.record_file import fsync_dir
@@ -307,6 +309,51 @@ def quarantine(directory: str, fd: int, base_offset: int, headers: list[rb.Batch
     return write_repaired(directory, base_offset, fd, headers, index_interval_bytes, max_index_size, now_ms)
 
 
+class Pacer:
+    """A rate limit for scans: ``pace(nbytes)`` sleeps (the calling thread) as long as
+    keeps the bytes checked since the pacer was made at or below ``max_bytes_per_s``."""
+
+    def __init__(self, max_bytes_per_s: float):
+        self.max_bytes_per_s = max_bytes_per_s
+        self.started = time.monotonic()
+        self.done = 0
+
+    def __call__(self, nbytes: int) -> None:
+        self.done += nbytes
+        if self.max_bytes_per_s > 0:
+            ahead = self.started + self.done / self.max_bytes_per_s - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+@dataclass
+class ScrubJob:
+    """One closed segment for the scrubber's worker thread: scan the first ``size``
+    bytes of ``fd`` (a dup the job closes) and, if damaged, write the quarantine files
+    and the repaired segment. ``run`` returns (ranges, repaired paths or None); the
+    owner of the log swaps the repair in (``Log.replace_damaged``)."""
+
+    directory: str
+    fd: int
+    size: int
+    base_offset: int
+    next_base: int
+    index_interval_bytes: int
+    max_index_size: int
+    pace: Callable[[int], None]
+
+    def run(self) -> tuple[list[Damage], tuple[str, str, str] | None]:
+        try:
+            found = scan(self.fd, self.size, self.base_offset, self.next_base, self.pace)
+            ranges, _ = to_quarantine(found, False, self.next_base)
+            if not ranges:
+                return [], None
+            return ranges, quarantine(self.directory, self.fd, self.base_offset, found.headers, ranges,
+                                      self.index_interval_bytes, self.max_index_size, int(time.time() * 1000))
+        finally:
+            os.close(self.fd)
+
+
 def report(directory: str, segment_path: str, ranges: list[Damage]) -> None:
     """Log each quarantined range at ERROR: partition, offsets, bytes, why."""
     partition = os.path.basename(directory)
@@ -332,6 +379,6 @@ def to_quarantine(scan_: SegmentScan, is_last: bool, next_base: int | None) -> t
     return ranges, torn
 
 
-__all__ = ["CORRUPT_SUFFIX", "Damage", "Quarantined", "SegmentScan", "commit_repaired", "corrupt_path",
+__all__ = ["CORRUPT_SUFFIX", "Damage", "Pacer", "ScrubJob", "Quarantined", "SegmentScan", "commit_repaired", "corrupt_path",
            "quarantine", "quarantined", "report", "scan", "to_quarantine", "write_corrupt_files",
            "write_repaired"]

@@ -415,6 +415,37 @@ class Log:
             raise
         return self.replace_cleaned(plan, cleaned)
 
+    # --- damage (pybroker.log.damage) ------------------------------------------------------
+    def closed_segments(self) -> list[tuple[LogSegment, int]]:
+        """Every segment but the active one, with the base offset of the segment after it."""
+        return [(s, self._segments[n + 1].base_offset) for n, s in enumerate(self._segments[:-1])]
+
+    def replace_damaged(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                        ranges: list[damage.Damage]) -> bool:
+        """Swap in ``paths``, the segment rewritten without ``ranges`` by
+        ``damage.quarantine`` from the first ``size`` bytes of ``segment``, and report the
+        ranges at ERROR. When the segment changed since (deleted, truncated, cleaned) the
+        rewrite and its ``.corrupt`` files are discarded and False returned."""
+        self._check_open()
+        n = next((i for i, s in enumerate(self._segments) if s is segment), -1)
+        if n < 0 or n == len(self._segments) - 1 or segment.size != size:
+            for path in list(paths) + [damage.corrupt_path(self.directory, d.first_offset, d.end_offset)
+                                       for d in ranges]:
+                cleaner.unlink_if_present(path)
+            return False
+        try:
+            segment.close()
+            damage.commit_repaired(self.directory, paths)
+            repaired = LogSegment(self.directory, segment.base_offset, self._config.index_interval_bytes,
+                                  self._config.segment_index_bytes, _now_ms())
+            repaired.load()
+        except OSError as exc:
+            raise storage_error(self.directory, exc) from None
+        self._segments[n] = repaired
+        self.quarantined = damage.quarantined(self.directory)
+        damage.report(self.directory, segment.log_path, ranges)
+        return True
+
     # --- retention and truncation -------------------------------------------------------
     def apply_retention(self, now_ms: int | None = None, high_watermark: int | None = None) -> int:
         """Delete the oldest segments past retention.ms, then those beyond retention.bytes.
