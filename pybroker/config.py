@@ -240,6 +240,15 @@ class BrokerConfig:
     # Largest record batch accepted (Kafka's message.max.bytes).
     message_max_bytes: int = 1024 * 1024 + 12
     log_retention_check_interval_ms: int = 300_000
+    # Kafka's log.flush.offset.checkpoint.interval.ms: how often every partition's
+    # dirty segments are fsynced and its recovery point and high watermark checkpointed
+    # (on the flusher thread). Segments are also flushed when they roll.
+    log_flush_offset_checkpoint_interval_ms: int = 60_000
+    # The background scrubber (0: off): every this many ms it re-reads the closed
+    # segments not checked since they closed, CRC by CRC, at most log_scrub_max_mb_per_s,
+    # and quarantines the damage it finds (pybroker.log.damage).
+    log_scrub_interval_ms: int = 0
+    log_scrub_max_mb_per_s: float = 20.0
     # Kafka's log.cleaner.backoff.ms: the pause between log cleaner passes when no
     # compacted partition needs cleaning.
     log_cleaner_backoff_ms: int = 15_000

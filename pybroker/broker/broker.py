@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,11 +30,6 @@ from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
-
-# How often partitions write their recovery point and high watermark (Kafka's
-# log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
-# was appended since.
-CHECKPOINT_INTERVAL_S = 60.0
 
 
 class Broker:
@@ -122,11 +118,18 @@ class Broker:
         return node_id in self.image.brokers
 
     def describe_partitions(self) -> list[dict]:
-        return [
-            {"topic": p.topic, "partition": p.index, "leader": p.leader, "log_start_offset": p.log_start_offset,
-             "log_end_offset": p.log_end_offset, "high_watermark": p.high_watermark}
-            for p in self.logs.partitions.values()
-        ]
+        rows = []
+        for p in self.logs.partitions.values():
+            row = {"topic": p.topic, "partition": p.index, "leader": p.leader,
+                   "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
+                   "high_watermark": p.high_watermark}
+            if p.log.quarantined:
+                # Offsets set aside as corrupt here (pybroker.log.damage): status shows them.
+                row["quarantined"] = [{"first_offset": q.first_offset, "last_offset": q.end_offset - 1,
+                                       "bytes": q.size, "file": os.path.basename(q.path)}
+                                      for q in p.log.quarantined]
+            rows.append(row)
+        return rows
 
     def ensure_topic(self, name: str) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
@@ -171,12 +174,15 @@ class Broker:
             lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
         if link.attached:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        if self.config.log_scrub_interval_ms > 0:
+            self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)
         self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
@@ -216,9 +222,10 @@ class Broker:
     async def _housekeeping(self) -> None:
         retention_every = self.config.log_retention_check_interval_ms / 1000.0
         next_retention = time.monotonic() + retention_every
-        next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
+        checkpoint_every = self.config.log_flush_offset_checkpoint_interval_ms / 1000.0
+        next_checkpoint = time.monotonic() + checkpoint_every
         while True:
-            await asyncio.sleep(min(1.0, retention_every))
+            await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
             if now >= next_retention:
                 next_retention = now + retention_every
@@ -226,8 +233,9 @@ class Broker:
                 if deleted:
                     log.info("retention deleted %d segments", deleted)
             if now >= next_checkpoint:
-                next_checkpoint = now + CHECKPOINT_INTERVAL_S
-                self.logs.flush()
+                next_checkpoint = now + checkpoint_every
+                # fsyncs and checkpoint writes run on the flusher thread, never here.
+                await self.logs.flush()
 
     async def _log_cleaner(self) -> None:
         """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
@@ -243,6 +251,29 @@ class Broker:
                     cleaned = False
                 if not cleaned:
                     await asyncio.sleep(backoff)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _log_scrubber(self) -> None:
+        """The opt-in background scrubber (``log_scrub_interval_ms``): a pass over the
+        closed segments not yet checked, on a worker thread at most
+        ``log_scrub_max_mb_per_s``, then a rest of the interval."""
+        interval = self.config.log_scrub_interval_ms / 1000.0
+        rate = self.config.log_scrub_max_mb_per_s * 1e6
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-scrubber")
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                started = time.monotonic()
+                try:
+                    checked, found = await self.logs.scrub(executor, rate)
+                except KafkaError as exc:
+                    log.warning("log scrubber: %s", exc)
+                    continue
+                if checked:
+                    elapsed = time.monotonic() - started
+                    log.info("scrubbed %d bytes in %.1f s (%.1f MB/s): %d damaged ranges quarantined",
+                             checked, elapsed, checked / max(elapsed, 1e-9) / 1e6, found)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
 

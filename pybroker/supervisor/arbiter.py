@@ -340,13 +340,18 @@ class Supervisor:
     async def status(self) -> dict:
         offsets: dict[tuple[str, int], dict] = {}
         describes = []
+        askers = []
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
                 describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
-        for result in await asyncio.gather(*describes, return_exceptions=True):
+                askers.append(proc.node_id)
+        damaged: dict[tuple[str, int], list[dict]] = {}
+        for node_id, result in zip(askers, await asyncio.gather(*describes, return_exceptions=True)):
             if isinstance(result, dict):
                 for row in result["partitions"]:
                     key = (row["topic"], row["partition"])
+                    for q in row.get("quarantined", ()):
+                        damaged.setdefault(key, []).append({"broker": node_id, **q})
                     state = self.controller.partitions.get(key)
                     if state is not None and row.get("leader") == state.leader and state.leader >= 0:
                         offsets[key] = row
@@ -371,6 +376,7 @@ class Supervisor:
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
+                "damaged": damaged.get(key, []),
             })
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
