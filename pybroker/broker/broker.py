@@ -16,9 +16,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pybroker.broker.acceptor import Acceptor, listen_socket
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
+from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.shm_link import ShmLink
@@ -34,6 +36,9 @@ log = logging.getLogger("pybroker.broker")
 # log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
 # was appended since.
 CHECKPOINT_INTERVAL_S = 60.0
+
+# Frames the broker cannot serve are logged a line per interval, whatever their rate.
+_refused_frame_log = RateLimitedLog(log, logging.INFO)
 
 
 class Broker:
@@ -56,7 +61,7 @@ class Broker:
         self.connections: set[Connection] = set()
         self.stopping = False
         self.stop_requested = asyncio.Event()
-        self._server: asyncio.base_events.Server | None = None
+        self.acceptor: Acceptor | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
@@ -167,10 +172,9 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.acceptor = Acceptor(self, listen_socket(self.config.host, self.config.port))
+        self.acceptor.start()
+        self.port = self.acceptor.port
         link = ShmLink(self)
         link.start()
         if link.attached:
@@ -188,18 +192,13 @@ class Broker:
         for fut in list(self._stop_waiters):
             if not fut.done():
                 fut.set_result(None)
-        if self._server is not None:
-            self._server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            except asyncio.TimeoutError:
-                log.warning("listener did not close within 5 s")
         await self.replicas.stop()
         if self.shm is not None:
             await self.shm.stop()
@@ -257,14 +256,15 @@ class Broker:
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]
-            log.info("closing %s: unsupported %s v%d", conn.peer, api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
+            _refused_frame_log("closing %s: unsupported %s v%d", conn.peer,
+                               api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
             return False
         except api.MalformedFrame as exc:
-            log.info("closing %s: malformed request: %s", conn.peer, exc)
+            _refused_frame_log("closing %s: malformed request: %s", conn.peer, exc)
             return False
         entry = self._handlers.get(request.api_key)
         if entry is None:
-            log.info("closing %s: no handler for api key %d", conn.peer, request.api_key)
+            _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
         body = await handler(self, request) if is_async else handler(self, request)
