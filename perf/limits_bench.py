@@ -3,6 +3,9 @@
 - ``produce``: confluent-kafka produces ``--records`` records of ``--size`` bytes (acks=1)
   to a fresh topic; records/s. The request path's buffer handling is what changed, so
   this is the number that must not drop.
+- ``read``: the connection layer alone, in this process: a socketpair, the ``Connection``
+  class of each tree reading ``--records`` frames of ``--size`` bytes (handled by a no-op),
+  one tree after the other per round; frames/s and MB/s.
 - ``slowloris``: ``--connections`` sockets each declare a 100 MiB request and send one
   byte a second for ``--seconds``; the broker's peak RSS, and a normal producer's
   records/s while they do.
@@ -102,6 +105,73 @@ def run_produce(args) -> dict[str, list[float]]:
     return rates
 
 
+def _load_connection_class(code: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"connection_{abs(hash(code))}",
+                                                  Path(code) / "pybroker" / "broker" / "connection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Connection
+
+
+def read_rate(connection_class, frames: int, size: int) -> float:
+    """Frames/s through one connection: a writer thread sends ``frames`` frames of
+    ``size`` bytes; the broker side only counts them."""
+    import asyncio
+
+    from pybroker.config import BrokerConfig
+
+    frame = struct.pack(">i", size) + os.urandom(size)
+
+    class Server:
+        config = BrokerConfig()
+        connections: set = set()
+
+        def __init__(self):
+            self.seen = 0
+            self.done = asyncio.Event()
+
+        async def handle_frame(self, conn, view):
+            self.seen += 1
+            if self.seen == frames:
+                self.done.set()
+            return None
+
+    async def run() -> float:
+        ours, theirs = socket.socketpair()
+        server = Server()
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: connection_class(server), ours)
+
+        def write():
+            for _ in range(frames):
+                theirs.sendall(frame)
+
+        start = time.perf_counter()
+        writer = threading.Thread(target=write)
+        writer.start()
+        await server.done.wait()
+        elapsed = time.perf_counter() - start
+        writer.join()
+        theirs.close()
+        return frames / elapsed
+
+    return asyncio.run(run())
+
+
+def run_read(args) -> dict[str, list[float]]:
+    classes = {code: _load_connection_class(code) for code in args.code}
+    rates: dict[str, list[float]] = {code: [] for code in args.code}
+    for round_no in range(args.rounds):
+        for code, cls in classes.items():
+            rate = read_rate(cls, args.records, args.size)
+            rates[code].append(rate)
+            print(f"round {round_no + 1} {code}: {rate:,.0f} frames/s of {args.size} B "
+                  f"({rate * args.size / MIB:,.0f} MiB/s)", flush=True)
+    return rates
+
+
 def run_slowloris(args) -> dict[str, list[float]]:
     peaks: dict[str, list[float]] = {code: [] for code in args.code}
     for code in args.code:
@@ -169,7 +239,7 @@ def run_slowloris(args) -> dict[str, list[float]]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["produce", "slowloris"])
+    p.add_argument("what", choices=["produce", "read", "slowloris"])
     p.add_argument("--code", action="append", help="source tree to run the cluster from (repeatable)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--records", type=int, default=500_000)
@@ -183,8 +253,9 @@ def main(argv=None) -> int:
     # a neutral one so --code decides which tree they import.
     os.chdir(tempfile.gettempdir())
     print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
-    results = run_produce(args) if args.what == "produce" else run_slowloris(args)
-    unit = "records/s" if args.what == "produce" else "MiB peak RSS"
+    run, unit = {"produce": (run_produce, "records/s"), "read": (run_read, "frames/s"),
+                 "slowloris": (run_slowloris, "MiB peak RSS")}[args.what]
+    results = run(args)
     for code, values in results.items():
         print(f"{code}: median {statistics.median(values):,.0f} {unit} "
               f"(range {min(values):,.0f}..{max(values):,.0f}, n={len(values)})")

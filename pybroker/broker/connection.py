@@ -7,9 +7,10 @@ writable memoryview of that buffer and the log rewrites offsets in place.
 
 The buffer grows as the frame's bytes arrive, never from the declared size alone: a
 frame of up to ``EAGER_FRAME_BYTES`` gets its exact-size buffer at once (most requests;
-they are read with no copy at all), a larger one starts there and grows ``GROWTH``-fold
-each time it fills, capped at the declared size, so a client that declares 100 MiB and
-sends a byte a second holds 64 KiB, not 100 MiB. Every byte of buffer is reserved from
+they are read with no copy at all), a larger one starts there; when that fills, a frame
+arriving at full speed gets its whole buffer (one 64 KiB copy), a slower one grows
+``GROWTH``-fold each time it fills, capped at the declared size. A client that declares
+100 MiB and sends a byte a second holds 64 KiB, not 100 MiB. Every byte of buffer is reserved from
 the broker's ``MemoryPool`` (``queued.max.request.bytes``) until the request has been
 handled; when the pool is spent the connection stops reading until memory comes back.
 
@@ -45,6 +46,9 @@ MAX_QUEUED_REQUESTS = 16
 # request copies 320 KiB on the way).
 EAGER_FRAME_BYTES = 64 * 1024
 GROWTH = 4
+# A frame whose first EAGER_FRAME_BYTES arrived within this time is being sent at full
+# speed: it gets its whole buffer at the first growth (the memory pool still bounds it).
+FAST_FILL_S = 0.005
 # Reasons reading is paused.
 _QUEUE, _MEMORY = "queue", "memory"
 
@@ -101,9 +105,9 @@ class Connection(asyncio.BufferedProtocol):
         return memoryview(target)[self._filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.last_active = time.monotonic()
         if self.frame_started is None:
-            self.frame_started = self.last_active
+            # Once per frame, not per read: a frame in progress is never idle.
+            self.frame_started = self.last_active = time.monotonic()
         self._filled += nbytes
         if self._frame is None:
             if self._filled < 4:
@@ -128,7 +132,11 @@ class Connection(asyncio.BufferedProtocol):
             if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
                 self._pause(_QUEUE)
         elif self._filled == len(self._frame):
-            self._grow(min(self._size, len(self._frame) * GROWTH))
+            if time.monotonic() - self.frame_started < FAST_FILL_S:
+                # The client sends as fast as we read: its buffer at once (one copy).
+                self._grow(self._size)
+            else:
+                self._grow(min(self._size, len(self._frame) * GROWTH))
 
     def _grow(self, capacity: int) -> None:
         """Make the frame buffer ``capacity`` bytes, reserving the difference from the
