@@ -237,6 +237,20 @@ class BrokerConfig:
     delete_topic_enable: bool = True
     # Largest request frame accepted (Kafka's socket.request.max.bytes, 100 MiB).
     socket_request_max_bytes: int = 100 * 1024 * 1024
+    # Bytes of requests being read or waiting to be handled, over all connections
+    # (Kafka's queued.max.request.bytes); reading pauses beyond it. -1: no bound
+    # (Kafka's default); pybroker bounds it by default.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    # A frame begun but not completed within this time closes the connection (pybroker's
+    # own: Kafka counts a trickling sender as active).
+    socket_request_read_timeout_ms: int = 60_000
+    # A connection with no request in flight and no traffic this long is closed
+    # (Kafka's connections.max.idle.ms).
+    connections_max_idle_ms: int = 600_000
+    # Client connections beyond these are closed as they arrive (Kafka's max.connections,
+    # max.connections.per.ip). The fd limit caps max.connections further (acceptor.py).
+    max_connections: int = 2**31 - 1
+    max_connections_per_ip: int = 2**31 - 1
     # Largest record batch accepted (Kafka's message.max.bytes).
     message_max_bytes: int = 1024 * 1024 + 12
     log_retention_check_interval_ms: int = 300_000

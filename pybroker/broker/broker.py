@@ -17,9 +17,11 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pybroker.broker.acceptor import Acceptor, listen_socket
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
+from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.shm_link import ShmLink
@@ -30,6 +32,9 @@ from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
+
+# Frames the broker cannot serve are logged a line per interval, whatever their rate.
+_refused_frame_log = RateLimitedLog(log, logging.INFO)
 
 
 class Broker:
@@ -52,7 +57,7 @@ class Broker:
         self.connections: set[Connection] = set()
         self.stopping = False
         self.stop_requested = asyncio.Event()
-        self._server: asyncio.base_events.Server | None = None
+        self.acceptor: Acceptor | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
@@ -170,10 +175,9 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.acceptor = Acceptor(self, listen_socket(self.config.host, self.config.port))
+        self.acceptor.start()
+        self.port = self.acceptor.port
         self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
@@ -194,18 +198,13 @@ class Broker:
         for fut in list(self._stop_waiters):
             if not fut.done():
                 fut.set_result(None)
-        if self._server is not None:
-            self._server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            except asyncio.TimeoutError:
-                log.warning("listener did not close within 5 s")
         await self.replicas.stop()
         if self.shm is not None:
             await self.shm.stop()
@@ -288,14 +287,15 @@ class Broker:
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]
-            log.info("closing %s: unsupported %s v%d", conn.peer, api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
+            _refused_frame_log("closing %s: unsupported %s v%d", conn.peer,
+                               api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
             return False
         except api.MalformedFrame as exc:
-            log.info("closing %s: malformed request: %s", conn.peer, exc)
+            _refused_frame_log("closing %s: malformed request: %s", conn.peer, exc)
             return False
         entry = self._handlers.get(request.api_key)
         if entry is None:
-            log.info("closing %s: no handler for api key %d", conn.peer, request.api_key)
+            _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
         body = await handler(self, request) if is_async else handler(self, request)

@@ -32,7 +32,13 @@ import psutil
 
 from pybroker import errors, shm
 from pybroker.group.host import GroupHost
-from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.controller import (
+    DEFAULT_MAX_PARTITIONS,
+    Controller,
+    ControllerService,
+    delta_to_json,
+    image_to_json,
+)
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
@@ -94,7 +100,7 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -105,11 +111,13 @@ class Supervisor:
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
         self.log_level = log_level
-        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings),
+                                     max_partitions=max_partitions)
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor)
+                                         default_replication_factor=replication_factor,
+                                         reserve=self._reserve_slots, release=self._release_slots)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
@@ -254,6 +262,29 @@ class Supervisor:
                 log.info("adopting running broker %d (pid %d)", node_id, pid)
 
     # -- control plane ------------------------------------------------------------------
+
+    def _reserve_slots(self, delta) -> None:
+        """Offsets-table slots for new partitions, claimed before their records are made
+        durable: a table that cannot hold them fails the change with nothing claimed."""
+        if self.region is None:
+            return
+        claimed = []
+        try:
+            for state in delta.partitions:
+                if state.key not in self._slotted and self.region.offsets.find(*state.key) is None:
+                    self.region.offsets.allocate(*state.key)
+                    claimed.append(state.key)
+        except shm.ShmError:
+            for key in claimed:
+                self.region.offsets.release(*key)
+            raise
+
+    def _release_slots(self, delta) -> None:
+        if self.region is None:
+            return
+        for state in delta.partitions:
+            if state.key not in self._slotted:
+                self.region.offsets.release(*state.key)
 
     def _publish(self, delta) -> None:
         if self.region is not None:

@@ -176,17 +176,27 @@ async def offset_fetch(broker, request) -> dict:
 
 
 async def describe_groups(broker, request) -> dict:
-    groups = await _group(broker, "describe_groups", "", {"group_ids": request.body["groups"]})
+    try:
+        groups = await _group(broker, "describe_groups", "", {"group_ids": request.body["groups"]})
+    except errors.KafkaError as exc:
+        groups = [{"error_code": exc.code, "group_id": g, "group_state": "", "protocol_type": "",
+                   "protocol_data": "", "members": []} for g in request.body["groups"]]
     return {"throttle_time_ms": 0, "groups": groups}
 
 
 async def list_groups(broker, request) -> dict:
-    response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
+    try:
+        response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
+    except errors.KafkaError as exc:
+        response = {"error_code": exc.code, "groups": []}
     return {"throttle_time_ms": 0, **response}
 
 
 async def delete_groups(broker, request) -> dict:
-    results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
+    try:
+        results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
+    except errors.KafkaError as exc:
+        results = [{"group_id": g, "error_code": exc.code} for g in request.body["groups_names"]]
     return {"throttle_time_ms": 0, "results": results}
 
 
