@@ -127,6 +127,8 @@ class ReplicaManager:
             return
         finally:
             partition.isr_change_pending = False
+        if state is not None:
+            self.broker.stats.on_isr_change(partition.isr, list(state.isr))
         if state is not None and partition.apply_state(state):
             shm = getattr(self.broker, "shm", None)
             if shm is not None and partition.is_leader:
