@@ -1,0 +1,40 @@
+"""Helpers for the HTTP tests: scrape /metrics into a dict, call the console's JSON API."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+
+class Http:
+    @staticmethod
+    def scrape(console_url: str) -> dict:
+        """``{(sample name, ((label, value), ...)): value}`` of one /metrics scrape."""
+        with urllib.request.urlopen(console_url + "metrics", timeout=10) as res:
+            assert res.headers["Content-Type"].startswith("text/plain")
+            text = res.read().decode()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+    @staticmethod
+    def call(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+        """GET (no body) or POST a JSON body; (status, decoded answer)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as res:
+                return res.status, json.loads(res.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def http() -> type[Http]:
+    return Http
