@@ -35,6 +35,32 @@ class Http:
             return exc.code, json.loads(exc.read())
 
 
+    @staticmethod
+    def produce(bootstrap: str, topic: str, count: int, partition: int = -1) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        for i in range(count):
+            producer.produce(topic, b"v%04d" % i, partition=partition)
+        assert producer.flush(20) == 0
+
+    @staticmethod
+    def consume(bootstrap: str, topic: str, group: str, count: int):
+        """A subscribed confluent-kafka consumer that read ``count`` records and committed
+        them; still a member of ``group`` (close it to leave)."""
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([topic])
+        for _ in range(count):
+            msg = consumer.poll(10)
+            assert msg is not None, "no message within 10 s"
+            assert msg.error() is None, msg.error()
+        consumer.commit(asynchronous=False)
+        return consumer
+
+
 @pytest.fixture
 def http() -> type[Http]:
     return Http

@@ -6,8 +6,6 @@ import asyncio
 import json
 
 import pytest
-from confluent_kafka import Consumer, Producer
-
 from pybroker.http.server import HttpServer, is_loopback
 from pybroker.testing import wait_until
 
@@ -48,19 +46,8 @@ def test_create_produce_browse_reset_delete(pybroker_cluster_factory, http, topi
                                                              "text": "console", "json": None}}]
 
     # A group that committed everything, then an offset reset while it is active and after.
-    producer = Producer({"bootstrap.servers": cluster.bootstrap})
-    for i in range(10):
-        producer.produce(topic, b"%d" % i, partition=0)
-    assert producer.flush(20) == 0
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "console-group",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    got = 0
-    while got < 11:
-        msg = consumer.poll(10)
-        assert msg is not None and msg.error() is None
-        got += 1
-    consumer.commit(asynchronous=False)
+    http.produce(cluster.bootstrap, topic, 10, partition=0)
+    consumer = http.consume(cluster.bootstrap, topic, "console-group", 11)
     code, answer = http.call(base + "api/groups/console-group/reset", {"scenario": "earliest", "topic": topic})
     assert code == 400 and "can only be reset if the group 'console-group' is inactive" in answer["error"]
     consumer.close()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from pybroker.cli.status import fetch_status
 from pybroker.testing import wait_until
@@ -26,21 +26,8 @@ def _value(samples: dict, name: str, **labels) -> float | None:
 def test_metrics_count_produced_and_fetched_messages_and_group_lag(pybroker_cluster_factory, http, topic):
     cluster = pybroker_cluster_factory(extra_args=["--group-initial-rebalance-delay-ms", "0"])
     assert cluster.console_url.startswith("http://127.0.0.1:")
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5})
-    for i in range(1000):
-        producer.produce(topic, b"v%04d" % i)
-    assert producer.flush(20) == 0
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "billing",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    got = 0
-    while got < 400:
-        msg = consumer.poll(10)
-        assert msg is not None, "no message within 10 s"
-        assert msg.error() is None
-        got += 1
-    consumer.commit(asynchronous=False, offsets=None)
-    consumer.close()
+    http.produce(cluster.bootstrap, topic, 1000)
+    http.consume(cluster.bootstrap, topic, "billing", 400).close()
 
     def scraped():
         samples = http.scrape(cluster.console_url)
