@@ -38,7 +38,7 @@ function rate(v) { return v === undefined ? "-" : (v >= 100 ? Math.round(v) : v.
 
 function notice(text, ok) {
   const box = document.getElementById("notice");
-  const item = el("div", {class: ok ? "ok" : "error"}, text);
+  const item = el("div", {class: ok ? "ok" : "error"}, text.includes("\n") ? el("pre", {}, text) : text);
   box.prepend(item);
   while (box.children.length > 4) box.lastChild.remove();
   setTimeout(() => item.remove(), ok ? 8000 : 20000);
@@ -59,10 +59,10 @@ async function post(path, body) {
   return doc;
 }
 
-async function act(what, path, body) {
+async function act(what, path, body, describe) {
   try {
     const doc = await post(path, body);
-    notice(what + ": " + (doc.result || doc.output || JSON.stringify(doc)).trim(), true);
+    notice(what + ": " + (describe ? describe(doc) : (doc.result || doc.output || "done").trim()), true);
     await refresh();
     return doc;
   } catch (err) {
@@ -143,6 +143,10 @@ function renderGroups(groups, readOnly) {
   // Keep a reset form the user is typing into: re-render groups only when no input has focus there.
   if (list.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") return;
   if (!groups.length) { list.replaceChildren(el("p", {class: "muted"}, "No consumer groups yet.")); return; }
+  const kept = {};
+  for (const form of list.querySelectorAll("form[data-reset]")) {
+    kept[form.dataset.reset] = Object.fromEntries(new FormData(form));
+  }
   list.replaceChildren(...groups.map(g => el("div", {class: "group", "data-group": g.group},
     el("h3", {}, g.group, el("span", {class: "muted"}, "state"), el("span", {class: "group-state"}, g.state),
        el("span", {class: "muted"}, "members"), el("span", {}, g.members.length),
@@ -159,6 +163,12 @@ function renderGroups(groups, readOnly) {
         el("td", {class: "num"}, num(o.log_end_offset)), el("td", {class: "num lag"}, num(o.lag)),
         el("td", {class: "mono"}, o.member_id || "-"))))),
     resetForm(g, readOnly))));
+  for (const form of list.querySelectorAll("form[data-reset]")) {
+    for (const [k, v] of Object.entries(kept[form.dataset.reset] || {})) {
+      const field = form.elements[k];
+      if (field && (field.tagName !== "SELECT" || [...field.options].some(o => o.value === v))) field.value = v;
+    }
+  }
 }
 
 function drawChart(points) {
@@ -273,8 +283,8 @@ document.getElementById("produce").addEventListener("submit", ev => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   act("produce to " + f.get("topic"), "/api/produce", {topic: f.get("topic"), partition: f.get("partition"),
-      key: f.get("key"), value: f.get("value"), headers: pairs(f.get("headers"))})
-    .then(doc => { if (doc) notice(`stored at ${doc.topic}-${doc.partition} offset ${doc.offset}`, true); });
+      key: f.get("key"), value: f.get("value"), headers: pairs(f.get("headers"))},
+      doc => `stored at ${doc.topic}-${doc.partition} offset ${doc.offset}`);
 });
 
 refresh();
