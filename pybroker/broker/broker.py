@@ -92,6 +92,7 @@ class Broker:
             stray -= deleted
         for name in deleted | stray:
             self.image.topics.pop(name, None)
+            self.stats.forget_topic(name)
             for key in [k for k in self.image.partitions if k[0] == name]:
                 del self.image.partitions[key]
             local = self.logs.local_partition_dirs() | set(self.logs.partitions)

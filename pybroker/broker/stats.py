@@ -72,6 +72,11 @@ class BrokerStats:
         elif len(new) > len(old):
             self.isr_expands += 1
 
+    def forget_topic(self, topic: str) -> None:
+        """A deleted topic's counters go (a topic created again under its name counts
+        from zero, which the supervisor reads as a restarted counter)."""
+        self.topics.pop(topic, None)
+
     def report(self, partitions) -> dict:
         """The report document; ``partitions`` are this broker's Partition objects."""
         return {

@@ -43,6 +43,12 @@ class ClusterMetrics:
         self._last[node_id] = report
         self.reports += 1
 
+    def retain_topics(self, topics) -> None:
+        """Forget the totals of topics no longer in the cluster (Kafka drops a deleted
+        topic's metrics; one created again under the name starts from zero)."""
+        for name in [t for t in self.topics if t not in topics]:
+            del self.topics[name]
+
     def sample(self, now: float) -> None:
         self._samples.append((now, {t: (row[MESSAGES_IN], row[BYTES_IN], row[BYTES_OUT])
                                     for t, row in self.topics.items()}))
@@ -86,4 +92,6 @@ def _add_deltas(totals: dict[str, list], rows: dict[str, list], previous: dict[s
         if total is None:
             total = totals[key] = [0] * len(row)
         for i, value in enumerate(row):
-            total[i] += value - (before[i] if before is not None else 0)
+            # A row that went down started again (a topic deleted and created anew).
+            old = before[i] if before is not None and i < len(before) else 0
+            total[i] += value - old if value >= old else value

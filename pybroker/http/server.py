@@ -97,6 +97,7 @@ class HttpServer:
 
     async def _sample(self) -> None:
         while True:
+            self.metrics.retain_topics(self.supervisor.controller.topics)
             self.metrics.sample(time.time())
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 

@@ -84,3 +84,21 @@ def test_cumulative_buckets_end_at_inf_with_the_count():
     buckets = ClusterMetrics.cumulative_buckets(row)
     assert buckets[0] == ("0.5", 1) and buckets[1] == ("1", 2) and buckets[3] == ("5", 4)
     assert buckets[-1] == ("+Inf", 5) and buckets[-2] == ("10000", 4)
+
+
+def test_a_topic_deleted_and_created_again_counts_from_zero():
+    metrics = ClusterMetrics()
+    stats = BrokerStats()
+    stats.on_produce("t", 100, 1000)
+    metrics.ingest(0, _report(stats))
+    stats.forget_topic("t")
+    metrics.retain_topics(set())
+    assert metrics.topics == {}
+    stats.on_produce("t", 4, 40)
+    metrics.ingest(0, _report(stats))
+    assert metrics.topics["t"][:2] == [4, 40]
+    # Even before the supervisor forgot it, a counter that went down is read as restarted.
+    stats.forget_topic("t")
+    stats.on_produce("t", 1, 10)
+    metrics.ingest(0, _report(stats))
+    assert metrics.topics["t"][:2] == [5, 50]
