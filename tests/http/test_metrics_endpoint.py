@@ -100,3 +100,19 @@ def test_taken_http_port_fails_up_at_once(tmp_path):
     assert f"cannot serve the console on 127.0.0.1:{port}" in result.stderr
     assert "--http-port" in result.stderr
     assert not (tmp_path / "data" / "logs" / "broker-0.log").exists()
+
+
+def test_daemon_prints_the_console_line_right_after_bootstrap(tmp_path, http):
+    data = tmp_path / "data"
+    cli = [sys.executable, "-m", "pybroker.cli.main"]
+    started = subprocess.run([*cli, "up", "--daemon", "--brokers", "1", "--port", "0", "--http-port", "0",
+                              "--data", str(data)], capture_output=True, text=True, timeout=60)
+    try:
+        assert started.returncode == 0, started.stderr
+        lines = started.stdout.splitlines()
+        assert lines[0].startswith("bootstrap: 127.0.0.1:")
+        assert lines[1].startswith("console: http://127.0.0.1:") and lines[1].endswith("/")
+        samples = http.scrape(lines[1].split(": ", 1)[1])
+        assert _value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    finally:
+        subprocess.run([*cli, "down", "--data", str(data)], capture_output=True, timeout=60)
