@@ -91,11 +91,11 @@ def _console(args):
         sock = bind(args.host, args.http_port)
     except OSError as exc:
         raise SystemExit(f"pybroker up: cannot serve the console on {args.host}:{args.http_port}: {exc.strerror or exc} "
-                         "(choose another with --http-port, 0 picks a free one)") from None
+                         "(another pybroker up? choose another port with --http-port, 0 picks a free one)") from None
     return HttpServer(sock, allow_writes=True if args.console_actions else None)
 
 
-def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -119,7 +119,8 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
         if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
             print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
             return 1
-    console = _console(args)
+    if console is None:
+        console = _console(args)
     supervisor = Supervisor(
         data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
@@ -138,7 +139,9 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe."""
+    """Double fork; the original process waits for the bootstrap line through a pipe.
+    The console's socket is bound before, so a taken port fails here, in the foreground."""
+    console = _console(args)
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
@@ -167,7 +170,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
         pipe.close()
 
     try:
-        code = _run_supervisor(args, data, topic_settings, ready)
+        code = _run_supervisor(args, data, topic_settings, ready, console)
     finally:
         if not pipe.closed:
             pipe.close()

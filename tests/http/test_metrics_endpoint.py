@@ -87,19 +87,21 @@ def _full_isr(cluster, topic):
     return status if parts and all(len(p["isr"]) == 2 for p in parts) else None
 
 
-def test_taken_http_port_fails_up_at_once(tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--daemon"]], ids=["foreground", "daemon"])
+def test_taken_http_port_fails_up_at_once(tmp_path, mode):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "pybroker.cli.main", "up", "--brokers", "1", "--port", "0",
+            [sys.executable, "-m", "pybroker.cli.main", "up", *mode, "--brokers", "1", "--port", "0",
              "--http-port", str(port), "--data", str(tmp_path / "data")],
             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert f"cannot serve the console on 127.0.0.1:{port}" in result.stderr
     assert "--http-port" in result.stderr
     assert not (tmp_path / "data" / "logs" / "broker-0.log").exists()
+    assert not (tmp_path / "data" / "run" / "supervisor.pid").exists()
 
 
 def test_daemon_prints_the_console_line_right_after_bootstrap(tmp_path, http):
