@@ -6,6 +6,15 @@ const REFRESH_MS = 2000;
 const COLORS = ["#2f6fde", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d"];
 const expanded = new Set();
 let state = null;
+let renderedGroups = null;
+// A refresh that replaced an element between mousedown and mouseup would swallow the
+// click: while a button is held, rendering waits for its release.
+let pressed = false, renderWaiting = false;
+document.addEventListener("mousedown", () => { pressed = true; }, true);
+document.addEventListener("mouseup", () => {
+  pressed = false;
+  if (renderWaiting) { renderWaiting = false; setTimeout(render, 0); }
+}, true);
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -142,6 +151,9 @@ function renderGroups(groups, readOnly) {
   const list = document.getElementById("group-list");
   // Keep a reset form the user is typing into: re-render groups only when no input has focus there.
   if (list.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") return;
+  const signature = JSON.stringify([groups, readOnly]);
+  if (signature === renderedGroups) return;
+  renderedGroups = signature;
   if (!groups.length) { list.replaceChildren(el("p", {class: "muted"}, "No consumer groups yet.")); return; }
   const kept = {};
   for (const form of list.querySelectorAll("form[data-reset]")) {
@@ -203,6 +215,7 @@ function drawChart(points) {
 
 function render() {
   if (!state) return;
+  if (pressed) { renderWaiting = true; return; }
   const ro = state.read_only;
   document.getElementById("cluster-id").textContent = "cluster " + state.cluster_id;
   document.getElementById("bootstrap").textContent = state.bootstrap;
