@@ -25,6 +25,7 @@ from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.shm_link import ShmLink
+from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import BrokerConfig
@@ -51,6 +52,8 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # Counters reported to the supervisor (per request and per batch-set, never per record).
+        self.stats = BrokerStats()
         # The shared-memory link, when the cluster has a region this broker could attach.
         self.shm: ShmLink | None = None
         self.port = config.port
@@ -90,6 +93,7 @@ class Broker:
             stray -= deleted
         for name in deleted | stray:
             self.image.topics.pop(name, None)
+            self.stats.forget_topic(name)
             for key in [k for k in self.image.partitions if k[0] == name]:
                 del self.image.partitions[key]
             local = self.logs.local_partition_dirs() | set(self.logs.partitions)
@@ -121,6 +125,10 @@ class Broker:
 
     def _broker_alive(self, node_id: int) -> bool:
         return node_id in self.image.brokers
+
+    def report(self) -> dict:
+        """The periodic ``report`` to the supervisor: counters and led partitions."""
+        return self.stats.report(self.logs.partitions.values())
 
     def describe_partitions(self) -> list[dict]:
         rows = []
@@ -298,7 +306,11 @@ class Broker:
             _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
-        body = await handler(self, request) if is_async else handler(self, request)
+        started = time.perf_counter()
+        try:
+            body = await handler(self, request) if is_async else handler(self, request)
+        finally:
+            self.stats.on_request(_request_name(request), (time.perf_counter() - started) * 1000.0)
         if body is None:
             return None
         try:
@@ -306,6 +318,14 @@ class Broker:
         except Exception:
             release_regions(_regions_in(body))
             raise
+
+
+def _request_name(request) -> str:
+    """The ``request`` label of Kafka's RequestMetrics: Fetch is split into FetchConsumer
+    and FetchFollower (a follower's long polls would drown a consumer's latency)."""
+    if request.api_key == api.FETCH:
+        return "FetchFollower" if request.body.get("replica_id", -1) >= 0 else "FetchConsumer"
+    return api.API_NAMES[request.api_key]
 
 
 def _regions_in(body) -> list:

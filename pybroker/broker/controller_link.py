@@ -49,6 +49,10 @@ def group_wait_s(method: str, args: dict) -> float:
         return DEFAULT_REBALANCE_TIMEOUT_MS / 1000.0 + GROUP_WAIT_MARGIN_S
     return CONTROL_TIMEOUT_S
 
+# Counters and led partitions go to the supervisor with every second heartbeat (2 s): the
+# resolution of /metrics and of the console's throughput charts.
+REPORT_EVERY_BEATS = 2
+
 
 class RemoteController:
     def __init__(self, socket_path: str):
@@ -88,11 +92,15 @@ class RemoteController:
                     "port": broker.port, "pid": os.getpid(),
                 }, on_reply=lambda reply: broker.apply_update(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
+                beats = 0
                 while not channel.closed.is_set():
                     try:
                         await asyncio.wait_for(channel.closed.wait(), 1.0)
                     except asyncio.TimeoutError:
                         channel.send({"type": "heartbeat", "node_id": broker.node_id})
+                        beats += 1
+                        if beats % REPORT_EVERY_BEATS == 0:
+                            channel.send({"type": "report", "node_id": broker.node_id, **broker.report()})
             except (ConnectionError, asyncio.TimeoutError, errors.KafkaError) as exc:
                 log.info("control channel lost (%s); reconnecting", exc)
             finally:

@@ -3,6 +3,8 @@
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
     heartbeat         node_id                             (one-way, every second)
+    report            node_id, boot, topics, requests, isr, partitions
+                                                          (one-way, every 2 s: counters, see broker/stats.py)
     create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results
@@ -28,6 +30,7 @@ VERSION = 1
 TYPES: dict[str, tuple[str, ...]] = {
     "register": ("node_id", "host", "port", "pid"),
     "heartbeat": ("node_id",),
+    "report": ("node_id", "boot", "topics", "requests", "isr", "partitions"),
     "create_topics": ("topics",),
     "delete_topics": ("names",),
     "create_partitions": ("topics",),

@@ -100,7 +100,8 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
+                 extensions=()):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -128,6 +129,13 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._ready = False
         self._server: asyncio.base_events.Server | None = None
+        # Services hosted on this loop (the HTTP console): ``await start(supervisor)`` once
+        # the control socket listens, ``await stop()`` at shutdown. The supervisor knows
+        # them only by these two methods.
+        self.extensions = list(extensions)
+        # The latest ``report`` of each broker id, and who else wants each one as it comes.
+        self.reports: dict[int, dict] = {}
+        self.report_listeners: list = []
 
     def _cluster_id(self) -> str:
         import uuid
@@ -328,6 +336,13 @@ class Supervisor:
                                        BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
                     channel.send(image_to_json(self.controller))
             return None
+        if kind == "report":
+            proc = state["proc"]
+            if proc is not None:
+                self.reports[proc.node_id] = doc
+                for listener in self.report_listeners:
+                    listener(proc.node_id, doc)
+            return None
         if kind == "create_topics":
             return {"results": self.service.create_topics(doc["topics"], doc.get("validate_only", False))}
         if kind == "delete_topics":
@@ -388,16 +403,8 @@ class Supervisor:
                         offsets[key] = row
                     else:
                         offsets.setdefault(key, row)
-        if self.region is not None:
-            # Leaders publish log end and high watermark here: the freshest view, read
-            # without a round trip to any broker.
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
-                    offsets[(row.topic, row.partition)] = {
-                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
-                        "high_watermark": row.high_watermark, "leader": row.leader_id,
-                    }
+        offsets.update(self.positions(reports=False))
+        sizes = self.partition_sizes()
         partitions = []
         for key, s in sorted(self.controller.partitions.items()):
             row = offsets.get(key, {})
@@ -408,6 +415,7 @@ class Supervisor:
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
                 "damaged": damaged.get(key, []),
+                "size_bytes": sizes.get(key),
             })
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
@@ -420,6 +428,38 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
+        """Log start, log end and high watermark of partitions at their current leader,
+        without asking any broker: from the leaders' latest reports (``reports``), then
+        from shared memory, where leaders publish them as they move (the freshest)."""
+        offsets: dict[tuple[str, int], dict] = {}
+        if reports:
+            for node_id, report in self.reports.items():
+                for topic, index, start, end, hw, _size in report["partitions"]:
+                    state = self.controller.partitions.get((topic, index))
+                    if state is not None and state.leader == node_id:
+                        offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
+                                                   "high_watermark": hw, "leader": node_id}
+        if self.region is not None:
+            for row in self.region.offsets.rows():
+                state = self.controller.partitions.get((row.topic, row.partition))
+                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+                    offsets[(row.topic, row.partition)] = {
+                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
+                        "high_watermark": row.high_watermark, "leader": row.leader_id,
+                    }
+        return offsets
+
+    def partition_sizes(self) -> dict[tuple[str, int], int]:
+        """Bytes of each partition's log at its current leader, from the latest reports."""
+        sizes = {}
+        for node_id, report in self.reports.items():
+            for topic, index, _start, _end, _hw, size in report["partitions"]:
+                state = self.controller.partitions.get((topic, index))
+                if state is not None and state.leader == node_id:
+                    sizes[(topic, index)] = size
+        return sizes
 
     def _group_lag(self, offsets: dict) -> list[dict]:
         from pybroker.group.coordinator import lag
@@ -460,6 +500,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
+        for extension in self.extensions:
+            await extension.start(self)
         self._adopt_running_brokers()
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
@@ -518,6 +560,8 @@ class Supervisor:
                 proc.popen.wait()
         if self._server is not None:
             self._server.close()
+        for extension in self.extensions:
+            await extension.stop()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:
