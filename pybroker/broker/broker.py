@@ -28,7 +28,7 @@ from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import BrokerConfig
+from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
 
@@ -44,6 +44,8 @@ class Broker:
         self.node_id = config.broker_id
         self.logs = LogManager(config)
         self.image = ClusterImage(cluster_id=config.cluster_id, topics=self.logs.topics)
+        # The static topic defaults with the cluster's dynamic broker defaults on top.
+        self.topic_defaults: TopicConfig = topic_defaults_with(config.topic_defaults, {})
         if controller is None:
             from pybroker.broker.controller_link import LocalController
             from pybroker.group.host import GroupHost
@@ -75,8 +77,17 @@ class Broker:
         the image no longer has are deleted."""
         self.image.cluster_id = doc.get("cluster_id", self.image.cluster_id)
         self.image.brokers = {b["node_id"]: BrokerInfo.from_json(b) for b in doc["brokers"]}
+        for r in doc.get("resource_configs", ()):
+            key = (int(r["resource_type"]), r["resource_name"])
+            if r["configs"]:
+                self.image.resource_configs[key] = dict(r["configs"])
+            else:
+                self.image.resource_configs.pop(key, None)
+            if key == (RESOURCE_BROKER, ""):
+                # The topics whose effective config changed come in this same update.
+                self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
         for t in doc["topics"]:
-            topic = TopicMetadata.from_json(t, self.config.topic_defaults)
+            topic = TopicMetadata.from_json(t, self.topic_defaults)
             self.image.topics[topic.name] = topic
             for (name, _index), partition in self.logs.partitions.items():
                 if name == topic.name and partition.log.config != topic.config:
@@ -247,10 +258,10 @@ class Broker:
     async def _log_cleaner(self) -> None:
         """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
         thread, and rest ``log_cleaner_backoff_ms`` whenever none needs cleaning."""
-        backoff = self.config.log_cleaner_backoff_ms / 1000.0
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
         try:
             while True:
+                backoff = int(self.dynamic_config("log.cleaner.backoff.ms", self.config.log_cleaner_backoff_ms)) / 1000.0
                 try:
                     cleaned = await self.logs.clean_next(executor)
                 except KafkaError as exc:
@@ -283,6 +294,15 @@ class Broker:
                              checked, elapsed, checked / max(elapsed, 1e-9) / 1e6, found)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+
+    def dynamic_config(self, name: str, static):
+        """A runtime-changeable broker setting: this broker's dynamic value, else the
+        cluster-wide dynamic default, else ``static`` (Kafka's order of precedence)."""
+        for key in ((RESOURCE_BROKER, str(self.node_id)), (RESOURCE_BROKER, "")):
+            value = self.image.resource_configs.get(key, {}).get(name)
+            if value is not None:
+                return value
+        return static
 
     # -- requests ----------------------------------------------------------------------
 

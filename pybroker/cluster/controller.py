@@ -35,7 +35,15 @@ from dataclasses import dataclass, field, replace
 
 from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import TopicConfig, apply_config_ops
+from pybroker.config import (
+    RESOURCE_BROKER,
+    RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+    TopicConfig,
+    apply_config_ops,
+    check_resource_configs,
+    topic_defaults_with,
+)
 from pybroker import errors
 
 log = logging.getLogger("pybroker.controller")
@@ -85,15 +93,18 @@ class Delta:
     deleted_topics: list = field(default_factory=list)    # names
     partitions: list = field(default_factory=list)        # PartitionState
     brokers_changed: bool = False
+    resource_configs: list = field(default_factory=list)  # (resource type, name) of BROKER / GROUP configs
 
     def __bool__(self) -> bool:
-        return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed)
+        return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed
+                    or self.resource_configs)
 
     def merge(self, other: "Delta") -> "Delta":
         self.topics += other.topics
         self.deleted_topics += other.deleted_topics
         self.partitions += other.partitions
         self.brokers_changed |= other.brokers_changed
+        self.resource_configs += other.resource_configs
         return self
 
 
@@ -124,7 +135,13 @@ class Controller:
                  rng: random.Random | None = None, max_partitions: int = DEFAULT_MAX_PARTITIONS):
         self.cluster_id = cluster_id
         self.max_partitions = max_partitions
-        self.topic_defaults = topic_defaults or TopicConfig()
+        # The static topic defaults (``pybroker up --config``); ``topic_defaults`` adds the
+        # dynamic cluster-wide broker defaults (the "" BROKER resource) on top.
+        self.static_topic_defaults = topic_defaults or TopicConfig()
+        self.topic_defaults = topic_defaults_with(self.static_topic_defaults, {})
+        # Dynamic configs of BROKER ("" is the cluster default) and GROUP resources:
+        # (resource type, name) -> {config: value}.
+        self.resource_configs: dict[tuple[int, str], dict[str, str]] = {}
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.live: dict[int, BrokerInfo] = {}
@@ -155,6 +172,8 @@ class Controller:
             self._forget_topic(record["name"])
         elif kind == "broker_port":
             self.ports[int(record["node_id"])] = int(record["port"])
+        elif kind == "resource_config":
+            self._set_resource_configs(int(record["resource_type"]), record["resource_name"], record["configs"])
         else:
             raise ValueError(f"unknown metadata record type {kind!r}")
 
@@ -359,10 +378,7 @@ class Controller:
         topic = self.topics.get(name)
         if topic is None:
             raise errors.UnknownTopicOrPartition(f"Topic '{name}' does not exist.")
-        names = [c[0] for c in configs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise errors.InvalidRequest(f"Error due to duplicate config keys: {', '.join(duplicates)}")
+        _refuse_duplicate_keys(configs)
         if incremental:
             overrides = apply_config_ops(topic.config.overridden(), configs, self.topic_defaults)
         else:
@@ -376,17 +392,70 @@ class Controller:
         delta = Delta()
         if validate_only:
             return replace(topic, config=config), delta
-        unclean_now = config.unclean_leader_election_enable and not topic.config.unclean_leader_election_enable
+        was_unclean = topic.config.unclean_leader_election_enable
         topic.config = config
         self._record({"type": "topic", "topic": topic.to_json()})
         delta.topics.append(topic)
-        if unclean_now:
-            # Kafka elects offline partitions as soon as unclean election is allowed.
-            for index in range(topic.partitions):
-                state = self.partitions.get((name, index))
-                if state is not None and state.leader == NO_LEADER:
-                    self._elect(state, delta)
+        self._elect_if_newly_unclean(topic, was_unclean, delta)
         return topic, delta
+
+    def _elect_if_newly_unclean(self, topic: TopicMetadata, was_unclean: bool, delta: Delta) -> None:
+        """Kafka elects offline partitions as soon as unclean election is allowed."""
+        if was_unclean or not topic.config.unclean_leader_election_enable:
+            return
+        for index in range(topic.partitions):
+            state = self.partitions.get((topic.name, index))
+            if state is not None and state.leader == NO_LEADER:
+                self._elect(state, delta)
+
+    # -- BROKER and GROUP configs ------------------------------------------------------------
+
+    def _set_resource_configs(self, resource_type: int, name: str, configs: dict[str, str],
+                              delta: Delta | None = None) -> None:
+        """Store a resource's whole set of dynamic configs; the cluster default broker
+        resource also re-derives every topic's config from the new defaults."""
+        key = (resource_type, name)
+        if configs:
+            self.resource_configs[key] = dict(configs)
+        else:
+            self.resource_configs.pop(key, None)
+        if key != (RESOURCE_BROKER, ""):
+            return
+        self.topic_defaults = topic_defaults_with(self.static_topic_defaults, configs)
+        for topic in self.topics.values():
+            config = TopicConfig.parse(topic.config.overridden(), self.topic_defaults)
+            if config == topic.config:
+                continue
+            was_unclean = topic.config.unclean_leader_election_enable
+            topic.config = config
+            if delta is not None:
+                delta.topics.append(topic)
+                self._elect_if_newly_unclean(topic, was_unclean, delta)
+
+    def alter_resource_config(self, resource_type: int, name: str, configs: list[tuple[str, int, str | None]],
+                              incremental: bool, validate_only: bool = False) -> Delta:
+        """AlterConfigs / IncrementalAlterConfigs of a BROKER (a broker id, or "" for the
+        cluster-wide default) or GROUP resource, by the same rules as a topic's: the
+        result is validated whole, recorded in the metadata log and pushed to brokers."""
+        if resource_type == RESOURCE_BROKER and name != "" and not name.isdigit():
+            raise errors.InvalidRequest(f"Invalid broker name '{name}': a broker id or \"\" for the cluster default")
+        if resource_type == RESOURCE_GROUP and not name:
+            raise errors.InvalidRequest("A group config resource needs a group id")
+        _refuse_duplicate_keys(configs)
+        current = self.resource_configs.get((resource_type, name), {})
+        if incremental:
+            overrides = apply_config_ops(current, configs, {}, known=_AnyName(), lists=(), what="dynamic")
+        else:
+            overrides = {key: value for key, _op, value in configs}
+        check_resource_configs(resource_type, name, overrides)
+        delta = Delta()
+        if validate_only or overrides == current:
+            return delta
+        self._record({"type": "resource_config", "resource_type": resource_type, "resource_name": name,
+                      "configs": overrides})
+        self._set_resource_configs(resource_type, name, overrides, delta)
+        delta.resource_configs.append((resource_type, name))
+        return delta
 
     # -- ISR ----------------------------------------------------------------------------
 
@@ -419,6 +488,20 @@ class Controller:
         return new, delta
 
 
+class _AnyName:
+    """Every name: BROKER and GROUP config names are checked with their values."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def _refuse_duplicate_keys(configs: list[tuple[str, int, str | None]]) -> None:
+    names = [c[0] for c in configs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise errors.InvalidRequest(f"Error due to duplicate config keys: {', '.join(duplicates)}")
+
+
 def _check_fits(config: TopicConfig, replication_factor: int) -> None:
     """Settings that must agree with the topic's shape, on creation and on every change."""
     if config.min_insync_replicas > replication_factor:
@@ -436,13 +519,21 @@ def delta_to_json(delta: Delta, controller: Controller) -> dict:
         "topics": [t.to_json() for t in delta.topics],
         "deleted_topics": list(delta.deleted_topics),
         "partitions": [s.to_json() for s in delta.partitions],
+        # Whole config sets (empty: back to defaults); brokers apply them before topics.
+        "resource_configs": [resource_config_record(controller, key) for key in dict.fromkeys(delta.resource_configs)],
     }
+
+
+def resource_config_record(controller: Controller, key: tuple[int, str]) -> dict:
+    return {"type": "resource_config", "resource_type": key[0], "resource_name": key[1],
+            "configs": controller.resource_configs.get(key, {})}
 
 
 def image_to_json(controller: Controller) -> dict:
     """The full image as an ``update`` message (a broker's first, or after a reconnect)."""
     return delta_to_json(
-        Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values())),
+        Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values()),
+              resource_configs=list(controller.resource_configs)),
         controller,
     )
 
@@ -587,14 +678,20 @@ class ControllerService:
         return results
 
     def alter_configs(self, resources: list[dict], incremental: bool, validate_only: bool = False) -> list[dict]:
-        """Topic config changes: ``resources`` are ``[{name, configs: [{name, op, value}]}]``;
-        one result ``{name, error_code, error_message}`` per resource, as Kafka answers."""
+        """Config changes: ``resources`` are ``[{name, configs: [{name, op, value}],
+        resource_type}]`` (a topic when the type is left out, else BROKER or GROUP); one
+        result ``{name, error_code, error_message}`` per resource, as Kafka answers."""
         results, delta = [], Delta()
         for spec in resources:
             result = {"name": spec["name"], "error_code": 0, "error_message": None}
             try:
                 ops = [(c["name"], int(c.get("op", 0)), c.get("value")) for c in spec["configs"]]
-                _topic, d = self.controller.alter_topic_config(spec["name"], ops, incremental, validate_only)
+                resource_type = int(spec.get("resource_type", RESOURCE_TOPIC))
+                if resource_type == RESOURCE_TOPIC:
+                    _topic, d = self.controller.alter_topic_config(spec["name"], ops, incremental, validate_only)
+                else:
+                    d = self.controller.alter_resource_config(resource_type, spec["name"], ops, incremental,
+                                                              validate_only)
                 delta.merge(d)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)

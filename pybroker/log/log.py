@@ -302,6 +302,13 @@ class Log:
                     return found
         return None
 
+    def max_timestamp_and_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the log's largest timestamp
+        (ListOffsets MAX_TIMESTAMP, KIP-734), or None for a log without records."""
+        self._check_open()
+        largest = max((segment.max_timestamp for segment in self._segments), default=-1)
+        return self.offset_for_timestamp(largest) if largest >= 0 else None
+
     # --- compaction (pybroker.log.cleaner) -----------------------------------------------
     @property
     def cleaner_checkpoint(self) -> int:

@@ -122,30 +122,48 @@ async def leave_group(broker, request) -> dict:
     return {"throttle_time_ms": 0, **response}
 
 
-async def offset_commit(broker, request) -> dict:
-    body = request.body
-    rows = [
-        [topic["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
-         p.get("committed_leader_epoch", -1)]
-        for topic in body["topics"] for p in topic["partitions"]
-    ]
-    try:
-        codes = {(t, p): code for t, p, code in await _group(broker, "commit_offsets", body["group_id"], {
-            "member_id": body.get("member_id", ""),
-            "generation_id": body.get("generation_id_or_member_epoch", -1),
-            "group_instance_id": body.get("group_instance_id"),
-            "offsets": rows,
-        })}
-    except errors.KafkaError as exc:
-        codes = {(t, p): exc.code for t, p, *_ in rows}
-    topics = [
+def _unknown_partitions(broker, topics) -> dict[tuple[str, int], int]:
+    """UNKNOWN_TOPIC_OR_PARTITION for each requested partition this broker's metadata
+    does not hold: Kafka's broker answers those itself, before asking its coordinator."""
+    codes = {}
+    for topic in topics:
+        info = broker.image.topics.get(topic["name"])
+        for p in topic["partitions"]:
+            if info is None or not 0 <= p["partition_index"] < info.partitions:
+                codes[(topic["name"], p["partition_index"])] = errors.UnknownTopicOrPartition.code
+    return codes
+
+
+def _per_partition(topics, codes) -> list[dict]:
+    return [
         {"name": topic["name"], "partitions": [
             {"partition_index": p["partition_index"], "error_code": codes[(topic["name"], p["partition_index"])]}
             for p in topic["partitions"]
         ]}
-        for topic in body["topics"]
+        for topic in topics
     ]
-    return {"throttle_time_ms": 0, "topics": topics}
+
+
+async def offset_commit(broker, request) -> dict:
+    body = request.body
+    codes = _unknown_partitions(broker, body["topics"])
+    rows = [
+        [topic["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
+         p.get("committed_leader_epoch", -1)]
+        for topic in body["topics"] for p in topic["partitions"]
+        if (topic["name"], p["partition_index"]) not in codes
+    ]
+    if rows:
+        try:
+            codes.update({(t, p): code for t, p, code in await _group(broker, "commit_offsets", body["group_id"], {
+                "member_id": body.get("member_id", ""),
+                "generation_id": body.get("generation_id_or_member_epoch", -1),
+                "group_instance_id": body.get("group_instance_id"),
+                "offsets": rows,
+            })})
+        except errors.KafkaError as exc:
+            codes.update({(t, p): exc.code for t, p, *_ in rows})
+    return {"throttle_time_ms": 0, "topics": _per_partition(body["topics"], codes)}
 
 
 async def _fetch_group(broker, group_id: str, topics) -> tuple[list, int]:
@@ -185,11 +203,16 @@ async def describe_groups(broker, request) -> dict:
 
 
 async def list_groups(broker, request) -> dict:
+    """Only the groups this broker coordinates, as each Kafka broker lists the groups of
+    the __consumer_offsets partitions it leads: a client that asks every broker (as
+    librdkafka and the Java AdminClient do) sees each group once."""
     try:
         response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
     except errors.KafkaError as exc:
         response = {"error_code": exc.code, "groups": []}
-    return {"throttle_time_ms": 0, **response}
+    mine = [g for g in response["groups"]
+            if getattr(coordinator_for(broker, g["group_id"]), "node_id", None) == broker.node_id]
+    return {"throttle_time_ms": 0, **response, "groups": mine}
 
 
 async def delete_groups(broker, request) -> dict:
@@ -204,16 +227,9 @@ async def offset_delete(broker, request) -> dict:
     """Partitions of topics this broker does not know get UNKNOWN_TOPIC_OR_PARTITION here,
     as Kafka's broker answers before asking its coordinator; the rest go to the group."""
     body = request.body
-    codes: dict[tuple[str, int], int] = {}
-    known = []
-    for topic in body["topics"]:
-        info = broker.image.topics.get(topic["name"])
-        for p in topic["partitions"]:
-            tp = (topic["name"], p["partition_index"])
-            if info is None or not 0 <= tp[1] < info.partitions:
-                codes[tp] = errors.UnknownTopicOrPartition.code
-            else:
-                known.append(tp)
+    codes = _unknown_partitions(broker, body["topics"])
+    known = [(topic["name"], p["partition_index"]) for topic in body["topics"] for p in topic["partitions"]
+             if (topic["name"], p["partition_index"]) not in codes]
     try:
         response = await _group(broker, "delete_offsets", body["group_id"], {"partitions": [list(tp) for tp in known]})
     except errors.KafkaError as exc:
@@ -221,11 +237,4 @@ async def offset_delete(broker, request) -> dict:
     if response["error_code"]:
         return {"error_code": response["error_code"], "throttle_time_ms": 0, "topics": []}
     codes.update({(t, p): code for t, p, code in response["partitions"]})
-    topics = [
-        {"name": topic["name"], "partitions": [
-            {"partition_index": p["partition_index"], "error_code": codes[(topic["name"], p["partition_index"])]}
-            for p in topic["partitions"]
-        ]}
-        for topic in body["topics"]
-    ]
-    return {"error_code": 0, "throttle_time_ms": 0, "topics": topics}
+    return {"error_code": 0, "throttle_time_ms": 0, "topics": _per_partition(body["topics"], codes)}
