@@ -121,8 +121,11 @@ _TABLE = [
     ("GroupSubscribedToTopic", 86, False, "Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it."),
     ("InvalidRecord", 87, False, "This record has failed the validation on broker and hence will be rejected."),
     ("UnstableOffsetCommit", 88, True, "There are unstable offsets that need to be cleared."),
+    ("ProducerFenced", 90, False, "There is a newer producer with the same transactionalId which fences the current one."),
     ("InvalidUpdateVersion", 95, False, "The given update version was invalid."),
+    ("TransactionalIdNotFound", 105, False, "The transactionalId could not be found."),
     ("IneligibleReplica", 107, False, "The new ISR contains at least one ineligible replica."),
+    ("TransactionAbortable", 120, False, "The server encountered an error with the transaction. The client can abort the transaction to continue using this transactional ID."),
 ]
 
 for _row in _TABLE:
@@ -175,6 +178,15 @@ NotLeaderOrFollower: type[KafkaError]
 OutOfOrderSequenceNumber: type[KafkaError]
 DuplicateSequenceNumber: type[KafkaError]
 InvalidProducerEpoch: type[KafkaError]
+InvalidTxnState: type[KafkaError]
+InvalidProducerIdMapping: type[KafkaError]
+InvalidTransactionTimeout: type[KafkaError]
+ConcurrentTransactions: type[KafkaError]
+ProducerFenced: type[KafkaError]
+TransactionalIdNotFound: type[KafkaError]
+TransactionAbortable: type[KafkaError]
+UnstableOffsetCommit: type[KafkaError]
+CoordinatorNotAvailable: type[KafkaError]
 UnknownProducerId: type[KafkaError]
 KafkaStorageError: type[KafkaError]
 RecordListTooLarge: type[KafkaError]

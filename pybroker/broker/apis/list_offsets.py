@@ -1,7 +1,8 @@
 """ListOffsets (2): earliest (-2), latest (-1), or the first offset whose record timestamp is
 at or after a given time (through the time index). Answered by the leader only
 (NOT_LEADER_OR_FOLLOWER elsewhere), with KIP-320 epoch fencing; offsets at or above the
-high watermark are never reported to consumers."""
+high watermark are never reported to consumers, nor at or above the last stable offset
+to read_committed ones (isolation_level 1)."""
 from __future__ import annotations
 
 from pybroker.errors import InvalidRequest, KafkaError
@@ -28,9 +29,11 @@ def handle(broker, request) -> dict:
                     partition.require_leader()
                 partition.check_leader_epoch(req.get("current_leader_epoch", -1))
                 ts = req["timestamp"]
+                visible = (partition.last_stable_offset if body.get("isolation_level", 0) == READ_COMMITTED
+                           else partition.high_watermark)
                 if ts == LATEST:
                     # Consumers see committed offsets; a replica (for its own use) the log end.
-                    offset = partition.high_watermark if body["replica_id"] < 0 else partition.log_end_offset
+                    offset = visible if body["replica_id"] < 0 else partition.log_end_offset
                     found_ts = -1
                 elif ts == EARLIEST:
                     offset, found_ts = partition.log_start_offset, -1
@@ -39,7 +42,7 @@ def handle(broker, request) -> dict:
                 else:
                     found = partition.log.offset_for_timestamp(ts)
                     offset, found_ts = found if found is not None else (-1, -1)
-                    if offset >= partition.high_watermark:
+                    if offset >= visible:
                         offset, found_ts = -1, -1
                 entry.update(offset=offset, timestamp=found_ts, leader_epoch=partition.leader_epoch)
                 if request.api_version == 0:
