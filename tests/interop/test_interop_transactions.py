@@ -213,3 +213,88 @@ def test_open_transaction_survives_a_restart_of_the_whole_cluster(pybroker_clust
     producer.commit_transaction(TIMEOUT * 2)
     out = read_values(reader(cluster, "read_committed"), topic, 6, partitions=(0, 1))
     assert sorted(out) == [b"r%d" % i for i in range(6)]
+
+
+# -- kafka-python and aiokafka --------------------------------------------------------------
+
+def test_kafka_python_transactional_producer_and_read_committed_consumer(pybroker_cluster):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTP
+
+    cluster = pybroker_cluster
+    topic = topic_name("kp")
+    create_topic(cluster, topic)
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, transactional_id="kp-txn")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for i in range(3):
+        producer.send(topic, b"c%d" % i, partition=0)
+    producer.commit_transaction()
+    producer.begin_transaction()
+    producer.send(topic, b"aborted", partition=0)
+    producer.flush()
+    producer.abort_transaction()
+    producer.begin_transaction()
+    producer.send(topic, b"c3", partition=0)
+    producer.commit_transaction()
+    producer.close()
+
+    def read(isolation: str, want: int) -> list[bytes]:
+        consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, isolation_level=isolation,
+                                 enable_auto_commit=False, consumer_timeout_ms=3000)
+        consumer.assign([KTP(topic, 0)])
+        consumer.seek_to_beginning()
+        out = [m.value for m in consumer][:want + 1]
+        consumer.close()
+        return out
+
+    assert read("read_committed", 4) == [b"c0", b"c1", b"c2", b"c3"]
+    assert read("read_uncommitted", 5) == [b"c0", b"c1", b"c2", b"aborted", b"c3"]
+    # Their committed records read back by librdkafka too.
+    assert read_values(reader(cluster, "read_committed"), topic, 4, quiet=0.5) == [b"c0", b"c1", b"c2", b"c3"]
+
+
+def test_aiokafka_transactional_producer_and_read_committed_consumer(pybroker_cluster):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition as ATP
+
+    cluster = pybroker_cluster
+    topic = topic_name("aio")
+    create_topic(cluster, topic)
+
+    async def scenario():
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, transactional_id="aio-txn")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                for i in range(3):
+                    await producer.send_and_wait(topic, b"c%d" % i, partition=0)
+            await producer.begin_transaction()
+            await producer.send_and_wait(topic, b"aborted", partition=0)
+            await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send_and_wait(topic, b"c3", partition=0)
+        finally:
+            await producer.stop()
+        results = {}
+        for isolation in ("read_committed", "read_uncommitted"):
+            consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap, isolation_level=isolation,
+                                        enable_auto_commit=False, auto_offset_reset="earliest")
+            await consumer.start()
+            try:
+                consumer.assign([ATP(topic, 0)])
+                await consumer.seek_to_beginning(ATP(topic, 0))
+                got = []
+                deadline = time.monotonic() + TIMEOUT
+                want = 4 if isolation == "read_committed" else 5
+                while len(got) < want and time.monotonic() < deadline:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    got.extend(m.value for msgs in batch.values() for m in msgs)
+                results[isolation] = got
+            finally:
+                await consumer.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert results["read_committed"] == [b"c0", b"c1", b"c2", b"c3"]
+    assert results["read_uncommitted"] == [b"c0", b"c1", b"c2", b"aborted", b"c3"]
