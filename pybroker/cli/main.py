@@ -21,6 +21,7 @@ COMMANDS = [
     "pybroker.cli.perf",
     "pybroker.cli.groups",
     "pybroker.cli.delete_records",
+    "pybroker.cli.transactions",
 ]
 
 

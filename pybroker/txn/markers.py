@@ -60,7 +60,10 @@ class MarkerSender:
     async def _write(self, job: MarkerJob) -> None:
         remaining = set(job.partitions)
         backoff = RETRY_BACKOFF_S
+        attempts = 0
+        last_codes: dict = {}
         while remaining:
+            attempts += 1
             by_leader: dict[int, list] = {}
             for tp in sorted(remaining):
                 leader = self._leader_of(*tp)
@@ -71,12 +74,18 @@ class MarkerSender:
             answers = await asyncio.gather(*(self._send_one(node, job, tps) for node, tps in by_leader.items()))
             for results in answers:
                 for topic, partition, code in results:
+                    last_codes[(topic, partition)] = code
                     if code == 0 or code in _SUPERSEDED:
                         if code:
                             log.warning("%s: marker for %s-%d superseded (%s)", job.transactional_id, topic,
                                         partition, errors.name_of(code))
                         remaining.discard((topic, partition))
             if remaining:
+                if attempts % 20 == 0:
+                    log.warning("%s: %s markers not written yet after %d attempts: %s", job.transactional_id,
+                                "COMMIT" if job.commit else "ABORT", attempts,
+                                ", ".join(f"{t}-{p}: {errors.name_of(last_codes[(t, p)]) if (t, p) in last_codes else 'no leader'}"
+                                          for t, p in sorted(remaining)))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         self._on_done(job)

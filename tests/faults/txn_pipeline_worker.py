@@ -9,6 +9,7 @@ random moments and starts it again under the same transactional.id.
 from __future__ import annotations
 
 import sys
+import time
 
 from confluent_kafka import Consumer, Producer
 
@@ -24,10 +25,17 @@ def main(bootstrap: str, source: str, sink: str, group: str, txn_id: str, batch:
                          "isolation.level": "read_committed", "session.timeout.ms": 6000})
     consumer.subscribe([source])
     done = 0
+    idle_since = time.monotonic()
     while True:
         msgs = [m for m in consumer.consume(num_messages=batch, timeout=0.5) if m.error() is None]
         if not msgs:
+            if time.monotonic() - idle_since > 10:
+                # Diagnostics for a stalled run: where the consumer stands.
+                idle_since = time.monotonic()
+                print("idle", [(tp.partition, tp.offset) for tp in consumer.position(consumer.assignment())],
+                      flush=True)
             continue
+        idle_since = time.monotonic()
         producer.begin_transaction()
         for m in msgs:
             producer.produce(sink, m.value().upper(), key=m.key(), partition=m.partition())

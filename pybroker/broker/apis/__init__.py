@@ -52,6 +52,7 @@ HANDLERS = {
     api.ADD_PARTITIONS_TO_TXN: transactions.add_partitions_to_txn,
     api.ADD_OFFSETS_TO_TXN: transactions.add_offsets_to_txn,
     api.END_TXN: transactions.end_txn,
+    api.WRITE_TXN_MARKERS: transactions.write_txn_markers,
     api.TXN_OFFSET_COMMIT: transactions.txn_offset_commit,
     api.DESCRIBE_PRODUCERS: transactions.describe_producers,
     api.DESCRIBE_TRANSACTIONS: transactions.describe_transactions,

@@ -1,8 +1,10 @@
 """The transaction APIs: InitProducerId (22) with a transactional id, AddPartitionsToTxn (24),
 AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28), DescribeTransactions (65),
 ListTransactions (66) — forwarded to the transaction coordinator beside the group
-coordinator (``broker.controller.txn``) — and DescribeProducers (61), answered by the
-partition leader from its producer table.
+coordinator (``broker.controller.txn``) — and DescribeProducers (61) and WriteTxnMarkers
+(27), answered by the partition leader from its producer table and log (the latter is how
+a tool aborts a hanging transaction; the coordinator's own markers come over the control
+channel).
 
 Every broker forwards, so FindCoordinator may name any of them (it names one per
 transactional id, as for groups). Errors a client version does not know are mapped as
@@ -12,6 +14,7 @@ and before v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn.
 from __future__ import annotations
 
 from pybroker import errors
+from pybroker.broker import txn_markers
 
 # The first version of each API that knows PRODUCER_FENCED.
 _FENCED_SINCE = {22: 4, 24: 2, 25: 2, 26: 2}
@@ -177,3 +180,17 @@ def describe_producers(broker, request) -> dict:
             parts.append(entry)
         topics.append({"name": topic["name"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
+
+
+async def write_txn_markers(broker, request) -> dict:
+    results = []
+    for marker in request.body["markers"]:
+        answer = await txn_markers.write_txn_markers(broker, [{
+            "producer_id": marker["producer_id"], "producer_epoch": marker["producer_epoch"],
+            "commit": marker["transaction_result"], "coordinator_epoch": marker["coordinator_epoch"],
+            "partitions": [[t["name"], p] for t in marker["topics"] for p in t["partition_indexes"]]}])
+        codes = {(t, p): code for t, p, code in answer["results"]}
+        results.append({"producer_id": marker["producer_id"], "topics": [
+            {"name": t["name"], "partitions": [{"partition_index": p, "error_code": codes[(t["name"], p)]}
+                                               for p in t["partition_indexes"]]} for t in marker["topics"]]})
+    return {"markers": results}

@@ -2,8 +2,9 @@
 and a group's offsets in a producer's transaction, TxnOffsetCommit (28) stores offsets that
 the group sees only once the transaction commits, EndTxn (26) commits or aborts it; the
 admin side DescribeProducers (61), DescribeTransactions (65), ListTransactions (66).
-(InitProducerId is in producer_id.py; the markers travel on the control channel, not as
-WriteTxnMarkers.)
+WriteTxnMarkers (27) writes COMMIT/ABORT markers on a partition leader: the coordinator
+sends its markers over the control channel instead, but tools abort a hanging
+transaction with it (kafka-transactions abort). (InitProducerId is in producer_id.py.)
 
 AddPartitionsToTxn v0-v3 are the clients' versions; v4+ (KIP-890) batch several
 transactions and can only verify (``verify_only``) that partitions are in them."""
@@ -68,6 +69,34 @@ END_TXN = Api(
     26, "EndTxn", (0, 4), flexible=3,
     request=[*_PRODUCER, Field("committed", BOOL)],
     response=_ERROR_ONLY,
+)
+
+WRITE_TXN_MARKERS = Api(
+    27, "WriteTxnMarkers", (0, 1), flexible=1,
+    request=[
+        Field("markers", Array([
+            Field("producer_id", INT64),
+            Field("producer_epoch", INT16),
+            Field("transaction_result", BOOL),
+            Field("topics", Array([
+                Field("name", STRING),
+                Field("partition_indexes", Array(INT32)),
+            ])),
+            Field("coordinator_epoch", INT32),
+        ])),
+    ],
+    response=[
+        Field("markers", Array([
+            Field("producer_id", INT64),
+            Field("topics", Array([
+                Field("name", STRING),
+                Field("partitions", Array([
+                    Field("partition_index", INT32),
+                    Field("error_code", INT16),
+                ])),
+            ])),
+        ])),
+    ],
 )
 
 TXN_OFFSET_COMMIT = Api(
