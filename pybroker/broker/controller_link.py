@@ -12,7 +12,7 @@ Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
 ``alter_configs(resources, incremental, validate_only)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
-PartitionState``, ``group(method, group_id, args)``.
+PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import os
 from pybroker import errors
 from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
 from pybroker.cluster.metadata import BrokerInfo, PartitionState
+from pybroker.broker.txn_markers import write_txn_markers
 from pybroker.control.channel import Channel
 
 log = logging.getLogger("pybroker.broker")
@@ -118,6 +119,8 @@ class RemoteController:
         if kind == "shutdown":
             self.broker.request_stop()
             return {}
+        if kind == "write_txn_markers":
+            return write_txn_markers(self.broker, doc["markers"])
         raise errors.InvalidRequest(f"a broker does not handle {kind}")
 
     async def _request(self, doc: dict, timeout: float = CONTROL_TIMEOUT_S) -> dict:
@@ -169,18 +172,23 @@ class RemoteController:
             raise errors.CoordinatorNotAvailable(exc.detail) from None
         return reply["result"]
 
+    async def txn(self, method: str, args: dict):
+        return (await self._request({"type": "txn", "method": method, "args": args}))["result"]
+
 
 class LocalController:
     """Controller and group coordinator inside this process, shared by in-process brokers."""
 
     def __init__(self, controller: Controller | None = None, groups=None, default_partitions: int = 1,
-                 default_replication_factor: int = 1):
+                 default_replication_factor: int = 1, txns=None):
         self.controller = controller or Controller()
         self.brokers: dict[int, object] = {}
         self.service = ControllerService(self.controller, persist=lambda records: None, publish=self._publish,
                                          default_partitions=default_partitions,
                                          default_replication_factor=default_replication_factor)
         self.groups = groups
+        # A TransactionHost built with ``leader_of`` and ``send_markers`` below.
+        self.txns = txns
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
@@ -215,3 +223,18 @@ class LocalController:
         if self.groups is None:
             raise errors.CoordinatorNotAvailable("no group coordinator in this process")
         return await self.groups.handle(method, group_id, args)
+
+    async def txn(self, method: str, args: dict):
+        if self.txns is None:
+            raise errors.CoordinatorNotAvailable("no transaction coordinator in this process")
+        return await self.txns.handle(method, args)
+
+    def leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def send_markers(self, node_id: int, doc: dict) -> dict:
+        broker = self.brokers.get(node_id)
+        if broker is None:
+            raise ConnectionError(f"broker {node_id} is not in this process")
+        return await write_txn_markers(broker, doc["markers"])

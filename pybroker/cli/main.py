@@ -23,6 +23,7 @@ COMMANDS = [
     "pybroker.cli.groups",
     "pybroker.cli.delete_records",
     "pybroker.cli.top",
+    "pybroker.cli.transactions",
 ]
 
 

@@ -1,5 +1,6 @@
 """The supervisor process: the arbiter of the broker processes and the host of the
-controller and the group coordinator.
+controller, the group coordinator and the transaction coordinator (whose markers it sends
+to partition leaders over their control channels).
 
 Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
 socket and registers (``register``), which makes it live for the controller; it sends a
@@ -43,6 +44,7 @@ from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
+from pybroker.txn.host import TransactionHost
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -101,7 +103,7 @@ class Supervisor:
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
-                 extensions=()):
+                 extensions=(), txn_settings=None):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -120,6 +122,8 @@ class Supervisor:
                                          default_replication_factor=replication_factor,
                                          reserve=self._reserve_slots, release=self._release_slots)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
+                                    self._send_to_broker, txn_settings)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -358,9 +362,21 @@ class Supervisor:
             return {"state": new.to_json()}
         if kind == "group":
             return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "txn":
+            return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def _send_to_broker(self, node_id: int, doc: dict) -> dict:
+        proc = self.brokers.get(node_id)
+        if proc is None or proc.channel is None or not proc.registered:
+            raise ConnectionError(f"broker {node_id} is not connected")
+        return await proc.channel.request(doc)
 
     def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
         node_id = int(doc["node_id"])
@@ -497,6 +513,7 @@ class Supervisor:
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         self.groups.start()
+        self.txns.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
@@ -562,6 +579,7 @@ class Supervisor:
             self._server.close()
         for extension in self.extensions:
             await extension.stop()
+        self.txns.close()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:
