@@ -135,6 +135,8 @@ class LocalController:
                                          default_partitions=default_partitions,
                                          default_replication_factor=default_replication_factor)
         self.groups = groups
+        if groups is not None:
+            groups.watch_topics(self.controller.topics)
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
@@ -146,6 +148,8 @@ class LocalController:
         return None
 
     def _publish(self, delta) -> None:
+        if self.groups is not None and (delta.topics or delta.deleted_topics):
+            self.groups.topics_changed()
         doc = delta_to_json(delta, self.controller)
         for broker in list(self.brokers.values()):
             broker.apply_update(doc)

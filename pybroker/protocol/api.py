@@ -25,7 +25,7 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import api_versions, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics
+from .messages import api_versions, consumer_group, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -64,6 +64,8 @@ class ApiKey(enum.IntEnum):
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -91,6 +93,8 @@ CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
 INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
 OFFSET_DELETE = ApiKey.OFFSET_DELETE
+CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
+CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -101,6 +105,7 @@ APIS: dict[int, Api] = {api.key: api for api in (
     producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
     topics.CREATE_PARTITIONS, group.DELETE_GROUPS, offset_commit.OFFSET_DELETE,
     topics.ALTER_CONFIGS, topics.INCREMENTAL_ALTER_CONFIGS,
+    consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

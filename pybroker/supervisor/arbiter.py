@@ -111,6 +111,7 @@ class Supervisor:
                                          default_partitions=num_partitions,
                                          default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.groups.watch_topics(self.controller.topics)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -256,6 +257,8 @@ class Supervisor:
     # -- control plane ------------------------------------------------------------------
 
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
             for state in delta.partitions:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pybroker.broker.apis import (
     alter_configs,
     api_versions,
+    consumer_group,
     create_partitions,
     create_topics,
     delete_records,
@@ -48,4 +49,6 @@ HANDLERS = {
     api.DELETE_GROUPS: groups.delete_groups,
     api.OFFSET_DELETE: groups.offset_delete,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
+    api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
 }

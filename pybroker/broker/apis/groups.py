@@ -148,10 +148,11 @@ async def offset_commit(broker, request) -> dict:
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-async def _fetch_group(broker, group_id: str, topics) -> tuple[list, int]:
+async def _fetch_group(broker, group_id: str, topics, member_id=None, member_epoch=-1) -> tuple[list, int]:
     wanted = None if topics is None else [[t["name"], i] for t in topics for i in t["partition_indexes"]]
     try:
-        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted})
+        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted, "member_id": member_id,
+                                                               "member_epoch": member_epoch})
     except errors.KafkaError as exc:
         return [], exc.code
     by_topic: dict[str, list] = {}
@@ -168,7 +169,8 @@ async def offset_fetch(broker, request) -> dict:
     if request.api_version >= 8:
         groups = []
         for g in body["groups"]:
-            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"))
+            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"), g.get("member_id"),
+                                              g.get("member_epoch", -1))
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
     topics, code = await _fetch_group(broker, body["group_id"], body.get("topics"))
@@ -181,7 +183,8 @@ async def describe_groups(broker, request) -> dict:
 
 
 async def list_groups(broker, request) -> dict:
-    response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
+    response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None,
+                                                       "types": request.body.get("types_filter") or None})
     return {"throttle_time_ms": 0, **response}
 
 
