@@ -189,6 +189,8 @@ class LocalController:
         self.groups = groups
         # A TransactionHost built with ``leader_of`` and ``send_markers`` below.
         self.txns = txns
+        if groups is not None:
+            groups.watch_topics(self.controller.topics)
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
@@ -200,6 +202,8 @@ class LocalController:
         return None
 
     def _publish(self, delta) -> None:
+        if self.groups is not None and (delta.topics or delta.deleted_topics):
+            self.groups.topics_changed()
         doc = delta_to_json(delta, self.controller)
         for broker in list(self.brokers.values()):
             broker.apply_update(doc)

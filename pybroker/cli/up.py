@@ -31,6 +31,10 @@ def register(subparsers) -> None:
                    help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
+                   help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
+                   help="KIP-848 consumer groups: how often members heartbeat (default 5000, as Kafka)")
     p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
@@ -102,6 +106,7 @@ def _console(args):
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    from pybroker.group.consumer_group import ConsumerGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -135,6 +140,8 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         shared_memory=not args.no_shm, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+            consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
+                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],

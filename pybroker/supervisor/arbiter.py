@@ -124,6 +124,7 @@ class Supervisor:
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
                                     self._send_to_broker, txn_settings)
+        self.groups.watch_topics(self.controller.topics)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -299,6 +300,8 @@ class Supervisor:
                 self.region.offsets.release(*state.key)
 
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
             for state in delta.partitions:

@@ -179,10 +179,12 @@ async def _unstable(broker, group_id: str) -> set:
     return {tuple(tp) for tp in rows}
 
 
-async def _fetch_group(broker, group_id: str, topics, require_stable: bool = False) -> tuple[list, int]:
+async def _fetch_group(broker, group_id: str, topics, require_stable: bool = False, member_id=None,
+                       member_epoch=-1) -> tuple[list, int]:
     wanted = None if topics is None else [[t["name"], i] for t in topics for i in t["partition_indexes"]]
     try:
-        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted})
+        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted, "member_id": member_id,
+                                                               "member_epoch": member_epoch})
         unstable = await _unstable(broker, group_id) if require_stable else set()
     except errors.KafkaError as exc:
         return [], exc.code
@@ -201,7 +203,8 @@ async def offset_fetch(broker, request) -> dict:
     if request.api_version >= 8:
         groups = []
         for g in body["groups"]:
-            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"), body.get("require_stable", False))
+            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"), body.get("require_stable", False),
+                                              g.get("member_id"), g.get("member_epoch", -1))
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
     topics, code = await _fetch_group(broker, body["group_id"], body.get("topics"), body.get("require_stable", False))
@@ -222,7 +225,8 @@ async def list_groups(broker, request) -> dict:
     the __consumer_offsets partitions it leads: a client that asks every broker (as
     librdkafka and the Java AdminClient do) sees each group once."""
     try:
-        response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
+        response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None,
+                                                           "types": request.body.get("types_filter") or None})
     except errors.KafkaError as exc:
         response = {"error_code": exc.code, "groups": []}
     mine = [g for g in response["groups"]
