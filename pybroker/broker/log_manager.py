@@ -27,6 +27,7 @@ import uuid
 from concurrent.futures import Executor
 
 from pybroker.broker.partition import Partition
+from pybroker.cluster.producer_ids import ProducerIdBlock
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
 from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
@@ -38,11 +39,6 @@ from pybroker.log.record_file import write_atomically
 log = logging.getLogger("pybroker.broker")
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-# Producer ids are handed out from blocks persisted ahead of use, like Kafka's
-# ProducerIdManager: a restart skips the rest of a block but never reuses an id. The
-# broker id in the top bits keeps the ids of different brokers apart.
-PRODUCER_ID_BLOCK = 1000
-PRODUCER_ID_NODE_SHIFT = 40
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 
 
@@ -64,8 +60,8 @@ class LogManager:
         # The cluster's topics (the broker keeps this dict in step with the controller).
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
-        self._next_producer_id = 0
-        self._producer_id_limit = 0
+        # Idempotent producers' ids; the broker id in the top bits keeps brokers apart.
+        self._producer_ids = ProducerIdBlock(os.path.join(self.meta_dir, "producer-id-block"), config.broker_id)
         # The partition the log cleaner cleaned last (round robin from there).
         self._last_cleaned: tuple[str, int] | None = None
         # Where the logs' fsyncs and checkpoint writes run: inline until the broker's
@@ -181,17 +177,7 @@ class LogManager:
     # -- producer ids ------------------------------------------------------------------
 
     def next_producer_id(self) -> int:
-        if self._next_producer_id >= self._producer_id_limit:
-            path = os.path.join(self.meta_dir, "producer-id-block")
-            start = 0
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    start = int(f.read().strip() or 0)
-            write_atomically(path, str(start + PRODUCER_ID_BLOCK).encode())
-            self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
-        pid = (self.config.broker_id << PRODUCER_ID_NODE_SHIFT) | self._next_producer_id
-        self._next_producer_id += 1
-        return pid
+        return self._producer_ids.next_id()
 
     # -- housekeeping ------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ COMMANDS = [
     "pybroker.cli.perf",
     "pybroker.cli.groups",
     "pybroker.cli.delete_records",
+    "pybroker.cli.top",
+    "pybroker.cli.transactions",
 ]
 
 

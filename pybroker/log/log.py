@@ -5,6 +5,7 @@ Directory ``<data>/<topic>-<partition>/``::
     00000000000000000000.log         record batches v2, as received
     00000000000000000000.index       sparse (relative offset, position)
     00000000000000000000.timeindex   sparse (timestamp, relative offset)
+    00000000000000000000.txnindex    aborted transactions (only once one aborts here)
     00000000000000001234.log ...     the next segment, named by its base offset
     recovery-point                   offsets below it are fsynced (decimal text)
     log-start-offset                 first offset still readable (decimal text)
@@ -34,6 +35,7 @@ from pybroker.log import checkpoint, cleaner, damage, flusher, log_loader
 from pybroker.log.file_slice import FileSlice
 from pybroker.log.record_file import fsync_dir
 from pybroker.log.segment import LogSegment, storage_error
+from pybroker.log.txn_index import AbortedTxn
 from pybroker.record import batch as rb
 
 log = logging.getLogger("pybroker.log")
@@ -290,6 +292,28 @@ class Log:
         with piece:
             return piece.read()
 
+    # --- transactions ----------------------------------------------------------------
+    def append_aborted_txn(self, entry: AbortedTxn) -> None:
+        """Index a transaction aborted by the marker at ``entry.last_offset`` in the
+        segment holding that marker (a replayed one already indexed is skipped)."""
+        n = max(0, bisect.bisect_right(self._bases, entry.last_offset) - 1)
+        self._segments[n].txn_index.append(entry)
+
+    def collect_aborted_txns(self, fetch_offset: int, upper_bound: int,
+                             stable_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed fetch of [fetch_offset, upper_bound)
+        must report: every one whose marker lies at or after ``fetch_offset`` and whose
+        first offset lies before ``upper_bound`` (Kafka's collectAbortedTransactions).
+        Such a marker lies below the last stable offset, so segments from there on are
+        not searched."""
+        found: list[AbortedTxn] = []
+        n = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
+        for segment in self._segments[n:]:
+            if segment.base_offset >= stable_offset and segment.base_offset > fetch_offset:
+                break
+            found.extend(segment.txn_index.collect(fetch_offset, upper_bound))
+        return found
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the earliest record with timestamp >= ``timestamp_ms``."""
         self._check_open()
@@ -301,6 +325,13 @@ class Log:
                 if found is not None:
                     return found
         return None
+
+    def max_timestamp_and_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the log's largest timestamp
+        (ListOffsets MAX_TIMESTAMP, KIP-734), or None for a log without records."""
+        self._check_open()
+        largest = max((segment.max_timestamp for segment in self._segments), default=-1)
+        return self.offset_for_timestamp(largest) if largest >= 0 else None
 
     # --- compaction (pybroker.log.cleaner) -----------------------------------------------
     @property

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from pybroker.config import TopicConfig
 from pybroker.log import checkpoint, cleaner, damage
 from pybroker.log.index import CorruptIndex
-from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, file_name
+from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LogSegment, file_name
 
 log = logging.getLogger("pybroker.log")
 
@@ -47,7 +47,7 @@ def remove_stray_files(directory: str) -> None:
     names = set(os.listdir(directory))
     for name in names:
         stem, _, suffix = name.rpartition(".")
-        orphan_index = ("." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+        orphan_index = ("." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
                         and stem + LOG_SUFFIX not in names)
         if name.endswith(STRAY_SUFFIXES) or orphan_index:
             log.info("removing stray file %s", os.path.join(directory, name))

@@ -1,4 +1,5 @@
-"""One log segment: ``<base offset>.log`` plus its ``.index`` and ``.timeindex``.
+"""One log segment: ``<base offset>.log`` plus its ``.index``, ``.timeindex`` and, once a
+transaction aborts in it, ``.txnindex`` (pybroker.log.txn_index).
 
 The .log file is record batches v2 back to back, exactly as received (after the broker
 rewrote baseOffset and partitionLeaderEpoch). The file name is the segment's base offset,
@@ -26,6 +27,7 @@ from pybroker import errors
 from pybroker.log.index import CorruptIndex
 from pybroker.log.offset_index import OffsetIndex
 from pybroker.log.time_index import TimeIndex
+from pybroker.log.txn_index import SUFFIX as TXN_INDEX_SUFFIX, TransactionIndex
 from pybroker.record import batch as rb
 
 LOG_SUFFIX = ".log"
@@ -64,6 +66,7 @@ class LogSegment:
         self.index = OffsetIndex(stem + INDEX_SUFFIX + suffix, base_offset, max_index_size, preallocate=active)
         self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX + suffix, base_offset, max_index_size,
                                     preallocate=active)
+        self.txn_index = TransactionIndex(stem + TXN_INDEX_SUFFIX + suffix)
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -214,6 +217,7 @@ class LogSegment:
             offset = header.next_offset
         self.next_offset = offset
         self.dirty = True  # rebuilt indexes and a validated tail: fsync before trusting them
+        self.txn_index.truncate_to(self.next_offset)
         if torn is None:
             return 0, None, ranges, found.headers
         self._truncate_file(torn.position)
@@ -254,6 +258,7 @@ class LogSegment:
         dropped = self.size - header.position
         self.index.truncate_to(header.base_offset)
         self.time_index.truncate_to(header.base_offset)
+        self.txn_index.truncate_to(header.base_offset)
         self._truncate_file(header.position)
         _, position = self.index.lookup(2**63 - 1)
         self._restore_tail_state(position)
@@ -317,6 +322,7 @@ class LogSegment:
             os.fsync(self._fd)
             self.index.flush()
             self.time_index.flush()
+            self.txn_index.flush()
         except OSError as exc:
             raise storage_error(self.log_path, exc) from None
         self.dirty = False
@@ -329,6 +335,7 @@ class LogSegment:
             self.on_become_inactive()
         self.index.close()
         self.time_index.close()
+        self.txn_index.close()
         os.close(self._fd)
         self._fd = -1
 
@@ -343,6 +350,7 @@ class LogSegment:
         self._unmap()
         self.index.close_and_delete()
         self.time_index.close_and_delete()
+        self.txn_index.close_and_delete()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
