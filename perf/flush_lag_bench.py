@@ -11,11 +11,14 @@ checkpoints) runs back to back. Two modes, alternated A B A B:
                flusher: what the broker did before the flusher thread);
 * ``thread`` — they run on the flusher thread (the broker's default).
 
-Then ``pybroker verify-log``'s scan (``pybroker.log.verify``) and the scrubber's pacer
-are timed over the data written: MB/s unthrottled and under a 20 MB/s limit.
+Then ``pybroker verify-log``'s scan (``pybroker.log.verify``, which the scrubber runs
+too) is timed over one partition of ``--scrub-mb`` MB in 64 KiB batches: MB/s
+unthrottled (median of 3, page cache warm) and under the scrubber's default limit of
+20 MB/s (``log_scrub_max_mb_per_s``).
 
     python perf/flush_lag_bench.py                       # 5,000 partitions, 3 rounds
     python perf/flush_lag_bench.py --partitions 1000 --rounds 1
+    python perf/flush_lag_bench.py --partitions 0 --scrub-mb 512   # the scrub only
 
 Prints a markdown table for perf/RESULTS.md.
 """
@@ -50,7 +53,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def raise_fd_limit(needed: int) -> None:
-    """Each partition holds about five fds (segment, two indexes, checkpoints' dirs...)."""
+    """Each partition holds three fds (its segment and the maps of its two indexes)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= needed:
         return
@@ -87,9 +90,12 @@ async def one_round(logs: LogManager, mode: str, flushes: int, batch: bytes) -> 
     tasks = [loop.create_task(writer()), loop.create_task(probe())]
     durations = []
     for _ in range(flushes):
-        for partition in partitions:  # every partition has something to flush
+        for n, partition in enumerate(partitions):  # every partition has something to flush
             buf = bytearray(batch)
             partition.log.append(memoryview(buf), rb.parse_batches(buf, 1 << 20))
+            if n % 256 == 0:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0.05)  # the probe's sleeps from here on overlap only the flush
         started = time.perf_counter()
         await logs.flush()
         while logs.flusher.pending:  # the thread's work counts until it is done
@@ -106,12 +112,65 @@ async def one_round(logs: LogManager, mode: str, flushes: int, batch: bytes) -> 
             "samples": len(lags), "flush_s": statistics.median(durations)}
 
 
-def scrub_rate(data_dir: str, limit_mb_s: float | None) -> tuple[float, int]:
-    dirs = verify.partition_dirs(data_dir)
+def scrub_rate(directory: str, limit_mb_s: float | None) -> float:
     pace = damage.Pacer(limit_mb_s * 1e6) if limit_mb_s else None
     started = time.perf_counter()
-    checked = sum(verify.verify_partition(d, pace).bytes_checked for d in dirs)
-    return checked / (time.perf_counter() - started) / 1e6, checked
+    report = verify.verify_partition(directory, pace)
+    assert report.ok, "the benchmark's own log is damaged"
+    return report.bytes_checked / (time.perf_counter() - started) / 1e6
+
+
+def scrub_bench(root: str, megabytes: int) -> None:
+    from pybroker.log import Log
+
+    directory = os.path.join(root, "scrub-0")
+    log = Log.open(directory, TopicConfig(retention_ms=-1))
+    batch = rb.build_batch([(None, os.urandom(1000), [], int(time.time() * 1000))] * 64)
+    for _ in range(megabytes * 1_000_000 // len(batch)):
+        buf = bytearray(batch)
+        log.append(memoryview(buf), rb.parse_batches(buf, 1 << 20))
+    size = log.size_bytes
+    log.close()
+    free = [scrub_rate(directory, None) for _ in range(3)]
+    paced = scrub_rate(directory, 20.0)
+    print(f"\nscrub (verify-log's scan, the scrubber's too) of one partition, {size / 1e6:.0f} MB in "
+          f"{len(batch) // 1024} KiB batches: {statistics.median(free):.0f} MB/s unthrottled "
+          f"(median of 3, {min(free):.0f}-{max(free):.0f}), {paced:.1f} MB/s with log_scrub_max_mb_per_s=20; "
+          f"load average {os.getloadavg()[0]:.1f}")
+
+
+def lag_bench(root: str, config: TopicConfig, batch: bytes, args) -> None:
+    logs = LogManager(BrokerConfig(data_dir=os.path.join(root, "lag"), topic_defaults=config))
+    topic = TopicMetadata("lag", args.partitions, config=config)
+    logs.topics["lag"] = topic
+    created = time.perf_counter()
+    for index in range(args.partitions):
+        logs.ensure_partition(topic, index)
+    print(f"{args.partitions} partitions opened in {time.perf_counter() - created:.1f} s; "
+          f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+
+    async def run_all():
+        results = []
+        for n in range(args.rounds):
+            for mode in ("loop", "thread"):
+                result = await one_round(logs, mode, args.flushes, batch)
+                print(f"round {n + 1} {mode}: {result}", file=sys.stderr)
+                results.append(result)
+        logs.close()
+        return results
+
+    results = asyncio.run(run_all())
+    print(f"\n{args.partitions} partitions, {args.rounds} rounds x {args.flushes} flushes per mode, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| fsyncs and checkpoints | loop lag p50 ms | p99 ms (median, range) | max ms | flush s |")
+    print("|---|---|---|---|---|")
+    for mode in ("loop", "thread"):
+        rs = [r for r in results if r["mode"] == mode]
+        p99s = [r["p99"] for r in rs]
+        print(f"| {'on the event loop (before)' if mode == 'loop' else 'flusher thread (now)'} "
+              f"| {statistics.median(r['p50'] for r in rs):.1f} "
+              f"| {statistics.median(p99s):.1f} ({min(p99s):.1f}-{max(p99s):.1f}) "
+              f"| {max(r['max'] for r in rs):.0f} | {statistics.median(r['flush_s'] for r in rs):.2f} |")
 
 
 def main() -> int:
@@ -119,48 +178,18 @@ def main() -> int:
     p.add_argument("--partitions", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=3, help="A B rounds of each mode")
     p.add_argument("--flushes", type=int, default=3, help="flushes per round")
+    p.add_argument("--scrub-mb", type=int, default=256, help="size of the partition the scrub reads (0: skip)")
     p.add_argument("--dir", default=None, help="where to put the data (default: a temp dir on /var/tmp)")
     args = p.parse_args()
-    raise_fd_limit(args.partitions * 8 + 1000)
+    raise_fd_limit(args.partitions * 4 + 1000)
     root = tempfile.mkdtemp(prefix="flush-lag-", dir=args.dir or "/var/tmp")
     config = TopicConfig(segment_index_bytes=64 * 1024, retention_ms=-1)
     batch = rb.build_batch([(None, b"v" * 100, [], int(time.time() * 1000))] * 10)
     try:
-        logs = LogManager(BrokerConfig(data_dir=root, topic_defaults=config))
-        topic = TopicMetadata("lag", args.partitions, config=config)
-        logs.topics["lag"] = topic
-        created = time.perf_counter()
-        for index in range(args.partitions):
-            logs.ensure_partition(topic, index)
-        print(f"{args.partitions} partitions opened in {time.perf_counter() - created:.1f} s; "
-              f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-
-        async def run_all():
-            results = []
-            for n in range(args.rounds):
-                for mode in ("loop", "thread"):
-                    result = await one_round(logs, mode, args.flushes, batch)
-                    print(f"round {n + 1} {mode}: {result}", file=sys.stderr)
-                    results.append(result)
-            logs.close()
-            return results
-
-        results = asyncio.run(run_all())
-        print(f"\n{args.partitions} partitions, {args.rounds} rounds x {args.flushes} flushes per mode, "
-              f"load average {os.getloadavg()[0]:.1f}\n")
-        print("| fsyncs and checkpoints | loop lag p50 ms | p99 ms (median, range) | max ms | flush s |")
-        print("|---|---|---|---|---|")
-        for mode in ("loop", "thread"):
-            rs = [r for r in results if r["mode"] == mode]
-            p99s = [r["p99"] for r in rs]
-            print(f"| {'on the event loop (before)' if mode == 'loop' else 'flusher thread (now)'} "
-                  f"| {statistics.median(r['p50'] for r in rs):.1f} "
-                  f"| {statistics.median(p99s):.1f} ({min(p99s):.1f}-{max(p99s):.1f}) "
-                  f"| {max(r['max'] for r in rs):.0f} | {statistics.median(r['flush_s'] for r in rs):.2f} |")
-        free, nbytes = scrub_rate(root, None)
-        paced, _ = scrub_rate(root, 20.0)
-        print(f"\nscrub of {nbytes / 1e6:.1f} MB in {args.partitions} partitions: {free:.0f} MB/s unthrottled, "
-              f"{paced:.1f} MB/s with log_scrub_max_mb_per_s=20")
+        if args.partitions:
+            lag_bench(root, config, batch, args)
+        if args.scrub_mb:
+            scrub_bench(root, args.scrub_mb)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
