@@ -208,6 +208,30 @@ class GroupCoordinator:
         group.members[member_id].last_heartbeat_ms = now_ms
         return NONE
 
+    def txn_commit_error(self, group_id: str, member_id: str = "", generation_id: int = -1,
+                         group_instance_id: str | None = None) -> int:
+        """Whether a TxnOffsetCommit may store offsets for ``group_id`` (Kafka's
+        doTxnCommitOffsets rules): a member id or generation, when given, must be current;
+        without them any producer may commit for the group."""
+        if not group_id:
+            return errors.InvalidGroupId.code
+        group = self.groups.get(group_id)
+        if group is None:
+            if member_id:
+                return errors.UnknownMemberId.code
+            return NONE if generation_id < 0 else errors.IllegalGeneration.code
+        if group.state is GroupState.DEAD:
+            return errors.CoordinatorNotAvailable.code
+        if group_instance_id is not None:
+            current = group.static_members.get(group_instance_id)
+            if current is not None and current != member_id:
+                return errors.FencedInstanceId.code
+        if member_id and member_id not in group.members:
+            return errors.UnknownMemberId.code
+        if generation_id >= 0 and generation_id != group.generation_id:
+            return errors.IllegalGeneration.code
+        return NONE
+
     def fetch_error(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
         """OffsetFetch v9+ names the KIP-848 member asking: it must be the group's current
         member at its current epoch (Kafka's validateOffsetFetch); admin fetches name none."""

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 
 from pybroker import errors
+from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
 from pybroker.group.offset_store import OffsetStore
 from pybroker.group.state_machine import PENDING
@@ -32,15 +32,11 @@ log = logging.getLogger("pybroker.group")
 RETENTION_CHECK_S = 600.0
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class GroupHost:
     def __init__(self, data_dir: str, settings: CoordinatorSettings | None = None):
         self.store = OffsetStore(os.path.join(data_dir, "__consumer_offsets"), fsync=False)
         self.coordinator = GroupCoordinator(self.store, settings)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = DeadlineTimer(self.coordinator.next_deadline_ms, self._tick)
         self._housekeeping: asyncio.Task | None = None
         # The controller's topics (name -> TopicMetadata) for the assignments the
         # coordinator computes itself (KIP-848); the version changes with them.
@@ -57,8 +53,7 @@ class GroupHost:
         self._housekeeping = asyncio.get_running_loop().create_task(self._expire_loop())
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         self.store.close()
@@ -119,19 +114,9 @@ class GroupHost:
             fut = completion.token
             if isinstance(fut, asyncio.Future) and not fut.done():
                 fut.set_result(completion.response)
-        self._schedule_tick()
-
-    def _schedule_tick(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.coordinator.next_deadline_ms()
-        if deadline is not None:
-            delay = max(0.0, (deadline - _now_ms()) / 1000.0)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+        self._timer.schedule()
 
     def _tick(self) -> None:
-        self._timer = None
         self._after_call(self.coordinator.tick(_now_ms()))
 
     async def _expire_loop(self) -> None:

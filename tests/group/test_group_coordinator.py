@@ -87,6 +87,15 @@ def test_describe_list_and_delete_groups(coord):
     assert coord.fetch_offsets("idle") == {}
 
 
+def test_group_that_empties_keeps_its_protocol_type(coord):
+    mid, _ = join_and_sync(coord, "g")
+    coord.leave("g", 1, [{"member_id": mid}])
+    assert coord.list_groups()["groups"] == [{"group_id": "g", "protocol_type": "consumer",
+                                              "group_state": "Empty"}]
+    described, = coord.describe_groups(["g"])
+    assert (described["group_state"], described["protocol_type"]) == ("Empty", "consumer")
+
+
 def test_deleted_group_can_be_joined_again(coord):
     mid, gen = join_and_sync(coord, "g")
     coord.leave("g", 1, [{"member_id": mid}])
