@@ -190,7 +190,7 @@ class LocalController:
         # A TransactionHost built with ``leader_of`` and ``send_markers`` below.
         self.txns = txns
         if groups is not None:
-            groups.watch_topics(self.controller.topics)
+            groups.watch_topics(self.controller.topics, self.controller.resource_configs)
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker

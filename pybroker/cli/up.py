@@ -31,6 +31,14 @@ def register(subparsers) -> None:
                    help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
+                   help="share groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-share-heartbeat-interval-ms", type=int, default=5000,
+                   help="share groups: how often members heartbeat (default 5000, as Kafka)")
+    p.add_argument("--group-share-record-lock-duration-ms", type=int, default=30000,
+                   help="share groups: how long a member holds an acquired record (default 30000, as Kafka)")
+    p.add_argument("--group-share-delivery-count-limit", type=int, default=5,
+                   help="share groups: deliveries of a record before it is archived (default 5, as Kafka)")
     p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
                    help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
     p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
@@ -107,6 +115,7 @@ def _console(args):
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
     from pybroker.group.consumer_group import ConsumerGroupSettings
+    from pybroker.group.share_group import ShareGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -142,6 +151,10 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
                                            heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
+            share=ShareGroupSettings(session_timeout_ms=args.group_share_session_timeout_ms,
+                                     heartbeat_interval_ms=args.group_share_heartbeat_interval_ms,
+                                     record_lock_duration_ms=args.group_share_record_lock_duration_ms,
+                                     delivery_count_limit=args.group_share_delivery_count_limit),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],

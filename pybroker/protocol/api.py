@@ -26,7 +26,7 @@ import struct
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
 from .messages import (api_versions, consumer_group, fetch, group, metadata, offset_commit, offsets, produce,
-                       producer_id, topics, transactions)
+                       producer_id, share_group, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -75,6 +75,10 @@ class ApiKey(enum.IntEnum):
     LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
+    SHARE_GROUP_HEARTBEAT = 76
+    SHARE_GROUP_DESCRIBE = 77
+    SHARE_FETCH = 78
+    SHARE_ACKNOWLEDGE = 79
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -112,6 +116,10 @@ DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
 LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
 CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
 CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
+SHARE_GROUP_HEARTBEAT = ApiKey.SHARE_GROUP_HEARTBEAT
+SHARE_GROUP_DESCRIBE = ApiKey.SHARE_GROUP_DESCRIBE
+SHARE_FETCH = ApiKey.SHARE_FETCH
+SHARE_ACKNOWLEDGE = ApiKey.SHARE_ACKNOWLEDGE
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -127,6 +135,8 @@ APIS: dict[int, Api] = {api.key: api for api in (
     transactions.TXN_OFFSET_COMMIT, transactions.DESCRIBE_PRODUCERS, transactions.DESCRIBE_TRANSACTIONS,
     transactions.LIST_TRANSACTIONS,
     consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
+    share_group.SHARE_GROUP_HEARTBEAT, share_group.SHARE_GROUP_DESCRIBE, share_group.SHARE_FETCH,
+    share_group.SHARE_ACKNOWLEDGE,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

@@ -124,7 +124,7 @@ class Supervisor:
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
                                     self._send_to_broker, txn_settings)
-        self.groups.watch_topics(self.controller.topics)
+        self.groups.watch_topics(self.controller.topics, self.controller.resource_configs)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None

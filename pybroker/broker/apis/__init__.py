@@ -20,6 +20,7 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    share,
     transactions,
 )
 from pybroker.protocol import api
@@ -60,4 +61,8 @@ HANDLERS = {
     api.LIST_TRANSACTIONS: transactions.list_transactions,
     api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
     api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
+    api.SHARE_GROUP_HEARTBEAT: share.heartbeat,
+    api.SHARE_GROUP_DESCRIBE: share.describe,
+    api.SHARE_FETCH: share.share_fetch,
+    api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
 }
