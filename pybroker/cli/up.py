@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                    help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
     p.add_argument("--no-shm", action="store_true",
                    help="no shared-memory region: heartbeats, offsets and replication over sockets only")
+    p.add_argument("--shm-slots", type=int, default=None, metavar="N",
+                   help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
+                        "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -57,6 +60,9 @@ def run(args) -> int:
 
     if args.brokers < 1 or args.brokers > 64:
         print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
+        return 2
+    if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
+        print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
     try:
@@ -100,7 +106,7 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm,
+        shared_memory=not args.no_shm, shm_slots=args.shm_slots,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,

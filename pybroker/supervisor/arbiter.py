@@ -94,7 +94,7 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True):
+                 group_settings=None, shared_memory: bool = True, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -114,7 +114,11 @@ class Supervisor:
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
-        self._slotted: set[tuple[str, int]] = set()
+        # Offsets-table slots this supervisor allocated, and partitions the table had no
+        # room for (they replicate over sockets; retried when topics are deleted).
+        self._slots: dict[tuple[str, int], int] = {}
+        self._unslotted: set[tuple[str, int]] = set()
+        self.shm_slots = shm_slots
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -229,14 +233,42 @@ class Supervisor:
                 except shm.ShmError:
                     self.region = None
             if self.region is None:
-                self.region = shm.SharedRegion.create(name, slots=4096, ring_count=max(self.count, 1))
-        except (shm.ShmError, OSError) as exc:
+                slots = self.shm_slots or shm.slots_for(len(self.controller.partitions))
+                self.region = shm.SharedRegion.create(name, slots=slots, ring_count=max(self.count, 1))
+        except (shm.ShmError, OSError, ValueError) as exc:
             log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
             self.region = None
             return
-        for key in self.controller.partitions:
-            self.region.offsets.allocate(*key)
-            self._slotted.add(key)
+        self._allocate_slots(list(self.controller.partitions))
+
+    def _allocate_slots(self, keys: list[tuple[str, int]]) -> None:
+        """Offsets-table rows for partitions of current topics. A table without room is a
+        degradation, logged once per call: those partitions use sockets only."""
+        offsets = self.region.offsets
+        missed = []
+        for key in keys:
+            topic = self.controller.topics.get(key[0])
+            topic_id = shm.topic_id_bytes(topic.topic_id) if topic is not None else None
+            if topic_id is None or key not in self.controller.partitions:
+                continue  # deleted meanwhile
+            slot = offsets.allocate(key[0], key[1], topic_id, int(time.time() * 1000))
+            if slot is None:
+                self._unslotted.add(key)
+                missed.append(key)
+            else:
+                self._slots[key] = slot
+                self._unslotted.discard(key)
+        if missed:
+            log.warning("shared memory: the offsets table (%d slots, at most %d used) has no room for "
+                        "%d partitions (first: %s-%d); they replicate and serve over sockets only. "
+                        "A bigger table: restart with --shm-slots", offsets.capacity, offsets.limit,
+                        len(missed), *missed[0])
+
+    def _release_slots(self, topic_name: str) -> None:
+        for key in [k for k in self._slots if k[0] == topic_name]:
+            self.region.offsets.release(*key)
+            del self._slots[key]
+        self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
         for node_id, proc in self.brokers.items():
@@ -258,13 +290,14 @@ class Supervisor:
     def _publish(self, delta) -> None:
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
-            for state in delta.partitions:
-                self.region.offsets.allocate(state.topic, state.partition)
+            # Deleted topics first: a delta may delete a name and create it again.
             for name in delta.deleted_topics:
-                for topic, index in [k for k in self._slotted if k[0] == name]:
-                    self.region.offsets.release(topic, index)
-                    self._slotted.discard((topic, index))
-            self._slotted.update(s.key for s in delta.partitions)
+                self._release_slots(name)
+            keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
+            if delta.deleted_topics:
+                keys += sorted(self._unslotted)  # released rows may make room for them
+            if keys:
+                self._allocate_slots(keys)
         doc = delta_to_json(delta, self.controller)
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
@@ -355,9 +388,14 @@ class Supervisor:
         if self.region is not None:
             # Leaders publish log end and high watermark here: the freshest view, read
             # without a round trip to any broker.
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+            for key, slot in self._slots.items():
+                row = self.region.offsets.read(slot)
+                state = self.controller.partitions.get(key)
+                topic = self.controller.topics.get(key[0])
+                if row is None or state is None or topic is None or \
+                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                    continue
+                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
                     offsets[(row.topic, row.partition)] = {
                         "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
                         "high_watermark": row.high_watermark, "leader": row.leader_id,
