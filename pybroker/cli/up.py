@@ -70,7 +70,10 @@ def run(args) -> int:
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    from pybroker.private_files import make_private
+
     data = os.path.abspath(args.data)
+    make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
     if args.daemon:
         return _daemonize(args, data, topic_settings)
@@ -135,7 +138,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)

@@ -37,6 +37,7 @@ from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
+from pybroker.private_files import make_private
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -96,6 +97,7 @@ class Supervisor:
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
+        make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
         self.base_port = base_port
