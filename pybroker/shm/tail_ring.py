@@ -71,6 +71,11 @@ ENTRY = struct.Struct(
     "16s" # topic_id
 )
 ENTRY_SIZE = ENTRY.size
+# A scan reads the first six fields of every entry and the identity only of entries in the
+# reader's slot, so entries of other partitions cost what they did before identities.
+_ENTRY_HEAD = struct.Struct("@qqqqqq")
+_IDENTITY = struct.Struct("@q16s")
+_IDENTITY_AT = _ENTRY_HEAD.size
 PADDING = -1
 # A reader lapped this many times in one call gives up: the writer outruns it and the
 # socket path will serve it better than retrying.
@@ -246,14 +251,13 @@ class TailReader:
                 break
             at = pos % capacity
             room = capacity - at
-            length, entry_slot, position, base, last, n, entry_partition, entry_topic = \
-                ENTRY.unpack_from(data, start + at)
+            length, entry_slot, position, base, last, n = _ENTRY_HEAD.unpack_from(data, start + at)
             if words[tail_word] > pos:
                 return _LAPPED
             if position != pos or not ENTRY_SIZE + n <= length <= room:
                 raise ShmError(f"ring {ring.ring_id}: bad entry at {pos} "
                                f"(length {length}, position {position})")
-            if entry_slot == slot and entry_topic == topic_id and entry_partition == partition:
+            if entry_slot == slot and _IDENTITY.unpack_from(data, start + at + _IDENTITY_AT) == (partition, topic_id):
                 if parts and base != expect:
                     if base > expect:
                         break  # a gap (a batch too large for the ring): the socket serves it
