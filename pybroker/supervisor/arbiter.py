@@ -241,7 +241,18 @@ class Supervisor:
             log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
             self.region = None
             return
+        if adopting:
+            self._release_stale_rows()
         self._allocate_slots(list(self.controller.partitions))
+
+    def _release_stale_rows(self) -> None:
+        """An adopted region may hold rows of topics deleted since it was made (by a
+        supervisor that died before releasing them): free them."""
+        for row in self.region.offsets.rows():
+            topic = self.controller.topics.get(row.topic)
+            if (row.topic, row.partition) not in self.controller.partitions or \
+                    row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                self.region.offsets.release(row.topic, row.partition)
 
     def _allocate_slots(self, keys: list[tuple[str, int]]) -> None:
         """Offsets-table rows for partitions of current topics. A table without room is a
