@@ -57,6 +57,9 @@ def register(subparsers) -> None:
     p.add_argument("--console-actions", action="store_true",
                    help="allow the console's actions (create/delete topics, produce, reset offsets) when --host "
                         "is not loopback; on loopback they are always allowed")
+    p.add_argument("--shm-slots", type=int, default=None, metavar="N",
+                   help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
+                        "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -81,6 +84,8 @@ def run(args) -> int:
         return 2
     if args.max_partitions < 1:
         print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+    if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
+        print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
     try:
@@ -88,7 +93,10 @@ def run(args) -> int:
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    from pybroker.private_files import make_private
+
     data = os.path.abspath(args.data)
+    make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
     if args.daemon:
         return _daemonize(args, data, topic_settings)
@@ -146,7 +154,7 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm, max_partitions=args.max_partitions,
+        shared_memory=not args.no_shm, shm_slots=args.shm_slots, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
@@ -185,7 +193,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)

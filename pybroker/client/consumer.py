@@ -612,7 +612,8 @@ class Consumer:
         if meta is None:
             return False
         got = self._shm.read(tp[0], tp[1], leader, meta.leader_epoch, self._positions[tp],
-                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes))
+                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes),
+                             topic_id=info.topic_id)
         if got is None:
             return False
         if not got.records:

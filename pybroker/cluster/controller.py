@@ -540,25 +540,21 @@ def image_to_json(controller: Controller) -> dict:
 
 class ControllerService:
     """The controller's request side, shared by the supervisor and in-process clusters:
-    run an operation, let the host ``reserve`` what the change needs (shared-memory
-    slots), hand its records to ``persist`` (the metadata log) before anything is
-    published, then hand the delta to ``publish`` (every broker), then answer.
+    run an operation, hand its records to ``persist`` (the metadata log) before anything
+    is published, then hand the delta to ``publish`` (every broker), then answer.
 
-    Topic creation and growth are atomic: when reserving or persisting fails, the
-    in-memory change is taken back and the reservation released, so nothing of it is in
-    the metadata log or on any broker, and each topic of the request gets the error.
+    Topic creation and growth are atomic: when persisting fails, the in-memory change is
+    taken back, so nothing of it is in the metadata log or on any broker, and each topic
+    of the request gets the error. (Shared memory cannot fail a change: a partition
+    without an offsets-table row uses sockets only.)
 
-    ``persist(records: list[dict])``, ``publish(delta: Delta)`` and the optional
-    ``reserve(delta: Delta)`` (raises when it cannot; leaves nothing held then) /
-    ``release(delta: Delta)`` are the host's."""
+    ``persist(records: list[dict])`` and ``publish(delta: Delta)`` are the host's."""
 
     def __init__(self, controller: Controller, persist, publish, default_partitions: int = 1,
-                 default_replication_factor: int = 1, reserve=None, release=None):
+                 default_replication_factor: int = 1):
         self.controller = controller
         self.persist = persist
         self.publish = publish
-        self.reserve = reserve
-        self.release = release
         self.default_partitions = default_partitions
         self.default_replication_factor = default_replication_factor
 
@@ -567,18 +563,12 @@ class ControllerService:
         in-memory change back), a failure before the records are durable undoes it and
         re-raises; without, the failure propagates as is."""
         records = self.controller.take_records()
-        reserved = False
         try:
-            if self.reserve is not None and delta.partitions:
-                self.reserve(delta)
-                reserved = True
             if records:
                 self.persist(records)
         except Exception:
             if undo is None:
                 raise
-            if reserved and self.release is not None:
-                self.release(delta)
             undo()
             raise
         if delta:
