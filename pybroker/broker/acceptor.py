@@ -104,7 +104,6 @@ class Acceptor:
         return self.sock.getsockname()[1]
 
     def start(self) -> None:
-        self._spare = os.open(os.devnull, os.O_RDONLY)
         self._resume_accepting()
         self._expiry = asyncio.get_running_loop().create_task(self._expire_connections())
 
@@ -122,7 +121,15 @@ class Acceptor:
 
     # -- accepting --------------------------------------------------------------------
 
+    def _keep_spare(self) -> None:
+        if self._spare is None:
+            try:
+                self._spare = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                pass
+
     def _resume_accepting(self) -> None:
+        self._keep_spare()
         if not self.closed and not self._accepting:
             asyncio.get_running_loop().add_reader(self.sock.fileno(), self._accept_ready)
             self._accepting = True
@@ -162,10 +169,7 @@ class Acceptor:
                 conn.close()
             except OSError:
                 pass
-            try:
-                self._spare = os.open(os.devnull, os.O_RDONLY)
-            except OSError:
-                self._spare = None
+            self._keep_spare()
         self._pause_accepting()
         asyncio.get_running_loop().call_later(FD_FULL_BACKOFF_S, self._resume_accepting)
 
