@@ -42,11 +42,34 @@ from pybroker.testing import BrokerCluster  # noqa: E402  (runnable from a check
 MIB = 1024 * 1024
 
 
+class TreeCluster(BrokerCluster):
+    """A cluster run from the source tree ``code``: options that tree's ``pybroker up``
+    does not know (an older commit's) are left out of the command."""
+
+    def __init__(self, code: str, **kwargs):
+        super().__init__(**kwargs)
+        self.up_source = (Path(code) / "pybroker" / "cli" / "up.py").read_text()
+
+    def command(self) -> list[str]:
+        out = []
+        argv = super().command()
+        skip = False
+        for i, arg in enumerate(argv):
+            if skip:
+                skip = False
+                continue
+            if arg.startswith("--") and i > 3 and arg not in self.up_source:
+                skip = not argv[i + 1].startswith("--") if i + 1 < len(argv) else False
+                continue
+            out.append(arg)
+        return out
+
+
 def start_cluster(code: str, extra_args=()) -> BrokerCluster:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(code).resolve())
-    cluster = BrokerCluster(data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
-                            extra_args=list(extra_args), start_timeout=60)
+    cluster = TreeCluster(code, data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
+                          extra_args=list(extra_args), start_timeout=60)
     return cluster.start()
 
 
@@ -115,8 +138,9 @@ def _load_connection_class(code: str):
     return module.Connection
 
 
-def read_rate(connection_class, frames: int, size: int) -> float:
-    """Frames/s through one connection: a writer thread sends ``frames`` frames of
+def read_rate(connection_class, frames: int, size: int) -> tuple[float, float]:
+    """Frames/s through one connection, and the reading thread's CPU µs per frame (the
+    steadier figure on a loaded machine): a writer thread sends ``frames`` frames of
     ``size`` bytes; the broker side only counts them."""
     import asyncio
 
@@ -148,14 +172,14 @@ def read_rate(connection_class, frames: int, size: int) -> float:
             for _ in range(frames):
                 theirs.sendall(frame)
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         writer = threading.Thread(target=write)
         writer.start()
         await server.done.wait()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
         writer.join()
         theirs.close()
-        return frames / elapsed
+        return frames / elapsed, cpu * 1e6 / frames
 
     return asyncio.run(run())
 
@@ -163,12 +187,17 @@ def read_rate(connection_class, frames: int, size: int) -> float:
 def run_read(args) -> dict[str, list[float]]:
     classes = {code: _load_connection_class(code) for code in args.code}
     rates: dict[str, list[float]] = {code: [] for code in args.code}
+    cpu: dict[str, list[float]] = {code: [] for code in args.code}
     for round_no in range(args.rounds):
         for code, cls in classes.items():
-            rate = read_rate(cls, args.records, args.size)
+            rate, us = read_rate(cls, args.records, args.size)
             rates[code].append(rate)
+            cpu[code].append(us)
             print(f"round {round_no + 1} {code}: {rate:,.0f} frames/s of {args.size} B "
-                  f"({rate * args.size / MIB:,.0f} MiB/s)", flush=True)
+                  f"({rate * args.size / MIB:,.0f} MiB/s), reader CPU {us:.1f} µs/frame", flush=True)
+    for code, values in cpu.items():
+        print(f"{code}: reader CPU median {statistics.median(values):.1f} µs/frame "
+              f"(range {min(values):.1f}..{max(values):.1f})")
     return rates
 
 
