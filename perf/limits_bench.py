@@ -42,34 +42,25 @@ from pybroker.testing import BrokerCluster  # noqa: E402  (runnable from a check
 MIB = 1024 * 1024
 
 
-class TreeCluster(BrokerCluster):
-    """A cluster run from the source tree ``code``: options that tree's ``pybroker up``
-    does not know (an older commit's) are left out of the command."""
+def _tree_module(code: str, relative: str):
+    """Module ``relative`` (a path in the tree) loaded from the source tree ``code``."""
+    import importlib.util
 
-    def __init__(self, code: str, **kwargs):
-        super().__init__(**kwargs)
-        self.up_source = (Path(code) / "pybroker" / "cli" / "up.py").read_text()
-
-    def command(self) -> list[str]:
-        out = []
-        argv = super().command()
-        skip = False
-        for i, arg in enumerate(argv):
-            if skip:
-                skip = False
-                continue
-            if arg.startswith("--") and i > 3 and arg not in self.up_source:
-                skip = not argv[i + 1].startswith("--") if i + 1 < len(argv) else False
-                continue
-            out.append(arg)
-        return out
+    path = Path(code) / relative
+    spec = importlib.util.spec_from_file_location(f"tree_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def start_cluster(code: str, extra_args=()) -> BrokerCluster:
+    """A one-broker cluster of the tree ``code``, started by that tree's own launcher
+    (its BrokerCluster knows its CLI's options and start-up lines)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(code).resolve())
-    cluster = TreeCluster(code, data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
-                          extra_args=list(extra_args), start_timeout=60)
+    launcher = _tree_module(code, "pybroker/testing.py").BrokerCluster
+    cluster = launcher(data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
+                       extra_args=list(extra_args), start_timeout=60)
     return cluster.start()
 
 
@@ -129,13 +120,7 @@ def run_produce(args) -> dict[str, list[float]]:
 
 
 def _load_connection_class(code: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"connection_{abs(hash(code))}",
-                                                  Path(code) / "pybroker" / "broker" / "connection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Connection
+    return _tree_module(code, "pybroker/broker/connection.py").Connection
 
 
 def read_rate(connection_class, frames: int, size: int) -> tuple[float, float]:
