@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="default topic setting, e.g. --config retention.ms=60000 (repeatable)")
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
-                   help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
+                   help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=10000 "
+                        "or connections.max.idle.ms=60000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
     p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
