@@ -218,6 +218,7 @@ class Partition:
         log_.epoch_cache = self.epochs
         stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
         self._hw = min(max(stored or 0, log_.log_start_offset), log_.log_end_offset)
+        self._hw_checkpointed = stored
         self._rebuild_producer_state()
 
     def _load_epoch_cache(self) -> LeaderEpochCache:
@@ -706,15 +707,26 @@ class Partition:
     # -- durability --------------------------------------------------------------------
 
     def write_high_watermark(self) -> None:
-        checkpoint.write_offset(self.log.directory, HIGH_WATERMARK_FILE, self.high_watermark)
+        """Checkpoint the high watermark (on the log's flusher, in order with its other
+        background writes); nothing to write when it has not moved."""
+        hw = self.high_watermark
+        if hw != self._hw_checkpointed:
+            self._hw_checkpointed = hw
+            self.log.write_checkpoint(HIGH_WATERMARK_FILE, hw)
 
     def flush(self) -> None:
-        self.log.flush()
+        """The periodic flush: fsyncs and checkpoints on the log's flusher."""
+        self.log.flush_async()
         self.write_high_watermark()
 
-    def close(self) -> None:
+    def abandon(self) -> None:
+        """Release waiters without writing anything: the replica is being deleted (a
+        full disk must not stop that)."""
         self._wake_fetchers()
-        self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
+        self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is being deleted"))
+
+    def close(self) -> None:
+        self.abandon()
         self.write_high_watermark()
         self.snapshot_producer_state()
         self.log.close()

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 
+from pybroker import errors
 from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
 from pybroker.group.offset_store import OffsetStore
@@ -37,6 +38,16 @@ class GroupHost:
         self.coordinator = GroupCoordinator(self.store, settings)
         self._timer = DeadlineTimer(self.coordinator.next_deadline_ms, self._tick)
         self._housekeeping: asyncio.Task | None = None
+        # The controller's topics (name -> TopicMetadata) for the assignments the
+        # coordinator computes itself (KIP-848); the version changes with them.
+        self.topics: dict = {}
+        self.topics_version = 0
+
+    def watch_topics(self, topics: dict) -> None:
+        self.topics = topics
+
+    def topics_changed(self) -> None:
+        self.topics_version += 1
 
     def start(self) -> None:
         self._housekeeping = asyncio.get_running_loop().create_task(self._expire_loop())
@@ -75,21 +86,26 @@ class GroupHost:
             result = [[t, p, code] for (t, p), code in codes.items()]
         elif method == "fetch_offsets":
             wanted = args.get("partitions")
+            code = c.fetch_error(group_id, args.get("member_id"), args.get("member_epoch", -1))
+            if code:
+                raise errors.for_code(code)(f"offset fetch refused for group {group_id}")
             committed = c.fetch_offsets(group_id, None if wanted is None else [tuple(tp) for tp in wanted])
             result = [[t, p, o.offset, o.metadata, o.leader_epoch] for (t, p), o in sorted(committed.items())]
+        elif method == "consumer_heartbeat":
+            result = c.consumer_heartbeat(group_id, now, self.topics, self.topics_version, **args)
+        elif method == "consumer_group_describe":
+            result = c.consumer_group_describe(args["group_ids"])
         elif method == "describe_groups":
             result = c.describe_groups(args["group_ids"])
         elif method == "list_groups":
-            result = c.list_groups(args.get("states"))
+            result = c.list_groups(args.get("states"), args.get("types"))
         elif method == "delete_groups":
             result = c.delete_groups(args["group_ids"], now)
         elif method == "delete_offsets":
             code, partitions = c.delete_offsets(group_id, [tuple(tp) for tp in args["partitions"]], now)
             result = {"error_code": code, "partitions": [[t, p, e] for (t, p), e in partitions.items()]}
         else:
-            from pybroker.errors import InvalidRequest
-
-            raise InvalidRequest(f"unknown group method {method}")
+            raise errors.InvalidRequest(f"unknown group method {method}")
         self._after_call()
         return result
 

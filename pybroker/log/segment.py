@@ -194,36 +194,34 @@ class LogSegment:
             pass  # the loader truncates the torn tail on the next start
 
     # --- load, recovery, truncation -------------------------------------------------------
-    def recover(self) -> tuple[int, str | None]:
-        """Validate every batch (CRC included), truncate a torn or corrupt tail and rebuild
-        both indexes. Returns (bytes truncated, reason or None)."""
+    def recover(self, limit_offset: int | None = None, is_last: bool = True) -> tuple[int, str | None, list, list]:
+        """Validate every batch (CRC included, see pybroker.log.damage), truncate a torn
+        tail (only ``is_last``: the log's newest segment) and rebuild both indexes from the
+        valid batches. ``limit_offset`` is the next segment's base. Returns (bytes
+        truncated, reason or None, damaged ranges to quarantine, the valid batches): when
+        the ranges are not empty the indexes describe this file as it is and the caller
+        must quarantine them and recover the rewritten segment."""
+        from pybroker.log import damage
+
         self.check_size()
         self.index.reset()
         self.time_index.reset()
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self.rolling_base_ms = None
         self._bytes_since_index = 0
-        if self.size:
-            headers, valid_end, reason = rb.scan_valid_prefix(self._view(self.size))
-        else:
-            headers, valid_end, reason = [], 0, None
+        found = damage.scan(self._fd, self.size, self.base_offset, limit_offset)
+        ranges, torn = damage.to_quarantine(found, is_last, limit_offset)
         offset = self.base_offset
-        for n, header in enumerate(headers):
-            if header.base_offset < offset or header.last_offset - self.base_offset > _MAX_RELATIVE_OFFSET:
-                valid_end = header.position
-                reason = (f"batch at byte {header.position} has offsets {header.base_offset}.."
-                          f"{header.last_offset}, outside segment {self.base_offset}")
-                del headers[n:]
-                break
+        for header in found.headers:
             self._index_batch(header.base_offset, header.position, header)
             offset = header.next_offset
         self.next_offset = offset
         self.dirty = True  # rebuilt indexes and a validated tail: fsync before trusting them
-        truncated = self.size - valid_end
-        if truncated:
-            self._truncate_file(valid_end)
         self.txn_index.truncate_to(self.next_offset)
-        return truncated, reason
+        if torn is None:
+            return 0, None, ranges, found.headers
+        self._truncate_file(torn.position)
+        return torn.length, torn.reason, ranges, found.headers
 
     def load(self) -> None:
         """Restore in-memory state of a segment before the recovery point from its indexes

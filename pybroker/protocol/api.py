@@ -25,8 +25,8 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import (api_versions, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics,
-                       transactions)
+from .messages import (api_versions, consumer_group, fetch, group, metadata, offset_commit, offsets, produce,
+                       producer_id, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -73,6 +73,8 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
     LIST_TRANSACTIONS = 66
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -108,6 +110,8 @@ TXN_OFFSET_COMMIT = ApiKey.TXN_OFFSET_COMMIT
 DESCRIBE_PRODUCERS = ApiKey.DESCRIBE_PRODUCERS
 DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
 LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
+CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
+CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -122,6 +126,7 @@ APIS: dict[int, Api] = {api.key: api for api in (
     transactions.WRITE_TXN_MARKERS,
     transactions.TXN_OFFSET_COMMIT, transactions.DESCRIBE_PRODUCERS, transactions.DESCRIBE_TRANSACTIONS,
     transactions.LIST_TRANSACTIONS,
+    consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

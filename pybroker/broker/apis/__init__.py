@@ -7,6 +7,7 @@ from __future__ import annotations
 from pybroker.broker.apis import (
     alter_configs,
     api_versions,
+    consumer_group,
     create_partitions,
     create_topics,
     delete_records,
@@ -57,4 +58,6 @@ HANDLERS = {
     api.DESCRIBE_PRODUCERS: transactions.describe_producers,
     api.DESCRIBE_TRANSACTIONS: transactions.describe_transactions,
     api.LIST_TRANSACTIONS: transactions.list_transactions,
+    api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
+    api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
 }

@@ -192,6 +192,8 @@ async def handle(broker, request) -> dict:
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
+            if total:
+                _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
             return {
                 "throttle_time_ms": 0,
                 "error_code": 0,
@@ -200,6 +202,15 @@ async def handle(broker, request) -> dict:
             }
         release_regions(regions)
         await _wait_for_append(broker, body, wait)
+
+
+def _count_bytes_out(broker, responses: list, follower: bool) -> None:
+    """BytesOut (consumers) or ReplicationBytesOut (followers), per topic of the answer."""
+    stats = broker.stats
+    for topic in responses:
+        nbytes = sum(p["records"].length for p in topic["partitions"] if isinstance(p["records"], SendfileRegion))
+        if nbytes:
+            stats.on_fetch(topic["topic"], nbytes, follower)
 
 
 async def _wait_for_append(broker, body: dict, timeout: float) -> None:
