@@ -1,7 +1,8 @@
 """The Java client (Apache Kafka's kafka-clients, fetched from Maven Central at test time)
 against a 3-broker cluster: admin create/describe of an RF 3 topic, an idempotent acks=all
-producer with each codec, a consumer group reading everything back and committing.
-The program is tests/interop/java/Interop.java."""
+producer with each codec, a consumer group reading everything back and committing; and a
+transactional producer (commit, abort, sendOffsetsToTransaction) with read_committed
+consumers. The programs are tests/interop/java/Interop.java and TxnInterop.java."""
 from __future__ import annotations
 
 import glob
@@ -14,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.interop
 
 KAFKA_CLIENTS = "org.apache.kafka:kafka-clients:4.4.0"
-SOURCE = os.path.join(os.path.dirname(__file__), "java", "Interop.java")
+SOURCES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "java", "*.java")))
 M2 = os.path.expanduser("~/.m2/repository")
 JARS = ("org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar", "org/slf4j/slf4j-api/*/slf4j-api-*.jar",
         "com/github/luben/zstd-jni/*/zstd-jni-*.jar", "at/yawk/lz4/lz4-java/*/lz4-java-*.jar",
@@ -35,7 +36,7 @@ def java_program(tmp_path_factory):
         jars.append(found[-1])
     out = tmp_path_factory.mktemp("java")
     classpath = os.pathsep.join(jars)
-    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), SOURCE],
+    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), *SOURCES],
                               capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stderr
     return ["java", "-cp", classpath + os.pathsep + str(out), "Interop"]
@@ -62,3 +63,15 @@ def test_java_client_admin_idempotent_producer_and_group_consumer(java_program, 
     assert "topics: true" in run.stdout
     assert "partitions: 3 isr0: 3" in run.stdout
     assert "consumed 5000 of 5000" in run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_transactional_producer_and_read_committed_consumer(java_program, three_brokers):
+    program = [*java_program[:-1], "TxnInterop"]
+    run = subprocess.run([*program, three_brokers.bootstrap], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "read_committed in: 100" in run.stdout, run.stdout
+    assert "read_uncommitted in: 150" in run.stdout, run.stdout
+    assert "moved 100" in run.stdout, run.stdout
+    assert "group committed: 100" in run.stdout, run.stdout
+    assert "read_committed out: 100 distinct 100" in run.stdout, run.stdout
