@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 
 
 def register(subparsers) -> None:
@@ -66,12 +67,37 @@ def run(args) -> int:
         return 2
     data = os.path.abspath(args.data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
+    running = running_supervisor(data)
+    if running is not None:
+        print(f"pybroker up: a supervisor (pid {running}) already runs on {data}", file=sys.stderr)
+        return 1
     if args.daemon:
         return _daemonize(args, data, topic_settings)
-    return _run_supervisor(args, data, topic_settings, on_ready=lambda bootstrap: print(f"bootstrap: {bootstrap}", flush=True))
+    from pybroker.supervisor.arbiter import StartError
+
+    try:
+        return _run_supervisor(args, data, topic_settings,
+                               on_ready=lambda bootstrap: print(f"bootstrap: {bootstrap}", flush=True))
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 1
+
+
+def running_supervisor(data: str) -> int | None:
+    """The pid of a live supervisor named by ``<data>/run/supervisor.pid``, else None (no
+    file, a dead or zombie process, or a reused pid that is no ``pybroker up``)."""
+    from pybroker.supervisor.arbiter import live_cmdline, read_pid, run_dir
+
+    pid = read_pid(os.path.join(run_dir(data), "supervisor.pid"))
+    cmdline = live_cmdline(pid) if pid != os.getpid() else None
+    if not cmdline:
+        return None
+    is_pybroker = any(arg.endswith("pybroker") or "pybroker.cli" in arg for arg in cmdline)
+    return pid if is_pybroker and "up" in cmdline else None
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+    """Run the cluster until it is stopped; a StartError propagates to the caller."""
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -82,19 +108,6 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(os.path.join(data, "logs", "supervisor.log"))):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    pid_path = os.path.join(data, "run", "supervisor.pid")
-    old = None
-    try:
-        with open(pid_path) as f:
-            old = int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    if old and old != os.getpid():
-        import psutil
-
-        if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
-            print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
-            return 1
     supervisor = Supervisor(
         data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
@@ -106,20 +119,28 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
     )
-    code = asyncio.run(supervisor.run(on_ready))
-    logging.shutdown()
-    return code
+    try:
+        return asyncio.run(supervisor.run(on_ready))
+    finally:
+        logging.shutdown()
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe."""
+    """Double fork; the original process waits for one line through a pipe: ``bootstrap
+    ADDRESSES`` once the cluster is ready, or ``error MESSAGE`` when it cannot start."""
+    from pybroker.supervisor.arbiter import StartError
+
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
-            line = pipe.readline().strip()
-        if not line:
-            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
+            kind, _, line = pipe.readline().strip().partition(" ")
+        if kind == "error":
+            print(f"pybroker up: {line}", file=sys.stderr)
+            return 1
+        if kind != "bootstrap":
+            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.out and "
+                  f"{data}/logs/supervisor.log", file=sys.stderr)
             return 1
         print(f"bootstrap: {line}", flush=True)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
@@ -135,13 +156,19 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     os.dup2(out, 2)
     pipe = os.fdopen(write_fd, "w")
 
-    def ready(bootstrap: str) -> None:
-        pipe.write(bootstrap + "\n")
+    def tell_parent(line: str) -> None:
+        pipe.write(line + "\n")
         pipe.close()
 
+    code = 1
     try:
-        code = _run_supervisor(args, data, topic_settings, ready)
+        code = _run_supervisor(args, data, topic_settings, lambda bootstrap: tell_parent(f"bootstrap {bootstrap}"))
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        tell_parent(f"error {exc}")
+    except BaseException:
+        traceback.print_exc()  # to supervisor.out: nobody else would see it
     finally:
         if not pipe.closed:
             pipe.close()
-    os._exit(code)
+        os._exit(code)
