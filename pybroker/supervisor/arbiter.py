@@ -499,7 +499,10 @@ class Supervisor:
         if os.path.exists(path):
             os.unlink(path)
         loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        try:
+            self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        except OSError as exc:  # e.g. a data dir so deep the socket path is too long
+            raise StartError(f"cannot create the control socket {path}: {exc}") from None
         os.chmod(path, 0o600)
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")

@@ -43,11 +43,10 @@ def taken_port():
 
 @pytest.mark.parametrize("daemon", [False, True], ids=["foreground", "daemon"])
 def test_taken_port_fails_at_once_with_the_reason(tmp_path, taken_port, daemon):
-    # Broker 1 of three would listen on the taken port.
-    argv = ["up", "--brokers", "3", "--port", str(taken_port - 1), "--data", str(tmp_path / "d")]
+    argv = ["up", "--brokers", "2", "--port", str(taken_port), "--data", str(tmp_path / "d")]
     result = run(*argv, *(["--daemon"] if daemon else []))
     assert result.returncode == 1, result.stderr
-    assert f"cannot listen on 127.0.0.1:{taken_port} for broker 1: Address already in use" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{taken_port} for broker 0: Address already in use" in result.stderr
     assert "bootstrap:" not in result.stdout
     # Nothing was spawned: no broker pid files, no supervisor left behind.
     assert not list((tmp_path / "d").glob("run/*.pid"))
@@ -136,3 +135,11 @@ def test_up_ignores_a_zombie_supervisor_in_the_pid_file(tmp_path):
         assert "ZombieProcess" not in cluster.log_text()
     finally:
         zombie.wait()
+
+
+def test_data_dir_too_deep_for_the_control_socket_says_so(tmp_path):
+    data = tmp_path / ("d" * 100)
+    result = run("up", "--daemon", "--brokers", "1", "--port", "0", "--data", str(data))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"pybroker up: cannot create the control socket {data}/run/supervisor.sock: "
+                                     "AF_UNIX path too long")
