@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from pybroker.testing import BrokerCluster
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SKIP = re.compile(r"^<!-- readme-test: skip: (.+) -->$")
@@ -79,17 +78,6 @@ def test_every_example_runs_or_says_why_not():
     assert all(b.skip is None or len(b.skip) > 10 for b in BLOCKS)
     # Most examples really run.
     assert sum(b.skip is None for b in BLOCKS) >= len(BLOCKS) - 8
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = BrokerCluster(data_dir=tmp_path_factory.mktemp("readme"), brokers=3,
-                      extra_args=["--group-initial-rebalance-delay-ms", "0"])
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def free_port_run(count: int) -> int:
@@ -160,9 +148,10 @@ def run_block(block: Block, cluster, workdir: Path) -> str | None:
 
 
 @pytest.mark.timeout(900)
-def test_readme_examples_run_in_order(cluster, tmp_path):
+def test_readme_examples_run_in_order(pybroker_cluster_factory, tmp_path):
     """In README order on one cluster, as a reader would try them: an example that
     breaks a later one (a topic made compacted, then written without keys) fails."""
+    cluster = pybroker_cluster_factory(brokers=3)
     failures = []
     for index, block in enumerate(BLOCKS):
         if block.skip is None:
