@@ -121,8 +121,47 @@ _TABLE = [
     ("GroupSubscribedToTopic", 86, False, "Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it."),
     ("InvalidRecord", 87, False, "This record has failed the validation on broker and hence will be rejected."),
     ("UnstableOffsetCommit", 88, True, "There are unstable offsets that need to be cleared."),
+    ("ThrottlingQuotaExceeded", 89, False, "The throttling quota has been exceeded."),
+    ("ProducerFenced", 90, False, "There is a newer producer with the same transactionalId which fences the current one."),
+    ("ResourceNotFound", 91, False, "A request illegally referred to a resource that does not exist."),
+    ("DuplicateResource", 92, False, "A request illegally referred to the same resource twice."),
+    ("UnacceptableCredential", 93, False, "Requested credential would not meet criteria for acceptability."),
+    ("InconsistentVoterSet", 94, False, "Indicates that the either the sender or recipient of a voter-only request is not one of the expected voters."),
     ("InvalidUpdateVersion", 95, False, "The given update version was invalid."),
+    ("FeatureUpdateFailed", 96, False, "Unable to update finalized features due to an unexpected server error."),
+    ("PrincipalDeserializationFailure", 97, False, "Request principal deserialization failed during forwarding. This indicates an internal error on the broker cluster security setup."),
+    ("SnapshotNotFound", 98, False, "Requested snapshot was not found."),
+    ("PositionOutOfRange", 99, False, "Requested position is not greater than or equal to zero, and less than the size of the snapshot."),
+    ("UnknownTopicId", 100, True, "This server does not host this topic ID."),
+    ("DuplicateBrokerRegistration", 101, False, "This broker ID is already in use."),
+    ("BrokerIdNotRegistered", 102, False, "The given broker ID was not registered."),
+    ("InconsistentTopicId", 103, True, "The log's topic ID did not match the topic ID in the request."),
+    ("InconsistentClusterId", 104, False, "The clusterId in the request does not match that found on the server."),
+    ("TransactionalIdNotFound", 105, False, "The transactionalId could not be found."),
+    ("FetchSessionTopicIdError", 106, True, "The fetch session encountered inconsistent topic ID usage."),
     ("IneligibleReplica", 107, False, "The new ISR contains at least one ineligible replica."),
+    ("NewLeaderElected", 108, False, "The AlterPartition request successfully updated the partition state but the leader has changed."),
+    ("OffsetMovedToTieredStorage", 109, False, "The requested offset is moved to tiered storage."),
+    ("FencedMemberEpoch", 110, False, "The member epoch is fenced by the group coordinator. The member must abandon all its partitions and rejoin."),
+    ("UnreleasedInstanceId", 111, False, "The instance ID is still used by another member in the consumer group. That member must leave first."),
+    ("UnsupportedAssignor", 112, False, "The assignor or its version range is not supported by the consumer group."),
+    ("StaleMemberEpoch", 113, False, "The member epoch is stale. The member must retry after receiving its updated member epoch via the ConsumerGroupHeartbeat API."),
+    ("MismatchedEndpointType", 114, False, "The request was sent to an endpoint of the wrong type."),
+    ("UnsupportedEndpointType", 115, False, "This endpoint type is not supported yet."),
+    ("UnknownControllerId", 116, False, "This controller ID is not known."),
+    ("UnknownSubscriptionId", 117, False, "Client sent a push telemetry request with an invalid or outdated subscription ID."),
+    ("TelemetryTooLarge", 118, False, "Client sent a push telemetry request larger than the maximum size the broker will accept."),
+    ("InvalidRegistration", 119, False, "The controller has considered the broker registration to be invalid."),
+    ("TransactionAbortable", 120, False, "The server encountered an error with the transaction. The client can abort the transaction to continue using this transactional ID."),
+    ("InvalidRecordState", 121, False, "The record state is invalid. The acknowledgement of delivery could not be completed."),
+    ("ShareSessionNotFound", 122, True, "The share session was not found."),
+    ("InvalidShareSessionEpoch", 123, True, "The share session epoch is invalid."),
+    ("FencedStateEpoch", 124, False, "The share coordinator rejected the request because the share-group state epoch did not match."),
+    ("InvalidVoterKey", 125, False, "The voter key doesn't match the receiving replica's key."),
+    ("DuplicateVoter", 126, False, "The voter is already part of the set of voters."),
+    ("VoterNotFound", 127, False, "The voter is not part of the set of voters."),
+    ("InvalidRegularExpression", 128, False, "The regular expression is not valid."),
+    ("RebootstrapRequired", 129, False, "Client metadata is stale. The client should rebootstrap to obtain new metadata."),
 ]
 
 for _row in _TABLE:
@@ -175,6 +214,15 @@ NotLeaderOrFollower: type[KafkaError]
 OutOfOrderSequenceNumber: type[KafkaError]
 DuplicateSequenceNumber: type[KafkaError]
 InvalidProducerEpoch: type[KafkaError]
+InvalidTxnState: type[KafkaError]
+InvalidProducerIdMapping: type[KafkaError]
+InvalidTransactionTimeout: type[KafkaError]
+ConcurrentTransactions: type[KafkaError]
+ProducerFenced: type[KafkaError]
+TransactionalIdNotFound: type[KafkaError]
+TransactionAbortable: type[KafkaError]
+UnstableOffsetCommit: type[KafkaError]
+CoordinatorNotAvailable: type[KafkaError]
 UnknownProducerId: type[KafkaError]
 KafkaStorageError: type[KafkaError]
 RecordListTooLarge: type[KafkaError]

@@ -1,5 +1,6 @@
 """`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers,
-partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated) and
+partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated),
+ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
 consumer-group lag. The JSON form is stable for scripts: keys ``supervisor``, ``brokers``,
 ``partitions``, ``groups``."""
 from __future__ import annotations
@@ -52,6 +53,12 @@ def run(args) -> int:
                [[p["topic"], p["partition"], p["leader"], ",".join(map(str, p["replicas"])),
                  ",".join(map(str, p["isr"])), p.get("log_start_offset"), p["high_watermark"], p["log_end_offset"],
                  "yes" if p["under_replicated"] else ""] for p in status["partitions"]])]
+    damaged = [(p, d) for p in status["partitions"] for d in p.get("damaged", ())]
+    if damaged:
+        tables.append(("damaged ranges quarantined (unreadable on that replica; see pybroker verify-log)",
+                       ["TOPIC", "PARTITION", "BROKER", "OFFSETS", "BYTES", "FILE"],
+                       [[p["topic"], p["partition"], d["broker"], f"{d['first_offset']}..{d['last_offset']}",
+                         d["bytes"], d["file"]] for p, d in damaged]))
     if status["groups"]:
         tables.append(("consumer groups", ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"],
                        [[g["group"], g["topic"], g["partition"], g["committed_offset"], g["log_end_offset"], g["lag"]]
