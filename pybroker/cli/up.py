@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 
 
 def register(subparsers) -> None:
@@ -99,14 +100,37 @@ def run(args) -> int:
     data = os.path.abspath(args.data)
     make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
+    running = running_supervisor(data)
+    if running is not None:
+        print(f"pybroker up: a supervisor (pid {running}) already runs on {data}", file=sys.stderr)
+        return 1
     if args.daemon:
         return _daemonize(args, data, topic_settings)
-    return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
+    from pybroker.supervisor.arbiter import StartError
+
+    try:
+        return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 1
 
 
 def _print_ready(bootstrap: str, console: str) -> None:
     print(f"bootstrap: {bootstrap}", flush=True)
     print(f"console: {console}", flush=True)
+
+
+def running_supervisor(data: str) -> int | None:
+    """The pid of a live supervisor named by ``<data>/run/supervisor.pid``, else None (no
+    file, a dead or zombie process, or a reused pid that is no ``pybroker up``)."""
+    from pybroker.supervisor.arbiter import live_cmdline, read_pid, run_dir
+
+    pid = read_pid(os.path.join(run_dir(data), "supervisor.pid"))
+    cmdline = live_cmdline(pid) if pid != os.getpid() else None
+    if not cmdline:
+        return None
+    is_pybroker = any(arg.endswith("pybroker") or "pybroker.cli" in arg for arg in cmdline)
+    return pid if is_pybroker and "up" in cmdline else None
 
 
 def _console(args):
@@ -123,6 +147,7 @@ def _console(args):
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    """Run the cluster until it is stopped; a StartError propagates to the caller."""
     from pybroker.group.consumer_group import ConsumerGroupSettings
     from pybroker.group.share_group import ShareGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
@@ -135,19 +160,6 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(os.path.join(data, "logs", "supervisor.log"))):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    pid_path = os.path.join(data, "run", "supervisor.pid")
-    old = None
-    try:
-        with open(pid_path) as f:
-            old = int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    if old and old != os.getpid():
-        import psutil
-
-        if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
-            print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
-            return 1
     if console is None:
         console = _console(args)
     supervisor = Supervisor(
@@ -168,23 +180,32 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         ),
         extensions=[console],
     )
-    code = asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
-    logging.shutdown()
-    return code
+    try:
+        return asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
+    finally:
+        logging.shutdown()
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe.
-    The console's socket is bound before, so a taken port fails here, in the foreground."""
+    """Double fork; the original process waits through a pipe for ``bootstrap ADDRESSES``
+    and the console's URL once the cluster is ready, or ``error MESSAGE`` when it cannot
+    start. The console's socket is bound before, so a taken port fails here, in the
+    foreground."""
+    from pybroker.supervisor.arbiter import StartError
+
     console = _console(args)
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
-            line = pipe.readline().strip()
+            kind, _, line = pipe.readline().strip().partition(" ")
             console = pipe.readline().strip()
-        if not line:
-            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
+        if kind == "error":
+            print(f"pybroker up: {line}", file=sys.stderr)
+            return 1
+        if kind != "bootstrap":
+            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.out and "
+                  f"{data}/logs/supervisor.log", file=sys.stderr)
             return 1
         _print_ready(line, console)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
@@ -200,13 +221,20 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     os.dup2(out, 2)
     pipe = os.fdopen(write_fd, "w")
 
-    def ready(bootstrap: str, console: str) -> None:
-        pipe.write(f"{bootstrap}\n{console}\n")
+    def tell_parent(*lines: str) -> None:
+        pipe.write("".join(line + "\n" for line in lines))
         pipe.close()
 
+    code = 1
     try:
-        code = _run_supervisor(args, data, topic_settings, ready, console)
+        code = _run_supervisor(args, data, topic_settings,
+                               lambda bootstrap, url: tell_parent(f"bootstrap {bootstrap}", url), console)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        tell_parent(f"error {exc}")
+    except BaseException:
+        traceback.print_exc()  # to supervisor.out: nobody else would see it
     finally:
         if not pipe.closed:
             pipe.close()
-    os._exit(code)
+        os._exit(code)

@@ -95,8 +95,8 @@ def test_describe_block_matches_kafka_topics_format():
     assert text.splitlines() == [
         "Topic: orders\tTopicId: ASNFZ4mrze8BI0VniavN7w\tPartitionCount: 2\tReplicationFactor: 2\t"
         "Configs: cleanup.policy=compact,retention.ms=60000",
-        "\tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0,1",
-        "\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,0\tIsr: 1",
+        "\tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0,1\tElr: \tLastKnownElr: ",
+        "\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,0\tIsr: 1\tElr: \tLastKnownElr: ",
     ]
 
 
