@@ -31,10 +31,17 @@ def register(subparsers) -> None:
                    help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
+                   help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
+                   help="KIP-848 consumer groups: how often members heartbeat (default 5000, as Kafka)")
     p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
                    help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
+    p.add_argument("--max-partitions", type=int, default=100_000,
+                   help="partitions the whole cluster may hold; CreateTopics/CreatePartitions beyond it "
+                        "get POLICY_VIOLATION (default 100000)")
     p.add_argument("--no-shm", action="store_true",
                    help="no shared-memory region: heartbeats, offsets and replication over sockets only")
     p.add_argument("--http-port", type=int, default=9644,
@@ -63,6 +70,9 @@ def run(args) -> int:
 
     if args.brokers < 1 or args.brokers > 64:
         print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
+        return 2
+    if args.max_partitions < 1:
+        print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
     try:
@@ -96,6 +106,7 @@ def _console(args):
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    from pybroker.group.consumer_group import ConsumerGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -126,9 +137,11 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm,
+        shared_memory=not args.no_shm, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+            consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
+                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],

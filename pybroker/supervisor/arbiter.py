@@ -1,5 +1,6 @@
 """The supervisor process: the arbiter of the broker processes and the host of the
-controller and the group coordinator.
+controller, the group coordinator and the transaction coordinator (whose markers it sends
+to partition leaders over their control channels).
 
 Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
 socket and registers (``register``), which makes it live for the controller; it sends a
@@ -32,11 +33,18 @@ import psutil
 
 from pybroker import errors, shm
 from pybroker.group.host import GroupHost
-from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.controller import (
+    DEFAULT_MAX_PARTITIONS,
+    Controller,
+    ControllerService,
+    delta_to_json,
+    image_to_json,
+)
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
+from pybroker.txn.host import TransactionHost
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -94,7 +102,8 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True, extensions=()):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
+                 extensions=(), txn_settings=None):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -105,12 +114,17 @@ class Supervisor:
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
         self.log_level = log_level
-        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings),
+                                     max_partitions=max_partitions)
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor)
+                                         default_replication_factor=replication_factor,
+                                         reserve=self._reserve_slots, release=self._release_slots)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
+                                    self._send_to_broker, txn_settings)
+        self.groups.watch_topics(self.controller.topics)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -262,7 +276,32 @@ class Supervisor:
 
     # -- control plane ------------------------------------------------------------------
 
+    def _reserve_slots(self, delta) -> None:
+        """Offsets-table slots for new partitions, claimed before their records are made
+        durable: a table that cannot hold them fails the change with nothing claimed."""
+        if self.region is None:
+            return
+        claimed = []
+        try:
+            for state in delta.partitions:
+                if state.key not in self._slotted and self.region.offsets.find(*state.key) is None:
+                    self.region.offsets.allocate(*state.key)
+                    claimed.append(state.key)
+        except shm.ShmError:
+            for key in claimed:
+                self.region.offsets.release(*key)
+            raise
+
+    def _release_slots(self, delta) -> None:
+        if self.region is None:
+            return
+        for state in delta.partitions:
+            if state.key not in self._slotted:
+                self.region.offsets.release(*state.key)
+
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
             for state in delta.partitions:
@@ -326,9 +365,21 @@ class Supervisor:
             return {"state": new.to_json()}
         if kind == "group":
             return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "txn":
+            return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def _send_to_broker(self, node_id: int, doc: dict) -> dict:
+        proc = self.brokers.get(node_id)
+        if proc is None or proc.channel is None or not proc.registered:
+            raise ConnectionError(f"broker {node_id} is not connected")
+        return await proc.channel.request(doc)
 
     def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
         node_id = int(doc["node_id"])
@@ -354,13 +405,18 @@ class Supervisor:
     async def status(self) -> dict:
         offsets: dict[tuple[str, int], dict] = {}
         describes = []
+        askers = []
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
                 describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
-        for result in await asyncio.gather(*describes, return_exceptions=True):
+                askers.append(proc.node_id)
+        damaged: dict[tuple[str, int], list[dict]] = {}
+        for node_id, result in zip(askers, await asyncio.gather(*describes, return_exceptions=True)):
             if isinstance(result, dict):
                 for row in result["partitions"]:
                     key = (row["topic"], row["partition"])
+                    for q in row.get("quarantined", ()):
+                        damaged.setdefault(key, []).append({"broker": node_id, **q})
                     state = self.controller.partitions.get(key)
                     if state is not None and row.get("leader") == state.leader and state.leader >= 0:
                         offsets[key] = row
@@ -377,6 +433,7 @@ class Supervisor:
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
+                "damaged": damaged.get(key, []),
                 "size_bytes": sizes.get(key),
             })
         return {
@@ -459,6 +516,7 @@ class Supervisor:
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         self.groups.start()
+        self.txns.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
@@ -524,6 +582,7 @@ class Supervisor:
             self._server.close()
         for extension in self.extensions:
             await extension.stop()
+        self.txns.close()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:
