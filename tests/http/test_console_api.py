@@ -102,3 +102,32 @@ def test_read_only_beyond_loopback_unless_enabled():
 
     status, answer = asyncio.run(post_to_read_only())
     assert status == 403 and "read-only" in answer["error"] and "--console-actions" in answer["error"]
+
+
+def test_a_kip848_consumer_group_shows_its_members_assignment_and_lag(pybroker_cluster_factory, http, topic):
+    from confluent_kafka import Consumer
+
+    cluster = pybroker_cluster_factory(extra_args=["--num-partitions", "2"])
+    http.produce(cluster.bootstrap, topic, 20, partition=0)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "modern", "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    try:
+        got = 0
+        while got < 5:
+            msg = consumer.poll(10)
+            assert msg is not None and msg.error() is None
+            got += 1
+        consumer.commit(message=msg, asynchronous=False)
+
+        def shown():
+            group = _group(http.call(cluster.console_url + "api/cluster")[1], "modern")
+            return group if group and group["members"] and group["offsets"] and group["lag"] == 15 else None
+
+        group = wait_until(shown, 20, "the consumer group with its member and lag")
+        assert group["type"] == "consumer" and group["state"] == "Stable"
+        assert sorted(map(tuple, group["members"][0]["assignment"])) == [(topic, 0), (topic, 1)]
+        row = next(o for o in group["offsets"] if o["partition"] == 0)
+        assert (row["current_offset"], row["log_end_offset"], row["lag"]) == (5, 20, 15)
+    finally:
+        consumer.close()
