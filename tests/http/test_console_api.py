@@ -44,6 +44,12 @@ def test_create_produce_browse_reset_delete(pybroker_cluster_factory, http, topi
     assert json.loads(record["value"]["json"]) == {"total": 12.5}
     assert record["headers"] == [{"key": "source", "value": {"size": 7, "truncated": False, "hex": "63 6f 6e 73 6f 6c 65",
                                                              "text": "console", "json": None}}]
+    code, read = http.call(base + f"api/messages?topic={topic}&partition=1&timestamp={record['timestamp']}")
+    assert code == 200 and [r["offset"] for r in read["records"]] == [0]
+    code, read = http.call(base + f"api/messages?topic={topic}&partition=1&timestamp={record['timestamp'] + 60_000}")
+    assert code == 200 and read["records"] == [] and read["first"] == 1
+    code, answer = http.call(base + "api/messages?topic=no-such-topic&partition=0")
+    assert code == 400 and "no-such-topic" in answer["error"]
 
     # A group that committed everything, then an offset reset while it is active and after.
     http.produce(cluster.bootstrap, topic, 10, partition=0)
