@@ -21,6 +21,8 @@ COMMANDS = [
     "pybroker.cli.perf",
     "pybroker.cli.groups",
     "pybroker.cli.delete_records",
+    "pybroker.cli.log_dirs",
+    "pybroker.cli.leader_election",
 ]
 
 

@@ -25,7 +25,19 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import api_versions, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics
+from .messages import (
+    api_versions,
+    cluster_admin,
+    fetch,
+    group,
+    metadata,
+    offset_commit,
+    offsets,
+    produce,
+    producer_id,
+    telemetry,
+    topics,
+)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -60,10 +72,16 @@ class ApiKey(enum.IntEnum):
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
+    ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_CLUSTER = 60
+    GET_TELEMETRY_SUBSCRIPTIONS = 71
+    PUSH_TELEMETRY = 72
+    DESCRIBE_TOPIC_PARTITIONS = 75
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -91,6 +109,12 @@ CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
 INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
 OFFSET_DELETE = ApiKey.OFFSET_DELETE
+DESCRIBE_LOG_DIRS = ApiKey.DESCRIBE_LOG_DIRS
+ELECT_LEADERS = ApiKey.ELECT_LEADERS
+DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
+GET_TELEMETRY_SUBSCRIPTIONS = ApiKey.GET_TELEMETRY_SUBSCRIPTIONS
+PUSH_TELEMETRY = ApiKey.PUSH_TELEMETRY
+DESCRIBE_TOPIC_PARTITIONS = ApiKey.DESCRIBE_TOPIC_PARTITIONS
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -101,6 +125,8 @@ APIS: dict[int, Api] = {api.key: api for api in (
     producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
     topics.CREATE_PARTITIONS, group.DELETE_GROUPS, offset_commit.OFFSET_DELETE,
     topics.ALTER_CONFIGS, topics.INCREMENTAL_ALTER_CONFIGS,
+    cluster_admin.DESCRIBE_CLUSTER, cluster_admin.DESCRIBE_TOPIC_PARTITIONS, cluster_admin.DESCRIBE_LOG_DIRS,
+    cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

@@ -11,7 +11,11 @@ from pybroker.broker.apis import (
     create_topics,
     delete_records,
     delete_topics,
+    describe_cluster,
     describe_configs,
+    describe_log_dirs,
+    describe_topic_partitions,
+    elect_leaders,
     fetch,
     groups,
     init_producer_id,
@@ -19,6 +23,7 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    telemetry,
 )
 from pybroker.protocol import api
 
@@ -48,4 +53,11 @@ HANDLERS = {
     api.DELETE_GROUPS: groups.delete_groups,
     api.OFFSET_DELETE: groups.offset_delete,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    # Cluster administration and client telemetry.
+    api.DESCRIBE_CLUSTER: describe_cluster.handle,
+    api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,
+    api.DESCRIBE_LOG_DIRS: describe_log_dirs.handle,
+    api.ELECT_LEADERS: elect_leaders.handle,
+    api.GET_TELEMETRY_SUBSCRIPTIONS: telemetry.get_subscriptions,
+    api.PUSH_TELEMETRY: telemetry.push,
 }
