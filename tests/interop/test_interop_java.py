@@ -79,7 +79,7 @@ def test_java_admin_ui_sequence_completes_without_error(java_program, three_brok
     assert lines["describeLogDirs"] == "brokers 3 topic bytes>0 true"
     assert lines["describeConfigs"] == "4 retention.ms 604800000 DEFAULT_CONFIG"
     assert lines["listConsumerGroups"] == "1"
-    assert lines["describeConsumerGroups"] == "EMPTY CLASSIC"
+    assert lines["describeConsumerGroups"] == "Empty Classic"
     assert lines["listConsumerGroupOffsets"] == "3 sum 300"
     assert lines["listOffsets"] == "end 300 maxTimestamp>0 true"
     assert lines["describeFeatures"] == "metadata.version 25"
