@@ -67,6 +67,24 @@ class ClusterDescription:
 
 
 @dataclass(frozen=True)
+class ReplicaDescription:
+    topic: str
+    partition: int
+    size: int
+    offset_lag: int
+    is_future: bool
+
+
+@dataclass(frozen=True)
+class LogDirDescription:
+    path: str
+    error: errors.KafkaError | None
+    replicas: list[ReplicaDescription]
+    total_bytes: int
+    usable_bytes: int
+
+
+@dataclass(frozen=True)
 class GroupListing:
     group_id: str
     protocol_type: str
@@ -269,6 +287,40 @@ class Admin:
         meta = self.client.refresh([])
         return ClusterDescription(meta.cluster_id, meta.controller_id,
                                   sorted(meta.brokers.values(), key=lambda b: b.node_id))
+
+    def describe_log_dirs(self, brokers: list[int] | None = None,
+                          topics: set[str] | None = None) -> dict[int, list[LogDirDescription]]:
+        """DescribeLogDirs of each broker (every live one by default): its log dirs and
+        the size and lag of each partition replica there, optionally of some topics."""
+        self.client.refresh([])
+        out = {}
+        for node_id in sorted(brokers if brokers is not None else self.client.metadata.brokers):
+            response = self.client.connection(node_id).request(api.DESCRIBE_LOG_DIRS, {"topics": None})
+            _raise_for(response.get("error_code", 0), None, f"DescribeLogDirs on broker {node_id}")
+            out[node_id] = [LogDirDescription(
+                d["log_dir"], errors.for_code(d["error_code"])() if d["error_code"] else None,
+                [ReplicaDescription(t["name"], p["partition_index"], p["partition_size"], p["offset_lag"],
+                                    p["is_future_key"])
+                 for t in d["topics"] if topics is None or t["name"] in topics for p in t["partitions"]],
+                d.get("total_bytes", -1), d.get("usable_bytes", -1)) for d in response["results"]]
+        return out
+
+    def elect_leaders(self, unclean: bool = False, partitions: list[tuple[str, int]] | None = None
+                      ) -> dict[tuple[str, int], errors.KafkaError | None]:
+        """ElectLeaders: preferred (or unclean) election of the given partitions, or of
+        every partition (None). Returns each partition's outcome: None when elected, else
+        its error (ElectionNotNeeded when its leader is already the one it would get)."""
+        topics: dict[str, list[int]] = {}
+        for topic, partition in partitions or ():
+            topics.setdefault(topic, []).append(partition)
+        body = {"election_type": 1 if unclean else 0, "timeout_ms": self.timeout_ms,
+                "topic_partitions": None if partitions is None else
+                [{"topic": t, "partitions": ps} for t, ps in topics.items()]}
+        response = self.client.request_any(api.ELECT_LEADERS, body)
+        _raise_for(response.get("error_code", 0), None, "ElectLeaders")
+        return {(r["topic"], p["partition_id"]): errors.for_code(p["error_code"])(p.get("error_message"))
+                if p["error_code"] else None
+                for r in response["replica_election_results"] for p in r["partition_result"]}
 
     def list_groups(self) -> list[GroupListing]:
         """Groups known to every broker (each coordinates some), sorted by id."""

@@ -267,6 +267,52 @@ class Controller:
                 )
         return delta
 
+    def elect_leaders(self, unclean: bool, partitions: list[tuple[str, int]] | None
+                      ) -> tuple[dict[tuple[str, int], errors.KafkaError | None], Delta]:
+        """ElectLeaders (KIP-460). Preferred: move leadership to the first replica when it
+        is alive and in the ISR. Unclean: give a leaderless partition a leader, from the
+        ISR if any replica there is alive, else any live replica (which becomes the whole
+        ISR: acknowledged records it lacks are lost, as in Kafka). A partition needing
+        nothing gets ELECTION_NOT_NEEDED; asked for every partition (None), only those
+        elected or failing are answered, as Kafka's controller does."""
+        delta = Delta()
+        results: dict[tuple[str, int], errors.KafkaError | None] = {}
+        keys = sorted(self.partitions) if partitions is None else partitions
+        for key in keys:
+            state = self.partitions.get(key)
+            if state is None:
+                results[key] = errors.UnknownTopicOrPartition(f"Partition {key[0]}-{key[1]} does not exist.")
+                continue
+            outcome = self._elect_unclean(state, delta) if unclean else self._elect_preferred(state, delta)
+            if partitions is not None or not isinstance(outcome, errors.ElectionNotNeeded):
+                results[key] = outcome
+        return results, delta
+
+    def _elect_preferred(self, state: PartitionState, delta: Delta) -> errors.KafkaError | None:
+        preferred = state.replicas[0]
+        if state.leader == preferred:
+            return errors.ElectionNotNeeded("Leader election not needed for topic partition.")
+        if preferred not in self.live or preferred not in state.isr:
+            return errors.PreferredLeaderNotAvailable(
+                f"Failed to elect leader for partition {state.topic}-{state.partition} under strategy "
+                f"PreferredReplicaPartitionLeaderElectionStrategy")
+        self._put_partition(replace(state, leader=preferred, leader_epoch=state.leader_epoch + 1,
+                                    partition_epoch=state.partition_epoch + 1), delta)
+        return None
+
+    def _elect_unclean(self, state: PartitionState, delta: Delta) -> errors.KafkaError | None:
+        if state.leader != NO_LEADER and state.leader in self.live:
+            return errors.ElectionNotNeeded("Leader election not needed for topic partition.")
+        in_sync = [b for b in state.replicas if b in state.isr and b in self.live]
+        live = [b for b in state.replicas if b in self.live]
+        if not live:
+            return errors.EligibleLeadersNotAvailable(
+                f"Failed to elect leader for partition {state.topic}-{state.partition}: no live replica")
+        leader, isr = (in_sync[0], tuple(in_sync)) if in_sync else (live[0], (live[0],))
+        self._put_partition(replace(state, leader=leader, isr=isr, leader_epoch=state.leader_epoch + 1,
+                                    partition_epoch=state.partition_epoch + 1), delta)
+        return None
+
     # -- topics -------------------------------------------------------------------------
 
     def create_topic(self, name: str, partitions: int = -1, replication_factor: int = -1,
@@ -688,6 +734,14 @@ class ControllerService:
             results.append(result)
         self._commit(delta)
         return results
+
+    def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
+        """ElectLeaders: ``[[topic, partition, error_code, error_message]]``."""
+        wanted = None if partitions is None else [(str(t), int(p)) for t, p in partitions]
+        results, delta = self.controller.elect_leaders(unclean, wanted)
+        self._commit(delta)
+        return [[t, p, exc.code if exc else 0, (exc.detail or exc.message) if exc else None]
+                for (t, p), exc in results.items()]
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
                         partition_epoch: int, isr: list[int]) -> PartitionState:

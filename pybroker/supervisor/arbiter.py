@@ -463,6 +463,8 @@ class Supervisor:
         if kind == "alter_configs":
             return {"results": self.service.alter_configs(doc["resources"], doc["incremental"],
                                                           doc.get("validate_only", False))}
+        if kind == "elect_leaders":
+            return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])
