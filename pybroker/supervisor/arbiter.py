@@ -1,5 +1,6 @@
 """The supervisor process: the arbiter of the broker processes and the host of the
-controller and the group coordinator.
+controller, the group coordinator and the transaction coordinator (whose markers it sends
+to partition leaders over their control channels).
 
 Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
 socket and registers (``register``), which makes it live for the controller; it sends a
@@ -32,12 +33,19 @@ import psutil
 
 from pybroker import errors, shm
 from pybroker.group.host import GroupHost
-from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.controller import (
+    DEFAULT_MAX_PARTITIONS,
+    Controller,
+    ControllerService,
+    delta_to_json,
+    image_to_json,
+)
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
 from pybroker.private_files import make_private
+from pybroker.txn.host import TransactionHost
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -95,7 +103,8 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True, shm_slots: int | None = None):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
+                 extensions=(), txn_settings=None, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
         make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
@@ -107,12 +116,17 @@ class Supervisor:
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
         self.log_level = log_level
-        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings),
+                                     max_partitions=max_partitions)
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor)
+                                         default_replication_factor=replication_factor,
+                                         reserve=self._reserve_slots, release=self._unreserve_slots)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
+                                    self._send_to_broker, txn_settings)
+        self.groups.watch_topics(self.controller.topics)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -120,12 +134,20 @@ class Supervisor:
         # room for (they replicate over sockets; retried when topics are deleted).
         self._slots: dict[tuple[str, int], int] = {}
         self._unslotted: set[tuple[str, int]] = set()
+        self._reserved: list[tuple[str, int]] = []  # claimed by the change being committed
         self.shm_slots = shm_slots
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._ready = False
         self._server: asyncio.base_events.Server | None = None
+        # Services hosted on this loop (the HTTP console): ``await start(supervisor)`` once
+        # the control socket listens, ``await stop()`` at shutdown. The supervisor knows
+        # them only by these two methods.
+        self.extensions = list(extensions)
+        # The latest ``report`` of each broker id, and who else wants each one as it comes.
+        self.reports: dict[int, dict] = {}
+        self.report_listeners: list = []
 
     def _cluster_id(self) -> str:
         import uuid
@@ -277,7 +299,7 @@ class Supervisor:
                         "A bigger table: restart with --shm-slots", offsets.capacity, offsets.limit,
                         len(missed), *missed[0])
 
-    def _release_slots(self, topic_name: str) -> None:
+    def _release_topic_slots(self, topic_name: str) -> None:
         for key in [k for k in self._slots if k[0] == topic_name]:
             self.region.offsets.release(*key)
             del self._slots[key]
@@ -300,12 +322,34 @@ class Supervisor:
 
     # -- control plane ------------------------------------------------------------------
 
+    def _reserve_slots(self, delta) -> None:
+        """Offsets-table rows for new partitions, claimed before their records are made
+        durable. It never fails: a partition the table has no room for goes without one."""
+        if self.region is None:
+            return
+        keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
+        self._reserved = list(keys)
+        if keys:
+            self._allocate_slots(keys)
+
+    def _unreserve_slots(self, delta) -> None:
+        """The change was taken back: free the rows its reservation claimed."""
+        if self.region is None:
+            return
+        for key in self._reserved:
+            if self._slots.pop(key, None) is not None:
+                self.region.offsets.release(*key)
+            self._unslotted.discard(key)
+        self._reserved = []
+
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
             # Deleted topics first: a delta may delete a name and create it again.
             for name in delta.deleted_topics:
-                self._release_slots(name)
+                self._release_topic_slots(name)
             keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
             if delta.deleted_topics:
                 keys += sorted(self._unslotted)  # released rows may make room for them
@@ -343,6 +387,13 @@ class Supervisor:
                                        BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
                     channel.send(image_to_json(self.controller))
             return None
+        if kind == "report":
+            proc = state["proc"]
+            if proc is not None:
+                self.reports[proc.node_id] = doc
+                for listener in self.report_listeners:
+                    listener(proc.node_id, doc)
+            return None
         if kind == "create_topics":
             return {"results": self.service.create_topics(doc["topics"], doc.get("validate_only", False))}
         if kind == "delete_topics":
@@ -358,9 +409,21 @@ class Supervisor:
             return {"state": new.to_json()}
         if kind == "group":
             return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "txn":
+            return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def _send_to_broker(self, node_id: int, doc: dict) -> dict:
+        proc = self.brokers.get(node_id)
+        if proc is None or proc.channel is None or not proc.registered:
+            raise ConnectionError(f"broker {node_id} is not connected")
+        return await proc.channel.request(doc)
 
     def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
         node_id = int(doc["node_id"])
@@ -386,33 +449,25 @@ class Supervisor:
     async def status(self) -> dict:
         offsets: dict[tuple[str, int], dict] = {}
         describes = []
+        askers = []
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
                 describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
-        for result in await asyncio.gather(*describes, return_exceptions=True):
+                askers.append(proc.node_id)
+        damaged: dict[tuple[str, int], list[dict]] = {}
+        for node_id, result in zip(askers, await asyncio.gather(*describes, return_exceptions=True)):
             if isinstance(result, dict):
                 for row in result["partitions"]:
                     key = (row["topic"], row["partition"])
+                    for q in row.get("quarantined", ()):
+                        damaged.setdefault(key, []).append({"broker": node_id, **q})
                     state = self.controller.partitions.get(key)
                     if state is not None and row.get("leader") == state.leader and state.leader >= 0:
                         offsets[key] = row
                     else:
                         offsets.setdefault(key, row)
-        if self.region is not None:
-            # Leaders publish log end and high watermark here: the freshest view, read
-            # without a round trip to any broker.
-            for key, slot in self._slots.items():
-                row = self.region.offsets.read(slot)
-                state = self.controller.partitions.get(key)
-                topic = self.controller.topics.get(key[0])
-                if row is None or state is None or topic is None or \
-                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
-                    continue
-                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
-                    offsets[(row.topic, row.partition)] = {
-                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
-                        "high_watermark": row.high_watermark, "leader": row.leader_id,
-                    }
+        offsets.update(self.positions(reports=False))
+        sizes = self.partition_sizes()
         partitions = []
         for key, s in sorted(self.controller.partitions.items()):
             row = offsets.get(key, {})
@@ -422,6 +477,8 @@ class Supervisor:
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
+                "damaged": damaged.get(key, []),
+                "size_bytes": sizes.get(key),
             })
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
@@ -434,6 +491,43 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
+        """Log start, log end and high watermark of partitions at their current leader,
+        without asking any broker: from the leaders' latest reports (``reports``), then
+        from shared memory, where leaders publish them as they move (the freshest)."""
+        offsets: dict[tuple[str, int], dict] = {}
+        if reports:
+            for node_id, report in self.reports.items():
+                for topic, index, start, end, hw, _size in report["partitions"]:
+                    state = self.controller.partitions.get((topic, index))
+                    if state is not None and state.leader == node_id:
+                        offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
+                                                   "high_watermark": hw, "leader": node_id}
+        if self.region is not None:
+            for key, slot in self._slots.items():
+                row = self.region.offsets.read(slot)
+                state = self.controller.partitions.get(key)
+                topic = self.controller.topics.get(key[0])
+                if row is None or state is None or topic is None or \
+                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                    continue
+                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+                    offsets[key] = {
+                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
+                        "high_watermark": row.high_watermark, "leader": row.leader_id,
+                    }
+        return offsets
+
+    def partition_sizes(self) -> dict[tuple[str, int], int]:
+        """Bytes of each partition's log at its current leader, from the latest reports."""
+        sizes = {}
+        for node_id, report in self.reports.items():
+            for topic, index, _start, _end, _hw, size in report["partitions"]:
+                state = self.controller.partitions.get((topic, index))
+                if state is not None and state.leader == node_id:
+                    sizes[(topic, index)] = size
+        return sizes
 
     def _group_lag(self, offsets: dict) -> list[dict]:
         from pybroker.group.coordinator import lag
@@ -471,9 +565,12 @@ class Supervisor:
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         self.groups.start()
+        self.txns.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
+        for extension in self.extensions:
+            await extension.start(self)
         self._adopt_running_brokers()
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
@@ -532,6 +629,9 @@ class Supervisor:
                 proc.popen.wait()
         if self._server is not None:
             self._server.close()
+        for extension in self.extensions:
+            await extension.stop()
+        self.txns.close()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:
