@@ -325,6 +325,9 @@ def _kill_live_clusters() -> None:
 if pytest is not None:
 
     _CLUSTERS_KEY = pytest.StashKey[list]()
+    # A test's first group poll should not wait Kafka's 3 s for more members; placed
+    # first, so an --group-initial-rebalance-delay-ms of the test's own still wins.
+    FIXTURE_ARGS = ("--group-initial-rebalance-delay-ms", "0")
 
 
     def _track(request: pytest.FixtureRequest, cluster: BrokerCluster) -> None:
@@ -334,8 +337,9 @@ if pytest is not None:
     @pytest.fixture
     def pybroker_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerCluster]:
         """A running single-broker pybroker cluster in a temporary data dir, stopped after
-        the test (SIGTERM, then SIGKILL of its process group)."""
-        cluster = BrokerCluster(data_dir=tmp_path / "pybroker")
+        the test (SIGTERM, then SIGKILL of its process group). Groups rebalance without
+        the initial delay (``group.initial.rebalance.delay.ms`` 0)."""
+        cluster = BrokerCluster(data_dir=tmp_path / "pybroker", extra_args=FIXTURE_ARGS)
         _track(request, cluster)
         cluster.start()
         try:
@@ -353,6 +357,7 @@ if pytest is not None:
 
         def make(start: bool = True, **kwargs) -> BrokerCluster:
             kwargs.setdefault("data_dir", tmp_path_factory.mktemp("pybroker"))
+            kwargs["extra_args"] = [*FIXTURE_ARGS, *kwargs.get("extra_args", ())]
             cluster = BrokerCluster(**kwargs)
             made.append(cluster)
             _track(request, cluster)
@@ -376,15 +381,7 @@ if pytest is not None:
 
 
 def _unlink_region(data_dir) -> None:
-    """A cluster killed outright leaves its shared-memory region behind (a clean stop
-    unlinks it): remove it so killed test clusters do not pile up in /dev/shm."""
-    if data_dir is None:
-        return
-    import posix_ipc
+    if data_dir is not None:
+        from pybroker.cli.down import unlink_region
 
-    from pybroker.shm import region_name
-
-    try:
-        posix_ipc.unlink_shared_memory(region_name(str(data_dir)))
-    except posix_ipc.ExistentialError:
-        pass
+        unlink_region(data_dir)

@@ -654,7 +654,7 @@ class Log:
         if not flushed and not sync_dir and upto == self._queued_recovery_point:
             return
         self._queued_recovery_point = upto
-        paths = [path for segment in flushed for path in segment.paths]
+        paths = [path for segment in flushed for path in (*segment.paths, segment.txn_index.path)]
         directory = self.directory
         generation = self._flush_generation
 

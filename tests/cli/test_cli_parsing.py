@@ -95,8 +95,8 @@ def test_describe_block_matches_kafka_topics_format():
     assert text.splitlines() == [
         "Topic: orders\tTopicId: ASNFZ4mrze8BI0VniavN7w\tPartitionCount: 2\tReplicationFactor: 2\t"
         "Configs: cleanup.policy=compact,retention.ms=60000",
-        "\tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0,1",
-        "\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,0\tIsr: 1",
+        "\tTopic: orders\tPartition: 0\tLeader: 0\tReplicas: 0,1\tIsr: 0,1\tElr: \tLastKnownElr: ",
+        "\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,0\tIsr: 1\tElr: \tLastKnownElr: ",
     ]
 
 
@@ -233,3 +233,12 @@ def test_up_refuses_a_shm_table_size_outside_its_range(capsys, tmp_path, value):
     assert args.func(args) == 2
     assert "--shm-slots must be between 1 and 1048576" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything is created
+
+
+def test_up_refuses_a_partition_cap_below_one(capsys, tmp_path):
+    from pybroker.cli import up
+
+    args = parser_for(up).parse_args(["up", "--data", str(tmp_path / "d"), "--max-partitions", "0"])
+    assert args.func(args) == 2
+    assert "--max-partitions must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

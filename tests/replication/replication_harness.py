@@ -17,6 +17,7 @@ from pybroker.broker.apis import delete_records, fetch, list_offsets, offset_for
 from pybroker.broker.connection import Connection
 from pybroker.broker.partition import Partition
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig, TopicConfig
@@ -55,6 +56,7 @@ class Node:
         self.image = cluster.image
         self.logs = Logs()
         self.replicas = ReplicaManager(self)
+        self.stats = BrokerStats()
         self.stopping = False
         # A paused node (a SIGSTOPped broker) neither fetches nor hears from the controller.
         self.paused = False
