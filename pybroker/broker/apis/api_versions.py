@@ -4,9 +4,12 @@ read.
 
 - ``metadata.version`` 4.0-IV3 (level 25): the metadata pybroker's image carries for
   clients is that of Kafka 4.0.
-- ``group.version`` 0: the classic group protocol only (no KIP-848 ConsumerGroupHeartbeat).
-- ``transaction.version`` 0 and ``share.version`` 0: no transactions (KIP-890) or share
-  groups (KIP-932) are implemented here.
+- ``group.version`` 1: KIP-848 consumer groups (ConsumerGroupHeartbeat) beside the
+  classic protocol.
+- ``share.version`` 1: KIP-932 share groups (ShareGroupHeartbeat, ShareFetch,
+  ShareAcknowledge).
+- ``transaction.version`` 0: transactions with the classic protocol (KIP-890 part 2's
+  per-transaction epoch bump, level 2, is not implemented).
 
 A feature finalized at level 0 is left out of the finalized list, as Kafka leaves it out.
 v3 answers leave out supported features whose minimum level is 0 (older clients refuse
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 SUPPORTED_FEATURES: dict[str, tuple[int, int]] = {
     "metadata.version": (7, 25),
-    "group.version": (0, 0),
+    "group.version": (0, 1),
     "transaction.version": (0, 0),
-    "share.version": (0, 0),
+    "share.version": (0, 1),
 }
-FINALIZED_FEATURES: dict[str, int] = {"metadata.version": 25, "group.version": 0,
-                                      "transaction.version": 0, "share.version": 0}
+FINALIZED_FEATURES: dict[str, int] = {"metadata.version": 25, "group.version": 1,
+                                      "transaction.version": 0, "share.version": 1}
 # Kafka's epoch is the metadata offset of the last feature change; these never change.
 FINALIZED_FEATURES_EPOCH = 1
 
