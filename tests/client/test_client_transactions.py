@@ -11,6 +11,7 @@ from confluent_kafka import Consumer as PeerConsumer, Producer as PeerProducer, 
 
 from pybroker import errors
 from pybroker.client import Admin, Consumer, NewTopic, Producer
+from pybroker.testing import wait_until
 
 TIMEOUT = 20.0
 
@@ -134,7 +135,8 @@ def test_offsets_committed_with_the_transaction(bootstrap):
     producer.send_offsets_to_transaction({(source, 0): got[-1].offset + 1}, consumer.group_metadata(), TIMEOUT)
     assert consumer.committed((source, 0)) in (None, -1)
     producer.commit_transaction(TIMEOUT)
-    assert consumer.committed((source, 0)) == 3
+    # Applied once the commit's markers are written, just after commit returns.
+    wait_until(lambda: consumer.committed((source, 0)) == 3, TIMEOUT, "the transaction's offset")
     producer.close()
     consumer.close()
 
