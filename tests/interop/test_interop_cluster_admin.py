@@ -54,6 +54,9 @@ def test_kafka_python_describe_cluster(kp_admin, cluster3):
     described = kp_admin.describe_cluster()
     assert sorted(b["broker_id"] for b in described["brokers"]) == [0, 1, 2]
     assert described["controller_id"] in (0, 1, 2) and described["cluster_id"]
+    # No authorizer: every cluster operation, as Kafka without one reports.
+    assert described["authorized_operations"] == ["CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS",
+                                                  "ALTER_CONFIGS", "IDEMPOTENT_WRITE"]
 
 
 def test_describe_topic_partitions_pages_with_a_cursor(kp_admin):
@@ -66,6 +69,7 @@ def test_describe_topic_partitions_pages_with_a_cursor(kp_admin):
     assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in second["topics"]] == \
         [("cadmin-a", [3, 4]), ("cadmin-b", [0])]
     assert second["next_cursor"] == {"topic_name": "cadmin-b", "partition_index": 1}
+    assert second["topics"][0]["topic_authorized_operations"] == 3576  # as Kafka 4.4 without an authorizer
     partition = second["topics"][0]["partitions"][0]
     assert len(partition["replica_nodes"]) == 3 and partition["leader_id"] in partition["isr_nodes"]
     # kafka-python shows an empty list as None; the wire carries [] (checked below).
