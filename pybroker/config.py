@@ -356,9 +356,32 @@ class BrokerConfig:
     delete_topic_enable: bool = True
     # Largest request frame accepted (Kafka's socket.request.max.bytes, 100 MiB).
     socket_request_max_bytes: int = 100 * 1024 * 1024
+    # Bytes of requests being read or waiting to be handled, over all connections
+    # (Kafka's queued.max.request.bytes); reading pauses beyond it. -1: no bound
+    # (Kafka's default); pybroker bounds it by default.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    # A frame begun but not completed within this time closes the connection (pybroker's
+    # own: Kafka counts a trickling sender as active).
+    socket_request_read_timeout_ms: int = 60_000
+    # A connection with no request in flight and no traffic this long is closed
+    # (Kafka's connections.max.idle.ms).
+    connections_max_idle_ms: int = 600_000
+    # Client connections beyond these are closed as they arrive (Kafka's max.connections,
+    # max.connections.per.ip). The fd limit caps max.connections further (acceptor.py).
+    max_connections: int = 2**31 - 1
+    max_connections_per_ip: int = 2**31 - 1
     # Largest record batch accepted (Kafka's message.max.bytes).
     message_max_bytes: int = 1024 * 1024 + 12
     log_retention_check_interval_ms: int = 300_000
+    # Kafka's log.flush.offset.checkpoint.interval.ms: how often every partition's
+    # dirty segments are fsynced and its recovery point and high watermark checkpointed
+    # (on the flusher thread). Segments are also flushed when they roll.
+    log_flush_offset_checkpoint_interval_ms: int = 60_000
+    # The background scrubber (0: off): every this many ms it re-reads the closed
+    # segments not checked since they closed, CRC by CRC, at most log_scrub_max_mb_per_s,
+    # and quarantines the damage it finds (pybroker.log.damage).
+    log_scrub_interval_ms: int = 0
+    log_scrub_max_mb_per_s: float = 20.0
     # Kafka's log.cleaner.backoff.ms: the pause between log cleaner passes when no
     # compacted partition needs cleaning.
     log_cleaner_backoff_ms: int = 15_000

@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pybroker.broker.acceptor import Acceptor, listen_sockets
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
+from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.shm_link import ShmLink
+from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
@@ -30,10 +34,8 @@ from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
 
-# How often partitions write their recovery point and high watermark (Kafka's
-# log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
-# was appended since.
-CHECKPOINT_INTERVAL_S = 60.0
+# Frames the broker cannot serve are logged a line per interval, whatever their rate.
+_refused_frame_log = RateLimitedLog(log, logging.INFO)
 
 
 class Broker:
@@ -52,13 +54,15 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # Counters reported to the supervisor (per request and per batch-set, never per record).
+        self.stats = BrokerStats()
         # The shared-memory link, when the cluster has a region this broker could attach.
         self.shm: ShmLink | None = None
         self.port = config.port
         self.connections: set[Connection] = set()
         self.stopping = False
         self.stop_requested = asyncio.Event()
-        self._server: asyncio.base_events.Server | None = None
+        self.acceptor: Acceptor | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
@@ -100,6 +104,7 @@ class Broker:
             stray -= deleted
         for name in deleted | stray:
             self.image.topics.pop(name, None)
+            self.stats.forget_topic(name)
             for key in [k for k in self.image.partitions if k[0] == name]:
                 del self.image.partitions[key]
             local = self.logs.local_partition_dirs() | set(self.logs.partitions)
@@ -132,12 +137,23 @@ class Broker:
     def _broker_alive(self, node_id: int) -> bool:
         return node_id in self.image.brokers
 
+    def report(self) -> dict:
+        """The periodic ``report`` to the supervisor: counters and led partitions."""
+        return self.stats.report(self.logs.partitions.values())
+
     def describe_partitions(self) -> list[dict]:
-        return [
-            {"topic": p.topic, "partition": p.index, "leader": p.leader, "log_start_offset": p.log_start_offset,
-             "log_end_offset": p.log_end_offset, "high_watermark": p.high_watermark}
-            for p in self.logs.partitions.values()
-        ]
+        rows = []
+        for p in self.logs.partitions.values():
+            row = {"topic": p.topic, "partition": p.index, "leader": p.leader,
+                   "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
+                   "high_watermark": p.high_watermark}
+            if p.log.quarantined:
+                # Offsets set aside as corrupt here (pybroker.log.damage): status shows them.
+                row["quarantined"] = [{"first_offset": q.first_offset, "last_offset": q.end_offset - 1,
+                                       "bytes": q.size, "file": os.path.basename(q.path)}
+                                      for q in p.log.quarantined]
+            rows.append(row)
+        return rows
 
     def ensure_topic(self, name: str) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
@@ -178,16 +194,18 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.acceptor = Acceptor(self, listen_sockets(self.config.host, self.config.port))
+        self.acceptor.start()
+        self.port = self.acceptor.port
+        self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
         if link.attached:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        if self.config.log_scrub_interval_ms > 0:
+            self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)
         self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
@@ -199,18 +217,13 @@ class Broker:
         for fut in list(self._stop_waiters):
             if not fut.done():
                 fut.set_result(None)
-        if self._server is not None:
-            self._server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            except asyncio.TimeoutError:
-                log.warning("listener did not close within 5 s")
         await self.replicas.stop()
         if self.shm is not None:
             await self.shm.stop()
@@ -227,9 +240,10 @@ class Broker:
     async def _housekeeping(self) -> None:
         retention_every = self.config.log_retention_check_interval_ms / 1000.0
         next_retention = time.monotonic() + retention_every
-        next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
+        checkpoint_every = self.config.log_flush_offset_checkpoint_interval_ms / 1000.0
+        next_checkpoint = time.monotonic() + checkpoint_every
         while True:
-            await asyncio.sleep(min(1.0, retention_every))
+            await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
             if now >= next_retention:
                 next_retention = now + retention_every
@@ -237,8 +251,9 @@ class Broker:
                 if deleted:
                     log.info("retention deleted %d segments", deleted)
             if now >= next_checkpoint:
-                next_checkpoint = now + CHECKPOINT_INTERVAL_S
-                self.logs.flush()
+                next_checkpoint = now + checkpoint_every
+                # fsyncs and checkpoint writes run on the flusher thread, never here.
+                await self.logs.flush()
 
     async def _log_cleaner(self) -> None:
         """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
@@ -254,6 +269,29 @@ class Broker:
                     cleaned = False
                 if not cleaned:
                     await asyncio.sleep(backoff)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _log_scrubber(self) -> None:
+        """The opt-in background scrubber (``log_scrub_interval_ms``): a pass over the
+        closed segments not yet checked, on a worker thread at most
+        ``log_scrub_max_mb_per_s``, then a rest of the interval."""
+        interval = self.config.log_scrub_interval_ms / 1000.0
+        rate = self.config.log_scrub_max_mb_per_s * 1e6
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-scrubber")
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                started = time.monotonic()
+                try:
+                    checked, found = await self.logs.scrub(executor, rate)
+                except KafkaError as exc:
+                    log.warning("log scrubber: %s", exc)
+                    continue
+                if checked:
+                    elapsed = time.monotonic() - started
+                    log.info("scrubbed %d bytes in %.1f s (%.1f MB/s): %d damaged ranges quarantined",
+                             checked, elapsed, checked / max(elapsed, 1e-9) / 1e6, found)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -277,17 +315,22 @@ class Broker:
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]
-            log.info("closing %s: unsupported %s v%d", conn.peer, api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
+            _refused_frame_log("closing %s: unsupported %s v%d", conn.peer,
+                               api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
             return False
         except api.MalformedFrame as exc:
-            log.info("closing %s: malformed request: %s", conn.peer, exc)
+            _refused_frame_log("closing %s: malformed request: %s", conn.peer, exc)
             return False
         entry = self._handlers.get(request.api_key)
         if entry is None:
-            log.info("closing %s: no handler for api key %d", conn.peer, request.api_key)
+            _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
-        body = await handler(self, request) if is_async else handler(self, request)
+        started = time.perf_counter()
+        try:
+            body = await handler(self, request) if is_async else handler(self, request)
+        finally:
+            self.stats.on_request(_request_name(request), (time.perf_counter() - started) * 1000.0)
         if body is None:
             return None
         try:
@@ -295,6 +338,14 @@ class Broker:
         except Exception:
             release_regions(_regions_in(body))
             raise
+
+
+def _request_name(request) -> str:
+    """The ``request`` label of Kafka's RequestMetrics: Fetch is split into FetchConsumer
+    and FetchFollower (a follower's long polls would drown a consumer's latency)."""
+    if request.api_key == api.FETCH:
+        return "FetchFollower" if request.body.get("replica_id", -1) >= 0 else "FetchConsumer"
+    return api.API_NAMES[request.api_key]
 
 
 def _regions_in(body) -> list:

@@ -1,7 +1,8 @@
 """`pybroker up`: run a local cluster — a supervisor and N broker processes.
 
 Foreground by default: prints ``bootstrap: HOST:PORT,...`` once every broker accepts
-connections; SIGTERM or Ctrl-C shuts everything down cleanly (logs flushed, clean-shutdown
+connections, then ``console: http://HOST:PORT/`` (the web console and ``/metrics``, on
+``--http-port``); SIGTERM or Ctrl-C shuts everything down cleanly (logs flushed, clean-shutdown
 markers written, exit 0). ``--daemon`` detaches (pid file ``<data>/run/supervisor.pid``)
 after the bootstrap line; ``pybroker down --data DIR`` stops it.
 """
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 
 
 def register(subparsers) -> None:
@@ -27,15 +29,39 @@ def register(subparsers) -> None:
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="default topic setting, e.g. --config retention.ms=60000 (repeatable)")
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
-                   help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
+                   help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=10000 "
+                        "or connections.max.idle.ms=60000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
+                   help="share groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-share-heartbeat-interval-ms", type=int, default=5000,
+                   help="share groups: how often members heartbeat (default 5000, as Kafka)")
+    p.add_argument("--group-share-record-lock-duration-ms", type=int, default=30000,
+                   help="share groups: how long a member holds an acquired record (default 30000, as Kafka)")
+    p.add_argument("--group-share-delivery-count-limit", type=int, default=5,
+                   help="share groups: deliveries of a record before it is archived (default 5, as Kafka)")
+    p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
+                   help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
+                   help="KIP-848 consumer groups: how often members heartbeat (default 5000, as Kafka)")
     p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
                    help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
+    p.add_argument("--max-partitions", type=int, default=100_000,
+                   help="partitions the whole cluster may hold; CreateTopics/CreatePartitions beyond it "
+                        "get POLICY_VIOLATION (default 100000)")
     p.add_argument("--no-shm", action="store_true",
                    help="no shared-memory region: heartbeats, offsets and replication over sockets only")
+    p.add_argument("--http-port", type=int, default=9644,
+                   help="port of the web console and /metrics on --host (default 9644; 0 picks a free port)")
+    p.add_argument("--console-actions", action="store_true",
+                   help="allow the console's actions (create/delete topics, produce, reset offsets) when --host "
+                        "is not loopback; on loopback they are always allowed")
+    p.add_argument("--shm-slots", type=int, default=None, metavar="N",
+                   help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
+                        "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -58,20 +84,72 @@ def run(args) -> int:
     if args.brokers < 1 or args.brokers > 64:
         print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
         return 2
+    if args.max_partitions < 1:
+        print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+    if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
+        print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
+        return 2
     topic_settings = _pairs(args.config, "--config")
     try:
         TopicConfig.parse(topic_settings)
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    from pybroker.private_files import make_private
+
     data = os.path.abspath(args.data)
+    make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
+    running = running_supervisor(data)
+    if running is not None:
+        print(f"pybroker up: a supervisor (pid {running}) already runs on {data}", file=sys.stderr)
+        return 1
     if args.daemon:
         return _daemonize(args, data, topic_settings)
-    return _run_supervisor(args, data, topic_settings, on_ready=lambda bootstrap: print(f"bootstrap: {bootstrap}", flush=True))
+    from pybroker.supervisor.arbiter import StartError
+
+    try:
+        return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 1
 
 
-def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+def _print_ready(bootstrap: str, console: str) -> None:
+    print(f"bootstrap: {bootstrap}", flush=True)
+    print(f"console: {console}", flush=True)
+
+
+def running_supervisor(data: str) -> int | None:
+    """The pid of a live supervisor named by ``<data>/run/supervisor.pid``, else None (no
+    file, a dead or zombie process, or a reused pid that is no ``pybroker up``)."""
+    from pybroker.supervisor.arbiter import live_cmdline, read_pid, run_dir
+
+    pid = read_pid(os.path.join(run_dir(data), "supervisor.pid"))
+    cmdline = live_cmdline(pid) if pid != os.getpid() else None
+    if not cmdline:
+        return None
+    is_pybroker = any(arg.endswith("pybroker") or "pybroker.cli" in arg for arg in cmdline)
+    return pid if is_pybroker and "up" in cmdline else None
+
+
+def _console(args):
+    """The HTTP server (console and /metrics) on its socket, bound now: a taken port
+    fails ``up`` before any broker starts."""
+    from pybroker.http.server import HttpServer, bind
+
+    try:
+        sock = bind(args.host, args.http_port)
+    except OSError as exc:
+        raise SystemExit(f"pybroker up: cannot serve the console on {args.host}:{args.http_port}: {exc.strerror or exc} "
+                         "(another pybroker up? choose another port with --http-port, 0 picks a free one)") from None
+    return HttpServer(sock, allow_writes=True if args.console_actions else None)
+
+
+def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    """Run the cluster until it is stopped; a StartError propagates to the caller."""
+    from pybroker.group.consumer_group import ConsumerGroupSettings
+    from pybroker.group.share_group import ShareGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -82,46 +160,54 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(os.path.join(data, "logs", "supervisor.log"))):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    pid_path = os.path.join(data, "run", "supervisor.pid")
-    old = None
-    try:
-        with open(pid_path) as f:
-            old = int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    if old and old != os.getpid():
-        import psutil
-
-        if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
-            print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
-            return 1
+    if console is None:
+        console = _console(args)
     supervisor = Supervisor(
         data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm,
+        shared_memory=not args.no_shm, shm_slots=args.shm_slots, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+            consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
+                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
+            share=ShareGroupSettings(session_timeout_ms=args.group_share_session_timeout_ms,
+                                     heartbeat_interval_ms=args.group_share_heartbeat_interval_ms,
+                                     record_lock_duration_ms=args.group_share_record_lock_duration_ms,
+                                     delivery_count_limit=args.group_share_delivery_count_limit),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
+        extensions=[console],
     )
-    code = asyncio.run(supervisor.run(on_ready))
-    logging.shutdown()
-    return code
+    try:
+        return asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
+    finally:
+        logging.shutdown()
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe."""
+    """Double fork; the original process waits through a pipe for ``bootstrap ADDRESSES``
+    and the console's URL once the cluster is ready, or ``error MESSAGE`` when it cannot
+    start. The console's socket is bound before, so a taken port fails here, in the
+    foreground."""
+    from pybroker.supervisor.arbiter import StartError
+
+    console = _console(args)
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
-            line = pipe.readline().strip()
-        if not line:
-            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
+            kind, _, line = pipe.readline().strip().partition(" ")
+            console = pipe.readline().strip()
+        if kind == "error":
+            print(f"pybroker up: {line}", file=sys.stderr)
             return 1
-        print(f"bootstrap: {line}", flush=True)
+        if kind != "bootstrap":
+            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.out and "
+                  f"{data}/logs/supervisor.log", file=sys.stderr)
+            return 1
+        _print_ready(line, console)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
         return 0
     os.close(read_fd)
@@ -129,19 +215,26 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
     pipe = os.fdopen(write_fd, "w")
 
-    def ready(bootstrap: str) -> None:
-        pipe.write(bootstrap + "\n")
+    def tell_parent(*lines: str) -> None:
+        pipe.write("".join(line + "\n" for line in lines))
         pipe.close()
 
+    code = 1
     try:
-        code = _run_supervisor(args, data, topic_settings, ready)
+        code = _run_supervisor(args, data, topic_settings,
+                               lambda bootstrap, url: tell_parent(f"bootstrap {bootstrap}", url), console)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        tell_parent(f"error {exc}")
+    except BaseException:
+        traceback.print_exc()  # to supervisor.out: nobody else would see it
     finally:
         if not pipe.closed:
             pipe.close()
-    os._exit(code)
+        os._exit(code)

@@ -33,10 +33,13 @@ from typing import Callable, NamedTuple
 from pybroker import errors
 from pybroker.client.admin import EARLIEST, LATEST, list_offsets
 from pybroker.client.cluster import REFRESH_CODES, Client
+from pybroker.client.consumer_group_member import ConsumerGroupMember
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
+from pybroker.client.transaction_manager import GroupMetadata
 from pybroker.client.producer import normalize_config
 from pybroker.client.shm_tail import ShmTail
 from pybroker.protocol import api
+from pybroker.record import control
 from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ DEFAULTS = {
     "client_id": "pybroker-consumer",
     "group_id": None,
     "group_instance_id": None,
+    "group_protocol": "classic",       # or "consumer": KIP-848, the coordinator assigns
+    "group_remote_assignor": None,     # consumer protocol: "uniform" or "range" (the broker's default: uniform)
     "auto_offset_reset": "latest",
     "enable_auto_commit": None,  # on when group.id is set
     "auto_commit_interval_ms": 5000,
@@ -144,7 +149,15 @@ class Consumer:
             strategies = [s.strip() for s in strategies.split(",") if s.strip()]
         strategies = [ASSIGNOR_CLASS_NAMES.get(s, s) for s in strategies]
         self.coordinator: GroupCoordinatorClient | None = None
-        if self.group_id:
+        group_protocol = str(cfg["group_protocol"]).lower()
+        if group_protocol not in ("classic", "consumer"):
+            raise ValueError(f"group.protocol must be classic or consumer, not {cfg['group_protocol']!r}")
+        if self.group_id and group_protocol == "consumer":
+            self.coordinator = ConsumerGroupMember(
+                self.client, self.group_id, group_instance_id=cfg["group_instance_id"],
+                rebalance_timeout_ms=int(cfg["max_poll_interval_ms"]),
+                server_assignor=cfg["group_remote_assignor"], retry_backoff_ms=int(cfg["retry_backoff_ms"]))
+        elif self.group_id:
             self.coordinator = GroupCoordinatorClient(
                 self.client, self.group_id, group_instance_id=cfg["group_instance_id"],
                 session_timeout_ms=int(cfg["session_timeout_ms"]),
@@ -363,6 +376,15 @@ class Consumer:
         self._require_group()
         self.coordinator.commit_async(self._current_positions() if offsets is None else dict(offsets), callback)
 
+    def group_metadata(self) -> GroupMetadata:
+        """The member's group, generation and member id, for a transactional producer's
+        ``send_offsets_to_transaction`` (KIP-447 fencing of a consumer that lost its
+        partitions)."""
+        if not self.group_id:
+            raise RuntimeError("group_metadata needs a group.id")
+        c = self.coordinator
+        return GroupMetadata(self.group_id, c.generation, c.member_id, c.group_instance_id)
+
     def committed(self, partitions: TopicPartition | list[TopicPartition]):
         """The group's committed offset of one partition (None if none), or a dict for
         a list of partitions."""
@@ -530,7 +552,8 @@ class Consumer:
             if leader < 0:
                 self.client.refresh([tp[0]])
                 continue
-            if self._shm is not None and self._read_shm_tail(tp, leader, records):
+            # The ring carries no aborted transactions: read_committed always fetches.
+            if self._shm is not None and not self.isolation_level and self._read_shm_tail(tp, leader, records):
                 from_shm += 1
                 continue
             by_leader.setdefault(leader, {}).setdefault(tp[0], []).append({
@@ -589,7 +612,8 @@ class Consumer:
         if meta is None:
             return False
         got = self._shm.read(tp[0], tp[1], leader, meta.leader_epoch, self._positions[tp],
-                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes))
+                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes),
+                             topic_id=info.topic_id)
         if got is None:
             return False
         if not got.records:
@@ -633,16 +657,27 @@ class Consumer:
             return
         position = self._positions[tp]
         complete = 0
+        # read_committed: the aborted transactions overlapping this data, by first offset;
+        # a producer's batches are dropped from its first offset until its ABORT marker
+        # (Kafka's consumer does the same).
+        aborted = sorted((t["first_offset"], t["producer_id"]) for t in p.get("aborted_transactions") or ())
+        aborting: set[int] = set()
         for header, view in iter_batches(data):
             complete += 1
-            if header.last_offset < position:
-                continue
-            if not header.is_control:
+            while aborted and aborted[0][0] <= header.last_offset:
+                aborting.add(aborted.pop(0)[1])
+            if header.is_control:
+                if header.producer_id in aborting and \
+                        control.marker_type(view, header._replace(position=0)) == control.ABORT:
+                    aborting.discard(header.producer_id)
+            elif header.last_offset >= position and not (header.is_transactional and header.producer_id in aborting):
                 ts_type = "LogAppendTime" if header.timestamp_type else "CreateTime"
                 for rec in decode_batch(view):
                     if rec.offset >= position:
                         out.append(ConsumerRecord(topic, tp[1], rec.offset, rec.timestamp, ts_type,
                                                   rec.key, rec.value, rec.headers))
+            if header.last_offset < position:
+                continue
             # Offsets inside a batch can have gaps (compaction): the next fetch starts
             # after the batch, not after its last returned record.
             position = header.next_offset

@@ -20,11 +20,16 @@ Kafka's rules, in brief:
   partition epoch, keep the leader in the ISR, and name only live replicas.
 - Preferred leaders: when a partition's first replica is alive and in the ISR but not
   leader, leadership moves back to it.
+- Limits, checked before anything is built: one CreateTopics / CreatePartitions request
+  adds at most ``MAX_PARTITIONS_PER_REQUEST`` partitions (Kafka's
+  MAX_PARTITIONS_PER_BATCH, POLICY_VIOLATION), and the cluster holds at most
+  ``max_partitions`` (``pybroker up --max-partitions``, POLICY_VIOLATION).
 
 Not thread-safe: owned by the host's event loop.
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +45,43 @@ from pybroker.config import (
     topic_defaults_with,
 )
 from pybroker import errors
+
+log = logging.getLogger("pybroker.controller")
+
+# Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: partitions one request may
+# create, over all its topics. The check runs before any assignment is computed, so a
+# request for 2**31-1 partitions costs nothing.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+# Partitions the whole cluster may hold (``--max-partitions``): every partition costs
+# directories, open files and memory on some broker.
+DEFAULT_MAX_PARTITIONS = 100_000
+
+
+def requested_partitions(count: int, assignments, default_partitions: int) -> int:
+    """The partitions one topic of a CreateTopics request asks for, as Kafka counts them
+    for the per-request cap: -1 is the default, non-positive counts add nothing."""
+    if assignments:
+        return len(assignments)
+    if count == -1:
+        return default_partitions
+    return max(count, 0)
+
+
+def check_request_partitions(total: int) -> None:
+    if total > MAX_PARTITIONS_PER_REQUEST:
+        raise errors.PolicyViolation(
+            f"Excessively large number of partitions per request: {total} requested, "
+            f"limit {MAX_PARTITIONS_PER_REQUEST}."
+        )
+
+
+def check_replication_factor(replication_factor: int, live_brokers: int) -> None:
+    if replication_factor < 1:
+        raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
+    if replication_factor > live_brokers:
+        raise errors.InvalidReplicationFactor(
+            f"Replication factor: {replication_factor} larger than available brokers: {live_brokers}."
+        )
 
 
 @dataclass
@@ -71,10 +113,7 @@ def assign_replicas(brokers: list[int], partitions: int, replication_factor: int
     """Kafka's rack-unaware assignment: partition p's first replica is broker
     (p + start) mod n; followers follow at a shift that grows every n partitions."""
     n = len(brokers)
-    if replication_factor > n:
-        raise errors.InvalidReplicationFactor(
-            f"Replication factor: {replication_factor} larger than available brokers: {n}."
-        )
+    check_replication_factor(replication_factor, n)
     rng = rng or random.Random()
     ordered = sorted(brokers)
     start_index = rng.randrange(n)
@@ -93,8 +132,9 @@ def assign_replicas(brokers: list[int], partitions: int, replication_factor: int
 
 class Controller:
     def __init__(self, cluster_id: str = "pybroker-cluster", topic_defaults: TopicConfig | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, max_partitions: int = DEFAULT_MAX_PARTITIONS):
         self.cluster_id = cluster_id
+        self.max_partitions = max_partitions
         # The static topic defaults (``pybroker up --config``); ``topic_defaults`` adds the
         # dynamic cluster-wide broker defaults (the "" BROKER resource) on top.
         self.static_topic_defaults = topic_defaults or TopicConfig()
@@ -147,6 +187,27 @@ class Controller:
         if topic is not None:
             for index in range(topic.partitions):
                 self.partitions.pop((name, index), None)
+
+    def undo_topic_change(self, name: str, partitions_before: int | None) -> None:
+        """Take back an uncommitted create (``partitions_before`` None) or partition
+        growth, whose records were never made durable: the state is as if the request
+        had not come."""
+        if partitions_before is None:
+            self._forget_topic(name)
+            return
+        topic = self.topics[name]
+        for index in range(partitions_before, topic.partitions):
+            self.partitions.pop((name, index), None)
+        topic.partitions = partitions_before
+
+    def _check_budget(self, adding: int) -> None:
+        total = len(self.partitions) + adding
+        if total > self.max_partitions:
+            raise errors.PolicyViolation(
+                f"Adding {adding} partitions would bring the cluster to {total} partitions, above its "
+                f"limit of {self.max_partitions} (max.partitions, pybroker up --max-partitions)."
+            )
+
 
     # -- brokers ------------------------------------------------------------------------
 
@@ -265,6 +326,7 @@ class Controller:
             raise errors.TopicAlreadyExists(f"Topic '{name}' already exists.")
         config = TopicConfig.parse(configs or {}, self.topic_defaults)
         if assignments:
+            check_request_partitions(len(assignments))
             self._check_assignments(assignments)
             partitions, replication_factor = len(assignments), len(assignments[0])
         else:
@@ -274,10 +336,12 @@ class Controller:
                 replication_factor = min(default_replication_factor, max(1, len(self.live)))
             if partitions < 1:
                 raise errors.InvalidPartitions("Number of partitions must be larger than 0.")
-            if replication_factor < 1:
-                raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
-            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
+            check_replication_factor(replication_factor, len(self.live))
+            check_request_partitions(partitions)
+        self._check_budget(partitions)
         _check_fits(config, replication_factor)
+        if not assignments:
+            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
         topic = TopicMetadata(name, partitions, replication_factor, config=config)
         delta = Delta()
         if validate_only:
@@ -325,6 +389,8 @@ class Controller:
         if count == topic.partitions:
             raise errors.InvalidPartitions(f"Topic already has {topic.partitions} partitions.")
         added = count - topic.partitions
+        check_request_partitions(added)
+        self._check_budget(added)
         if assignments:
             if len(assignments) != added:
                 raise errors.InvalidReplicaAssignment(
@@ -525,6 +591,11 @@ class ControllerService:
     run an operation, hand its records to ``persist`` (the metadata log) before anything
     is published, then hand the delta to ``publish`` (every broker), then answer.
 
+    Topic creation and growth are atomic: when persisting fails, the in-memory change is
+    taken back, so nothing of it is in the metadata log or on any broker, and each topic
+    of the request gets the error. (Shared memory cannot fail a change: a partition
+    without an offsets-table row uses sockets only.)
+
     ``persist(records: list[dict])`` and ``publish(delta: Delta)`` are the host's."""
 
     def __init__(self, controller: Controller, persist, publish, default_partitions: int = 1,
@@ -535,10 +606,19 @@ class ControllerService:
         self.default_partitions = default_partitions
         self.default_replication_factor = default_replication_factor
 
-    def _commit(self, delta: Delta) -> None:
+    def _commit(self, delta: Delta, undo=None) -> None:
+        """Make ``delta`` durable and publish it. With ``undo`` (a function taking the
+        in-memory change back), a failure before the records are durable undoes it and
+        re-raises; without, the failure propagates as is."""
         records = self.controller.take_records()
-        if records:
-            self.persist(records)
+        try:
+            if records:
+                self.persist(records)
+        except Exception:
+            if undo is None:
+                raise
+            undo()
+            raise
         if delta:
             self.publish(delta)
 
@@ -548,8 +628,38 @@ class ControllerService:
         self._commit(delta)
         return delta
 
+    def _commit_topics(self, delta: Delta, changed: dict[str, int | None], results: list[dict]) -> None:
+        """Commit the topics ``changed`` (name -> partitions before, None if new) as one
+        change; if it cannot be made durable, none of them happened and their results
+        carry the error."""
+        def undo() -> None:
+            for name, before in changed.items():
+                self.controller.undo_topic_change(name, before)
+
+        try:
+            self._commit(delta, undo if changed else None)
+        except Exception as exc:
+            if isinstance(exc, errors.KafkaError):
+                code, message = exc.code, exc.detail or exc.message
+            else:
+                log.exception("topic change of %s not committed", ", ".join(changed))
+                code, message = errors.UnknownServerError.code, f"not committed: {exc}"
+            for result in results:
+                if result["name"] in changed and result["error_code"] == 0:
+                    result.update(error_code=code, error_message=message)
+                    if "num_partitions" in result:
+                        result.update(num_partitions=-1, replication_factor=-1)
+                    result.pop("topic_id", None)
+
     def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        results, delta = [], Delta()
+        results, delta, created = [], Delta(), {}
+        try:
+            check_request_partitions(sum(
+                requested_partitions(spec.get("num_partitions", -1), spec.get("assignments"), self.default_partitions)
+                for spec in topics))
+        except errors.KafkaError as exc:
+            return [{"name": spec["name"], "error_code": exc.code, "error_message": exc.detail,
+                     "num_partitions": -1, "replication_factor": -1} for spec in topics]
         for spec in topics:
             result = {"name": spec["name"], "error_code": 0, "error_message": None,
                       "num_partitions": -1, "replication_factor": -1}
@@ -560,12 +670,14 @@ class ControllerService:
                     self.default_partitions, self.default_replication_factor,
                 )
                 delta.merge(d)
+                if not validate_only:
+                    created[topic.name] = None
                 result.update(num_partitions=topic.partitions, replication_factor=topic.replication_factor,
                               topic_id=topic.topic_id)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)
             results.append(result)
-        self._commit(delta)
+        self._commit_topics(delta, created, results)
         return results
 
     def delete_topics(self, names: list[str]) -> list[dict]:
@@ -581,16 +693,26 @@ class ControllerService:
         return results
 
     def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        results, delta = [], Delta()
+        results, delta, grown = [], Delta(), {}
+        try:
+            check_request_partitions(sum(
+                max(0, spec["count"] - self.controller.topics[spec["name"]].partitions)
+                for spec in topics if spec["name"] in self.controller.topics))
+        except errors.KafkaError as exc:
+            return [{"name": spec["name"], "error_code": exc.code, "error_message": exc.detail} for spec in topics]
         for spec in topics:
             result = {"name": spec["name"], "error_code": 0, "error_message": None}
+            topic = self.controller.topics.get(spec["name"])
+            before = topic.partitions if topic is not None else None
             try:
                 delta.merge(self.controller.create_partitions(
                     spec["name"], spec["count"], spec.get("assignments") or None, validate_only))
+                if not validate_only:
+                    grown.setdefault(spec["name"], before)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)
             results.append(result)
-        self._commit(delta)
+        self._commit_topics(delta, grown, results)
         return results
 
     def alter_configs(self, resources: list[dict], incremental: bool, validate_only: bool = False) -> list[dict]:

@@ -3,6 +3,8 @@
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
     heartbeat         node_id                             (one-way, every second)
+    report            node_id, boot, topics, requests, isr, partitions
+                                                          (one-way, every 2 s: counters, see broker/stats.py)
     create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results
@@ -13,6 +15,7 @@ Broker -> supervisor
                                                           -> results[[topic, partition, error_code, error_message]]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
     group             method, group_id, args              -> result (consumer-group coordinator)
+    txn               method, args                        -> result (transaction coordinator)
 
 Supervisor -> broker
     update            brokers, topics, deleted_topics, partitions, resource_configs (a Delta, or
@@ -20,6 +23,8 @@ Supervisor -> broker
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
     shutdown          (no fields)
+    write_txn_markers markers[{producer_id, producer_epoch, commit, coordinator_epoch,
+                      partitions[[topic, partition]]}]    -> results[[topic, partition, error_code]]
 
 Tools -> supervisor
     status            (no fields)                         -> supervisor, brokers, partitions, groups
@@ -31,6 +36,7 @@ VERSION = 1
 TYPES: dict[str, tuple[str, ...]] = {
     "register": ("node_id", "host", "port", "pid"),
     "heartbeat": ("node_id",),
+    "report": ("node_id", "boot", "topics", "requests", "isr", "partitions"),
     "create_topics": ("topics",),
     "delete_topics": ("names",),
     "create_partitions": ("topics",),
@@ -38,9 +44,11 @@ TYPES: dict[str, tuple[str, ...]] = {
     "elect_leaders": ("unclean", "partitions"),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
     "group": ("method", "group_id", "args"),
+    "txn": ("method", "args"),
     "update": ("brokers", "topics", "deleted_topics", "partitions"),
     "describe": (),
     "shutdown": (),
+    "write_txn_markers": ("markers",),
     "status": (),
 }
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 
+from pybroker import errors
+from pybroker.config import RESOURCE_GROUP
+from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
 from pybroker.group.offset_store import OffsetStore
+from pybroker.group.share_store import ShareStateStore
 from pybroker.group.state_machine import PENDING
 
 log = logging.getLogger("pybroker.group")
@@ -31,26 +34,49 @@ log = logging.getLogger("pybroker.group")
 RETENTION_CHECK_S = 600.0
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+class GroupConfigs:
+    """The GROUP resources among the controller's dynamic configs, by group id."""
+
+    def __init__(self, resource_configs: dict):
+        self._configs = resource_configs
+
+    def get(self, group_id: str, default=None):
+        return self._configs.get((RESOURCE_GROUP, group_id), default)
 
 
 class GroupHost:
     def __init__(self, data_dir: str, settings: CoordinatorSettings | None = None):
         self.store = OffsetStore(os.path.join(data_dir, "__consumer_offsets"), fsync=False)
         self.coordinator = GroupCoordinator(self.store, settings)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = DeadlineTimer(self.coordinator.next_deadline_ms, self._tick)
         self._housekeeping: asyncio.Task | None = None
+        # The controller's topics (name -> TopicMetadata) for the assignments the
+        # coordinator computes itself (KIP-848); the version changes with them.
+        self.topics: dict = {}
+        self.topics_version = 0
+        # Share groups' durable state (KIP-932), beside the committed offsets.
+        self.shares = ShareStateStore(data_dir)
+        self.coordinator.share_states = dict(self.shares.states)
+
+    def watch_topics(self, topics: dict, resource_configs: dict | None = None) -> None:
+        """The controller's topics and (when it has them) its dynamic resource configs,
+        of which GROUP ones set share groups' settings."""
+        self.topics = topics
+        if resource_configs is not None:
+            self.coordinator.group_configs = GroupConfigs(resource_configs)
+
+    def topics_changed(self) -> None:
+        self.topics_version += 1
 
     def start(self) -> None:
         self._housekeeping = asyncio.get_running_loop().create_task(self._expire_loop())
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         self.store.close()
+        self.shares.close()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -80,42 +106,57 @@ class GroupHost:
             result = [[t, p, code] for (t, p), code in codes.items()]
         elif method == "fetch_offsets":
             wanted = args.get("partitions")
+            code = c.fetch_error(group_id, args.get("member_id"), args.get("member_epoch", -1))
+            if code:
+                raise errors.for_code(code)(f"offset fetch refused for group {group_id}")
             committed = c.fetch_offsets(group_id, None if wanted is None else [tuple(tp) for tp in wanted])
             result = [[t, p, o.offset, o.metadata, o.leader_epoch] for (t, p), o in sorted(committed.items())]
+        elif method == "consumer_heartbeat":
+            result = c.consumer_heartbeat(group_id, now, self.topics, self.topics_version, **args)
+        elif method == "consumer_group_describe":
+            result = c.consumer_group_describe(args["group_ids"])
+        elif method == "share_heartbeat":
+            result = c.share_heartbeat(group_id, now, self.topics, self.topics_version, **args)
+        elif method == "share_group_describe":
+            result = c.share_group_describe(args["group_ids"])
+        elif method == "share_acquire":
+            found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
+                                    args["max_records"])
+            result = {"lock_ms": found["lock_ms"],
+                      "acquired": [[t, p, [list(r) for r in ranges]] for (t, p), ranges in found["acquired"].items()]}
+        elif method == "share_unacquire":
+            result = c.share_unacquire(group_id, args["member_id"], args["ranges"])
+        elif method == "share_acknowledge":
+            codes = c.share_acknowledge(group_id, args["member_id"], now, args["batches"])
+            result = [[t, p, code] for (t, p), code in codes.items()]
+        elif method == "share_release":
+            result = c.share_release(group_id, args["member_id"])
         elif method == "describe_groups":
             result = c.describe_groups(args["group_ids"])
         elif method == "list_groups":
-            result = c.list_groups(args.get("states"))
+            result = c.list_groups(args.get("states"), args.get("types"))
         elif method == "delete_groups":
             result = c.delete_groups(args["group_ids"], now)
         elif method == "delete_offsets":
             code, partitions = c.delete_offsets(group_id, [tuple(tp) for tp in args["partitions"]], now)
             result = {"error_code": code, "partitions": [[t, p, e] for (t, p), e in partitions.items()]}
         else:
-            from pybroker.errors import InvalidRequest
-
-            raise InvalidRequest(f"unknown group method {method}")
+            raise errors.InvalidRequest(f"unknown group method {method}")
         self._after_call()
         return result
 
     def _after_call(self, completed=()) -> None:
+        changes = self.coordinator.share_changes
+        if changes:
+            self.coordinator.share_changes = {}
+            self.shares.write(changes)
         for _group_id, completion in [*completed, *self.coordinator.take_completions()]:
             fut = completion.token
             if isinstance(fut, asyncio.Future) and not fut.done():
                 fut.set_result(completion.response)
-        self._schedule_tick()
-
-    def _schedule_tick(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.coordinator.next_deadline_ms()
-        if deadline is not None:
-            delay = max(0.0, (deadline - _now_ms()) / 1000.0)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+        self._timer.schedule()
 
     def _tick(self) -> None:
-        self._timer = None
         self._after_call(self.coordinator.tick(_now_ms()))
 
     async def _expire_loop(self) -> None:

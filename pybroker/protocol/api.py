@@ -25,19 +25,8 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import (
-    api_versions,
-    cluster_admin,
-    fetch,
-    group,
-    metadata,
-    offset_commit,
-    offsets,
-    produce,
-    producer_id,
-    telemetry,
-    topics,
-)
+from .messages import (api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit, offsets,
+                       produce, producer_id, share_group, telemetry, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -70,6 +59,11 @@ class ApiKey(enum.IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    WRITE_TXN_MARKERS = 27
+    TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
@@ -78,6 +72,15 @@ class ApiKey(enum.IntEnum):
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
+    SHARE_GROUP_HEARTBEAT = 76
+    SHARE_GROUP_DESCRIBE = 77
+    SHARE_FETCH = 78
+    SHARE_ACKNOWLEDGE = 79
     DESCRIBE_CLUSTER = 60
     GET_TELEMETRY_SUBSCRIPTIONS = 71
     PUSH_TELEMETRY = 72
@@ -109,6 +112,20 @@ CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
 INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
 OFFSET_DELETE = ApiKey.OFFSET_DELETE
+ADD_PARTITIONS_TO_TXN = ApiKey.ADD_PARTITIONS_TO_TXN
+ADD_OFFSETS_TO_TXN = ApiKey.ADD_OFFSETS_TO_TXN
+END_TXN = ApiKey.END_TXN
+WRITE_TXN_MARKERS = ApiKey.WRITE_TXN_MARKERS
+TXN_OFFSET_COMMIT = ApiKey.TXN_OFFSET_COMMIT
+DESCRIBE_PRODUCERS = ApiKey.DESCRIBE_PRODUCERS
+DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
+LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
+CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
+CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
+SHARE_GROUP_HEARTBEAT = ApiKey.SHARE_GROUP_HEARTBEAT
+SHARE_GROUP_DESCRIBE = ApiKey.SHARE_GROUP_DESCRIBE
+SHARE_FETCH = ApiKey.SHARE_FETCH
+SHARE_ACKNOWLEDGE = ApiKey.SHARE_ACKNOWLEDGE
 DESCRIBE_LOG_DIRS = ApiKey.DESCRIBE_LOG_DIRS
 ELECT_LEADERS = ApiKey.ELECT_LEADERS
 DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
@@ -125,6 +142,13 @@ APIS: dict[int, Api] = {api.key: api for api in (
     producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
     topics.CREATE_PARTITIONS, group.DELETE_GROUPS, offset_commit.OFFSET_DELETE,
     topics.ALTER_CONFIGS, topics.INCREMENTAL_ALTER_CONFIGS,
+    transactions.ADD_PARTITIONS_TO_TXN, transactions.ADD_OFFSETS_TO_TXN, transactions.END_TXN,
+    transactions.WRITE_TXN_MARKERS,
+    transactions.TXN_OFFSET_COMMIT, transactions.DESCRIBE_PRODUCERS, transactions.DESCRIBE_TRANSACTIONS,
+    transactions.LIST_TRANSACTIONS,
+    consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
+    share_group.SHARE_GROUP_HEARTBEAT, share_group.SHARE_GROUP_DESCRIBE, share_group.SHARE_FETCH,
+    share_group.SHARE_ACKNOWLEDGE,
     cluster_admin.DESCRIBE_CLUSTER, cluster_admin.DESCRIBE_TOPIC_PARTITIONS, cluster_admin.DESCRIBE_LOG_DIRS,
     cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
 )}

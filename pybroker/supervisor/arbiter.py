@@ -1,5 +1,6 @@
 """The supervisor process: the arbiter of the broker processes and the host of the
-controller and the group coordinator.
+controller, the group coordinator and the transaction coordinator (whose markers it sends
+to partition leaders over their control channels).
 
 Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
 socket and registers (``register``), which makes it live for the controller; it sends a
@@ -24,6 +25,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,11 +34,19 @@ import psutil
 
 from pybroker import errors, shm
 from pybroker.group.host import GroupHost
-from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.controller import (
+    DEFAULT_MAX_PARTITIONS,
+    Controller,
+    ControllerService,
+    delta_to_json,
+    image_to_json,
+)
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
+from pybroker.txn.host import TransactionHost
+from pybroker.private_files import make_private
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -63,6 +73,70 @@ def read_pid(path: str) -> int | None:
         return None
 
 
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed process its parent has not reaped
+    yet still answers ``kill(pid, 0)``)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def running_broker_pid(data_dir: str, node_id: int) -> int | None:
+    """The pid of broker ``node_id`` of this data dir if its pid file names a live broker
+    process of it (a pid file outlives its process, and a pid can be reused)."""
+    pid = read_pid(os.path.join(run_dir(data_dir), f"broker-{node_id}.pid"))
+    cmdline = live_cmdline(pid)
+    if cmdline and "pybroker.broker.main" in cmdline and str(node_id) in cmdline and \
+            os.path.join(data_dir, f"broker-{node_id}") in cmdline:
+        return pid
+    return None
+
+
+def live_cmdline(pid: int | None) -> list[str] | None:
+    """The command line of a live process, None for no pid, a gone or zombie process, or
+    one we may not inspect."""
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.cmdline()
+    except psutil.Error:
+        return None
+
+
+class StartError(Exception):
+    """The cluster cannot start (a port taken, a broker that fails at start-up): the
+    message says why; ``pybroker up`` prints it and exits with 1."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` the way a broker's listener will (SO_REUSEADDR, every address
+    the host resolves to); OSError when it cannot."""
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+
+
+def last_error_line(path: str, offset: int = 0) -> str | None:
+    """The last ERROR/CRITICAL line a broker wrote to its log after ``offset`` (else its
+    last line: a traceback ends with the exception)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    errors_only = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    return (errors_only or lines or [None])[-1]
+
+
 class BrokerProcess:
     """What the supervisor knows of one broker id."""
 
@@ -80,13 +154,13 @@ class BrokerProcess:
         self.next_start = 0.0
         self.started_at = 0.0
         self.boot_errors = 0
+        self.log_offset = 0  # size of its log file when it was last spawned
 
     @property
     def alive(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
-        return self.pid is not None and psutil.pid_exists(self.pid) and \
-            psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        return self.pid is not None and pid_alive(self.pid)
 
 
 class Supervisor:
@@ -94,8 +168,10 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
+                 extensions=(), txn_settings=None, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
+        make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
         self.base_port = base_port
@@ -105,21 +181,36 @@ class Supervisor:
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
         self.log_level = log_level
-        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings),
+                                     max_partitions=max_partitions)
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
                                          default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
+                                    self._send_to_broker, txn_settings)
+        self.groups.watch_topics(self.controller.topics, self.controller.resource_configs)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
-        self._slotted: set[tuple[str, int]] = set()
+        # Offsets-table slots this supervisor allocated, and partitions the table had no
+        # room for (they replicate over sockets; retried when topics are deleted).
+        self._slots: dict[tuple[str, int], int] = {}
+        self._unslotted: set[tuple[str, int]] = set()
+        self.shm_slots = shm_slots
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._ready = False
         self._server: asyncio.base_events.Server | None = None
+        # Services hosted on this loop (the HTTP console): ``await start(supervisor)`` once
+        # the control socket listens, ``await stop()`` at shutdown. The supervisor knows
+        # them only by these two methods.
+        self.extensions = list(extensions)
+        # The latest ``report`` of each broker id, and who else wants each one as it comes.
+        self.reports: dict[int, dict] = {}
+        self.report_listeners: list = []
 
     def _cluster_id(self) -> str:
         import uuid
@@ -156,9 +247,13 @@ class Supervisor:
             cmd += ["--broker-config", f"{key}={value}"]
         return cmd
 
+    def broker_log(self, node_id: int) -> str:
+        return os.path.join(self.data_dir, "logs", f"broker-{node_id}.log")
+
     def spawn_broker(self, proc: BrokerProcess) -> None:
         os.makedirs(os.path.join(self.data_dir, "logs"), exist_ok=True)
-        out = open(os.path.join(self.data_dir, "logs", f"broker-{proc.node_id}.log"), "ab")
+        out = open(self.broker_log(proc.node_id), "ab")
+        proc.log_offset = out.tell()
         try:
             proc.popen = subprocess.Popen(self._broker_command(proc), stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, close_fds=True)
@@ -175,8 +270,16 @@ class Supervisor:
             if proc.pid is None or proc.alive:
                 continue
             code = proc.popen.returncode if proc.popen is not None else None
-            log.warning("broker %d (pid %d) exited with %s", proc.node_id, proc.pid,
-                        code if code is None or code >= 0 else f"signal {-code}")
+            exit_text = code if code is None or code >= 0 else f"signal {-code}"
+            reason = last_error_line(self.broker_log(proc.node_id), proc.log_offset) \
+                if proc.popen is not None else None
+            if proc.popen is not None and not self._ready and not self.stopping:
+                # Failing at start-up, it would fail the same way again: stop the start.
+                raise StartError(f"broker {proc.node_id} exited with {exit_text} during start-up"
+                                 + (f": {reason}" if reason else "")
+                                 + f" (log: {self.broker_log(proc.node_id)})")
+            log.warning("broker %d (pid %d) exited with %s%s", proc.node_id, proc.pid, exit_text,
+                        f": {reason}" if reason and code else "")
             self._fail(proc)
             proc.pid = None
             proc.popen = None
@@ -229,42 +332,89 @@ class Supervisor:
                 except shm.ShmError:
                     self.region = None
             if self.region is None:
-                self.region = shm.SharedRegion.create(name, slots=4096, ring_count=max(self.count, 1))
-        except (shm.ShmError, OSError) as exc:
+                slots = self.shm_slots or shm.slots_for(len(self.controller.partitions))
+                self.region = shm.SharedRegion.create(name, slots=slots, ring_count=max(self.count, 1))
+        except (shm.ShmError, OSError, ValueError) as exc:
             log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
             self.region = None
             return
-        for key in self.controller.partitions:
-            self.region.offsets.allocate(*key)
-            self._slotted.add(key)
+        if adopting:
+            self._release_stale_rows()
+        self._allocate_slots(list(self.controller.partitions))
+
+    def _release_stale_rows(self) -> None:
+        """An adopted region may hold rows of topics deleted since it was made (by a
+        supervisor that died before releasing them): free them."""
+        for row in self.region.offsets.rows():
+            topic = self.controller.topics.get(row.topic)
+            if (row.topic, row.partition) not in self.controller.partitions or \
+                    row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                self.region.offsets.release(row.topic, row.partition)
+
+    def _allocate_slots(self, keys: list[tuple[str, int]]) -> None:
+        """Offsets-table rows for partitions of current topics. A table without room is a
+        degradation, logged once per call: those partitions use sockets only."""
+        offsets = self.region.offsets
+        missed = []
+        for key in keys:
+            topic = self.controller.topics.get(key[0])
+            topic_id = shm.topic_id_bytes(topic.topic_id) if topic is not None else None
+            if topic_id is None or key not in self.controller.partitions:
+                continue  # deleted meanwhile
+            slot = offsets.allocate(key[0], key[1], topic_id, int(time.time() * 1000))
+            if slot is None:
+                self._unslotted.add(key)
+                missed.append(key)
+            else:
+                self._slots[key] = slot
+                self._unslotted.discard(key)
+        if missed:
+            log.warning("shared memory: the offsets table (%d slots, at most %d used) has no room for "
+                        "%d partitions (first: %s-%d); they replicate and serve over sockets only. "
+                        "A bigger table: restart with --shm-slots", offsets.capacity, offsets.limit,
+                        len(missed), *missed[0])
+
+    def _release_slots(self, topic_name: str) -> None:
+        for key in [k for k in self._slots if k[0] == topic_name]:
+            self.region.offsets.release(*key)
+            del self._slots[key]
+        self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
         for node_id, proc in self.brokers.items():
-            pid = read_pid(os.path.join(run_dir(self.data_dir), f"broker-{node_id}.pid"))
-            if pid is None or not psutil.pid_exists(pid):
-                continue
-            try:
-                cmdline = psutil.Process(pid).cmdline()
-            except psutil.Error:
-                continue
-            if "pybroker.broker.main" in cmdline and str(node_id) in cmdline and \
-                    os.path.join(self.data_dir, f"broker-{node_id}") in cmdline:
+            pid = running_broker_pid(self.data_dir, node_id)
+            if pid is not None:
                 proc.pid = pid
                 proc.started_at = time.monotonic()
                 log.info("adopting running broker %d (pid %d)", node_id, pid)
 
+    def check_ports(self) -> None:
+        """Every broker to be spawned can listen on its port, else StartError: a taken
+        port found now is one clear message instead of brokers failing one by one."""
+        for proc in self.brokers.values():
+            if proc.pid is not None or not proc.port:
+                continue
+            try:
+                check_port_free(self.host, proc.port)
+            except OSError as exc:
+                raise StartError(f"cannot listen on {self.host}:{proc.port} for broker {proc.node_id}: "
+                                 f"{exc.strerror or exc} (choose other ports with --port)") from None
+
     # -- control plane ------------------------------------------------------------------
 
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
-            for state in delta.partitions:
-                self.region.offsets.allocate(state.topic, state.partition)
+            # Deleted topics first: a delta may delete a name and create it again.
             for name in delta.deleted_topics:
-                for topic, index in [k for k in self._slotted if k[0] == name]:
-                    self.region.offsets.release(topic, index)
-                    self._slotted.discard((topic, index))
-            self._slotted.update(s.key for s in delta.partitions)
+                self._release_slots(name)
+            keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
+            if delta.deleted_topics:
+                keys += sorted(self._unslotted)  # released rows may make room for them
+            if keys:
+                self._allocate_slots(keys)
         doc = delta_to_json(delta, self.controller)
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
@@ -297,6 +447,13 @@ class Supervisor:
                                        BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
                     channel.send(image_to_json(self.controller))
             return None
+        if kind == "report":
+            proc = state["proc"]
+            if proc is not None:
+                self.reports[proc.node_id] = doc
+                for listener in self.report_listeners:
+                    listener(proc.node_id, doc)
+            return None
         if kind == "create_topics":
             return {"results": self.service.create_topics(doc["topics"], doc.get("validate_only", False))}
         if kind == "delete_topics":
@@ -314,9 +471,21 @@ class Supervisor:
             return {"state": new.to_json()}
         if kind == "group":
             return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "txn":
+            return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def _send_to_broker(self, node_id: int, doc: dict) -> dict:
+        proc = self.brokers.get(node_id)
+        if proc is None or proc.channel is None or not proc.registered:
+            raise ConnectionError(f"broker {node_id} is not connected")
+        return await proc.channel.request(doc)
 
     def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
         node_id = int(doc["node_id"])
@@ -342,28 +511,25 @@ class Supervisor:
     async def status(self) -> dict:
         offsets: dict[tuple[str, int], dict] = {}
         describes = []
+        askers = []
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
                 describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
-        for result in await asyncio.gather(*describes, return_exceptions=True):
+                askers.append(proc.node_id)
+        damaged: dict[tuple[str, int], list[dict]] = {}
+        for node_id, result in zip(askers, await asyncio.gather(*describes, return_exceptions=True)):
             if isinstance(result, dict):
                 for row in result["partitions"]:
                     key = (row["topic"], row["partition"])
+                    for q in row.get("quarantined", ()):
+                        damaged.setdefault(key, []).append({"broker": node_id, **q})
                     state = self.controller.partitions.get(key)
                     if state is not None and row.get("leader") == state.leader and state.leader >= 0:
                         offsets[key] = row
                     else:
                         offsets.setdefault(key, row)
-        if self.region is not None:
-            # Leaders publish log end and high watermark here: the freshest view, read
-            # without a round trip to any broker.
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
-                    offsets[(row.topic, row.partition)] = {
-                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
-                        "high_watermark": row.high_watermark, "leader": row.leader_id,
-                    }
+        offsets.update(self.positions(reports=False))
+        sizes = self.partition_sizes()
         partitions = []
         for key, s in sorted(self.controller.partitions.items()):
             row = offsets.get(key, {})
@@ -373,6 +539,8 @@ class Supervisor:
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
+                "damaged": damaged.get(key, []),
+                "size_bytes": sizes.get(key),
             })
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
@@ -385,6 +553,43 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
+        """Log start, log end and high watermark of partitions at their current leader,
+        without asking any broker: from the leaders' latest reports (``reports``), then
+        from shared memory, where leaders publish them as they move (the freshest)."""
+        offsets: dict[tuple[str, int], dict] = {}
+        if reports:
+            for node_id, report in self.reports.items():
+                for topic, index, start, end, hw, _size in report["partitions"]:
+                    state = self.controller.partitions.get((topic, index))
+                    if state is not None and state.leader == node_id:
+                        offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
+                                                   "high_watermark": hw, "leader": node_id}
+        if self.region is not None:
+            for key, slot in self._slots.items():
+                row = self.region.offsets.read(slot)
+                state = self.controller.partitions.get(key)
+                topic = self.controller.topics.get(key[0])
+                if row is None or state is None or topic is None or \
+                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                    continue  # a row of another (deleted) topic that had this name
+                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+                    offsets[(row.topic, row.partition)] = {
+                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
+                        "high_watermark": row.high_watermark, "leader": row.leader_id,
+                    }
+        return offsets
+
+    def partition_sizes(self) -> dict[tuple[str, int], int]:
+        """Bytes of each partition's log at its current leader, from the latest reports."""
+        sizes = {}
+        for node_id, report in self.reports.items():
+            for topic, index, _start, _end, _hw, size in report["partitions"]:
+                state = self.controller.partitions.get((topic, index))
+                if state is not None and state.leader == node_id:
+                    sizes[(topic, index)] = size
+        return sizes
 
     def _group_lag(self, offsets: dict) -> list[dict]:
         from pybroker.group.coordinator import lag
@@ -413,19 +618,26 @@ class Supervisor:
             if port is None:
                 port = self.base_port + node_id if self.base_port else 0
             self.brokers[node_id] = BrokerProcess(node_id, port)
+        self._adopt_running_brokers()
+        self.check_ports()
         path = socket_path(self.data_dir)
         if os.path.exists(path):
             os.unlink(path)
         loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        try:
+            self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        except OSError as exc:  # e.g. a data dir so deep the socket path is too long
+            raise StartError(f"cannot create the control socket {path}: {exc}") from None
         os.chmod(path, 0o600)
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         self.groups.start()
+        self.txns.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
-        self._adopt_running_brokers()
+        for extension in self.extensions:
+            await extension.start(self)
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
         next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S
@@ -483,6 +695,9 @@ class Supervisor:
                 proc.popen.wait()
         if self._server is not None:
             self._server.close()
+        for extension in self.extensions:
+            await extension.stop()
+        self.txns.close()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:

@@ -1,8 +1,10 @@
 """The Java client (Apache Kafka's kafka-clients, fetched from Maven Central at test time)
 against a 3-broker cluster: admin create/describe of an RF 3 topic, an idempotent acks=all
 producer with each codec, a consumer group reading everything back and committing
-(tests/interop/java/Interop.java); and the admin sequence a Kafka UI runs on start, then
-the cluster admin calls of Kafka 4's tools (tests/interop/java/UiSequence.java)."""
+(tests/interop/java/Interop.java); a transactional producer (commit, abort,
+sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
+sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
+(UiSequence.java)."""
 from __future__ import annotations
 
 import glob
@@ -15,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.interop
 
 KAFKA_CLIENTS = "org.apache.kafka:kafka-clients:4.4.0"
-SOURCES = [os.path.join(os.path.dirname(__file__), "java", name) for name in ("Interop.java", "UiSequence.java")]
+SOURCES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "java", "*.java")))
 M2 = os.path.expanduser("~/.m2/repository")
 JARS = ("org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar", "org/slf4j/slf4j-api/*/slf4j-api-*.jar",
         "com/github/luben/zstd-jni/*/zstd-jni-*.jar", "at/yawk/lz4/lz4-java/*/lz4-java-*.jar",
@@ -64,6 +66,18 @@ def test_java_client_admin_idempotent_producer_and_group_consumer(java_program, 
     assert "topics: true" in run.stdout
     assert "partitions: 3 isr0: 3" in run.stdout
     assert "consumed 5000 of 5000" in run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_transactional_producer_and_read_committed_consumer(java_program, three_brokers):
+    program = [*java_program, "TxnInterop"]
+    run = subprocess.run([*program, three_brokers.bootstrap], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "read_committed in: 100" in run.stdout, run.stdout
+    assert "read_uncommitted in: 150" in run.stdout, run.stdout
+    assert "moved 100" in run.stdout, run.stdout
+    assert "group committed: 100" in run.stdout, run.stdout
+    assert "read_committed out: 100 distinct 100" in run.stdout, run.stdout
 
 
 @pytest.mark.timeout(300)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pybroker.broker.apis import (
     alter_configs,
     api_versions,
+    consumer_group,
     create_partitions,
     create_topics,
     delete_records,
@@ -23,6 +24,8 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    share,
+    transactions,
     telemetry,
 )
 from pybroker.protocol import api
@@ -53,6 +56,20 @@ HANDLERS = {
     api.DELETE_GROUPS: groups.delete_groups,
     api.OFFSET_DELETE: groups.offset_delete,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    api.ADD_PARTITIONS_TO_TXN: transactions.add_partitions_to_txn,
+    api.ADD_OFFSETS_TO_TXN: transactions.add_offsets_to_txn,
+    api.END_TXN: transactions.end_txn,
+    api.WRITE_TXN_MARKERS: transactions.write_txn_markers,
+    api.TXN_OFFSET_COMMIT: transactions.txn_offset_commit,
+    api.DESCRIBE_PRODUCERS: transactions.describe_producers,
+    api.DESCRIBE_TRANSACTIONS: transactions.describe_transactions,
+    api.LIST_TRANSACTIONS: transactions.list_transactions,
+    api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
+    api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
+    api.SHARE_GROUP_HEARTBEAT: share.heartbeat,
+    api.SHARE_GROUP_DESCRIBE: share.describe,
+    api.SHARE_FETCH: share.share_fetch,
+    api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
     # Cluster administration and client telemetry.
     api.DESCRIBE_CLUSTER: describe_cluster.handle,
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,

@@ -4,7 +4,8 @@ or after a given time (through the time index), the record with the largest time
 is tiered here) and the latest tiered offset (-5, KIP-1005, v9+: none, offset -1, as Kafka
 answers for a topic without remote storage). Answered by the leader only
 (NOT_LEADER_OR_FOLLOWER elsewhere), with KIP-320 epoch fencing; offsets at or above the
-high watermark are never reported to consumers."""
+high watermark are never reported to consumers, nor at or above the last stable offset
+to read_committed ones (isolation_level 1)."""
 from __future__ import annotations
 
 from pybroker.errors import InvalidRequest, KafkaError
@@ -39,9 +40,11 @@ def handle(broker, request) -> dict:
                 epoch = partition.leader_epoch
                 if ts < 0 and request.api_version < _FIRST_VERSION.get(ts, 0):
                     raise InvalidRequest(f"ListOffsets timestamp {ts} needs version {_FIRST_VERSION[ts]} or later")
+                visible = (partition.last_stable_offset if body.get("isolation_level", 0) == READ_COMMITTED
+                           else partition.high_watermark)
                 if ts == LATEST:
                     # Consumers see committed offsets; a replica (for its own use) the log end.
-                    offset = partition.high_watermark if body["replica_id"] < 0 else partition.log_end_offset
+                    offset = visible if body["replica_id"] < 0 else partition.log_end_offset
                     found_ts = -1
                 elif ts in (EARLIEST, EARLIEST_LOCAL):
                     offset, found_ts = partition.log_start_offset, -1
@@ -53,7 +56,7 @@ def handle(broker, request) -> dict:
                     log = partition.log
                     found = log.max_timestamp_and_offset() if ts == MAX_TIMESTAMP else log.offset_for_timestamp(ts)
                     offset, found_ts = found if found is not None else (-1, -1)
-                    if offset >= partition.high_watermark:
+                    if offset >= visible:
                         offset, found_ts = -1, -1
                     if ts == MAX_TIMESTAMP:
                         # The epoch of the batch holding the record, as Kafka reports it.
