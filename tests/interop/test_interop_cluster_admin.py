@@ -139,10 +139,11 @@ def test_api_versions_finalized_features(kp_admin):
     features = kp_admin.describe_features()
     assert features["metadata.version"]["finalized"] == (25, 25)
     assert features["metadata.version"]["supported"] == (7, 25)
-    # Level 0 (the classic group protocol only, no transactions or share groups): supported
-    # at 0..0, never finalized.
-    for name in ("group.version", "transaction.version", "share.version"):
-        assert features[name] == {"supported": (0, 0)}
+    # KIP-848 consumer groups and KIP-932 share groups are served: level 1 of each.
+    for name in ("group.version", "share.version"):
+        assert (features[name]["supported"], features[name]["finalized"]) == ((0, 1), (1, 1))
+    # Transactions without KIP-890's epoch bump: level 0, supported and never finalized.
+    assert features["transaction.version"] == {"supported": (0, 0)}
 
 
 def _caller(cluster, sock):

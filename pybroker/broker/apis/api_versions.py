@@ -4,9 +4,13 @@ read.
 
 - ``metadata.version`` 4.0-IV3 (level 25): the metadata pybroker's image carries for
   clients is that of Kafka 4.0.
-- ``group.version`` 0: the classic group protocol only (no KIP-848 ConsumerGroupHeartbeat).
-- ``transaction.version`` 0 and ``share.version`` 0: no transactions (KIP-890) or share
-  groups (KIP-932) are implemented here.
+- ``group.version`` 1: the KIP-848 consumer protocol (ConsumerGroupHeartbeat) beside the
+  classic one.
+- ``share.version`` 1: KIP-932 share groups (ShareGroupHeartbeat v1, ShareFetch and
+  ShareAcknowledge v1-2).
+- ``transaction.version`` 0: transactions as KIP-98 made them (EndTxn up to v4); level 2
+  would tell Kafka 4 producers to use KIP-890's per-transaction epoch bump (EndTxn v5),
+  which pybroker does not serve.
 
 A feature finalized at level 0 is left out of the finalized list, as Kafka leaves it out.
 v3 answers leave out supported features whose minimum level is 0 (older clients refuse
@@ -16,12 +20,12 @@ from __future__ import annotations
 
 SUPPORTED_FEATURES: dict[str, tuple[int, int]] = {
     "metadata.version": (7, 25),
-    "group.version": (0, 0),
+    "group.version": (0, 1),
     "transaction.version": (0, 0),
-    "share.version": (0, 0),
+    "share.version": (0, 1),
 }
-FINALIZED_FEATURES: dict[str, int] = {"metadata.version": 25, "group.version": 0,
-                                      "transaction.version": 0, "share.version": 0}
+FINALIZED_FEATURES: dict[str, int] = {"metadata.version": 25, "group.version": 1,
+                                      "transaction.version": 0, "share.version": 1}
 # Kafka's epoch is the metadata offset of the last feature change; these never change.
 FINALIZED_FEATURES_EPOCH = 1
 
