@@ -4,13 +4,12 @@ read.
 
 - ``metadata.version`` 4.0-IV3 (level 25): the metadata pybroker's image carries for
   clients is that of Kafka 4.0.
-- ``group.version`` 1: the KIP-848 consumer protocol (ConsumerGroupHeartbeat) beside the
-  classic one.
-- ``share.version`` 1: KIP-932 share groups (ShareGroupHeartbeat v1, ShareFetch and
-  ShareAcknowledge v1-2).
-- ``transaction.version`` 0: transactions as KIP-98 made them (EndTxn up to v4); level 2
-  would tell Kafka 4 producers to use KIP-890's per-transaction epoch bump (EndTxn v5),
-  which pybroker does not serve.
+- ``group.version`` 1: KIP-848 consumer groups (ConsumerGroupHeartbeat) beside the
+  classic protocol.
+- ``share.version`` 1: KIP-932 share groups (ShareGroupHeartbeat, ShareFetch,
+  ShareAcknowledge).
+- ``transaction.version`` 0: transactions with the classic protocol (KIP-890 part 2's
+  per-transaction epoch bump, level 2, is not implemented).
 
 A feature finalized at level 0 is left out of the finalized list, as Kafka leaves it out.
 v3 answers leave out supported features whose minimum level is 0 (older clients refuse
