@@ -242,6 +242,7 @@ class KafkaCluster:
         self.pids: list[int] = []
         self._procs: list[subprocess.Popen] = []
         self.ready_s: float | None = None
+        self._port_plan: tuple[list[int], list[int], list[int]] | None = None
 
     def __enter__(self) -> "KafkaCluster":
         self.start()
@@ -286,7 +287,9 @@ class KafkaCluster:
             raise KafkaRefError("java is not on PATH")
         libs = fetch_jars(self.version)
         started = time.monotonic()
-        client, internal, controller = self._ports()
+        # A restart of the same cluster keeps its ports (clients reconnect where they were).
+        self._port_plan = self._port_plan or self._ports()
+        client, internal, controller = self._port_plan
         os.makedirs(self.data_dir, exist_ok=True)
         id_path = os.path.join(self.data_dir, "cluster-id")
         if not os.path.exists(id_path):
@@ -302,7 +305,8 @@ class KafkaCluster:
                                         self.node_dir(node_id), self.sasl_users, self.acl, self.config)
                 path = os.path.join(self.data_dir, f"node-{node_id}.properties")
                 _write_properties(path, props)
-                self._format(libs, path, cluster_id)
+                if not os.path.exists(os.path.join(self.node_dir(node_id), "meta.properties")):
+                    self._format(libs, path, cluster_id)
             for node_id in range(self.nodes):
                 out = open(self.log_path(node_id), "ab")
                 try:

@@ -208,6 +208,8 @@ class Partition:
         log_.epoch_cache = self.epochs
         stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
         self._hw = min(max(stored or 0, log_.log_start_offset), log_.log_end_offset)
+        # The file's value (absent reads as 0): an unchanged high watermark is not rewritten.
+        self._hw_stored = stored or 0
         self._rebuild_producer_state()
 
     def _load_epoch_cache(self) -> LeaderEpochCache:
@@ -424,7 +426,11 @@ class Partition:
     def snapshot_producer_state(self) -> None:
         """Save the producer table as of the log end (at a roll and at clean shutdown).
         Best effort: the records are already in the log, and without a snapshot a restart
-        replays the active segment, so a failed write (disk full) is only logged."""
+        replays the active segment, so a failed write (disk full) is only logged. A log that
+        never held a batch, or a snapshot already at the log end, needs no new one."""
+        end = self.log.log_end_offset
+        if end == 0 or producer_snapshot.exists(self.log.directory, end):
+            return
         try:
             producer_snapshot.write(self.log.directory, self.log.log_end_offset, self.producers)
         except OSError as exc:
@@ -648,7 +654,10 @@ class Partition:
     # -- durability --------------------------------------------------------------------
 
     def write_high_watermark(self) -> None:
-        checkpoint.write_offset(self.log.directory, HIGH_WATERMARK_FILE, self.high_watermark)
+        hw = self.high_watermark
+        if hw != self._hw_stored:
+            checkpoint.write_offset(self.log.directory, HIGH_WATERMARK_FILE, hw)
+            self._hw_stored = hw
 
     def flush(self) -> None:
         self.log.flush()

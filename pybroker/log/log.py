@@ -60,6 +60,10 @@ class Log:
         self._log_start_offset = loaded.log_start_offset
         self._recovery_point = loaded.recovery_point
         self.recovery_truncated_bytes = loaded.truncated_bytes
+        # What the checkpoint files hold, so an unchanged value is not rewritten: each
+        # write is two fsyncs, and a broker opens and closes thousands of partitions.
+        self._stored = {checkpoint.RECOVERY_POINT: loaded.stored_recovery_point,
+                        checkpoint.LOG_START_OFFSET: loaded.stored_log_start_offset}
         self._dir_dirty = False
         self._closed = False
         # Where the dirty (not yet compacted) part of a compacted log begins.
@@ -79,7 +83,7 @@ class Log:
             raise storage_error(directory, exc) from None
         self = cls(directory, config, loaded)
         self.flush()
-        checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
+        self._checkpoint(checkpoint.LOG_START_OFFSET, self._log_start_offset)
         return self
 
     create = open
@@ -472,7 +476,7 @@ class Log:
         if offset > self._log_start_offset:
             self._log_start_offset = offset
             # Checkpoint before the files go, so a crash never resurrects deleted offsets.
-            checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+            self._checkpoint(checkpoint.LOG_START_OFFSET, offset)
             if self.epoch_cache is not None:
                 self.epoch_cache.truncate_from_start(offset)
 
@@ -514,9 +518,9 @@ class Log:
                                      self._config.segment_index_bytes, _now_ms(), active=True)]
         self._bases = [offset]
         self._log_start_offset = offset
-        checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+        self._checkpoint(checkpoint.LOG_START_OFFSET, offset)
         self._recovery_point = offset
-        checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, offset)
+        self._checkpoint(checkpoint.RECOVERY_POINT, offset)
         if self._cleaner_checkpoint:
             self._set_cleaner_checkpoint(offset)
         if self.epoch_cache is not None:
@@ -543,7 +547,12 @@ class Log:
                 raise storage_error(self.directory, exc) from None
             self._dir_dirty = False
         self._recovery_point = end
-        checkpoint.write_offset(self.directory, checkpoint.RECOVERY_POINT, end)
+        self._checkpoint(checkpoint.RECOVERY_POINT, end)
+
+    def _checkpoint(self, name: str, offset: int) -> None:
+        if self._stored.get(name) != offset:
+            checkpoint.write_offset(self.directory, name, offset)
+            self._stored[name] = offset
 
     def close(self) -> None:
         """Flush, trim the indexes and release every file."""
