@@ -272,7 +272,7 @@ class Partition:
         if self.is_leader:
             self.needs_truncation = False
             if new_epoch or not was_leader:
-                self.epochs.assign(state.leader_epoch, self.log.log_end_offset)
+                self.epochs.assign_at_log_end(state.leader_epoch, self.log.log_end_offset)
                 self.followers = {r: FollowerState(now) for r in self.replicas if r != self.node_id}
                 log.info("%s-%d: leader of epoch %d from offset %d, isr %s",
                          self.topic, self.index, state.leader_epoch, self.log.log_end_offset, self.isr)
@@ -358,6 +358,7 @@ class Partition:
                 return AppendResult(duplicate.first_offset, -1, self.log.log_start_offset, duplicate.last_offset)
         if self.epochs.latest_epoch < self.leader_epoch:
             self.epochs.assign(self.leader_epoch, self.log.log_end_offset)
+        self.epochs.write_pending()
         active = self.log.active_segment
         info = self.log.append(records, headers, self.leader_epoch, now_ms)
         if producer_id >= 0:
@@ -586,6 +587,7 @@ class Partition:
         if self.is_leader:
             raise NotLeaderOrFollower(f"{self.topic}-{self.index} is led here; it does not follow")
         active = self.log.active_segment
+        self.epochs.write_pending()
         info = self.log.append_with_offsets(buf, headers)
         latest = self.epochs.latest_epoch
         for h in headers:
@@ -664,8 +666,18 @@ class Partition:
         self.write_high_watermark()
 
     def close(self) -> None:
+        self.release_waiters()
+        self.close_files()
+
+    def release_waiters(self) -> None:
+        """Answer every parked request (the event loop's half of closing)."""
         self._wake_fetchers()
         self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
+
+    def close_files(self) -> None:
+        """Write the high watermark and producer snapshot, flush and close the log. Touches
+        only this partition's files, so a shutdown may close many partitions at once on
+        worker threads (their fsyncs then share the filesystem's journal commits)."""
         self.write_high_watermark()
         self.snapshot_producer_state()
         self.log.close()

@@ -254,6 +254,10 @@ class ShmLink:
                     or row.leader_id != leader_id or row.leader_epoch != partition.leader_epoch):
                 self.ring_misses += 1
                 return None  # not (yet) published by this leader in this epoch
+            if offset >= row.log_end_offset:
+                # Caught up: the row says so without scanning the ring (a follower of
+                # thousands of idle partitions asks this of each one every round).
+                return b""
             data = reader.read_from(slot, offset, max_bytes)
         except shm.ShmError as exc:
             log.warning("%r: reading ring %d for %s-%d: %s", self, leader_id,

@@ -54,6 +54,8 @@ class LeaderEpochCache:
         self._entries: list[EpochEntry] = list(entries)
         # Whether the checkpoint file exists; its first write need not be durable.
         self._on_disk = on_disk
+        # An entry that starts at the log end is kept here until a batch follows it.
+        self._pending = False
 
     # -- loading -------------------------------------------------------------------------
 
@@ -139,6 +141,22 @@ class LeaderEpochCache:
             return True
         return False
 
+    def assign_at_log_end(self, epoch: int, log_end_offset: int) -> bool:
+        """A new leader epoch starting at the log end (leadership changed): recorded in
+        memory only, and written by ``write_pending`` before the first batch of it is
+        appended. Until then the file loses nothing: loading drops every entry that starts
+        at or past the log end. A leader change across thousands of partitions then costs
+        no fsync per partition."""
+        if self._assign(epoch, log_end_offset):
+            self._pending = True
+            return True
+        return False
+
+    def write_pending(self) -> None:
+        """Write an entry ``assign_at_log_end`` kept back (before appending after it)."""
+        if self._pending:
+            self.flush()
+
     def _assign(self, epoch: int, start_offset: int) -> bool:
         if epoch < 0 or start_offset < 0:
             return False
@@ -179,6 +197,7 @@ class LeaderEpochCache:
             return
         write_checkpoint(self.directory, self._entries, durable=self._on_disk)
         self._on_disk = True
+        self._pending = False
 
     def __repr__(self) -> str:
         return f"LeaderEpochCache({[tuple(e) for e in self._entries]})"
