@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
+from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
@@ -64,6 +65,8 @@ class Broker:
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
         self._apply_lock = asyncio.Lock()
+        # Metadata's encoded topic entries, kept in step with the image by _apply_steps.
+        self.topic_entries = TopicEntryCache()
         self.api_versions = {k: v for k, v in api.SUPPORTED_VERSIONS.items() if k in HANDLERS}
         self._handlers = {k: (h, inspect.iscoroutinefunction(h)) for k, h in HANDLERS.items()}
 
@@ -90,10 +93,14 @@ class Broker:
         work), then the local replicas, yielding between batches of them. A state already
         replaced in the image, or of a topic deleted meanwhile, is skipped."""
         self.image.cluster_id = doc.get("cluster_id", self.image.cluster_id)
-        self.image.brokers = {b["node_id"]: BrokerInfo.from_json(b) for b in doc["brokers"]}
+        brokers = {b["node_id"]: BrokerInfo.from_json(b) for b in doc["brokers"]}
+        if brokers != self.image.brokers:
+            self.topic_entries.clear()
+        self.image.brokers = brokers
         for t in doc["topics"]:
             topic = TopicMetadata.from_json(t, self.config.topic_defaults)
             self.image.topics[topic.name] = topic
+            self.topic_entries.forget(topic.name)
             for index in range(topic.partitions):
                 partition = self.logs.partitions.get((topic.name, index))
                 if partition is not None and partition.log.config != topic.config:
@@ -113,6 +120,7 @@ class Broker:
         if gone:
             for name in gone:
                 self.image.topics.pop(name, None)
+                self.topic_entries.forget(name)
             for key in [k for k in self.image.partitions if k[0] in gone]:
                 del self.image.partitions[key]
             for topic, index in sorted(k for k in local | set(self.logs.partitions) if k[0] in gone):
@@ -127,6 +135,7 @@ class Broker:
         for doc_state in doc["partitions"]:
             state = PartitionState.from_json(doc_state)
             self.image.partitions[state.key] = state
+            self.topic_entries.forget(state.topic)
             if self.node_id in state.replicas and state.topic in self.image.topics:
                 local_states.append(state)
         changed = []
