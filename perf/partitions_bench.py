@@ -225,11 +225,17 @@ def consume_all(bootstrap: str, topic: str, partitions: int, records: int, timeo
     return records / elapsed
 
 
+def progress(point: Point, what: str) -> None:
+    print(f"  {point.target} {point.partitions:,}: {what}", file=sys.stderr, flush=True)
+
+
 def measure(target, total: int, rf: int, args) -> Point:
     point = Point(target.name, total, rf)
     target.start()
+    progress(point, "started")
     try:
         topics, point.create_last_s, point.create_total_s = create_all(target.bootstrap, total, rf)
+        progress(point, f"created in {point.create_total_s:.1f} s")
         point.metadata_s = metadata_seconds(target.bootstrap, total)
         time.sleep(args.settle_s)
         point.idle_cpu_pct = idle_cpu_pct(target.broker_pids(), args.idle_s)
@@ -237,12 +243,14 @@ def measure(target, total: int, rf: int, args) -> Point:
         point.produce_partitions = n
         point.produce_rate = produce_keyed(target.bootstrap, first, args.records, args.size, args.keys)
         point.consume_rate = consume_all(target.bootstrap, first, n, args.records)
+        progress(point, f"produced {point.produce_rate:,.0f}/s, consumed {point.consume_rate:,.0f}/s")
         t0 = time.perf_counter()
         target.stop()
         point.stop_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         target.start()
         point.restart_s = time.perf_counter() - t0
+        progress(point, f"stopped in {point.stop_s:.1f} s, restarted in {point.restart_s:.1f} s")
         # Everything is still there and led after the restart.
         admin = AdminClient({"bootstrap.servers": target.bootstrap, **QUIET})
         for name, n in topics:

@@ -680,6 +680,7 @@ class Partition:
         worker threads (their fsyncs then share the filesystem's journal commits)."""
         self.write_high_watermark()
         self.snapshot_producer_state()
+        self.epochs.save_if_absent()
         self.log.close()
 
 

@@ -14,10 +14,11 @@ File ``leader-epoch-checkpoint`` in the partition directory, Kafka's text format
 
 Written atomically (temp file, fsync, rename, fsync of the directory). A missing or
 unreadable file is rebuilt from the ``partitionLeaderEpoch`` of the batch headers. That
-rebuild is also why the file's *first* write (a new partition's first leader epoch) skips
-the fsyncs: until that write is on disk the file is absent, and an absent file is rebuilt
-from the batches the log did keep; every later write is durable. Creating thousands of
-partitions would otherwise cost two fsyncs each.
+rebuild is also why a new partition has no file until it needs one (a truncation, or a
+history rebuilt from existing batches): its assignments follow its batches, so the rebuild
+yields the same entries; the first write then skips the fsyncs (until it is on disk the
+file is absent, which is as good); every later write is durable. Creating thousands of
+partitions would otherwise cost a file and two fsyncs each.
 
 Owned by the broker's event-loop thread; not thread-safe.
 """
@@ -137,7 +138,7 @@ class LeaderEpochCache:
         epoch >= it, or a start >= its start) are removed first. Returns whether the
         cache changed (and was checkpointed)."""
         if self._assign(epoch, start_offset):
-            self.flush()
+            self._write_if_on_disk()
             return True
         return False
 
@@ -155,7 +156,23 @@ class LeaderEpochCache:
     def write_pending(self) -> None:
         """Write an entry ``assign_at_log_end`` kept back (before appending after it)."""
         if self._pending:
+            self._write_if_on_disk()
+
+    def save_if_absent(self) -> None:
+        """At a clean shutdown: write the file a new partition never needed, so the next
+        start loads it instead of rebuilding it from every batch header."""
+        if not self._on_disk and self._entries:
             self.flush()
+
+    def _write_if_on_disk(self) -> None:
+        """Assignments follow the batches: while the file was never written, the entries
+        are exactly what rebuilding from the log's batches yields (an absent file is
+        rebuilt at load), so a new partition creates the file only when a truncation or a
+        rebuilt history needs it, not with its first leader epoch or first batch."""
+        if self._on_disk:
+            self.flush()
+        else:
+            self._pending = False
 
     def _assign(self, epoch: int, start_offset: int) -> bool:
         if epoch < 0 or start_offset < 0:
