@@ -71,6 +71,8 @@ STOP_TIMEOUT = 10.0
 LOG_NAME = "pybroker.log"
 # The CLI prints this once every listener accepts connections.
 _BOOTSTRAP_LINE = re.compile(rb"^bootstrap:\s*(\S+)\s*$", re.MULTILINE)
+# ... followed by the address of the web console and /metrics.
+_CONSOLE_LINE = re.compile(rb"^console:\s*(\S+)\s*$", re.MULTILINE)
 _REPORT_TAIL_BYTES = 20_000
 
 # Clusters still running, so an interrupted test run (Ctrl-C, a crashed worker) does not
@@ -90,6 +92,7 @@ class BrokerCluster:
     raises ``BrokerStartError`` with the log's tail after ``start_timeout`` seconds.
 
     Attributes: ``bootstrap`` ("127.0.0.1:PORT,..." for a client's bootstrap.servers),
+    ``console_url`` ("http://127.0.0.1:PORT/": the web console and ``/metrics``),
     ``data_dir``, ``log_path``, ``pid`` (of the ``up`` process, the leader of its own
     process group), ``returncode`` once stopped.
     """
@@ -116,6 +119,7 @@ class BrokerCluster:
         self.env = env
         self.log_path = self.data_dir / LOG_NAME
         self.bootstrap: str | None = None
+        self.console_url: str | None = None
         self.returncode: int | None = None
         self._proc: subprocess.Popen | None = None
 
@@ -129,6 +133,8 @@ class BrokerCluster:
             "--data", str(self.data_dir),
             "--port", str(self.port),
             "--host", self.host,
+            # The console's default port would collide between clusters run side by side.
+            *([] if "--http-port" in self.extra_args else ["--http-port", "0"]),
             *self.extra_args,
         ]
 
@@ -165,8 +171,11 @@ class BrokerCluster:
         while True:
             with open(self.log_path, "rb") as log:
                 log.seek(log_offset)
-                match = _BOOTSTRAP_LINE.search(log.read())
-            if match:
+                text = log.read()
+            match = _BOOTSTRAP_LINE.search(text)
+            console = _CONSOLE_LINE.search(text, match.end()) if match else None
+            if console:
+                self.console_url = console.group(1).decode()
                 return match.group(1).decode()
             code = self._proc.poll()
             if code is not None:

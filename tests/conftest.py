@@ -327,3 +327,56 @@ _THIS_MODULE = sys.modules[__name__]
 def wire():
     """This module: RawClient, build_batch, batches_of, stored_codecs, CODEC_* constants."""
     return _THIS_MODULE
+
+
+class SmallFilesystem:
+    """A tmpfs of ``size`` bytes at ``path``: a disk that really fills up (ENOSPC)."""
+
+    def __init__(self, path, size: int):
+        self.path = path
+        self.size = size
+
+    def free_bytes(self) -> int:
+        import os
+
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def fill(self, name: str = "filler") -> str:
+        """Write a file until not one more byte fits. Returns its path."""
+        import errno
+        import os
+
+        path = os.path.join(self.path, name)
+        chunk = b"\0" * (1 << 20)
+        with open(path, "wb", buffering=0) as f:
+            while True:
+                try:
+                    f.write(chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    if len(chunk) == 1:
+                        return path
+                    chunk = chunk[:len(chunk) // 2]
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 64 MiB tmpfs mounted for the test (``SmallFilesystem``), or a skip saying why
+    this machine cannot mount one (mounting needs root)."""
+    import os
+    import subprocess
+
+    mount_point = tmp_path / "small-fs"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a 64 MiB tmpfs to fill up (needs root): {result.stderr.strip()}")
+    try:
+        yield SmallFilesystem(mount_point, 64 << 20)
+    finally:
+        # Lazy: a broker process a failed test left behind must not keep it mounted.
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        os.rmdir(mount_point)

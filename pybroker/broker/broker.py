@@ -13,31 +13,33 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pybroker.broker.acceptor import Acceptor, listen_socket
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
+from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.shm_link import ShmLink
+from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import BrokerConfig
+from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
 
 log = logging.getLogger("pybroker.broker")
 
-# How often partitions write their recovery point and high watermark (Kafka's
-# log.flush.offset.checkpoint.interval.ms): after a crash, recovery validates only what
-# was appended since.
-CHECKPOINT_INTERVAL_S = 60.0
 # How long a controller push may hold the event loop before it lets others run (opening a
 # partition's files takes milliseconds on a busy disk, and a push may open thousands).
 APPLY_STEP_S = 0.05
+# Frames the broker cannot serve are logged a line per interval, whatever their rate.
+_refused_frame_log = RateLimitedLog(log, logging.INFO)
 
 
 class Broker:
@@ -46,6 +48,8 @@ class Broker:
         self.node_id = config.broker_id
         self.logs = LogManager(config)
         self.image = ClusterImage(cluster_id=config.cluster_id, topics=self.logs.topics)
+        # The static topic defaults with the cluster's dynamic broker defaults on top.
+        self.topic_defaults: TopicConfig = topic_defaults_with(config.topic_defaults, {})
         if controller is None:
             from pybroker.broker.controller_link import LocalController
             from pybroker.group.host import GroupHost
@@ -54,13 +58,15 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # Counters reported to the supervisor (per request and per batch-set, never per record).
+        self.stats = BrokerStats()
         # The shared-memory link, when the cluster has a region this broker could attach.
         self.shm: ShmLink | None = None
         self.port = config.port
         self.connections: set[Connection] = set()
         self.stopping = False
         self.stop_requested = asyncio.Event()
-        self._server: asyncio.base_events.Server | None = None
+        self.acceptor: Acceptor | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
@@ -97,8 +103,17 @@ class Broker:
         if brokers != self.image.brokers:
             self.topic_entries.clear()
         self.image.brokers = brokers
+        for r in doc.get("resource_configs", ()):
+            key = (int(r["resource_type"]), r["resource_name"])
+            if r["configs"]:
+                self.image.resource_configs[key] = dict(r["configs"])
+            else:
+                self.image.resource_configs.pop(key, None)
+            if key == (RESOURCE_BROKER, ""):
+                # The topics whose effective config changed come in this same update.
+                self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
         for t in doc["topics"]:
-            topic = TopicMetadata.from_json(t, self.config.topic_defaults)
+            topic = TopicMetadata.from_json(t, self.topic_defaults)
             self.image.topics[topic.name] = topic
             self.topic_entries.forget(topic.name)
             for index in range(topic.partitions):
@@ -121,6 +136,7 @@ class Broker:
             for name in gone:
                 self.image.topics.pop(name, None)
                 self.topic_entries.forget(name)
+                self.stats.forget_topic(name)
             for key in [k for k in self.image.partitions if k[0] in gone]:
                 del self.image.partitions[key]
             for topic, index in sorted(k for k in local | set(self.logs.partitions) if k[0] in gone):
@@ -164,12 +180,23 @@ class Broker:
     def _broker_alive(self, node_id: int) -> bool:
         return node_id in self.image.brokers
 
+    def report(self) -> dict:
+        """The periodic ``report`` to the supervisor: counters and led partitions."""
+        return self.stats.report(self.logs.partitions.values())
+
     def describe_partitions(self) -> list[dict]:
-        return [
-            {"topic": p.topic, "partition": p.index, "leader": p.leader, "log_start_offset": p.log_start_offset,
-             "log_end_offset": p.log_end_offset, "high_watermark": p.high_watermark}
-            for p in self.logs.partitions.values()
-        ]
+        rows = []
+        for p in self.logs.partitions.values():
+            row = {"topic": p.topic, "partition": p.index, "leader": p.leader,
+                   "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
+                   "high_watermark": p.high_watermark}
+            if p.log.quarantined:
+                # Offsets set aside as corrupt here (pybroker.log.damage): status shows them.
+                row["quarantined"] = [{"first_offset": q.first_offset, "last_offset": q.end_offset - 1,
+                                       "bytes": q.size, "file": os.path.basename(q.path)}
+                                      for q in p.log.quarantined]
+            rows.append(row)
+        return rows
 
     def ensure_topic(self, name: str) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
@@ -210,16 +237,18 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.acceptor = Acceptor(self, listen_socket(self.config.host, self.config.port))
+        self.acceptor.start()
+        self.port = self.acceptor.port
+        self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
         if link.attached:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        if self.config.log_scrub_interval_ms > 0:
+            self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)
         self.replicas.start()
         log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
@@ -231,18 +260,13 @@ class Broker:
         for fut in list(self._stop_waiters):
             if not fut.done():
                 fut.set_result(None)
-        if self._server is not None:
-            self._server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            except asyncio.TimeoutError:
-                log.warning("listener did not close within 5 s")
         await self.replicas.stop()
         if self.shm is not None:
             await self.shm.stop()
@@ -259,9 +283,10 @@ class Broker:
     async def _housekeeping(self) -> None:
         retention_every = self.config.log_retention_check_interval_ms / 1000.0
         next_retention = time.monotonic() + retention_every
-        next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
+        checkpoint_every = self.config.log_flush_offset_checkpoint_interval_ms / 1000.0
+        next_checkpoint = time.monotonic() + checkpoint_every
         while True:
-            await asyncio.sleep(min(1.0, retention_every))
+            await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
             if now >= next_retention:
                 next_retention = now + retention_every
@@ -269,16 +294,17 @@ class Broker:
                 if deleted:
                     log.info("retention deleted %d segments", deleted)
             if now >= next_checkpoint:
-                next_checkpoint = now + CHECKPOINT_INTERVAL_S
-                self.logs.flush()
+                next_checkpoint = now + checkpoint_every
+                # fsyncs and checkpoint writes run on the flusher thread, never here.
+                await self.logs.flush()
 
     async def _log_cleaner(self) -> None:
         """Kafka's log cleaner: compact one partition at a time, the heavy part on a worker
         thread, and rest ``log_cleaner_backoff_ms`` whenever none needs cleaning."""
-        backoff = self.config.log_cleaner_backoff_ms / 1000.0
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
         try:
             while True:
+                backoff = int(self.dynamic_config("log.cleaner.backoff.ms", self.config.log_cleaner_backoff_ms)) / 1000.0
                 try:
                     cleaned = await self.logs.clean_next(executor)
                 except KafkaError as exc:
@@ -288,6 +314,38 @@ class Broker:
                     await asyncio.sleep(backoff)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _log_scrubber(self) -> None:
+        """The opt-in background scrubber (``log_scrub_interval_ms``): a pass over the
+        closed segments not yet checked, on a worker thread at most
+        ``log_scrub_max_mb_per_s``, then a rest of the interval."""
+        interval = self.config.log_scrub_interval_ms / 1000.0
+        rate = self.config.log_scrub_max_mb_per_s * 1e6
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-scrubber")
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                started = time.monotonic()
+                try:
+                    checked, found = await self.logs.scrub(executor, rate)
+                except KafkaError as exc:
+                    log.warning("log scrubber: %s", exc)
+                    continue
+                if checked:
+                    elapsed = time.monotonic() - started
+                    log.info("scrubbed %d bytes in %.1f s (%.1f MB/s): %d damaged ranges quarantined",
+                             checked, elapsed, checked / max(elapsed, 1e-9) / 1e6, found)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def dynamic_config(self, name: str, static):
+        """A runtime-changeable broker setting: this broker's dynamic value, else the
+        cluster-wide dynamic default, else ``static`` (Kafka's order of precedence)."""
+        for key in ((RESOURCE_BROKER, str(self.node_id)), (RESOURCE_BROKER, "")):
+            value = self.image.resource_configs.get(key, {}).get(name)
+            if value is not None:
+                return value
+        return static
 
     # -- requests ----------------------------------------------------------------------
 
@@ -300,17 +358,22 @@ class Broker:
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]
-            log.info("closing %s: unsupported %s v%d", conn.peer, api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
+            _refused_frame_log("closing %s: unsupported %s v%d", conn.peer,
+                               api.API_NAMES.get(exc.api_key, exc.api_key), exc.api_version)
             return False
         except api.MalformedFrame as exc:
-            log.info("closing %s: malformed request: %s", conn.peer, exc)
+            _refused_frame_log("closing %s: malformed request: %s", conn.peer, exc)
             return False
         entry = self._handlers.get(request.api_key)
         if entry is None:
-            log.info("closing %s: no handler for api key %d", conn.peer, request.api_key)
+            _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
-        body = await handler(self, request) if is_async else handler(self, request)
+        started = time.perf_counter()
+        try:
+            body = await handler(self, request) if is_async else handler(self, request)
+        finally:
+            self.stats.on_request(_request_name(request), (time.perf_counter() - started) * 1000.0)
         if body is None:
             return None
         try:
@@ -318,6 +381,14 @@ class Broker:
         except Exception:
             release_regions(_regions_in(body))
             raise
+
+
+def _request_name(request) -> str:
+    """The ``request`` label of Kafka's RequestMetrics: Fetch is split into FetchConsumer
+    and FetchFollower (a follower's long polls would drown a consumer's latency)."""
+    if request.api_key == api.FETCH:
+        return "FetchFollower" if request.body.get("replica_id", -1) >= 0 else "FetchConsumer"
+    return api.API_NAMES[request.api_key]
 
 
 def _regions_in(body) -> list:

@@ -1,14 +1,28 @@
 """One client connection: frame reading, in-order request handling, response writing.
 
 Wire framing: every request and response is ``int32 size`` followed by ``size`` bytes.
-A request frame is read straight into a ``bytearray`` of its exact size (BufferedProtocol),
-so a Produce request's records are never copied before they reach the log: the handler
-gets a writable memoryview of that buffer and the log rewrites offsets in place.
+A request frame is read straight into a ``bytearray`` (BufferedProtocol), so a Produce
+request's records are never copied before they reach the log: the handler gets a
+writable memoryview of that buffer and the log rewrites offsets in place.
+
+The buffer grows as the frame's bytes arrive, never from the declared size alone: a
+frame of up to ``EAGER_FRAME_BYTES`` gets its exact-size buffer at once (most requests;
+they are read with no copy at all), a larger one starts there; when that fills, a frame
+arriving at full speed gets its whole buffer (one 64 KiB copy), a slower one grows
+``GROWTH``-fold each time it fills, capped at the declared size. A client that declares
+100 MiB and sends a byte a second holds 64 KiB, not 100 MiB. Every byte of buffer is reserved from
+the broker's ``MemoryPool`` (``queued.max.request.bytes``) until the request has been
+handled; when the pool is spent the connection stops reading until memory comes back.
 
 Kafka processes one request per connection at a time and answers in order; clients rely
 on it (correlation ids are matched in sequence). Here a connection's requests go through
 a queue into one task; reading pauses while too many requests are queued, so a client
 that pipelines without reading cannot grow the broker's memory without bound.
+
+Timeouts (checked by the acceptor, ``expired``): a connection with nothing in flight and
+no traffic for ``connections.max.idle.ms`` is idle; a frame begun but not completed
+within ``socket.request.read.timeout.ms`` (time spent waiting for the memory pool does
+not count) is a stalled sender. Both are closed.
 
 Owned by the broker's event loop thread.
 """
@@ -17,13 +31,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 
 from pybroker.broker.apis.fetch import release_regions
+from pybroker.broker.log_limit import RateLimitedLog
+from pybroker.broker.memory_pool import MemoryPool
 
 log = logging.getLogger("pybroker.broker")
 
 SIZE = struct.Struct(">i")
 MAX_QUEUED_REQUESTS = 16
+# Frames up to this size are read into an exact-size buffer at once: one allocation, no
+# copy. Larger ones grow GROWTH-fold from here as their bytes arrive (a 1 MiB produce
+# request copies 320 KiB on the way).
+EAGER_FRAME_BYTES = 64 * 1024
+GROWTH = 4
+# A frame whose first EAGER_FRAME_BYTES arrived within this time is being sent at full
+# speed: it gets its whole buffer at the first growth (the memory pool still bounds it).
+FAST_FILL_S = 0.005
+# Reasons reading is paused.
+_QUEUE, _MEMORY = "queue", "memory"
+
+_bad_size_log = RateLimitedLog(log)
 
 
 class ShortSendfile(Exception):
@@ -31,16 +60,23 @@ class ShortSendfile(Exception):
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, server) -> None:
+    def __init__(self, server, memory: MemoryPool | None = None, on_lost=None) -> None:
         self.server = server
         self.max_request_bytes = server.config.socket_request_max_bytes
+        self.memory = memory if memory is not None else MemoryPool()
+        self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.peer = None
         self._size_buf = bytearray(4)
+        self._size = 0                       # declared size of the frame being read; 0: reading the size
         self._frame: bytearray | None = None
         self._filled = 0
+        self._want = 0                       # buffer capacity waiting for the memory pool
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._reading_paused = False
+        self._paused: set[str] = set()
+        self._in_flight = 0                  # frames queued or being handled
+        self.last_active = time.monotonic()
+        self.frame_started: float | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._task: asyncio.Task | None = None
@@ -58,34 +94,106 @@ class Connection(asyncio.BufferedProtocol):
         self.closed = True
         self.server.connections.discard(self)
         self._can_write.set()
+        self._drop_partial()
         self._queue.put_nowait(None)
+        if self._on_lost is not None:
+            on_lost, self._on_lost = self._on_lost, None
+            on_lost()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         target = self._size_buf if self._frame is None else self._frame
         return memoryview(target)[self._filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.frame_started is None:
+            # Once per frame, not per read: a frame in progress is never idle.
+            self.frame_started = self.last_active = time.monotonic()
         self._filled += nbytes
         if self._frame is None:
             if self._filled < 4:
                 return
             (size,) = SIZE.unpack(self._size_buf)
             if size <= 0 or size > self.max_request_bytes:
-                log.warning(
+                _bad_size_log(
                     "closing connection from %s: request size %d outside 1..%d (socket.request.max.bytes)",
                     self.peer, size, self.max_request_bytes,
                 )
                 self.close()
                 return
-            self._frame = bytearray(size)
-            self._filled = 0
+            self._size, self._filled = size, 0
+            self._grow(min(size, EAGER_FRAME_BYTES))
             return
-        if self._filled == len(self._frame):
-            frame, self._frame, self._filled = self._frame, None, 0
+        if self._filled == self._size:
+            frame, self._frame, self._filled, self._size = self._frame, None, 0, 0
+            self.frame_started = None
+            self.memory.request_read(id(self))
+            self._in_flight += 1
             self._queue.put_nowait(frame)
-            if self._queue.qsize() >= MAX_QUEUED_REQUESTS and not self._reading_paused:
-                self._reading_paused = True
-                self.transport.pause_reading()
+            if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
+                self._pause(_QUEUE)
+        elif self._filled == len(self._frame):
+            if time.monotonic() - self.frame_started < FAST_FILL_S:
+                # The client sends as fast as we read: its buffer at once (one copy).
+                self._grow(self._size)
+            else:
+                self._grow(min(self._size, len(self._frame) * GROWTH))
+
+    def _grow(self, capacity: int) -> None:
+        """Make the frame buffer ``capacity`` bytes, reserving the difference from the
+        memory pool; if the pool is spent, stop reading until it is not."""
+        held = 0 if self._frame is None else len(self._frame)
+        if not self.memory.try_reserve(capacity - held, id(self)):
+            self._want = capacity
+            self._pause(_MEMORY)
+            self.memory.wait(id(self), self._memory_released)
+            return
+        if self._frame is None:
+            self._frame = bytearray(capacity)
+        else:
+            grown = bytearray(capacity)
+            grown[:self._filled] = memoryview(self._frame)[:self._filled]
+            self._frame = grown
+
+    def _memory_released(self) -> None:
+        if self.closed:
+            return
+        capacity, self._want = self._want, 0
+        self._grow(capacity)
+        if not self._want:
+            self._resume(_MEMORY)
+            if self.frame_started is not None:
+                # Waiting for memory is the broker's doing, not a stalled sender.
+                self.frame_started = time.monotonic()
+
+    def _drop_partial(self) -> None:
+        """Give back the buffer of a frame that will never complete."""
+        self.memory.cancel(id(self))
+        if self._frame is not None:
+            self.memory.release(len(self._frame))
+            self._frame = None
+        self.memory.request_read(id(self))
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._paused:
+            return
+        self._paused.discard(reason)
+        if not self._paused and not self.closed:
+            self.transport.resume_reading()
+
+    def expired(self, now: float, idle_s: float, read_timeout_s: float) -> str | None:
+        """Why this connection should be closed now, or None."""
+        if self.frame_started is not None:
+            if not self._paused and now - self.frame_started > read_timeout_s:
+                return f"request not completed within {read_timeout_s * 1000:.0f} ms (socket.request.read.timeout.ms)"
+            return None
+        if self._in_flight == 0 and now - self.last_active > idle_s:
+            return f"idle for more than {idle_s * 1000:.0f} ms (connections.max.idle.ms)"
+        return None
 
     def eof_received(self) -> bool:
         return False
@@ -104,11 +212,14 @@ class Connection(asyncio.BufferedProtocol):
                 frame = await self._queue.get()
                 if frame is None or self.closed:
                     return
-                if self._reading_paused and self._queue.qsize() < MAX_QUEUED_REQUESTS // 2:
-                    self._reading_paused = False
-                    self.transport.resume_reading()
-                chunks = await self.server.handle_frame(self, memoryview(frame))
-                del frame
+                if self._queue.qsize() < MAX_QUEUED_REQUESTS // 2:
+                    self._resume(_QUEUE)
+                try:
+                    chunks = await self.server.handle_frame(self, memoryview(frame))
+                finally:
+                    self._in_flight -= 1
+                    self.memory.release(len(frame))
+                    del frame
                 if chunks is None:
                     continue
                 if chunks is False:
@@ -119,6 +230,7 @@ class Connection(asyncio.BufferedProtocol):
                 finally:
                     # Regions not sent (the connection closed midway) still hold an fd.
                     release_regions(chunks)
+                self.last_active = time.monotonic()
         except (ConnectionError, ShortSendfile) as exc:
             log.info("connection from %s ended: %s", self.peer, exc)
             self.close()
@@ -128,6 +240,16 @@ class Connection(asyncio.BufferedProtocol):
         except Exception:
             log.exception("unexpected error serving %s; closing the connection", self.peer)
             self.close()
+        finally:
+            self._release_queued()
+
+    def _release_queued(self) -> None:
+        """Frames read but never to be handled (the connection closed) give their memory back."""
+        while not self._queue.empty():
+            frame = self._queue.get_nowait()
+            if frame is not None:
+                self._in_flight -= 1
+                self.memory.release(len(frame))
 
     async def _write(self, chunks) -> None:
         loop = asyncio.get_running_loop()

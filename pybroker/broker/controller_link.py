@@ -12,7 +12,7 @@ Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
 ``alter_configs(resources, incremental, validate_only)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
-PartitionState``, ``group(method, group_id, args)``.
+PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
 """
 from __future__ import annotations
 
@@ -23,9 +23,36 @@ import os
 from pybroker import errors
 from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
 from pybroker.cluster.metadata import BrokerInfo, PartitionState
+from pybroker.broker.txn_markers import write_txn_markers
 from pybroker.control.channel import Channel
 
 log = logging.getLogger("pybroker.broker")
+
+# How long a control request may wait for the supervisor's answer; a group request may
+# wait longer, as long as the group protocol lets it (``group_wait_s``).
+CONTROL_TIMEOUT_S = 30.0
+# A JoinGroup is answered once every member has rejoined or the rebalance timeout has
+# passed; the answer then needs a moment more to come back.
+GROUP_WAIT_MARGIN_S = 5.0
+# Kafka's default rebalance timeout (max.poll.interval.ms): how long a SyncGroup may wait
+# for its group's leader, whose own timeout the broker does not know.
+DEFAULT_REBALANCE_TIMEOUT_MS = 300_000
+
+
+def group_wait_s(method: str, args: dict) -> float:
+    """How long a forwarded group request may wait for the coordinator."""
+    if method == "join":
+        timeout_ms = args.get("rebalance_timeout_ms", -1)
+        if timeout_ms is None or timeout_ms < 0:
+            timeout_ms = args.get("session_timeout_ms", 0)
+        return max(CONTROL_TIMEOUT_S, timeout_ms / 1000.0 + GROUP_WAIT_MARGIN_S)
+    if method == "sync":
+        return DEFAULT_REBALANCE_TIMEOUT_MS / 1000.0 + GROUP_WAIT_MARGIN_S
+    return CONTROL_TIMEOUT_S
+
+# Counters and led partitions go to the supervisor with every second heartbeat (2 s): the
+# resolution of /metrics and of the console's throughput charts.
+REPORT_EVERY_BEATS = 2
 
 
 class RemoteController:
@@ -69,11 +96,15 @@ class RemoteController:
                     "port": broker.port, "pid": os.getpid(),
                 }, on_reply=lambda reply: self._apply(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
+                beats = 0
                 while not channel.closed.is_set():
                     try:
                         await asyncio.wait_for(channel.closed.wait(), 1.0)
                     except asyncio.TimeoutError:
                         channel.send({"type": "heartbeat", "node_id": broker.node_id})
+                        beats += 1
+                        if beats % REPORT_EVERY_BEATS == 0:
+                            channel.send({"type": "report", "node_id": broker.node_id, **broker.report()})
             except (ConnectionError, asyncio.TimeoutError, errors.KafkaError) as exc:
                 log.info("control channel lost (%s); reconnecting", exc)
             finally:
@@ -103,15 +134,21 @@ class RemoteController:
         if kind == "shutdown":
             self.broker.request_stop()
             return {}
+        if kind == "write_txn_markers":
+            return write_txn_markers(self.broker, doc["markers"])
         raise errors.InvalidRequest(f"a broker does not handle {kind}")
 
-    async def _request(self, doc: dict) -> dict:
+    async def _request(self, doc: dict, timeout: float = CONTROL_TIMEOUT_S) -> dict:
+        """The supervisor's answer, or a Kafka error: NOT_CONTROLLER when it cannot be
+        reached, REQUEST_TIMED_OUT when it does not answer within ``timeout``."""
         if self.channel is None or self.channel.closed.is_set():
             raise errors.NotController("the supervisor is not reachable")
         try:
-            return await self.channel.request(doc)
+            return await self.channel.request(doc, timeout=timeout)
         except ConnectionError:
             raise errors.NotController("the supervisor went away") from None
+        except asyncio.TimeoutError:
+            raise errors.RequestTimedOut(f"the supervisor did not answer {doc['type']} within {timeout:.0f} s") from None
 
     async def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
         return (await self._request({"type": "create_topics", "topics": topics, "validate_only": validate_only}))["results"]
@@ -135,21 +172,40 @@ class RemoteController:
         return PartitionState.from_json(reply["state"])
 
     async def group(self, method: str, group_id: str, args: dict):
-        reply = await self._request({"type": "group", "method": method, "group_id": group_id, "args": args})
+        """A group request, answered by the coordinator in the supervisor. When the
+        supervisor cannot answer, the client hears it in the group protocol's words:
+        COORDINATOR_NOT_AVAILABLE (find the coordinator again, retry), or for a
+        JoinGroup/SyncGroup that outlived its wait REBALANCE_IN_PROGRESS (rejoin)."""
+        try:
+            reply = await self._request({"type": "group", "method": method, "group_id": group_id, "args": args},
+                                        timeout=group_wait_s(method, args))
+        except errors.NotController as exc:
+            raise errors.CoordinatorNotAvailable(exc.detail) from None
+        except errors.RequestTimedOut as exc:
+            if method in ("join", "sync"):
+                raise errors.RebalanceInProgress(exc.detail) from None
+            raise errors.CoordinatorNotAvailable(exc.detail) from None
         return reply["result"]
+
+    async def txn(self, method: str, args: dict):
+        return (await self._request({"type": "txn", "method": method, "args": args}))["result"]
 
 
 class LocalController:
     """Controller and group coordinator inside this process, shared by in-process brokers."""
 
     def __init__(self, controller: Controller | None = None, groups=None, default_partitions: int = 1,
-                 default_replication_factor: int = 1):
+                 default_replication_factor: int = 1, txns=None):
         self.controller = controller or Controller()
         self.brokers: dict[int, object] = {}
         self.service = ControllerService(self.controller, persist=lambda records: None, publish=self._publish,
                                          default_partitions=default_partitions,
                                          default_replication_factor=default_replication_factor)
         self.groups = groups
+        # A TransactionHost built with ``leader_of`` and ``send_markers`` below.
+        self.txns = txns
+        if groups is not None:
+            groups.watch_topics(self.controller.topics)
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
@@ -161,6 +217,8 @@ class LocalController:
         return None
 
     def _publish(self, delta) -> None:
+        if self.groups is not None and (delta.topics or delta.deleted_topics):
+            self.groups.topics_changed()
         doc = delta_to_json(delta, self.controller)
         for broker in list(self.brokers.values()):
             broker.apply_update(doc)
@@ -184,3 +242,18 @@ class LocalController:
         if self.groups is None:
             raise errors.CoordinatorNotAvailable("no group coordinator in this process")
         return await self.groups.handle(method, group_id, args)
+
+    async def txn(self, method: str, args: dict):
+        if self.txns is None:
+            raise errors.CoordinatorNotAvailable("no transaction coordinator in this process")
+        return await self.txns.handle(method, args)
+
+    def leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def send_markers(self, node_id: int, doc: dict) -> dict:
+        broker = self.brokers.get(node_id)
+        if broker is None:
+            raise ConnectionError(f"broker {node_id} is not in this process")
+        return await write_txn_markers(broker, doc["markers"])

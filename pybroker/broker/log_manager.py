@@ -24,26 +24,21 @@ import re
 import shutil
 import time
 import uuid
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 
 from pybroker.broker.partition import Partition
+from pybroker.cluster.producer_ids import ProducerIdBlock
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig
 from pybroker.errors import NotLeaderOrFollower, UnknownTopicOrPartition
-from pybroker.log import cleaner
-from pybroker.log.log import Log
+from pybroker.log import cleaner, damage
+from pybroker.log.flusher import Flusher
+from pybroker.log.log import DELETE_DIR_SUFFIX, Log
 from pybroker.log.record_file import write_atomically
 
 log = logging.getLogger("pybroker.broker")
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-# Producer ids are handed out from blocks persisted ahead of use, like Kafka's
-# ProducerIdManager: a restart skips the rest of a block but never reuses an id. The
-# broker id in the top bits keeps the ids of different brokers apart.
-PRODUCER_ID_BLOCK = 1000
-PRODUCER_ID_NODE_SHIFT = 40
-# Partitions closed at once at shutdown (their fsyncs overlap).
-CLOSE_THREADS = 16
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 
 
@@ -65,10 +60,30 @@ class LogManager:
         # The cluster's topics (the broker keeps this dict in step with the controller).
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
-        self._next_producer_id = 0
-        self._producer_id_limit = 0
+        # Idempotent producers' ids; the broker id in the top bits keeps brokers apart.
+        self._producer_ids = ProducerIdBlock(os.path.join(self.meta_dir, "producer-id-block"), config.broker_id)
         # The partition the log cleaner cleaned last (round robin from there).
         self._last_cleaned: tuple[str, int] | None = None
+        # Where the logs' fsyncs and checkpoint writes run: inline until the broker's
+        # event loop starts a worker thread for them (start_flusher).
+        self.flusher = Flusher()
+        # (partition, base offset, size) of closed segments the scrubber found whole.
+        self._scrubbed: set[tuple] = set()
+        self._remove_deleted_dirs()
+
+    def start_flusher(self, deliver) -> None:
+        """Move fsyncs and checkpoint writes to a worker thread; results come back
+        through ``deliver`` (the event loop's call_soon_threadsafe)."""
+        self.flusher = Flusher(deliver)
+        for partition in self.partitions.values():
+            partition.log.flusher = self.flusher
+
+    def _remove_deleted_dirs(self) -> None:
+        """Partition directories renamed for deletion before a crash: finish the job."""
+        for entry in os.listdir(self.data_dir):
+            if entry.endswith(DELETE_DIR_SUFFIX):
+                log.info("removing %s, deleted before the last shutdown", entry)
+                shutil.rmtree(os.path.join(self.data_dir, entry), ignore_errors=True)
 
     def _lock(self) -> int:
         fd = os.open(os.path.join(self.data_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
@@ -90,17 +105,12 @@ class LogManager:
         return found
 
     def close(self) -> None:
-        """Flush and close every log, then mark the shutdown clean. The event loop no
-        longer runs anything else here, so the partitions are closed on worker threads:
-        each one's fsyncs are waits, and concurrent fsyncs share journal commits (one by one,
-        a broker with thousands of partitions outlived the supervisor's stop timeout)."""
-        partitions = list(self.partitions.values())
-        for partition in partitions:
-            partition.release_waiters()
-        with ThreadPoolExecutor(max_workers=CLOSE_THREADS, thread_name_prefix="log-close") as pool:
-            for done in [pool.submit(p.close_files) for p in partitions]:
-                done.result()
+        """Flush and close every log, wait for the background writes, then mark the
+        shutdown clean."""
+        for partition in self.partitions.values():
+            partition.close()
         self.partitions.clear()
+        self.flusher.drain()
         with open(os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE), "wb") as f:
             f.flush()
             os.fsync(f.fileno())
@@ -124,6 +134,7 @@ class LogManager:
             started = time.monotonic()
             directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
             plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
+            plog.flusher = self.flusher
             partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
             self.partitions[(topic.name, index)] = partition
             if plog.recovery_truncated_bytes:
@@ -134,12 +145,19 @@ class LogManager:
         return partition
 
     def drop_partition(self, topic: str, index: int) -> None:
+        """Delete a replica's log. Nothing is written first (no checkpoint, no flush): on
+        a full disk a write would fail and keep the files, and the point of deleting is
+        often to get that space back."""
         partition = self.partitions.pop((topic, index), None)
         if partition is not None:
-            partition.close()
+            partition.abandon()
             partition.log.delete()
         else:
-            shutil.rmtree(os.path.join(self.data_dir, f"{topic}-{index}"), ignore_errors=True)
+            directory = os.path.join(self.data_dir, f"{topic}-{index}")
+            if os.path.isdir(directory):
+                doomed = f"{directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+                os.rename(directory, doomed)
+                self.flusher.submit(lambda: shutil.rmtree(doomed, ignore_errors=True))
         log.info("deleted replica %s-%d", topic, index)
 
     def set_aside_partition(self, topic: str, index: int) -> str:
@@ -158,17 +176,7 @@ class LogManager:
     # -- producer ids ------------------------------------------------------------------
 
     def next_producer_id(self) -> int:
-        if self._next_producer_id >= self._producer_id_limit:
-            path = os.path.join(self.meta_dir, "producer-id-block")
-            start = 0
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    start = int(f.read().strip() or 0)
-            write_atomically(path, str(start + PRODUCER_ID_BLOCK).encode())
-            self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
-        pid = (self.config.broker_id << PRODUCER_ID_NODE_SHIFT) | self._next_producer_id
-        self._next_producer_id += 1
-        return pid
+        return self._producer_ids.next_id()
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -211,6 +219,44 @@ class LogManager:
             return log_.replace_cleaned(plan, cleaned) > 0
         return False
 
-    def flush(self) -> None:
-        for partition in self.partitions.values():
+    async def scrub(self, executor: Executor, max_bytes_per_s: float) -> tuple[int, int]:
+        """One pass of the background scrubber: re-read every closed segment not checked
+        since it closed (a CRC per batch, at most ``max_bytes_per_s``, on ``executor``)
+        and quarantine what is damaged (pybroker.log.damage), swapping the repaired
+        segment in here, on the event loop. Returns (bytes checked, ranges quarantined)."""
+        loop = asyncio.get_running_loop()
+        pacer = damage.Pacer(max_bytes_per_s)
+        checked = found = 0
+        seen = set()
+        for key in sorted(self.partitions):
+            partition = self.partitions.get(key)
+            if partition is None or partition.log.closed:
+                continue
+            plog = partition.log
+            for segment, next_base in plog.closed_segments():
+                mark = (key, segment.base_offset, segment.size)
+                seen.add(mark)
+                if mark in self._scrubbed or segment.fd < 0:
+                    continue
+                job = damage.ScrubJob(plog.directory, os.dup(segment.fd), segment.size, segment.base_offset,
+                                      next_base, plog.config.index_interval_bytes,
+                                      plog.config.segment_index_bytes, pacer)
+                ranges, paths = await loop.run_in_executor(executor, job.run)
+                checked += job.size
+                if ranges and not plog.closed and plog.replace_damaged(segment, job.size, paths, ranges):
+                    found += len(ranges)
+                self._scrubbed.add(mark)
+        self._scrubbed &= seen
+        return checked, found
+
+    async def flush(self, yield_every: int = 256) -> None:
+        """The periodic flush (Kafka's log.flush.offset.checkpoint): every partition's
+        fsyncs and checkpoints are queued on the flusher; the event loop only collects
+        them, and yields every ``yield_every`` partitions so requests and heartbeats go
+        on."""
+        for n, partition in enumerate(list(self.partitions.values()), 1):
+            if partition.log.closed:
+                continue
             partition.flush()
+            if n % yield_every == 0:
+                await asyncio.sleep(0)

@@ -30,7 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--no-auto-create", action="store_true")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
-                   help="broker setting by its Python name, e.g. replica_lag_time_max_ms=5000")
+                   help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=5000 "
+                        "or connections.max.idle.ms=60000")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -45,6 +46,7 @@ def broker_config(args):
     fields = {f.name: f for f in dataclasses.fields(BrokerConfig)}
     for item in args.broker_config:
         key, value = item.split("=", 1)
+        key = key.strip().replace(".", "_")
         if key not in fields:
             raise SystemExit(f"unknown broker setting {key}")
         default = getattr(BrokerConfig(), key)

@@ -19,6 +19,12 @@ a supervisor). ``apply_state`` makes it leader or follower of a leader epoch:
   fetcher truncates it by leader epoch, then appends what the leader sends with the
   leader's offsets; its high watermark is min(leader's, own log end).
 
+Transactions: the producer table tracks each producer's open transaction; the last stable
+offset (``last_stable_offset``) bounds read_committed reads; the leader writes COMMIT and
+ABORT markers for the transaction coordinator (``append_marker``), and every replica
+indexes aborted transactions in the segment's ``.txnindex`` as a marker is appended,
+replicated or replayed at start-up.
+
 Files next to the log: ``leader-epoch-checkpoint`` (pybroker.log.leader_epoch) and
 ``high-watermark`` (decimal text, written on flush and close), so a restarted replica
 starts from min(checkpoint, log end) rather than exposing uncommitted data.
@@ -30,6 +36,8 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+import os
 
 from pybroker.broker import producer_snapshot
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence
@@ -48,6 +56,8 @@ from pybroker.errors import (
 from pybroker.log import checkpoint
 from pybroker.log.leader_epoch import LeaderEpochCache
 from pybroker.log.log import AppendInfo, Log
+from pybroker.log.txn_index import AbortedTxn
+from pybroker.record import control
 from pybroker.record.batch import keyless_records, parse_batches, recompress
 
 log = logging.getLogger("pybroker.broker")
@@ -208,8 +218,7 @@ class Partition:
         log_.epoch_cache = self.epochs
         stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
         self._hw = min(max(stored or 0, log_.log_start_offset), log_.log_end_offset)
-        # The file's value (absent reads as 0): an unchanged high watermark is not rewritten.
-        self._hw_stored = stored or 0
+        self._hw_checkpointed = stored
         self._rebuild_producer_state()
 
     def _load_epoch_cache(self) -> LeaderEpochCache:
@@ -243,6 +252,15 @@ class Partition:
             # A standalone replica is the whole ISR: everything appended is committed.
             return self.log.log_end_offset
         return self._hw
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of the oldest transaction
+        not yet stable here, or the high watermark."""
+        hw = self.high_watermark
+        self.producers.on_high_watermark(hw)
+        first = self.producers.first_unstable_offset()
+        return hw if first is None else min(first, hw)
 
     @property
     def is_leader(self) -> bool:
@@ -351,18 +369,24 @@ class Partition:
                 f"min.isr requirement of {self.config.min_insync_replicas} for partition {self.topic}-{self.index}"
             )
         headers = parse_batches(records, self.config.max_message_bytes)
-        producer_id = headers[0].producer_id
-        if producer_id >= 0:
+        if any(h.is_control for h in headers):
+            raise InvalidRecord("Clients are not allowed to write control records")
+        if headers[0].producer_id >= 0:
             duplicate = self._check_producer(headers)
             if duplicate is not None:
                 return AppendResult(duplicate.first_offset, -1, self.log.log_start_offset, duplicate.last_offset)
+        return self._append_as_leader(records, headers, now_ms)
+
+    def _append_as_leader(self, records, headers, now_ms: int | None) -> AppendResult:
+        """Write validated batches at the log end in this leader's epoch, then update the
+        producer table, the high watermark and the parked fetches."""
         if self.epochs.latest_epoch < self.leader_epoch:
             self.epochs.assign(self.leader_epoch, self.log.log_end_offset)
         self.epochs.write_pending()
         active = self.log.active_segment
         info = self.log.append(records, headers, self.leader_epoch, now_ms)
-        if producer_id >= 0:
-            self._record_producer(headers, info.first_offset)
+        if headers[0].producer_id >= 0:
+            self._record_producer(headers, info.first_offset, records)
         if self.log.active_segment is not active:
             self.snapshot_producer_state()
         if self.state is not None:
@@ -378,17 +402,23 @@ class Partition:
             if h.producer_id < 0 or h.base_sequence < 0:
                 continue
             found = self.producers.check(
-                h.producer_id, h.producer_epoch, h.base_sequence, last_sequence(h.base_sequence, h.last_offset_delta)
+                h.producer_id, h.producer_epoch, h.base_sequence, last_sequence(h.base_sequence, h.last_offset_delta),
+                h.is_transactional,
             )
             if found is not None and duplicate is None:
                 duplicate = found
         return duplicate
 
-    def _record_producer(self, headers, first_offset: int) -> None:
+    def _record_producer(self, headers, first_offset: int, buf) -> None:
+        """Update the producer table with batches appended from ``first_offset`` on
+        (``buf`` holds them, at the headers' positions): sequences, transactions opened
+        by transactional batches, and closed by markers (control batches)."""
         offset = first_offset
         for h in headers:
             count = h.last_offset_delta + 1
-            if h.producer_id >= 0 and h.base_sequence >= 0:
+            if h.is_control and h.producer_id >= 0:
+                self._complete_txn(h, offset, control.marker_type(buf, h))
+            elif h.producer_id >= 0 and h.base_sequence >= 0:
                 self.producers.update(
                     h.producer_id,
                     h.producer_epoch,
@@ -399,8 +429,25 @@ class Partition:
                         offset + count - 1,
                         h.max_timestamp,
                     ),
+                    h.is_transactional,
                 )
             offset += count
+
+    def _complete_txn(self, header, marker_offset: int, kind: int) -> None:
+        first = self.producers.complete_txn(header.producer_id, header.producer_epoch, -1, marker_offset,
+                                            header.max_timestamp)
+        if kind == control.ABORT:
+            self.log.append_aborted_txn(AbortedTxn(header.producer_id, first, marker_offset, self.last_stable_offset))
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0,
+                      now_ms: int | None = None) -> tuple[AppendResult, bytearray]:
+        """Write a COMMIT or ABORT marker for the transaction coordinator (leader only).
+        A marker older than the producer's epoch is refused (INVALID_PRODUCER_EPOCH).
+        Returns where it landed and its bytes as written (for the shared-memory ring)."""
+        self.require_leader()
+        self.producers.check_marker(producer_id, producer_epoch)
+        records = control.build_marker(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
+        return self._append_as_leader(records, parse_batches(records, len(records)), now_ms), records
 
     def _rebuild_producer_state(self) -> None:
         """Load the producer table from the newest snapshot and replay the batch headers
@@ -421,8 +468,14 @@ class Partition:
             if first is None:
                 continue
             for h in segment.batches_from(first.position):
-                if h.base_offset >= start and h.producer_id >= 0 and h.base_sequence >= 0:
-                    self._record_producer([h], h.base_offset)
+                if h.base_offset < start or h.producer_id < 0:
+                    continue
+                if h.is_control:
+                    # A marker is a few dozen bytes: read it alone, not the segment.
+                    data = os.pread(segment.fd, h.size, h.position)
+                    self._complete_txn(h, h.base_offset, control.marker_type(data, h._replace(position=0)))
+                elif h.base_sequence >= 0:
+                    self._record_producer([h], h.base_offset, None)
 
     def snapshot_producer_state(self) -> None:
         """Save the producer table as of the log end (at a roll and at clean shutdown).
@@ -594,18 +647,19 @@ class Partition:
             if h.partition_leader_epoch > latest:
                 self.epochs.assign(h.partition_leader_epoch, h.base_offset)
                 latest = h.partition_leader_epoch
-        self._record_producer_as_follower(headers)
+        self._record_producer_as_follower(headers, buf)
         if self.log.active_segment is not active:
             self.snapshot_producer_state()
         self._wake_fetchers()
         return info
 
-    def _record_producer_as_follower(self, headers) -> None:
+    def _record_producer_as_follower(self, headers, buf) -> None:
         # The batches carry their own offsets; a new leader must deduplicate retries of
-        # what the old leader wrote, so the follower keeps the same table.
+        # what the old leader wrote and know the open transactions, so the follower
+        # keeps the same table (and the same aborted-transaction index).
         for h in headers:
-            if h.producer_id >= 0 and h.base_sequence >= 0:
-                self._record_producer([h], h.base_offset)
+            if h.producer_id >= 0:
+                self._record_producer([h], h.base_offset, buf)
 
     def update_follower_high_watermark(self, leader_hw: int) -> None:
         hw = min(leader_hw, self.log.log_end_offset)
@@ -626,8 +680,11 @@ class Partition:
         state and high watermark. Returns bytes dropped."""
         dropped = self.log.truncate_to(offset)
         if dropped:
-            self.producers.truncate_after(self.log.log_end_offset)
+            # A marker may have gone with the tail, reopening its transaction: the table
+            # is rebuilt from the newest snapshot below the cut, as Kafka reloads it.
             producer_snapshot.delete_above(self.log.directory, self.log.log_end_offset)
+            self.producers = ProducerStateManager()
+            self._rebuild_producer_state()
         self._hw = min(self._hw, self.log.log_end_offset)
         return dropped
 
@@ -656,28 +713,26 @@ class Partition:
     # -- durability --------------------------------------------------------------------
 
     def write_high_watermark(self) -> None:
+        """Checkpoint the high watermark (on the log's flusher, in order with its other
+        background writes); nothing to write when it has not moved."""
         hw = self.high_watermark
-        if hw != self._hw_stored:
-            checkpoint.write_offset(self.log.directory, HIGH_WATERMARK_FILE, hw)
-            self._hw_stored = hw
+        if hw != self._hw_checkpointed:
+            self._hw_checkpointed = hw
+            self.log.write_checkpoint(HIGH_WATERMARK_FILE, hw)
 
     def flush(self) -> None:
-        self.log.flush()
+        """The periodic flush: fsyncs and checkpoints on the log's flusher."""
+        self.log.flush_async()
         self.write_high_watermark()
 
-    def close(self) -> None:
-        self.release_waiters()
-        self.close_files()
-
-    def release_waiters(self) -> None:
-        """Answer every parked request (the event loop's half of closing)."""
+    def abandon(self) -> None:
+        """Release waiters without writing anything: the replica is being deleted (a
+        full disk must not stop that)."""
         self._wake_fetchers()
-        self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is closing"))
+        self._fail_waiters(NotLeaderOrFollower(f"{self.topic}-{self.index} is being deleted"))
 
-    def close_files(self) -> None:
-        """Write the high watermark and producer snapshot, flush and close the log. Touches
-        only this partition's files, so a shutdown may close many partitions at once on
-        worker threads (their fsyncs then share the filesystem's journal commits)."""
+    def close(self) -> None:
+        self.abandon()
         self.write_high_watermark()
         self.snapshot_producer_state()
         self.epochs.save_if_absent()

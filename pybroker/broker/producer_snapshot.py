@@ -2,7 +2,9 @@
 restart need not rebuild it from the log (Kafka's ``<offset>.snapshot`` files).
 
 File: ``<partition dir>/<offset, 20 digits>.snapshot``, written atomically, one CRC-framed
-JSON record ``{"offset": N, "producers": ProducerStateManager.to_json()}``. The state covers
+JSON record ``{"offset": N, "producers": ProducerStateManager.to_json(), "unreplicated":
+[[first offset, marker offset], ...]}`` (closed transactions not yet below the high
+watermark). The state covers
 every batch below ``offset``; loading replays the batch headers from ``offset`` to the log
 end. Written when a segment rolls (so a producer whose last batch lies in an older
 segment is still known after a restart) and at clean shutdown (so the broker starts
@@ -42,7 +44,8 @@ def exists(directory: str, offset: int) -> bool:
 
 def write(directory: str, offset: int, state: ProducerStateManager) -> None:
     """Save ``state`` as of ``offset``; keep only the newest ``KEEP`` snapshots."""
-    payload = json.dumps({"offset": offset, "producers": state.to_json()}, separators=(",", ":")).encode()
+    payload = json.dumps({"offset": offset, "producers": state.to_json(), "unreplicated": state.unreplicated},
+                         separators=(",", ":")).encode()
     write_atomically(path_of(directory, offset), frame(payload))
     for old in offsets(directory)[:-KEEP]:
         _remove(path_of(directory, old))
@@ -77,7 +80,7 @@ def _read(path: str, offset: int, log_start_offset: int) -> ProducerStateManager
         doc = json.loads(bytes(payloads[0]))
         if doc["offset"] != offset:
             return None
-        return ProducerStateManager.from_json(doc["producers"], log_start_offset)
+        return ProducerStateManager.from_json(doc["producers"], log_start_offset, doc.get("unreplicated", ()))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

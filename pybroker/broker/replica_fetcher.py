@@ -334,7 +334,9 @@ class ReplicaFetcher:
             log.warning("%r: %s-%d: rejected ring data, fetching over the socket: %s",
                         self, partition.topic, partition.index, exc)
             return False
-        self.broker.shm.ring_bytes += keep[-1].position + keep[-1].size - keep[0].position
+        appended = keep[-1].position + keep[-1].size - keep[0].position
+        self.broker.shm.ring_bytes += appended
+        self.broker.stats.on_replicated(partition.topic, appended)
         return True
 
     async def _apply_fetched(self, partition, answer: dict) -> None:
@@ -357,6 +359,7 @@ class ReplicaFetcher:
                     raise errors.InvalidRecord(
                         f"leader sent offset {headers[0].base_offset} for fetch offset {partition.log_end_offset}")
                 partition.append_as_follower(buf, headers)
+                self.broker.stats.on_replicated(partition.topic, len(buf))
             except errors.KafkaError as exc:
                 # Validation failed on bytes the leader holds: fetching again gets the same
                 # bytes, so wait (a new state or a repaired leader may fix it).

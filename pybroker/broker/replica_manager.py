@@ -116,6 +116,7 @@ class ReplicaManager:
         log.info("%s-%d: proposing ISR %s (was %s) at leader epoch %d, partition epoch %d",
                  partition.topic, partition.index, new_isr, partition.isr,
                  partition.leader_epoch, partition.partition_epoch)
+        before = list(partition.isr)
         try:
             state = await self.broker.alter_partition(
                 partition.topic, partition.index, partition.leader_epoch, partition.partition_epoch, new_isr)
@@ -127,6 +128,10 @@ class ReplicaManager:
             return
         finally:
             partition.isr_change_pending = False
+        if state is not None:
+            # Against the ISR at proposal time: the controller's push of the new state may
+            # have reached this broker before its answer did.
+            self.broker.stats.on_isr_change(before, list(state.isr))
         if state is not None and partition.apply_state(state):
             shm = getattr(self.broker, "shm", None)
             if shm is not None and partition.is_leader:

@@ -18,9 +18,12 @@ COMMANDS = [
     "pybroker.cli.produce",
     "pybroker.cli.consume",
     "pybroker.cli.dump_log",
+    "pybroker.cli.verify_log",
     "pybroker.cli.perf",
     "pybroker.cli.groups",
     "pybroker.cli.delete_records",
+    "pybroker.cli.top",
+    "pybroker.cli.transactions",
 ]
 
 

@@ -1,5 +1,6 @@
 """`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers,
-partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated) and
+partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated),
+ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
 consumer-group lag. The JSON form is stable for scripts: keys ``supervisor``, ``brokers``,
 ``partitions``, ``groups``."""
 from __future__ import annotations
@@ -61,6 +62,14 @@ def run(args) -> int:
                       str(p["high_watermark"]), str(p["log_end_offset"]),
                       "yes" if p["under_replicated"] else "")
     console.print(parts)
+    damaged = [(p, d) for p in status["partitions"] for d in p.get("damaged", ())]
+    if damaged:
+        table = Table("TOPIC", "PARTITION", "BROKER", "OFFSETS", "BYTES", "FILE",
+                      title="damaged ranges quarantined (unreadable on that replica; see pybroker verify-log)")
+        for p, d in damaged:
+            table.add_row(p["topic"], str(p["partition"]), str(d["broker"]),
+                          f"{d['first_offset']}..{d['last_offset']}", str(d["bytes"]), d["file"])
+        console.print(table)
     if status["groups"]:
         groups = Table("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", title="consumer groups")
         for g in status["groups"]:

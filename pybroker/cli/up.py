@@ -1,7 +1,8 @@
 """`pybroker up`: run a local cluster — a supervisor and N broker processes.
 
 Foreground by default: prints ``bootstrap: HOST:PORT,...`` once every broker accepts
-connections; SIGTERM or Ctrl-C shuts everything down cleanly (logs flushed, clean-shutdown
+connections, then ``console: http://HOST:PORT/`` (the web console and ``/metrics``, on
+``--http-port``); SIGTERM or Ctrl-C shuts everything down cleanly (logs flushed, clean-shutdown
 markers written, exit 0). ``--daemon`` detaches (pid file ``<data>/run/supervisor.pid``)
 after the bootstrap line; ``pybroker down --data DIR`` stops it.
 """
@@ -30,12 +31,24 @@ def register(subparsers) -> None:
                    help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
+                   help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
+                   help="KIP-848 consumer groups: how often members heartbeat (default 5000, as Kafka)")
     p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
                    help="committed offsets of a group empty this long expire (default 10080, as Kafka)")
+    p.add_argument("--max-partitions", type=int, default=100_000,
+                   help="partitions the whole cluster may hold; CreateTopics/CreatePartitions beyond it "
+                        "get POLICY_VIOLATION (default 100000)")
     p.add_argument("--no-shm", action="store_true",
                    help="no shared-memory region: heartbeats, offsets and replication over sockets only")
+    p.add_argument("--http-port", type=int, default=9644,
+                   help="port of the web console and /metrics on --host (default 9644; 0 picks a free port)")
+    p.add_argument("--console-actions", action="store_true",
+                   help="allow the console's actions (create/delete topics, produce, reset offsets) when --host "
+                        "is not loopback; on loopback they are always allowed")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -58,6 +71,9 @@ def run(args) -> int:
     if args.brokers < 1 or args.brokers > 64:
         print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
         return 2
+    if args.max_partitions < 1:
+        print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+        return 2
     topic_settings = _pairs(args.config, "--config")
     try:
         TopicConfig.parse(topic_settings)
@@ -68,10 +84,29 @@ def run(args) -> int:
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
     if args.daemon:
         return _daemonize(args, data, topic_settings)
-    return _run_supervisor(args, data, topic_settings, on_ready=lambda bootstrap: print(f"bootstrap: {bootstrap}", flush=True))
+    return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
 
 
-def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
+def _print_ready(bootstrap: str, console: str) -> None:
+    print(f"bootstrap: {bootstrap}", flush=True)
+    print(f"console: {console}", flush=True)
+
+
+def _console(args):
+    """The HTTP server (console and /metrics) on its socket, bound now: a taken port
+    fails ``up`` before any broker starts."""
+    from pybroker.http.server import HttpServer, bind
+
+    try:
+        sock = bind(args.host, args.http_port)
+    except OSError as exc:
+        raise SystemExit(f"pybroker up: cannot serve the console on {args.host}:{args.http_port}: {exc.strerror or exc} "
+                         "(another pybroker up? choose another port with --http-port, 0 picks a free one)") from None
+    return HttpServer(sock, allow_writes=True if args.console_actions else None)
+
+
+def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    from pybroker.group.consumer_group import ConsumerGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -95,33 +130,41 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready) -> int:
         if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
             print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
             return 1
+    if console is None:
+        console = _console(args)
     supervisor = Supervisor(
         data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm,
+        shared_memory=not args.no_shm, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
+            consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
+                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
+        extensions=[console],
     )
-    code = asyncio.run(supervisor.run(on_ready))
+    code = asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
     logging.shutdown()
     return code
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe."""
+    """Double fork; the original process waits for the bootstrap line through a pipe.
+    The console's socket is bound before, so a taken port fails here, in the foreground."""
+    console = _console(args)
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
             line = pipe.readline().strip()
+            console = pipe.readline().strip()
         if not line:
             print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
             return 1
-        print(f"bootstrap: {line}", flush=True)
+        _print_ready(line, console)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
         return 0
     os.close(read_fd)
@@ -135,12 +178,12 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     os.dup2(out, 2)
     pipe = os.fdopen(write_fd, "w")
 
-    def ready(bootstrap: str) -> None:
-        pipe.write(bootstrap + "\n")
+    def ready(bootstrap: str, console: str) -> None:
+        pipe.write(f"{bootstrap}\n{console}\n")
         pipe.close()
 
     try:
-        code = _run_supervisor(args, data, topic_settings, ready)
+        code = _run_supervisor(args, data, topic_settings, ready, console)
     finally:
         if not pipe.closed:
             pipe.close()

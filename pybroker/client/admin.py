@@ -19,7 +19,8 @@ from pybroker.protocol import api
 
 EARLIEST = -2
 LATEST = -1
-RESOURCE_TOPIC = 2  # DescribeConfigs / IncrementalAlterConfigs resource_type of a topic
+# DescribeConfigs / IncrementalAlterConfigs resource types.
+RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP = 2, 4, 32
 # DescribeConfigs config_source values (Kafka's ConfigSource enum).
 CONFIG_SOURCES = {
     -1: "UNKNOWN",
@@ -189,17 +190,22 @@ class Admin:
         return out
 
     def describe_configs(self, topic: str) -> dict[str, ConfigEntry]:
-        conn = self.client.any_connection()
+        return self.describe_resource_configs(RESOURCE_TOPIC, topic)
+
+    def describe_resource_configs(self, resource_type: int, name: str) -> dict[str, ConfigEntry]:
+        """The configs of a topic (2), a broker (4: its id, or "" for the cluster-wide
+        dynamic defaults) or a group (32), with their sources."""
+        conn = self._resource_connection(resource_type, name)
         version = conn.version_for(api.DESCRIBE_CONFIGS)
         body = {
-            "resources": [{"resource_type": RESOURCE_TOPIC, "resource_name": topic, "configuration_keys": None}],
+            "resources": [{"resource_type": resource_type, "resource_name": name, "configuration_keys": None}],
             "include_synonyms": False,
             "include_documentation": False,
         }
         response = conn.request(api.DESCRIBE_CONFIGS, body, version)
         out = {}
         for result in response["results"]:
-            _raise_for(result["error_code"], result.get("error_message"), f"topic {topic!r}")
+            _raise_for(result["error_code"], result.get("error_message"), f"resource {name!r}")
             for c in result["configs"]:
                 if version == 0:
                     is_default = bool(c.get("is_default"))
@@ -223,18 +229,33 @@ class Admin:
         (``cleanup.policy``). Other overrides stay. ``validate_only`` checks without
         changing anything. Raises the broker's error (InvalidConfig,
         UnknownTopicOrPartition, ...) with its message."""
+        self.alter_resource_configs(RESOURCE_TOPIC, topic, set=set, delete=delete, append=append,
+                                    subtract=subtract, validate_only=validate_only)
+
+    def alter_resource_configs(self, resource_type: int, name: str, *, set: dict[str, str] | None = None,  # noqa: A002
+                               delete: list[str] | None = None, append: dict[str, str] | None = None,
+                               subtract: dict[str, str] | None = None, validate_only: bool = False) -> None:
+        """IncrementalAlterConfigs of any resource: a topic (2), a broker (4: its id, or
+        "" for the cluster-wide default, ``kafka-configs --entity-default``) or a group (32)."""
         ops = [(OP_SET, k, v) for k, v in (set or {}).items()]
         ops += [(OP_DELETE, k, None) for k in delete or ()]
         ops += [(OP_APPEND, k, v) for k, v in (append or {}).items()]
         ops += [(OP_SUBTRACT, k, v) for k, v in (subtract or {}).items()]
         body = {
-            "resources": [{"resource_type": RESOURCE_TOPIC, "resource_name": topic, "configs": [
-                {"name": name, "config_operation": op, "value": value} for op, name, value in ops]}],
+            "resources": [{"resource_type": resource_type, "resource_name": name, "configs": [
+                {"name": key, "config_operation": op, "value": value} for op, key, value in ops]}],
             "validate_only": validate_only,
         }
-        response = self.client.any_connection().request(api.INCREMENTAL_ALTER_CONFIGS, body)
+        response = self._resource_connection(resource_type, name).request(api.INCREMENTAL_ALTER_CONFIGS, body)
         for result in response["responses"]:
-            _raise_for(result["error_code"], result.get("error_message"), f"topic {topic!r}")
+            _raise_for(result["error_code"], result.get("error_message"), f"resource {name!r}")
+
+    def _resource_connection(self, resource_type: int, name: str) -> BrokerConnection:
+        """A broker's own configs are asked of that broker, as Kafka's AdminClient does."""
+        if resource_type == RESOURCE_BROKER and name.isdigit():
+            self.client.refresh([])
+            return self.client.connection(int(name))
+        return self.client.any_connection()
 
     # -- cluster and groups ------------------------------------------------------
 

@@ -40,6 +40,11 @@ APIVERSIONS_FIRST = 3
 CLIENT_SOFTWARE_VERSION = "0.1.0"
 
 
+
+# Where this client builds an older request layout than the codec declares: OffsetFetch
+# v8+ carries a list of groups, and the client asks for one group at a time.
+CLIENT_VERSIONS: dict[int, tuple[int, int]] = {api.OFFSET_FETCH: (1, 7)}
+
 class BrokerConnection:
     """A blocking socket speaking the Kafka protocol to one broker.
 
@@ -126,7 +131,7 @@ class BrokerConnection:
     def version_for(self, api_key: int) -> int:
         """Highest version of ``api_key`` both this codec and the broker support."""
         self.connect()
-        ours = api.SUPPORTED_VERSIONS.get(api_key)
+        ours = CLIENT_VERSIONS.get(api_key) or api.SUPPORTED_VERSIONS.get(api_key)
         theirs = self.broker_versions.get(api_key)
         if ours is None or theirs is None:
             raise errors.UnsupportedVersion(

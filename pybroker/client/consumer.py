@@ -34,9 +34,11 @@ from pybroker import errors
 from pybroker.client.admin import EARLIEST, LATEST, list_offsets
 from pybroker.client.cluster import REFRESH_CODES, Client
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
+from pybroker.client.transaction_manager import GroupMetadata
 from pybroker.client.producer import normalize_config
 from pybroker.client.shm_tail import ShmTail
 from pybroker.protocol import api
+from pybroker.record import control
 from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
 
 log = logging.getLogger(__name__)
@@ -363,6 +365,15 @@ class Consumer:
         self._require_group()
         self.coordinator.commit_async(self._current_positions() if offsets is None else dict(offsets), callback)
 
+    def group_metadata(self) -> GroupMetadata:
+        """The member's group, generation and member id, for a transactional producer's
+        ``send_offsets_to_transaction`` (KIP-447 fencing of a consumer that lost its
+        partitions)."""
+        if not self.group_id:
+            raise RuntimeError("group_metadata needs a group.id")
+        c = self.coordinator
+        return GroupMetadata(self.group_id, c.generation, c.member_id, c.group_instance_id)
+
     def committed(self, partitions: TopicPartition | list[TopicPartition]):
         """The group's committed offset of one partition (None if none), or a dict for
         a list of partitions."""
@@ -530,7 +541,8 @@ class Consumer:
             if leader < 0:
                 self.client.refresh([tp[0]])
                 continue
-            if self._shm is not None and self._read_shm_tail(tp, leader, records):
+            # The ring carries no aborted transactions: read_committed always fetches.
+            if self._shm is not None and not self.isolation_level and self._read_shm_tail(tp, leader, records):
                 from_shm += 1
                 continue
             by_leader.setdefault(leader, {}).setdefault(tp[0], []).append({
@@ -633,16 +645,27 @@ class Consumer:
             return
         position = self._positions[tp]
         complete = 0
+        # read_committed: the aborted transactions overlapping this data, by first offset;
+        # a producer's batches are dropped from its first offset until its ABORT marker
+        # (Kafka's consumer does the same).
+        aborted = sorted((t["first_offset"], t["producer_id"]) for t in p.get("aborted_transactions") or ())
+        aborting: set[int] = set()
         for header, view in iter_batches(data):
             complete += 1
-            if header.last_offset < position:
-                continue
-            if not header.is_control:
+            while aborted and aborted[0][0] <= header.last_offset:
+                aborting.add(aborted.pop(0)[1])
+            if header.is_control:
+                if header.producer_id in aborting and \
+                        control.marker_type(view, header._replace(position=0)) == control.ABORT:
+                    aborting.discard(header.producer_id)
+            elif header.last_offset >= position and not (header.is_transactional and header.producer_id in aborting):
                 ts_type = "LogAppendTime" if header.timestamp_type else "CreateTime"
                 for rec in decode_batch(view):
                     if rec.offset >= position:
                         out.append(ConsumerRecord(topic, tp[1], rec.offset, rec.timestamp, ts_type,
                                                   rec.key, rec.value, rec.headers))
+            if header.last_offset < position:
+                continue
             # Offsets inside a batch can have gaps (compaction): the next fetch starts
             # after the batch, not after its last returned record.
             position = header.next_offset

@@ -16,6 +16,14 @@ UNKNOWN_TOPIC_OR_PARTITION refresh metadata first. Idempotence (the default, as 
 Kafka 3+) gets a producer id from InitProducerId and numbers each partition's batches;
 a retried batch keeps its sequence, so the broker drops what it already has.
 
+Transactions: with ``transactional.id`` the producer is idempotent and transactional
+(KIP-98): ``init_transactions`` gets its id and epoch from the transaction coordinator
+(fencing any earlier producer of that id), records are sent only between
+``begin_transaction`` and ``commit_transaction``/``abort_transaction``, each partition is
+enlisted (AddPartitionsToTxn) before its first batch goes out, and
+``send_offsets_to_transaction`` commits a consumer group's offsets with the transaction
+(pybroker.client.transaction_manager).
+
 Memory: records waiting in the accumulator count against ``buffer.memory``; ``send``
 blocks while the buffer is full and raises ``errors.RequestTimedOut`` after
 ``max.block.ms``.
@@ -40,6 +48,7 @@ from pybroker import errors
 from pybroker.client.cluster import REFRESH_CODES, Client
 from pybroker.client.partitioner import sticky_partition
 from pybroker.client.records import build_batch_from_columns, murmur2
+from pybroker.client.transaction_manager import GroupMetadata, TransactionManager
 from pybroker.protocol import api
 from pybroker.record import compression as codecs
 
@@ -70,6 +79,8 @@ DEFAULTS = {
     "max_request_size": 1024 * 1024,
     "metadata_max_age_ms": 300_000,
     "on_batch_error": None,
+    "transactional_id": None,
+    "transaction_timeout_ms": 60_000,
 }
 ALIASES = {"compression": "compression_type", "compression_codec": "compression_type"}
 
@@ -180,6 +191,10 @@ class Producer:
         in_flight = int(cfg["max_in_flight_requests_per_connection"])
         if in_flight < 1:
             raise ValueError("max.in.flight.requests.per.connection must be >= 1")
+        if cfg["transactional_id"] is not None:
+            if idempotence is False:
+                raise ValueError("a transactional producer is idempotent: enable.idempotence cannot be false")
+            idempotence = True
         if idempotence is None:
             # Kafka 3.2+: idempotence is the default unless other settings exclude it.
             idempotence = self.acks == -1 and in_flight <= 5 and int(cfg["retries"]) > 0
@@ -229,6 +244,11 @@ class Producer:
         self._producer_epoch = -1
         self._sequences: dict[tuple[str, int], int] = {}
         self._metadata_time = 0.0
+        self.txn: TransactionManager | None = None
+        if cfg["transactional_id"] is not None:
+            self.txn = TransactionManager(
+                Client(cfg["bootstrap_servers"], client_id=cfg["client_id"], timeout=self.request_timeout_ms / 1000.0 + 5),
+                cfg["transactional_id"], int(cfg["transaction_timeout_ms"]), self.retry_backoff)
         self._sender = threading.Thread(target=self._run, name="pybroker-producer-sender", daemon=True)
         self._sender.start()
 
@@ -249,6 +269,8 @@ class Producer:
         the sender thread once the record's batch is resolved."""
         if self._closing:
             raise RuntimeError("producer is closed")
+        if self.txn is not None:
+            self.txn.check_can_send()
         count = self._partition_counts.get(topic)
         if count is None:
             count = self.partitions_for(topic)
@@ -312,6 +334,49 @@ class Producer:
 
     produce = send
 
+    # -- transactions ------------------------------------------------------------
+
+    def _transaction(self) -> TransactionManager:
+        if self.txn is None:
+            raise RuntimeError("transactions need transactional.id")
+        return self.txn
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Get the transactional id's producer id and epoch; an earlier producer of the
+        id is fenced and its open transaction aborted (retried until done)."""
+        pid, epoch = self._transaction().init(timeout)
+        with self._cond:
+            self._producer_id, self._producer_epoch = pid, epoch
+            self._sequences.clear()
+
+    def begin_transaction(self) -> None:
+        self._transaction().begin()
+
+    def send_offsets_to_transaction(self, offsets: dict[tuple[str, int], int], group_metadata,
+                                    timeout: float | None = None) -> None:
+        """Commit ``offsets`` ({(topic, partition): next offset}) for a consumer group as
+        part of the transaction. ``group_metadata``: a group id, or the consumer's
+        ``group_metadata()`` (the generation then fences a consumer that lost its
+        partitions)."""
+        if isinstance(group_metadata, str):
+            group_metadata = GroupMetadata(group_metadata)
+        self._transaction().send_offsets(dict(offsets), group_metadata, timeout)
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Deliver every record of the transaction, then commit it. A failed record makes
+        the transaction abortable: this raises and ``abort_transaction`` must follow."""
+        txn = self._transaction()
+        if self.flush(timeout):
+            raise errors.RequestTimedOut("records of the transaction were not delivered in time")
+        txn.end(True, timeout)
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Wait for the batches already sent (what is still queued goes too), then abort:
+        read_committed consumers never see the transaction's records."""
+        txn = self._transaction()
+        self.flush(timeout)
+        txn.end(False, timeout)
+
     def flush(self, timeout: float | None = None) -> int:
         """Ship everything queued and wait until every batch is resolved; returns how
         many batches are still unresolved (0 unless ``timeout`` ran out)."""
@@ -351,6 +416,9 @@ class Producer:
             self._sender.join(5 if timeout is None else max(timeout, 0.1))
             if not self._sender.is_alive():
                 self.client.close()
+                if self.txn is not None:
+                    self.txn.close()
+                    self.txn.client.close()
 
     def __enter__(self) -> "Producer":
         return self
@@ -483,7 +551,7 @@ class Producer:
             time.sleep(self.retry_backoff)
 
     def _ensure_producer_id(self) -> None:
-        if not self.idempotent or self._producer_id >= 0:
+        if not self.idempotent or self._producer_id >= 0 or self.txn is not None:
             return
         response = self.client.request_any(api.INIT_PRODUCER_ID, {
             "transactional_id": None, "transaction_timeout_ms": 60000,
@@ -538,7 +606,7 @@ class Producer:
             compression=self.compression,
             producer_id=self._producer_id if self.idempotent else -1,
             producer_epoch=self._producer_epoch if self.idempotent else -1,
-            base_sequence=batch.sequence)
+            base_sequence=batch.sequence, transactional=self.txn is not None)
 
     def _send_round(self) -> None:
         self._ensure_producer_id()
@@ -550,6 +618,8 @@ class Producer:
                     return
                 self._cond.wait(self._idle_wait())
             return
+        if self.txn is not None and not self._enlist(plan):
+            return
         in_flight: list[tuple[int, object, list[_Batch], object]] = []
         for leader, requests in plan.items():
             for batches in requests:
@@ -560,7 +630,7 @@ class Producer:
                     topics.setdefault(batch.topic, []).append(
                         {"index": batch.partition, "records": batch.data})
                 body = {
-                    "transactional_id": None,
+                    "transactional_id": None if self.txn is None else self.txn.transactional_id,
                     "acks": self.acks,
                     "timeout_ms": self.request_timeout_ms,
                     "topic_data": [{"name": t, "partition_data": ps} for t, ps in topics.items()],
@@ -583,6 +653,18 @@ class Producer:
                 self._request_failed(batches, exc)
                 continue
             self._handle_response(leader, batches, response)
+
+    def _enlist(self, plan: dict[int, list[list[_Batch]]]) -> bool:
+        """Add the plan's partitions to the transaction before sending; if the coordinator
+        refuses, the plan's batches fail (the transaction becomes abortable)."""
+        batches = [b for requests in plan.values() for batch_list in requests for b in batch_list]
+        try:
+            self.txn.add_partitions({(b.topic, b.partition) for b in batches})
+        except (errors.KafkaError, RuntimeError) as exc:
+            for batch in batches:
+                self._fail(batch, exc)
+            return False
+        return True
 
     def _request_failed(self, batches: list[_Batch], exc: errors.KafkaError) -> None:
         """A request that got no answer: connection-level trouble is retried after a
@@ -680,6 +762,8 @@ class Producer:
             return
         count = len(batch.timestamps)
         batch.error = exc
+        if self.txn is not None:
+            self.txn.batch_failed(exc)
         self._resolve(batch)
         if self.on_batch_error is not None:
             try:

@@ -20,18 +20,68 @@ Kafka's rules, in brief:
   partition epoch, keep the leader in the ISR, and name only live replicas.
 - Preferred leaders: when a partition's first replica is alive and in the ISR but not
   leader, leadership moves back to it.
+- Limits, checked before anything is built: one CreateTopics / CreatePartitions request
+  adds at most ``MAX_PARTITIONS_PER_REQUEST`` partitions (Kafka's
+  MAX_PARTITIONS_PER_BATCH, POLICY_VIOLATION), and the cluster holds at most
+  ``max_partitions`` (``pybroker up --max-partitions``, POLICY_VIOLATION).
 
 Not thread-safe: owned by the host's event loop.
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field, replace
 
 from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
-from pybroker.config import TopicConfig, apply_config_ops
+from pybroker.config import (
+    RESOURCE_BROKER,
+    RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+    TopicConfig,
+    apply_config_ops,
+    check_resource_configs,
+    topic_defaults_with,
+)
 from pybroker import errors
+
+log = logging.getLogger("pybroker.controller")
+
+# Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: partitions one request may
+# create, over all its topics. The check runs before any assignment is computed, so a
+# request for 2**31-1 partitions costs nothing.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+# Partitions the whole cluster may hold (``--max-partitions``): every partition costs
+# directories, open files and memory on some broker.
+DEFAULT_MAX_PARTITIONS = 100_000
+
+
+def requested_partitions(count: int, assignments, default_partitions: int) -> int:
+    """The partitions one topic of a CreateTopics request asks for, as Kafka counts them
+    for the per-request cap: -1 is the default, non-positive counts add nothing."""
+    if assignments:
+        return len(assignments)
+    if count == -1:
+        return default_partitions
+    return max(count, 0)
+
+
+def check_request_partitions(total: int) -> None:
+    if total > MAX_PARTITIONS_PER_REQUEST:
+        raise errors.PolicyViolation(
+            f"Excessively large number of partitions per request: {total} requested, "
+            f"limit {MAX_PARTITIONS_PER_REQUEST}."
+        )
+
+
+def check_replication_factor(replication_factor: int, live_brokers: int) -> None:
+    if replication_factor < 1:
+        raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
+    if replication_factor > live_brokers:
+        raise errors.InvalidReplicationFactor(
+            f"Replication factor: {replication_factor} larger than available brokers: {live_brokers}."
+        )
 
 
 @dataclass
@@ -43,15 +93,18 @@ class Delta:
     deleted_topics: list = field(default_factory=list)    # names
     partitions: list = field(default_factory=list)        # PartitionState
     brokers_changed: bool = False
+    resource_configs: list = field(default_factory=list)  # (resource type, name) of BROKER / GROUP configs
 
     def __bool__(self) -> bool:
-        return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed)
+        return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed
+                    or self.resource_configs)
 
     def merge(self, other: "Delta") -> "Delta":
         self.topics += other.topics
         self.deleted_topics += other.deleted_topics
         self.partitions += other.partitions
         self.brokers_changed |= other.brokers_changed
+        self.resource_configs += other.resource_configs
         return self
 
 
@@ -60,10 +113,7 @@ def assign_replicas(brokers: list[int], partitions: int, replication_factor: int
     """Kafka's rack-unaware assignment: partition p's first replica is broker
     (p + start) mod n; followers follow at a shift that grows every n partitions."""
     n = len(brokers)
-    if replication_factor > n:
-        raise errors.InvalidReplicationFactor(
-            f"Replication factor: {replication_factor} larger than available brokers: {n}."
-        )
+    check_replication_factor(replication_factor, n)
     rng = rng or random.Random()
     ordered = sorted(brokers)
     start_index = rng.randrange(n)
@@ -82,9 +132,16 @@ def assign_replicas(brokers: list[int], partitions: int, replication_factor: int
 
 class Controller:
     def __init__(self, cluster_id: str = "pybroker-cluster", topic_defaults: TopicConfig | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, max_partitions: int = DEFAULT_MAX_PARTITIONS):
         self.cluster_id = cluster_id
-        self.topic_defaults = topic_defaults or TopicConfig()
+        self.max_partitions = max_partitions
+        # The static topic defaults (``pybroker up --config``); ``topic_defaults`` adds the
+        # dynamic cluster-wide broker defaults (the "" BROKER resource) on top.
+        self.static_topic_defaults = topic_defaults or TopicConfig()
+        self.topic_defaults = topic_defaults_with(self.static_topic_defaults, {})
+        # Dynamic configs of BROKER ("" is the cluster default) and GROUP resources:
+        # (resource type, name) -> {config: value}.
+        self.resource_configs: dict[tuple[int, str], dict[str, str]] = {}
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.live: dict[int, BrokerInfo] = {}
@@ -115,6 +172,8 @@ class Controller:
             self._forget_topic(record["name"])
         elif kind == "broker_port":
             self.ports[int(record["node_id"])] = int(record["port"])
+        elif kind == "resource_config":
+            self._set_resource_configs(int(record["resource_type"]), record["resource_name"], record["configs"])
         else:
             raise ValueError(f"unknown metadata record type {kind!r}")
 
@@ -128,6 +187,27 @@ class Controller:
         if topic is not None:
             for index in range(topic.partitions):
                 self.partitions.pop((name, index), None)
+
+    def undo_topic_change(self, name: str, partitions_before: int | None) -> None:
+        """Take back an uncommitted create (``partitions_before`` None) or partition
+        growth, whose records were never made durable: the state is as if the request
+        had not come."""
+        if partitions_before is None:
+            self._forget_topic(name)
+            return
+        topic = self.topics[name]
+        for index in range(partitions_before, topic.partitions):
+            self.partitions.pop((name, index), None)
+        topic.partitions = partitions_before
+
+    def _check_budget(self, adding: int) -> None:
+        total = len(self.partitions) + adding
+        if total > self.max_partitions:
+            raise errors.PolicyViolation(
+                f"Adding {adding} partitions would bring the cluster to {total} partitions, above its "
+                f"limit of {self.max_partitions} (max.partitions, pybroker up --max-partitions)."
+            )
+
 
     # -- brokers ------------------------------------------------------------------------
 
@@ -198,6 +278,7 @@ class Controller:
             raise errors.TopicAlreadyExists(f"Topic '{name}' already exists.")
         config = TopicConfig.parse(configs or {}, self.topic_defaults)
         if assignments:
+            check_request_partitions(len(assignments))
             self._check_assignments(assignments)
             partitions, replication_factor = len(assignments), len(assignments[0])
         else:
@@ -207,10 +288,12 @@ class Controller:
                 replication_factor = min(default_replication_factor, max(1, len(self.live)))
             if partitions < 1:
                 raise errors.InvalidPartitions("Number of partitions must be larger than 0.")
-            if replication_factor < 1:
-                raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
-            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
+            check_replication_factor(replication_factor, len(self.live))
+            check_request_partitions(partitions)
+        self._check_budget(partitions)
         _check_fits(config, replication_factor)
+        if not assignments:
+            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
         topic = TopicMetadata(name, partitions, replication_factor, config=config)
         delta = Delta()
         if validate_only:
@@ -258,6 +341,8 @@ class Controller:
         if count == topic.partitions:
             raise errors.InvalidPartitions(f"Topic already has {topic.partitions} partitions.")
         added = count - topic.partitions
+        check_request_partitions(added)
+        self._check_budget(added)
         if assignments:
             if len(assignments) != added:
                 raise errors.InvalidReplicaAssignment(
@@ -293,10 +378,7 @@ class Controller:
         topic = self.topics.get(name)
         if topic is None:
             raise errors.UnknownTopicOrPartition(f"Topic '{name}' does not exist.")
-        names = [c[0] for c in configs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise errors.InvalidRequest(f"Error due to duplicate config keys: {', '.join(duplicates)}")
+        _refuse_duplicate_keys(configs)
         if incremental:
             overrides = apply_config_ops(topic.config.overridden(), configs, self.topic_defaults)
         else:
@@ -310,17 +392,70 @@ class Controller:
         delta = Delta()
         if validate_only:
             return replace(topic, config=config), delta
-        unclean_now = config.unclean_leader_election_enable and not topic.config.unclean_leader_election_enable
+        was_unclean = topic.config.unclean_leader_election_enable
         topic.config = config
         self._record({"type": "topic", "topic": topic.to_json()})
         delta.topics.append(topic)
-        if unclean_now:
-            # Kafka elects offline partitions as soon as unclean election is allowed.
-            for index in range(topic.partitions):
-                state = self.partitions.get((name, index))
-                if state is not None and state.leader == NO_LEADER:
-                    self._elect(state, delta)
+        self._elect_if_newly_unclean(topic, was_unclean, delta)
         return topic, delta
+
+    def _elect_if_newly_unclean(self, topic: TopicMetadata, was_unclean: bool, delta: Delta) -> None:
+        """Kafka elects offline partitions as soon as unclean election is allowed."""
+        if was_unclean or not topic.config.unclean_leader_election_enable:
+            return
+        for index in range(topic.partitions):
+            state = self.partitions.get((topic.name, index))
+            if state is not None and state.leader == NO_LEADER:
+                self._elect(state, delta)
+
+    # -- BROKER and GROUP configs ------------------------------------------------------------
+
+    def _set_resource_configs(self, resource_type: int, name: str, configs: dict[str, str],
+                              delta: Delta | None = None) -> None:
+        """Store a resource's whole set of dynamic configs; the cluster default broker
+        resource also re-derives every topic's config from the new defaults."""
+        key = (resource_type, name)
+        if configs:
+            self.resource_configs[key] = dict(configs)
+        else:
+            self.resource_configs.pop(key, None)
+        if key != (RESOURCE_BROKER, ""):
+            return
+        self.topic_defaults = topic_defaults_with(self.static_topic_defaults, configs)
+        for topic in self.topics.values():
+            config = TopicConfig.parse(topic.config.overridden(), self.topic_defaults)
+            if config == topic.config:
+                continue
+            was_unclean = topic.config.unclean_leader_election_enable
+            topic.config = config
+            if delta is not None:
+                delta.topics.append(topic)
+                self._elect_if_newly_unclean(topic, was_unclean, delta)
+
+    def alter_resource_config(self, resource_type: int, name: str, configs: list[tuple[str, int, str | None]],
+                              incremental: bool, validate_only: bool = False) -> Delta:
+        """AlterConfigs / IncrementalAlterConfigs of a BROKER (a broker id, or "" for the
+        cluster-wide default) or GROUP resource, by the same rules as a topic's: the
+        result is validated whole, recorded in the metadata log and pushed to brokers."""
+        if resource_type == RESOURCE_BROKER and name != "" and not name.isdigit():
+            raise errors.InvalidRequest(f"Invalid broker name '{name}': a broker id or \"\" for the cluster default")
+        if resource_type == RESOURCE_GROUP and not name:
+            raise errors.InvalidRequest("A group config resource needs a group id")
+        _refuse_duplicate_keys(configs)
+        current = self.resource_configs.get((resource_type, name), {})
+        if incremental:
+            overrides = apply_config_ops(current, configs, {}, known=_AnyName(), lists=(), what="dynamic")
+        else:
+            overrides = {key: value for key, _op, value in configs}
+        check_resource_configs(resource_type, name, overrides)
+        delta = Delta()
+        if validate_only or overrides == current:
+            return delta
+        self._record({"type": "resource_config", "resource_type": resource_type, "resource_name": name,
+                      "configs": overrides})
+        self._set_resource_configs(resource_type, name, overrides, delta)
+        delta.resource_configs.append((resource_type, name))
+        return delta
 
     # -- ISR ----------------------------------------------------------------------------
 
@@ -353,6 +488,20 @@ class Controller:
         return new, delta
 
 
+class _AnyName:
+    """Every name: BROKER and GROUP config names are checked with their values."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def _refuse_duplicate_keys(configs: list[tuple[str, int, str | None]]) -> None:
+    names = [c[0] for c in configs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise errors.InvalidRequest(f"Error due to duplicate config keys: {', '.join(duplicates)}")
+
+
 def _check_fits(config: TopicConfig, replication_factor: int) -> None:
     """Settings that must agree with the topic's shape, on creation and on every change."""
     if config.min_insync_replicas > replication_factor:
@@ -370,36 +519,68 @@ def delta_to_json(delta: Delta, controller: Controller) -> dict:
         "topics": [t.to_json() for t in delta.topics],
         "deleted_topics": list(delta.deleted_topics),
         "partitions": [s.to_json() for s in delta.partitions],
+        # Whole config sets (empty: back to defaults); brokers apply them before topics.
+        "resource_configs": [resource_config_record(controller, key) for key in dict.fromkeys(delta.resource_configs)],
     }
+
+
+def resource_config_record(controller: Controller, key: tuple[int, str]) -> dict:
+    return {"type": "resource_config", "resource_type": key[0], "resource_name": key[1],
+            "configs": controller.resource_configs.get(key, {})}
 
 
 def image_to_json(controller: Controller) -> dict:
     """The full image as an ``update`` message (a broker's first, or after a reconnect)."""
     return delta_to_json(
-        Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values())),
+        Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values()),
+              resource_configs=list(controller.resource_configs)),
         controller,
     )
 
 
 class ControllerService:
     """The controller's request side, shared by the supervisor and in-process clusters:
-    run an operation, hand its records to ``persist`` (the metadata log) before anything
-    is published, then hand the delta to ``publish`` (every broker), then answer.
+    run an operation, let the host ``reserve`` what the change needs (shared-memory
+    slots), hand its records to ``persist`` (the metadata log) before anything is
+    published, then hand the delta to ``publish`` (every broker), then answer.
 
-    ``persist(records: list[dict])`` and ``publish(delta: Delta)`` are the host's."""
+    Topic creation and growth are atomic: when reserving or persisting fails, the
+    in-memory change is taken back and the reservation released, so nothing of it is in
+    the metadata log or on any broker, and each topic of the request gets the error.
+
+    ``persist(records: list[dict])``, ``publish(delta: Delta)`` and the optional
+    ``reserve(delta: Delta)`` (raises when it cannot; leaves nothing held then) /
+    ``release(delta: Delta)`` are the host's."""
 
     def __init__(self, controller: Controller, persist, publish, default_partitions: int = 1,
-                 default_replication_factor: int = 1):
+                 default_replication_factor: int = 1, reserve=None, release=None):
         self.controller = controller
         self.persist = persist
         self.publish = publish
+        self.reserve = reserve
+        self.release = release
         self.default_partitions = default_partitions
         self.default_replication_factor = default_replication_factor
 
-    def _commit(self, delta: Delta) -> None:
+    def _commit(self, delta: Delta, undo=None) -> None:
+        """Make ``delta`` durable and publish it. With ``undo`` (a function taking the
+        in-memory change back), a failure before the records are durable undoes it and
+        re-raises; without, the failure propagates as is."""
         records = self.controller.take_records()
-        if records:
-            self.persist(records)
+        reserved = False
+        try:
+            if self.reserve is not None and delta.partitions:
+                self.reserve(delta)
+                reserved = True
+            if records:
+                self.persist(records)
+        except Exception:
+            if undo is None:
+                raise
+            if reserved and self.release is not None:
+                self.release(delta)
+            undo()
+            raise
         if delta:
             self.publish(delta)
 
@@ -409,8 +590,38 @@ class ControllerService:
         self._commit(delta)
         return delta
 
+    def _commit_topics(self, delta: Delta, changed: dict[str, int | None], results: list[dict]) -> None:
+        """Commit the topics ``changed`` (name -> partitions before, None if new) as one
+        change; if it cannot be made durable, none of them happened and their results
+        carry the error."""
+        def undo() -> None:
+            for name, before in changed.items():
+                self.controller.undo_topic_change(name, before)
+
+        try:
+            self._commit(delta, undo if changed else None)
+        except Exception as exc:
+            if isinstance(exc, errors.KafkaError):
+                code, message = exc.code, exc.detail or exc.message
+            else:
+                log.exception("topic change of %s not committed", ", ".join(changed))
+                code, message = errors.UnknownServerError.code, f"not committed: {exc}"
+            for result in results:
+                if result["name"] in changed and result["error_code"] == 0:
+                    result.update(error_code=code, error_message=message)
+                    if "num_partitions" in result:
+                        result.update(num_partitions=-1, replication_factor=-1)
+                    result.pop("topic_id", None)
+
     def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        results, delta = [], Delta()
+        results, delta, created = [], Delta(), {}
+        try:
+            check_request_partitions(sum(
+                requested_partitions(spec.get("num_partitions", -1), spec.get("assignments"), self.default_partitions)
+                for spec in topics))
+        except errors.KafkaError as exc:
+            return [{"name": spec["name"], "error_code": exc.code, "error_message": exc.detail,
+                     "num_partitions": -1, "replication_factor": -1} for spec in topics]
         for spec in topics:
             result = {"name": spec["name"], "error_code": 0, "error_message": None,
                       "num_partitions": -1, "replication_factor": -1}
@@ -421,12 +632,14 @@ class ControllerService:
                     self.default_partitions, self.default_replication_factor,
                 )
                 delta.merge(d)
+                if not validate_only:
+                    created[topic.name] = None
                 result.update(num_partitions=topic.partitions, replication_factor=topic.replication_factor,
                               topic_id=topic.topic_id)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)
             results.append(result)
-        self._commit(delta)
+        self._commit_topics(delta, created, results)
         return results
 
     def delete_topics(self, names: list[str]) -> list[dict]:
@@ -442,27 +655,43 @@ class ControllerService:
         return results
 
     def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        results, delta = [], Delta()
+        results, delta, grown = [], Delta(), {}
+        try:
+            check_request_partitions(sum(
+                max(0, spec["count"] - self.controller.topics[spec["name"]].partitions)
+                for spec in topics if spec["name"] in self.controller.topics))
+        except errors.KafkaError as exc:
+            return [{"name": spec["name"], "error_code": exc.code, "error_message": exc.detail} for spec in topics]
         for spec in topics:
             result = {"name": spec["name"], "error_code": 0, "error_message": None}
+            topic = self.controller.topics.get(spec["name"])
+            before = topic.partitions if topic is not None else None
             try:
                 delta.merge(self.controller.create_partitions(
                     spec["name"], spec["count"], spec.get("assignments") or None, validate_only))
+                if not validate_only:
+                    grown.setdefault(spec["name"], before)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)
             results.append(result)
-        self._commit(delta)
+        self._commit_topics(delta, grown, results)
         return results
 
     def alter_configs(self, resources: list[dict], incremental: bool, validate_only: bool = False) -> list[dict]:
-        """Topic config changes: ``resources`` are ``[{name, configs: [{name, op, value}]}]``;
-        one result ``{name, error_code, error_message}`` per resource, as Kafka answers."""
+        """Config changes: ``resources`` are ``[{name, configs: [{name, op, value}],
+        resource_type}]`` (a topic when the type is left out, else BROKER or GROUP); one
+        result ``{name, error_code, error_message}`` per resource, as Kafka answers."""
         results, delta = [], Delta()
         for spec in resources:
             result = {"name": spec["name"], "error_code": 0, "error_message": None}
             try:
                 ops = [(c["name"], int(c.get("op", 0)), c.get("value")) for c in spec["configs"]]
-                _topic, d = self.controller.alter_topic_config(spec["name"], ops, incremental, validate_only)
+                resource_type = int(spec.get("resource_type", RESOURCE_TOPIC))
+                if resource_type == RESOURCE_TOPIC:
+                    _topic, d = self.controller.alter_topic_config(spec["name"], ops, incremental, validate_only)
+                else:
+                    d = self.controller.alter_resource_config(resource_type, spec["name"], ops, incremental,
+                                                              validate_only)
                 delta.merge(d)
             except errors.KafkaError as exc:
                 result.update(error_code=exc.code, error_message=exc.detail or exc.message)

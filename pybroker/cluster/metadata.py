@@ -62,10 +62,12 @@ class PartitionState:
 
 @dataclass
 class ClusterImage:
-    """What a broker knows of the cluster: live brokers, topics (with configs), and the
-    state of every partition."""
+    """What a broker knows of the cluster: live brokers, topics (with configs), the
+    state of every partition, and the dynamic broker and group configs."""
 
     cluster_id: str = "pybroker-cluster"
     brokers: dict[int, BrokerInfo] = field(default_factory=dict)
     topics: dict = field(default_factory=dict)          # name -> TopicMetadata
     partitions: dict[tuple[str, int], PartitionState] = field(default_factory=dict)
+    # Dynamic BROKER ("" = cluster default) and GROUP configs: (resource type, name) -> {config: value}.
+    resource_configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-from pybroker.cluster.controller import Controller
+from pybroker.cluster.controller import Controller, resource_config_record
 from pybroker.log.record_file import RecordFile
 
 log = logging.getLogger("pybroker.controller")
@@ -42,6 +42,8 @@ class MetadataLog:
         if self.file.size < SNAPSHOT_BYTES:
             return False
         records = [{"type": "broker_port", "node_id": b, "port": p} for b, p in controller.ports.items()]
+        # Before the topics, so they replay on top of the cluster's dynamic defaults.
+        records += [resource_config_record(controller, key) for key in controller.resource_configs]
         records += [{"type": "topic", "topic": t.to_json()} for t in controller.topics.values()]
         records += [{"type": "partition", "state": s.to_json()} for s in controller.partitions.values()]
         self.file.rewrite(json.dumps(r, separators=(",", ":")).encode() for r in records)

@@ -3,20 +3,26 @@
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
     heartbeat         node_id                             (one-way, every second)
+    report            node_id, boot, topics, requests, isr, partitions
+                                                          (one-way, every 2 s: counters, see broker/stats.py)
     create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results
     create_partitions topics[{name, count, assignments}], validate_only -> results
-    alter_configs     resources[{name, configs[{name, op, value}]}], incremental,
+    alter_configs     resources[{name, resource_type, configs[{name, op, value}]}], incremental,
                       validate_only                       -> results[{name, error_code, error_message}]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
     group             method, group_id, args              -> result (consumer-group coordinator)
+    txn               method, args                        -> result (transaction coordinator)
 
 Supervisor -> broker
-    update            brokers, topics, deleted_topics, partitions (a Delta, or the full image)
+    update            brokers, topics, deleted_topics, partitions, resource_configs (a Delta, or
+                      the full image; resource_configs: whole BROKER / GROUP config sets)
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
     shutdown          (no fields)
+    write_txn_markers markers[{producer_id, producer_epoch, commit, coordinator_epoch,
+                      partitions[[topic, partition]]}]    -> results[[topic, partition, error_code]]
 
 Tools -> supervisor
     status            (no fields)                         -> supervisor, brokers, partitions, groups
@@ -28,15 +34,18 @@ VERSION = 1
 TYPES: dict[str, tuple[str, ...]] = {
     "register": ("node_id", "host", "port", "pid"),
     "heartbeat": ("node_id",),
+    "report": ("node_id", "boot", "topics", "requests", "isr", "partitions"),
     "create_topics": ("topics",),
     "delete_topics": ("names",),
     "create_partitions": ("topics",),
     "alter_configs": ("resources", "incremental"),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
     "group": ("method", "group_id", "args"),
+    "txn": ("method", "args"),
     "update": ("brokers", "topics", "deleted_topics", "partitions"),
     "describe": (),
     "shutdown": (),
+    "write_txn_markers": ("markers",),
     "status": (),
 }
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybroker import errors
+from pybroker.group.consumer_group import (ConsumerGroup, ConsumerGroupSettings, ConsumerGroupState,
+                                          heartbeat_error)
 from pybroker.group.consumer_protocol import decode_subscription
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
 from pybroker.group.state_machine import (Completion, Group, GroupSettings, GroupState,
@@ -28,6 +30,7 @@ CONSUMER_PROTOCOL = "consumer"
 @dataclass(frozen=True)
 class CoordinatorSettings:
     group: GroupSettings = GroupSettings()
+    consumer: ConsumerGroupSettings = ConsumerGroupSettings()
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000     # offsets.retention.minutes (7 days)
     offset_metadata_max_bytes: int = 4096                 # offset.metadata.max.bytes
 
@@ -47,6 +50,7 @@ class GroupCoordinator:
         self.store = store
         self.settings = settings or CoordinatorSettings()
         self.groups: dict[str, Group] = {}
+        self.consumer_groups: dict[str, ConsumerGroup] = {}   # KIP-848 groups
         self._new_member_id = new_member_id
 
     # ------------------------------------------------------------------ membership
@@ -62,6 +66,12 @@ class GroupCoordinator:
         """JoinGroup; ``request`` as for ``Group.join``."""
         if not group_id:
             return join_error(errors.InvalidGroupId.code, request.get("member_id", ""))
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            if not modern.is_empty():
+                # Kafka converts a group between protocols only while it is empty here.
+                return join_error(errors.InconsistentGroupProtocol.code, request.get("member_id", ""))
+            del self.consumer_groups[group_id]
         return self._group_for_join(group_id).join(now_ms, **request)
 
     def sync(self, group_id: str, now_ms: int, **request):
@@ -92,14 +102,55 @@ class GroupCoordinator:
         out = []
         for group_id, group in list(self.groups.items()):
             out.extend((group_id, c) for c in group.tick(now_ms))
+        for group in self.consumer_groups.values():
+            group.tick(now_ms)
         return out + self.take_completions()
 
     def take_completions(self) -> list[tuple[str, Completion]]:
         return [(gid, c) for gid, g in self.groups.items() for c in g.take_completions()]
 
     def next_deadline_ms(self) -> int | None:
-        deadlines = [d for g in self.groups.values() if (d := g.next_deadline_ms()) is not None]
+        deadlines = [d for g in [*self.groups.values(), *self.consumer_groups.values()]
+                     if (d := g.next_deadline_ms()) is not None]
         return min(deadlines) if deadlines else None
+
+    # ------------------------------------------------------------------ KIP-848
+
+    def consumer_heartbeat(self, group_id: str, now_ms: int, topics, topics_version, **request) -> dict:
+        """ConsumerGroupHeartbeat; ``request`` as for ``ConsumerGroup.heartbeat``. A classic
+        group is taken over by the consumer protocol only while it is empty (its
+        committed offsets stay)."""
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            if not group_id:
+                return heartbeat_error(errors.InvalidGroupId.code, "the group id is empty")
+            if request.get("member_epoch") != 0:
+                # The group is gone (the coordinator restarted, or it was deleted): the
+                # member must rejoin with epoch 0.
+                return heartbeat_error(errors.UnknownMemberId.code, f"group {group_id} has no such member")
+            classic = self.groups.get(group_id)
+            if classic is not None and classic.state is not GroupState.DEAD:
+                if not classic.is_empty():
+                    return heartbeat_error(errors.GroupIdNotFound.code,
+                                            f"Group {group_id} is not a consumer group")
+                classic.mark_dead(now_ms)
+                del self.groups[group_id]
+            group = self.consumer_groups[group_id] = ConsumerGroup(group_id, self.settings.consumer)
+        return group.heartbeat(now_ms, topics, topics_version, **request)
+
+    def consumer_group_describe(self, group_ids: list[str]) -> list[dict]:
+        out = []
+        for group_id in group_ids:
+            group = self.consumer_groups.get(group_id)
+            if group is not None:
+                out.append(group.describe())
+                continue
+            message = (f"Group {group_id} is not a consumer group" if group_id in self.groups
+                       else f"Group {group_id} not found.")
+            out.append({"error_code": errors.GroupIdNotFound.code, "error_message": message, "group_id": group_id,
+                        "group_state": ConsumerGroupState.DEAD.value, "group_epoch": -1, "assignment_epoch": -1,
+                        "assignor_name": "", "members": []})
+        return out
 
     # ------------------------------------------------------------------ offsets
 
@@ -129,6 +180,9 @@ class GroupCoordinator:
     def _commit_error(self, group_id, now_ms, member_id, generation_id, instance_id) -> int:
         if not group_id:
             return errors.InvalidGroupId.code
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            return modern.commit_error(member_id, generation_id)
         group = self.groups.get(group_id)
         if group is None:
             # No group: a simple consumer may commit; a generation means the member
@@ -154,6 +208,38 @@ class GroupCoordinator:
         group.members[member_id].last_heartbeat_ms = now_ms
         return NONE
 
+    def txn_commit_error(self, group_id: str, member_id: str = "", generation_id: int = -1,
+                         group_instance_id: str | None = None) -> int:
+        """Whether a TxnOffsetCommit may store offsets for ``group_id`` (Kafka's
+        doTxnCommitOffsets rules): a member id or generation, when given, must be current;
+        without them any producer may commit for the group."""
+        if not group_id:
+            return errors.InvalidGroupId.code
+        group = self.groups.get(group_id)
+        if group is None:
+            if member_id:
+                return errors.UnknownMemberId.code
+            return NONE if generation_id < 0 else errors.IllegalGeneration.code
+        if group.state is GroupState.DEAD:
+            return errors.CoordinatorNotAvailable.code
+        if group_instance_id is not None:
+            current = group.static_members.get(group_instance_id)
+            if current is not None and current != member_id:
+                return errors.FencedInstanceId.code
+        if member_id and member_id not in group.members:
+            return errors.UnknownMemberId.code
+        if generation_id >= 0 and generation_id != group.generation_id:
+            return errors.IllegalGeneration.code
+        return NONE
+
+    def fetch_error(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
+        """OffsetFetch v9+ names the KIP-848 member asking: it must be the group's current
+        member at its current epoch (Kafka's validateOffsetFetch); admin fetches name none."""
+        modern = self.consumer_groups.get(group_id)
+        if modern is None or (member_epoch < 0 and not member_id):
+            return NONE
+        return modern.commit_error(member_id or "", member_epoch)
+
     def fetch_offsets(self, group_id: str, partitions: list[TopicPartition] | None = None
                       ) -> dict[TopicPartition, CommittedOffset]:
         """OffsetFetch; a partition without a commit gets offset -1 (Kafka's answer)."""
@@ -171,17 +257,24 @@ class GroupCoordinator:
         retention = self.settings.offsets_retention_ms
         expired = 0
         for group_id in self.store.groups():
+            modern = self.consumer_groups.get(group_id)
+            if modern is not None and not modern.is_empty():
+                continue
             group = self.groups.get(group_id)
             if group is not None and not group.is_empty():
                 continue
             offsets = self.store.fetch(group_id)
-            if group is not None and group.generation_id > 0:
+            if modern is not None:
+                gone = list(offsets) if now_ms >= modern.state_since_ms + retention else []
+            elif group is not None and group.generation_id > 0:
                 base = group.state_since_ms
                 gone = list(offsets) if now_ms >= base + retention else []
             else:
                 gone = [tp for tp, c in offsets.items() if now_ms >= c.commit_timestamp_ms + retention]
             if len(gone) == len(offsets):
                 self.store.delete_group(group_id, now_ms)
+                if modern is not None:
+                    del self.consumer_groups[group_id]
                 if group is not None and group.state is GroupState.EMPTY:
                     group.mark_dead(now_ms)
                     del self.groups[group_id]
@@ -195,21 +288,31 @@ class GroupCoordinator:
     def _known(self, group_id: str) -> bool:
         group = self.groups.get(group_id)
         return (group is not None and group.state is not GroupState.DEAD) or \
-            bool(self.store.fetch(group_id))
+            group_id in self.consumer_groups or bool(self.store.fetch(group_id))
 
-    def list_groups(self, states: list[str] | None = None) -> dict:
-        """ListGroups; ``states`` filters by Kafka state names (v4+)."""
+    def list_groups(self, states: list[str] | None = None, types: list[str] | None = None) -> dict:
+        """ListGroups; ``states`` filters by Kafka state names (v4+), ``types`` by group
+        type, ``classic`` or ``consumer`` (v5+; case-insensitive, as Kafka)."""
+        wanted_types = {t.lower() for t in types} if types else None
+        wanted_states = {s.lower() for s in states} if states else None
         listed = []
-        for group_id in sorted(set(self.groups) | set(self.store.groups())):
+        for group_id in sorted(set(self.groups) | set(self.consumer_groups) | set(self.store.groups())):
             if not self._known(group_id):
                 continue
+            modern = self.consumer_groups.get(group_id)
             group = self.groups.get(group_id)
-            state = group.state.value if group else GroupState.EMPTY.value
-            if states and state not in states:
+            if modern is not None:
+                kind, protocol_type, state = "consumer", CONSUMER_PROTOCOL, modern.state.value
+            else:
+                kind = "classic"
+                state = group.state.value if group else GroupState.EMPTY.value
+                protocol_type = (group.protocol_type or "") if group else ""
+            if wanted_states and state.lower() not in wanted_states:
                 continue
-            listed.append({"group_id": group_id,
-                           "protocol_type": (group.protocol_type or "") if group else "",
-                           "group_state": state})
+            if wanted_types and kind not in wanted_types:
+                continue
+            listed.append({"group_id": group_id, "protocol_type": protocol_type, "group_state": state,
+                           "group_type": kind})
         return {"error_code": NONE, "groups": listed}
 
     def describe_groups(self, group_ids: list[str]) -> list[dict]:
@@ -220,6 +323,10 @@ class GroupCoordinator:
                 out.append(self._described(group_id, errors.InvalidGroupId.code, "Dead"))
             elif group is not None and group.state is not GroupState.DEAD:
                 out.append(group.describe())
+            elif group_id in self.consumer_groups:
+                # Kafka's DescribeGroups knows classic groups only: a consumer group is
+                # described by ConsumerGroupDescribe.
+                out.append(self._described(group_id, NONE, GroupState.DEAD.value))
             elif self.store.fetch(group_id):
                 out.append(self._described(group_id, NONE, GroupState.EMPTY.value))
             else:
@@ -243,8 +350,11 @@ class GroupCoordinator:
                 code = errors.GroupIdNotFound.code
             elif group is not None and group.state is not GroupState.EMPTY:
                 code = errors.NonEmptyGroup.code
+            elif group_id in self.consumer_groups and not self.consumer_groups[group_id].is_empty():
+                code = errors.NonEmptyGroup.code
             else:
                 code = NONE
+                self.consumer_groups.pop(group_id, None)
                 if group is not None:
                     group.mark_dead(now_ms)
                     del self.groups[group_id]
@@ -266,8 +376,12 @@ class GroupCoordinator:
         if not self._known(group_id):
             return errors.GroupIdNotFound.code, {}
         group = self.groups.get(group_id)
+        modern = self.consumer_groups.get(group_id)
         result: dict[TopicPartition, int] = {}
-        if group is not None and not group.is_empty():
+        if modern is not None and not modern.is_empty():
+            subscribed = modern.subscribed_topic_names()
+            result = {tp: errors.GroupSubscribedToTopic.code for tp in partitions if tp[0] in subscribed}
+        elif group is not None and not group.is_empty():
             if group.protocol_type != CONSUMER_PROTOCOL:
                 return errors.NonEmptyGroup.code, {}
             subscribed = _subscribed_topics(group)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 
+from pybroker import errors
+from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
 from pybroker.group.offset_store import OffsetStore
 from pybroker.group.state_machine import PENDING
@@ -31,23 +32,28 @@ log = logging.getLogger("pybroker.group")
 RETENTION_CHECK_S = 600.0
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class GroupHost:
     def __init__(self, data_dir: str, settings: CoordinatorSettings | None = None):
         self.store = OffsetStore(os.path.join(data_dir, "__consumer_offsets"), fsync=False)
         self.coordinator = GroupCoordinator(self.store, settings)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = DeadlineTimer(self.coordinator.next_deadline_ms, self._tick)
         self._housekeeping: asyncio.Task | None = None
+        # The controller's topics (name -> TopicMetadata) for the assignments the
+        # coordinator computes itself (KIP-848); the version changes with them.
+        self.topics: dict = {}
+        self.topics_version = 0
+
+    def watch_topics(self, topics: dict) -> None:
+        self.topics = topics
+
+    def topics_changed(self) -> None:
+        self.topics_version += 1
 
     def start(self) -> None:
         self._housekeeping = asyncio.get_running_loop().create_task(self._expire_loop())
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         self.store.close()
@@ -80,21 +86,26 @@ class GroupHost:
             result = [[t, p, code] for (t, p), code in codes.items()]
         elif method == "fetch_offsets":
             wanted = args.get("partitions")
+            code = c.fetch_error(group_id, args.get("member_id"), args.get("member_epoch", -1))
+            if code:
+                raise errors.for_code(code)(f"offset fetch refused for group {group_id}")
             committed = c.fetch_offsets(group_id, None if wanted is None else [tuple(tp) for tp in wanted])
             result = [[t, p, o.offset, o.metadata, o.leader_epoch] for (t, p), o in sorted(committed.items())]
+        elif method == "consumer_heartbeat":
+            result = c.consumer_heartbeat(group_id, now, self.topics, self.topics_version, **args)
+        elif method == "consumer_group_describe":
+            result = c.consumer_group_describe(args["group_ids"])
         elif method == "describe_groups":
             result = c.describe_groups(args["group_ids"])
         elif method == "list_groups":
-            result = c.list_groups(args.get("states"))
+            result = c.list_groups(args.get("states"), args.get("types"))
         elif method == "delete_groups":
             result = c.delete_groups(args["group_ids"], now)
         elif method == "delete_offsets":
             code, partitions = c.delete_offsets(group_id, [tuple(tp) for tp in args["partitions"]], now)
             result = {"error_code": code, "partitions": [[t, p, e] for (t, p), e in partitions.items()]}
         else:
-            from pybroker.errors import InvalidRequest
-
-            raise InvalidRequest(f"unknown group method {method}")
+            raise errors.InvalidRequest(f"unknown group method {method}")
         self._after_call()
         return result
 
@@ -103,19 +114,9 @@ class GroupHost:
             fut = completion.token
             if isinstance(fut, asyncio.Future) and not fut.done():
                 fut.set_result(completion.response)
-        self._schedule_tick()
-
-    def _schedule_tick(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.coordinator.next_deadline_ms()
-        if deadline is not None:
-            delay = max(0.0, (deadline - _now_ms()) / 1000.0)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+        self._timer.schedule()
 
     def _tick(self) -> None:
-        self._timer = None
         self._after_call(self.coordinator.tick(_now_ms()))
 
     async def _expire_loop(self) -> None:

@@ -442,7 +442,9 @@ class Group:
             self.leader_id = next(iter(self.members), None)
         self.generation_id += 1
         if not self.members:
-            self.protocol_type = self.protocol_name = None
+            # Kafka keeps the protocol type of a group that empties ("consumer" stays
+            # "consumer"): only a group that never had members lists as a simple one.
+            self.protocol_name = None
             self._set_state(GroupState.EMPTY, now_ms)
             return
         self.protocol_name = self._select_protocol()

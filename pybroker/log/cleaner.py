@@ -180,8 +180,8 @@ def build(plan: CleaningPlan) -> list[CleanedSegment]:
 def _write_cleaned(plan: CleaningPlan, source: SegmentSource, latest: dict[bytes, int],
                    drop_tombstones: bool) -> CleanedSegment:
     config = plan.config
-    for stale in _suffixed_paths(plan.directory, source.base_offset, CLEANED_SUFFIX):
-        _unlink(stale)
+    for stale in suffixed_paths(plan.directory, source.base_offset, CLEANED_SUFFIX):
+        unlink_if_present(stale)
     segment = LogSegment(plan.directory, source.base_offset, config.index_interval_bytes,
                          config.segment_index_bytes, plan.now_ms, suffix=CLEANED_SUFFIX)
     try:
@@ -201,7 +201,8 @@ def _write_cleaned(plan: CleaningPlan, source: SegmentSource, latest: dict[bytes
         segment.on_become_inactive()
         segment.flush()
         size = segment.size
-        paths = segment.paths
+        log_path, index_path, time_index_path = segment.paths
+        paths = (index_path, time_index_path, log_path)  # the order commit_swap renames in
         segment.close()
     except BaseException:
         segment.close_and_delete()
@@ -219,13 +220,13 @@ def _append(segment: LogSegment, batches: list[bytes]) -> None:
     segment.append(buf, headers, None)
 
 
-def _suffixed_paths(directory: str, base_offset: int, suffix: str) -> list[str]:
+def suffixed_paths(directory: str, base_offset: int, suffix: str) -> list[str]:
     stem = os.path.join(directory, file_name(base_offset))
     # The log last: its rename is what commits a swap.
     return [stem + INDEX_SUFFIX + suffix, stem + TIME_INDEX_SUFFIX + suffix, stem + LOG_SUFFIX + suffix]
 
 
-def _unlink(path: str) -> None:
+def unlink_if_present(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -234,15 +235,15 @@ def _unlink(path: str) -> None:
 
 def discard(cleaned: CleanedSegment) -> None:
     for path in cleaned.paths:
-        _unlink(path)
+        unlink_if_present(path)
 
 
-def commit_swap(directory: str, cleaned: CleanedSegment) -> list[str]:
-    """Rename the cleaned files to ``.swap``, indexes first, the log last (the commit
-    point: from then on start-up recovery finishes the swap), and fsync the directory.
-    Returns the ``.swap`` paths in the same order (indexes, then log)."""
+def commit_swap(directory: str, paths: tuple[str, str, str]) -> list[str]:
+    """Rename a cleaned segment's files (``CleanedSegment.paths``: indexes, then the log)
+    to ``.swap``, the log last (the commit point: from then on start-up recovery finishes
+    the swap), and fsync the directory. Returns the ``.swap`` paths in the same order."""
     swaps = []
-    index_path, time_index_path, log_path = cleaned.paths
+    index_path, time_index_path, log_path = paths
     for path in (index_path, time_index_path, log_path):
         swap = path[:-len(CLEANED_SUFFIX)] + SWAP_SUFFIX
         os.replace(path, swap)
@@ -273,8 +274,8 @@ def complete_interrupted_swaps(directory: str) -> None:
         stem = swap[:-len(LOG_SUFFIX + SWAP_SUFFIX)]
         log.info("completing the interrupted swap of %s", swap)
         for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
-            _unlink(stem + suffix)
-            _unlink(stem + suffix + SWAP_SUFFIX)
+            unlink_if_present(stem + suffix)
+            unlink_if_present(stem + suffix + SWAP_SUFFIX)
         os.replace(swap, stem + LOG_SUFFIX)
     if completed:
         fsync_dir(directory)

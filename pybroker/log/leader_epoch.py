@@ -106,6 +106,13 @@ class LeaderEpochCache:
     def earliest_entry(self) -> EpochEntry | None:
         return self._entries[0] if self._entries else None
 
+    def epoch_for_offset(self, offset: int) -> int:
+        """The epoch the batch at ``offset`` was written in (the latest entry starting at
+        or before it), or -1 when the cache knows none that old."""
+        starts = [e.start_offset for e in self._entries]
+        at = bisect.bisect_right(starts, offset)
+        return self._entries[at - 1].epoch if at else UNDEFINED_EPOCH
+
     def start_offset_of(self, epoch: int) -> int | None:
         for entry in self._entries:
             if entry.epoch == epoch:

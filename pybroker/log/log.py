@@ -5,6 +5,7 @@ Directory ``<data>/<topic>-<partition>/``::
     00000000000000000000.log         record batches v2, as received
     00000000000000000000.index       sparse (relative offset, position)
     00000000000000000000.timeindex   sparse (timestamp, relative offset)
+    00000000000000000000.txnindex    aborted transactions (only once one aborts here)
     00000000000000001234.log ...     the next segment, named by its base offset
     recovery-point                   offsets below it are fsynced (decimal text)
     log-start-offset                 first offset still readable (decimal text)
@@ -25,16 +26,22 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from typing import NamedTuple
 
 from pybroker import errors
 from pybroker.config import TopicConfig
-from pybroker.log import checkpoint, cleaner, log_loader
+from pybroker.log import checkpoint, cleaner, damage, flusher, log_loader
 from pybroker.log.file_slice import FileSlice
+from pybroker.log.record_file import fsync_dir
 from pybroker.log.segment import LogSegment, storage_error
+from pybroker.log.txn_index import AbortedTxn
 from pybroker.record import batch as rb
 
 log = logging.getLogger("pybroker.log")
+
+# A partition directory being removed: renamed first, deleted in the background.
+DELETE_DIR_SUFFIX = "-delete"
 
 
 class AppendInfo(NamedTuple):
@@ -60,12 +67,21 @@ class Log:
         self._log_start_offset = loaded.log_start_offset
         self._recovery_point = loaded.recovery_point
         self.recovery_truncated_bytes = loaded.truncated_bytes
-        # What the checkpoint files hold, so an unchanged value is not rewritten: each
-        # write is two fsyncs, and a broker opens and closes thousands of partitions.
-        self._stored = {checkpoint.RECOVERY_POINT: loaded.stored_recovery_point,
-                        checkpoint.LOG_START_OFFSET: loaded.stored_log_start_offset}
+        self.recovery_quarantined_bytes = loaded.quarantined_bytes
+        # Ranges set aside as .corrupt files (pybroker.log.damage): offsets readers skip.
+        self.quarantined: list[damage.Quarantined] = damage.quarantined(directory)
         self._dir_dirty = False
         self._closed = False
+        self._deleted = False  # read by flusher jobs: a deleted log's files are not written
+        # Where fsyncs and checkpoint writes run (the broker's worker thread; inline here).
+        self.flusher: flusher.Flusher = flusher.INLINE
+        # Bumped by every truncation: a flush that finishes after one must not move the
+        # recovery point over the offsets the truncation replaced.
+        self._flush_generation = 0
+        # The last recovery point queued for the checkpoint file (written or about to be),
+        # first what the file holds: an unchanged value is not rewritten (each write is
+        # two fsyncs, and a broker opens and closes thousands of partitions).
+        self._queued_recovery_point = loaded.stored_recovery_point
         # Where the dirty (not yet compacted) part of a compacted log begins.
         self._cleaner_checkpoint = checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
         # The partition's LeaderEpochCache when replication keeps one: truncation and
@@ -83,7 +99,8 @@ class Log:
             raise storage_error(directory, exc) from None
         self = cls(directory, config, loaded)
         self.flush()
-        self._checkpoint(checkpoint.LOG_START_OFFSET, self._log_start_offset)
+        if self._log_start_offset != loaded.stored_log_start_offset:
+            checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
         return self
 
     create = open
@@ -105,6 +122,10 @@ class Log:
     @property
     def log_end_offset(self) -> int:
         return self._segments[-1].next_offset
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def recovery_point(self) -> int:
@@ -225,6 +246,10 @@ class Log:
         self._segments.append(segment)
         self._bases.append(base)
         self._dir_dirty = True
+        if old.size:
+            # Kafka's roll: flush what is now closed and move the recovery point to the
+            # new active segment, so a crash re-checks only what follows the last roll.
+            self.flush_async(base)
         return segment
 
     # --- reads --------------------------------------------------------------------------
@@ -270,6 +295,28 @@ class Log:
         with piece:
             return piece.read()
 
+    # --- transactions ----------------------------------------------------------------
+    def append_aborted_txn(self, entry: AbortedTxn) -> None:
+        """Index a transaction aborted by the marker at ``entry.last_offset`` in the
+        segment holding that marker (a replayed one already indexed is skipped)."""
+        n = max(0, bisect.bisect_right(self._bases, entry.last_offset) - 1)
+        self._segments[n].txn_index.append(entry)
+
+    def collect_aborted_txns(self, fetch_offset: int, upper_bound: int,
+                             stable_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed fetch of [fetch_offset, upper_bound)
+        must report: every one whose marker lies at or after ``fetch_offset`` and whose
+        first offset lies before ``upper_bound`` (Kafka's collectAbortedTransactions).
+        Such a marker lies below the last stable offset, so segments from there on are
+        not searched."""
+        found: list[AbortedTxn] = []
+        n = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
+        for segment in self._segments[n:]:
+            if segment.base_offset >= stable_offset and segment.base_offset > fetch_offset:
+                break
+            found.extend(segment.txn_index.collect(fetch_offset, upper_bound))
+        return found
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the earliest record with timestamp >= ``timestamp_ms``."""
         self._check_open()
@@ -281,6 +328,13 @@ class Log:
                 if found is not None:
                     return found
         return None
+
+    def max_timestamp_and_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the log's largest timestamp
+        (ListOffsets MAX_TIMESTAMP, KIP-734), or None for a log without records."""
+        self._check_open()
+        largest = max((segment.max_timestamp for segment in self._segments), default=-1)
+        return self.offset_for_timestamp(largest) if largest >= 0 else None
 
     # --- compaction (pybroker.log.cleaner) -----------------------------------------------
     @property
@@ -361,7 +415,7 @@ class Log:
                     replaced += 1
                     continue
                 try:
-                    swaps = cleaner.commit_swap(self.directory, piece)
+                    swaps = cleaner.commit_swap(self.directory, piece.paths)
                     old.close()
                     cleaner.install_swap(self.directory, swaps)
                     segment = LogSegment(self.directory, old.base_offset, self._config.index_interval_bytes,
@@ -394,6 +448,37 @@ class Log:
             plan.release()
             raise
         return self.replace_cleaned(plan, cleaned)
+
+    # --- damage (pybroker.log.damage) ------------------------------------------------------
+    def closed_segments(self) -> list[tuple[LogSegment, int]]:
+        """Every segment but the active one, with the base offset of the segment after it."""
+        return [(s, self._segments[n + 1].base_offset) for n, s in enumerate(self._segments[:-1])]
+
+    def replace_damaged(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                        ranges: list[damage.Damage]) -> bool:
+        """Swap in ``paths``, the segment rewritten without ``ranges`` by
+        ``damage.quarantine`` from the first ``size`` bytes of ``segment``, and report the
+        ranges at ERROR. When the segment changed since (deleted, truncated, cleaned) the
+        rewrite and its ``.corrupt`` files are discarded and False returned."""
+        self._check_open()
+        n = next((i for i, s in enumerate(self._segments) if s is segment), -1)
+        if n < 0 or n == len(self._segments) - 1 or segment.size != size:
+            for path in list(paths) + [damage.corrupt_path(self.directory, d.first_offset, d.end_offset)
+                                       for d in ranges]:
+                cleaner.unlink_if_present(path)
+            return False
+        try:
+            segment.close()
+            damage.commit_repaired(self.directory, paths)
+            repaired = LogSegment(self.directory, segment.base_offset, self._config.index_interval_bytes,
+                                  self._config.segment_index_bytes, _now_ms())
+            repaired.load()
+        except OSError as exc:
+            raise storage_error(self.directory, exc) from None
+        self._segments[n] = repaired
+        self.quarantined = damage.quarantined(self.directory)
+        damage.report(self.directory, segment.log_path, ranges)
+        return True
 
     # --- retention and truncation -------------------------------------------------------
     def apply_retention(self, now_ms: int | None = None, high_watermark: int | None = None) -> int:
@@ -476,7 +561,7 @@ class Log:
         if offset > self._log_start_offset:
             self._log_start_offset = offset
             # Checkpoint before the files go, so a crash never resurrects deleted offsets.
-            self._checkpoint(checkpoint.LOG_START_OFFSET, offset)
+            checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
             if self.epoch_cache is not None:
                 self.epoch_cache.truncate_from_start(offset)
 
@@ -497,7 +582,7 @@ class Log:
         active = self._segments[-1]
         dropped += active.truncate_to(offset)
         active.make_active()
-        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self._lower_recovery_point(self.log_end_offset)
         if self._cleaner_checkpoint > self.log_end_offset:
             self._set_cleaner_checkpoint(self.log_end_offset)
         if self.epoch_cache is not None:
@@ -518,9 +603,8 @@ class Log:
                                      self._config.segment_index_bytes, _now_ms(), active=True)]
         self._bases = [offset]
         self._log_start_offset = offset
-        self._checkpoint(checkpoint.LOG_START_OFFSET, offset)
-        self._recovery_point = offset
-        self._checkpoint(checkpoint.RECOVERY_POINT, offset)
+        checkpoint.write_offset(self.directory, checkpoint.LOG_START_OFFSET, offset)
+        self._lower_recovery_point(offset)
         if self._cleaner_checkpoint:
             self._set_cleaner_checkpoint(offset)
         if self.epoch_cache is not None:
@@ -530,7 +614,8 @@ class Log:
     # --- durability and lifecycle -------------------------------------------------------
     def flush(self) -> None:
         """fsync every segment written since the last flush, then checkpoint the recovery
-        point at the log end offset."""
+        point at the log end offset (the checkpoint write goes through the flusher, in
+        order with the background flushes)."""
         self._check_open()
         end = self.log_end_offset
         for segment in self._segments:
@@ -538,21 +623,102 @@ class Log:
                 segment.flush()
         if self._dir_dirty:
             try:
-                dir_fd = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+                fsync_dir(self.directory)
             except OSError as exc:
                 raise storage_error(self.directory, exc) from None
             self._dir_dirty = False
         self._recovery_point = end
-        self._checkpoint(checkpoint.RECOVERY_POINT, end)
+        self._write_recovery_point(end)
 
-    def _checkpoint(self, name: str, offset: int) -> None:
-        if self._stored.get(name) != offset:
+    def flush_async(self, upto: int | None = None) -> None:
+        """On the flusher: fsync the segments written since the last flush that lie below
+        ``upto`` (default: all, up to the log end), and the directory, then checkpoint
+        ``upto`` as the recovery point. The in-memory recovery point moves when the job
+        is done, unless a truncation came in between."""
+        self._check_open()
+        upto = self.log_end_offset if upto is None else upto
+        flushed: list[LogSegment] = []
+        for segment in self._segments:
+            if segment.base_offset >= upto:
+                break
+            if segment.dirty:
+                segment.dirty = False
+                flushed.append(segment)
+        sync_dir = self._dir_dirty
+        self._dir_dirty = False
+        if not flushed and not sync_dir and upto == self._queued_recovery_point:
+            return
+        self._queued_recovery_point = upto
+        paths = [path for segment in flushed for path in segment.paths]
+        directory = self.directory
+        generation = self._flush_generation
+
+        def job() -> None:
+            for path in paths:
+                if self._deleted:
+                    return
+                flusher.fsync_path(path)
+            if sync_dir and not self._deleted:
+                fsync_dir(directory)
+            self._write_checkpoint_now(checkpoint.RECOVERY_POINT, upto)
+
+        def done(_result, exc: BaseException | None) -> None:
+            if exc is not None:
+                for segment in flushed:
+                    segment.dirty = True
+                self._dir_dirty = self._dir_dirty or sync_dir
+                self._queued_recovery_point = -1  # write it again next time
+                self._report_flush_failure(exc)
+                return
+            self._flush_failed = False
+            if generation == self._flush_generation:
+                if not self._closed:
+                    self._recovery_point = max(self._recovery_point, min(upto, self.log_end_offset))
+
+        self.flusher.submit(job, done)
+
+    _flush_failed = False
+
+    def _report_flush_failure(self, exc: BaseException) -> None:
+        if self._deleted:
+            return
+        if not self._flush_failed:  # once until a flush succeeds again: a full disk fails them all
+            log.warning("flush of %s failed: %s", self.directory, exc)
+        self._flush_failed = True
+
+    def _write_checkpoint_now(self, name: str, offset: int) -> None:
+        """Flusher thread (or inline): write one checkpoint file unless the log is gone."""
+        if not self._deleted:
             checkpoint.write_offset(self.directory, name, offset)
-            self._stored[name] = offset
+
+    def write_checkpoint(self, name: str, offset: int) -> None:
+        """Write a checkpoint file of this partition through the flusher, in order with
+        every other background write of it (the partition's high watermark uses this)."""
+        def done(_result, exc):
+            if exc is not None:
+                self._report_flush_failure(exc)
+
+        self.flusher.submit(lambda: self._write_checkpoint_now(name, offset), done)
+
+    def _write_recovery_point(self, offset: int) -> None:
+        if offset == self._queued_recovery_point:
+            return
+        self._queued_recovery_point = offset
+
+        def done(_result, exc):
+            if exc is not None:
+                self._queued_recovery_point = -1
+                self._report_flush_failure(exc)
+
+        self.flusher.submit(lambda: self._write_checkpoint_now(checkpoint.RECOVERY_POINT, offset), done)
+
+    def _lower_recovery_point(self, offset: int) -> None:
+        """A truncation: flushes still in flight must not raise the recovery point past
+        ``offset``, and the checkpoint follows them down (the flusher keeps the order)."""
+        self._flush_generation += 1
+        self._recovery_point = min(self._recovery_point, offset)
+        if self._queued_recovery_point > self._recovery_point or self._queued_recovery_point < 0:
+            self._write_recovery_point(self._recovery_point)
 
     def close(self) -> None:
         """Flush, trim the indexes and release every file."""
@@ -564,12 +730,25 @@ class Log:
         self._closed = True
 
     def delete(self) -> None:
-        """Close and remove the partition directory."""
+        """Close without writing anything (a full disk must not stop a deletion), rename
+        the directory ``<dir>.<id>-delete`` and remove it on the flusher, as Kafka does:
+        unlinking needs no free space, so the space comes back even on a full disk. A
+        crash in between leaves the ``-delete`` directory, which the log manager removes
+        at start."""
+        self._deleted = True
         if not self._closed:
             for segment in self._segments:
                 segment.close()
             self._closed = True
-        shutil.rmtree(self.directory, ignore_errors=True)
+        doomed = f"{self.directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+        try:
+            os.rename(self.directory, doomed)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot rename %s for deletion (%s): removing it in place", self.directory, exc)
+            doomed = self.directory
+        self.flusher.submit(lambda: shutil.rmtree(doomed, ignore_errors=True))
 
     def __repr__(self) -> str:
         return (f"Log({self.directory!r}, start={self._log_start_offset}, "

@@ -4,15 +4,18 @@
    the cleaned log replaces the old one and that segment's indexes are rebuilt. Then
    stray files of interrupted operations (``.deleted``, other ``.swap``, ``.cleaned``,
    ``.tmp``) and index files whose ``.log`` is gone are removed.
-2. Segments before the recovery point are trusted when the shutdown was clean: their
-   in-memory state comes from their indexes (sanity-checked; a bad index makes the
-   segment recovered instead) plus the batch headers after the last index entry.
+2. Segments wholly below the recovery point are trusted (they were fsynced before it was
+   written: when the next segment rolled, or by the periodic flush): their in-memory
+   state comes from their indexes (sanity-checked; a bad index makes the segment
+   recovered instead) plus the batch headers after the last index entry. After a crash
+   that is only the segments written since the last roll, as in Kafka.
 3. Every other segment is recovered: each batch is validated (length, magic, CRC-32C,
-   offsets moving forward), the indexes are rebuilt, and at the first torn or corrupt
-   batch the file is truncated and every later segment deleted: nothing after a hole
-   can be trusted to be contiguous.
+   offsets moving forward) and the indexes are rebuilt. Unlike Kafka, damage does not
+   end the log: a torn tail of the newest segment is truncated, and any other damaged
+   range is quarantined (pybroker.log.damage): its bytes go to a ``.corrupt`` file, the
+   segment is rewritten with every valid batch around it, and later segments stay.
 
-The number of bytes dropped is logged (logger ``pybroker.log``) and returned.
+The bytes truncated and quarantined are logged (logger ``pybroker.log``) and returned.
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ import re
 from typing import NamedTuple
 
 from pybroker.config import TopicConfig
-from pybroker.log import checkpoint, cleaner
+from pybroker.log import checkpoint, cleaner, damage
 from pybroker.log.index import CorruptIndex
-from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, file_name
+from pybroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LogSegment, file_name
 
 log = logging.getLogger("pybroker.log")
 
@@ -36,7 +39,8 @@ class LoadedLog(NamedTuple):
     segments: list[LogSegment]
     log_start_offset: int
     recovery_point: int
-    truncated_bytes: int
+    truncated_bytes: int  # a torn tail cut off the newest segment
+    quarantined_bytes: int = 0  # damaged ranges moved to .corrupt files
     # The checkpoint files as found (an absent file reads as 0, which it means): the log
     # rewrites a checkpoint only when its value changes.
     stored_recovery_point: int = 0
@@ -47,7 +51,7 @@ def remove_stray_files(directory: str) -> None:
     names = set(os.listdir(directory))
     for name in names:
         stem, _, suffix = name.rpartition(".")
-        orphan_index = ("." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+        orphan_index = ("." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
                         and stem + LOG_SUFFIX not in names)
         if name.endswith(STRAY_SUFFIXES) or orphan_index:
             log.info("removing stray file %s", os.path.join(directory, name))
@@ -81,6 +85,7 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
 
     segments: list[LogSegment] = []
     truncated = 0
+    quarantined_bytes = 0
     for n, base in enumerate(bases):
         stem = os.path.join(directory, file_name(base))
         indexes_present = all(os.path.exists(stem + suffix) for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX))
@@ -90,8 +95,9 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
                                f"segment {base} overlaps the previous one")
             break
         next_base = bases[n + 1] if n + 1 < len(bases) else None
-        trusted = (clean_shutdown and recovery_point is not None
-                   and next_base is not None and next_base <= recovery_point)
+        # Segments wholly below the recovery point were fsynced before it was written
+        # (at roll and by the periodic flush), so a crash re-checks only what follows.
+        trusted = recovery_point is not None and next_base is not None and next_base <= recovery_point
         if trusted and not indexes_present:
             log.warning("rebuilding missing indexes of %s", segment.log_path)
         elif trusted:
@@ -101,14 +107,22 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
                 continue
             except CorruptIndex as exc:
                 log.warning("rebuilding indexes of %s: %s", segment.log_path, exc)
-        dropped, reason = segment.recover()
+        dropped, reason, damaged, valid = segment.recover(next_base, is_last=next_base is None)
+        if damaged:
+            paths = damage.quarantine(directory, segment.fd, base, valid, damaged,
+                                      config.index_interval_bytes, config.segment_index_bytes, now_ms)
+            segment.close()
+            damage.commit_repaired(directory, paths)
+            damage.report(directory, segment.log_path, damaged)
+            quarantined_bytes += sum(d.length for d in damaged)
+            segment = new_segment(base)
+            dropped, reason, damaged, _ = segment.recover(next_base, is_last=next_base is None)
+            if damaged:  # the rewritten file failed its own check: the disk is lying
+                raise OSError(f"{segment.log_path} is still damaged after quarantine: {damaged[0].reason}")
         segments.append(segment)
         if dropped:
-            log.warning("truncated %d bytes of %s: %s", dropped, segment.log_path, reason)
+            log.warning("truncated the torn tail of %s: %d bytes (%s)", segment.log_path, dropped, reason)
             truncated += dropped
-            truncated += _drop([new_segment(b) for b in bases[n + 1:]],
-                               f"after the corrupt tail of segment {base}")
-            break
 
     if segments:
         log_start = max(log_start, segments[0].base_offset)
@@ -124,7 +138,7 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
     if truncated:
         log.warning("recovery of %s dropped %d bytes", directory, truncated)
     end = segments[-1].next_offset
-    return LoadedLog(segments, log_start, min(recovery_point or 0, end), truncated,
+    return LoadedLog(segments, log_start, min(recovery_point or 0, end), truncated, quarantined_bytes,
                      recovery_point or 0, stored_log_start)
 
 

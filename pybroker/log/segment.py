@@ -1,4 +1,5 @@
-"""One log segment: ``<base offset>.log`` plus its ``.index`` and ``.timeindex``.
+"""One log segment: ``<base offset>.log`` plus its ``.index``, ``.timeindex`` and, once a
+transaction aborts in it, ``.txnindex`` (pybroker.log.txn_index).
 
 The .log file is record batches v2 back to back, exactly as received (after the broker
 rewrote baseOffset and partitionLeaderEpoch). The file name is the segment's base offset,
@@ -26,6 +27,7 @@ from pybroker import errors
 from pybroker.log.index import CorruptIndex
 from pybroker.log.offset_index import OffsetIndex
 from pybroker.log.time_index import TimeIndex
+from pybroker.log.txn_index import SUFFIX as TXN_INDEX_SUFFIX, TransactionIndex
 from pybroker.record import batch as rb
 
 LOG_SUFFIX = ".log"
@@ -64,6 +66,7 @@ class LogSegment:
         self.index = OffsetIndex(stem + INDEX_SUFFIX + suffix, base_offset, max_index_size, preallocate=active)
         self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX + suffix, base_offset, max_index_size,
                                     preallocate=active)
+        self.txn_index = TransactionIndex(stem + TXN_INDEX_SUFFIX + suffix)
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -191,35 +194,34 @@ class LogSegment:
             pass  # the loader truncates the torn tail on the next start
 
     # --- load, recovery, truncation -------------------------------------------------------
-    def recover(self) -> tuple[int, str | None]:
-        """Validate every batch (CRC included), truncate a torn or corrupt tail and rebuild
-        both indexes. Returns (bytes truncated, reason or None)."""
+    def recover(self, limit_offset: int | None = None, is_last: bool = True) -> tuple[int, str | None, list, list]:
+        """Validate every batch (CRC included, see pybroker.log.damage), truncate a torn
+        tail (only ``is_last``: the log's newest segment) and rebuild both indexes from the
+        valid batches. ``limit_offset`` is the next segment's base. Returns (bytes
+        truncated, reason or None, damaged ranges to quarantine, the valid batches): when
+        the ranges are not empty the indexes describe this file as it is and the caller
+        must quarantine them and recover the rewritten segment."""
+        from pybroker.log import damage
+
         self.check_size()
         self.index.reset()
         self.time_index.reset()
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self.rolling_base_ms = None
         self._bytes_since_index = 0
-        if self.size:
-            headers, valid_end, reason = rb.scan_valid_prefix(self._view(self.size))
-        else:
-            headers, valid_end, reason = [], 0, None
+        found = damage.scan(self._fd, self.size, self.base_offset, limit_offset)
+        ranges, torn = damage.to_quarantine(found, is_last, limit_offset)
         offset = self.base_offset
-        for n, header in enumerate(headers):
-            if header.base_offset < offset or header.last_offset - self.base_offset > _MAX_RELATIVE_OFFSET:
-                valid_end = header.position
-                reason = (f"batch at byte {header.position} has offsets {header.base_offset}.."
-                          f"{header.last_offset}, outside segment {self.base_offset}")
-                del headers[n:]
-                break
+        for header in found.headers:
             self._index_batch(header.base_offset, header.position, header)
             offset = header.next_offset
         self.next_offset = offset
         self.dirty = True  # rebuilt indexes and a validated tail: fsync before trusting them
-        truncated = self.size - valid_end
-        if truncated:
-            self._truncate_file(valid_end)
-        return truncated, reason
+        self.txn_index.truncate_to(self.next_offset)
+        if torn is None:
+            return 0, None, ranges, found.headers
+        self._truncate_file(torn.position)
+        return torn.length, torn.reason, ranges, found.headers
 
     def load(self) -> None:
         """Restore in-memory state of a segment before the recovery point from its indexes
@@ -256,6 +258,7 @@ class LogSegment:
         dropped = self.size - header.position
         self.index.truncate_to(header.base_offset)
         self.time_index.truncate_to(header.base_offset)
+        self.txn_index.truncate_to(header.base_offset)
         self._truncate_file(header.position)
         _, position = self.index.lookup(2**63 - 1)
         self._restore_tail_state(position)
@@ -319,6 +322,7 @@ class LogSegment:
             os.fsync(self._fd)
             self.index.flush()
             self.time_index.flush()
+            self.txn_index.flush()
         except OSError as exc:
             raise storage_error(self.log_path, exc) from None
         self.dirty = False
@@ -331,6 +335,7 @@ class LogSegment:
             self.on_become_inactive()
         self.index.close()
         self.time_index.close()
+        self.txn_index.close()
         os.close(self._fd)
         self._fd = -1
 
@@ -345,6 +350,7 @@ class LogSegment:
         self._unmap()
         self.index.close_and_delete()
         self.time_index.close_and_delete()
+        self.txn_index.close_and_delete()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -25,7 +25,8 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import api_versions, fetch, group, metadata, offset_commit, offsets, produce, producer_id, topics
+from .messages import (api_versions, consumer_group, fetch, group, metadata, offset_commit, offsets, produce,
+                       producer_id, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -58,12 +59,22 @@ class ApiKey(enum.IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    WRITE_TXN_MARKERS = 27
+    TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -91,6 +102,16 @@ CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
 INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
 OFFSET_DELETE = ApiKey.OFFSET_DELETE
+ADD_PARTITIONS_TO_TXN = ApiKey.ADD_PARTITIONS_TO_TXN
+ADD_OFFSETS_TO_TXN = ApiKey.ADD_OFFSETS_TO_TXN
+END_TXN = ApiKey.END_TXN
+WRITE_TXN_MARKERS = ApiKey.WRITE_TXN_MARKERS
+TXN_OFFSET_COMMIT = ApiKey.TXN_OFFSET_COMMIT
+DESCRIBE_PRODUCERS = ApiKey.DESCRIBE_PRODUCERS
+DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
+LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
+CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
+CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -101,6 +122,11 @@ APIS: dict[int, Api] = {api.key: api for api in (
     producer_id.INIT_PRODUCER_ID, offsets.OFFSET_FOR_LEADER_EPOCH, topics.DESCRIBE_CONFIGS,
     topics.CREATE_PARTITIONS, group.DELETE_GROUPS, offset_commit.OFFSET_DELETE,
     topics.ALTER_CONFIGS, topics.INCREMENTAL_ALTER_CONFIGS,
+    transactions.ADD_PARTITIONS_TO_TXN, transactions.ADD_OFFSETS_TO_TXN, transactions.END_TXN,
+    transactions.WRITE_TXN_MARKERS,
+    transactions.TXN_OFFSET_COMMIT, transactions.DESCRIBE_PRODUCERS, transactions.DESCRIBE_TRANSACTIONS,
+    transactions.LIST_TRANSACTIONS,
+    consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

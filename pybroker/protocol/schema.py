@@ -180,9 +180,8 @@ _LENGTH_PREFIXED = {
 
 def _compile_type(t, version: int, flexible: bool, nullable: bool, what: str) -> _Codec:
     if isinstance(t, Struct):
-        if nullable:
-            raise ValueError(f"{what}: nullable structs are not supported")
-        return _compile_struct(t.fields, version, flexible, what)
+        inner = _compile_struct(t.fields, version, flexible, what)
+        return _nullable_struct(inner, what) if nullable else inner
     if isinstance(t, Array):
         return _compile_array(t, version, flexible, nullable, what)
     if t in _LENGTH_PREFIXED:
@@ -223,6 +222,27 @@ def _compile_type(t, version: int, flexible: bool, nullable: bool, what: str) ->
             out += s.pack(v)
         return _Codec(dec, enc, s.size)
     raise ValueError(f"{what}: unknown type {t!r}")
+
+
+def _nullable_struct(inner: _Codec, what: str) -> _Codec:
+    """Kafka's nullable struct: an int8 marker, -1 for null, 1 before the struct."""
+    def dec(buf, pos):
+        if pos >= len(buf):
+            raise MalformedFrame(f"{what} runs past the end of the frame")
+        marker = buf[pos]
+        if marker == 0xFF:
+            return None, pos + 1
+        if marker != 1:
+            raise MalformedFrame(f"{what} has an invalid null marker {marker}")
+        return inner.decode(buf, pos + 1)
+
+    def enc(out, chunks, v):
+        if v is None:
+            out.append(0xFF)
+        else:
+            out.append(1)
+            inner.encode(out, chunks, v)
+    return _Codec(dec, enc, 1)
 
 
 def _compile_array(t: Array, version, flexible, nullable, what) -> _Codec:

@@ -333,7 +333,7 @@ def _encode_record(offset_delta: int, timestamp_delta: int, key, value, headers)
 def build_batch(records: list[tuple], *, base_offset: int = 0, compression: int = 0,
                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
                 partition_leader_epoch: int = -1, transactional: bool = False,
-                now_ms: int | None = None) -> bytes:
+                control: bool = False, now_ms: int | None = None) -> bytes:
     """Build one v2 batch as Kafka's producer does. ``records`` holds
     ``(key, value, headers, timestamp_ms)`` tuples; a None timestamp means ``now_ms``
     (default: the wall clock). Raises ValueError for an empty batch."""
@@ -352,7 +352,7 @@ def build_batch(records: list[tuple], *, base_offset: int = 0, compression: int 
                                [(k, _as_bytes(v)) for k, v in headers])
     if compression:
         body = codecs.compress(compression, bytes(body))
-    attributes = compression | (TRANSACTIONAL_BIT if transactional else 0)
+    attributes = compression | (TRANSACTIONAL_BIT if transactional else 0) | (CONTROL_BIT if control else 0)
     count = len(records)
     batch = bytearray(HEADER_SIZE)
     HEADER.pack_into(batch, 0, base_offset, HEADER_SIZE - LOG_OVERHEAD + len(body),

@@ -1,5 +1,6 @@
 """The supervisor process: the arbiter of the broker processes and the host of the
-controller and the group coordinator.
+controller, the group coordinator and the transaction coordinator (whose markers it sends
+to partition leaders over their control channels).
 
 Life of a broker, seen from here: ``spawn_broker`` starts it; it connects to the control
 socket and registers (``register``), which makes it live for the controller; it sends a
@@ -32,11 +33,18 @@ import psutil
 
 from pybroker import errors, shm
 from pybroker.group.host import GroupHost
-from pybroker.cluster.controller import Controller, ControllerService, delta_to_json, image_to_json
+from pybroker.cluster.controller import (
+    DEFAULT_MAX_PARTITIONS,
+    Controller,
+    ControllerService,
+    delta_to_json,
+    image_to_json,
+)
 from pybroker.cluster.metadata import BrokerInfo
 from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
+from pybroker.txn.host import TransactionHost
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -98,7 +106,8 @@ class Supervisor:
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
-                 group_settings=None, shared_memory: bool = True):
+                 group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
+                 extensions=(), txn_settings=None):
         self.data_dir = os.path.abspath(data_dir)
         self.count = brokers
         self.host = host
@@ -109,12 +118,17 @@ class Supervisor:
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
         self.log_level = log_level
-        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings))
+        self.controller = Controller(cluster_id=self._cluster_id(), topic_defaults=TopicConfig.parse(self.topic_settings),
+                                     max_partitions=max_partitions)
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor)
+                                         default_replication_factor=replication_factor,
+                                         reserve=self._reserve_slots, release=self._release_slots)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
+                                    self._send_to_broker, txn_settings)
+        self.groups.watch_topics(self.controller.topics)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
@@ -124,6 +138,13 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._ready = False
         self._server: asyncio.base_events.Server | None = None
+        # Services hosted on this loop (the HTTP console): ``await start(supervisor)`` once
+        # the control socket listens, ``await stop()`` at shutdown. The supervisor knows
+        # them only by these two methods.
+        self.extensions = list(extensions)
+        # The latest ``report`` of each broker id, and who else wants each one as it comes.
+        self.reports: dict[int, dict] = {}
+        self.report_listeners: list = []
 
     def _cluster_id(self) -> str:
         import uuid
@@ -259,7 +280,32 @@ class Supervisor:
 
     # -- control plane ------------------------------------------------------------------
 
+    def _reserve_slots(self, delta) -> None:
+        """Offsets-table slots for new partitions, claimed before their records are made
+        durable: a table that cannot hold them fails the change with nothing claimed."""
+        if self.region is None:
+            return
+        claimed = []
+        try:
+            for state in delta.partitions:
+                if state.key not in self._slotted and self.region.offsets.find(*state.key) is None:
+                    self.region.offsets.allocate(*state.key)
+                    claimed.append(state.key)
+        except shm.ShmError:
+            for key in claimed:
+                self.region.offsets.release(*key)
+            raise
+
+    def _release_slots(self, delta) -> None:
+        if self.region is None:
+            return
+        for state in delta.partitions:
+            if state.key not in self._slotted:
+                self.region.offsets.release(*state.key)
+
     def _publish(self, delta) -> None:
+        if delta.topics or delta.deleted_topics:
+            self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
             for state in delta.partitions:
@@ -301,6 +347,13 @@ class Supervisor:
                                        BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
                     channel.send(image_to_json(self.controller))
             return None
+        if kind == "report":
+            proc = state["proc"]
+            if proc is not None:
+                self.reports[proc.node_id] = doc
+                for listener in self.report_listeners:
+                    listener(proc.node_id, doc)
+            return None
         if kind == "create_topics":
             return {"results": self.service.create_topics(doc["topics"], doc.get("validate_only", False))}
         if kind == "delete_topics":
@@ -316,9 +369,21 @@ class Supervisor:
             return {"state": new.to_json()}
         if kind == "group":
             return {"result": await self.groups.handle(doc["method"], doc["group_id"], doc["args"])}
+        if kind == "txn":
+            return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        state = self.controller.partitions.get((topic, partition))
+        return None if state is None else state.leader
+
+    async def _send_to_broker(self, node_id: int, doc: dict) -> dict:
+        proc = self.brokers.get(node_id)
+        if proc is None or proc.channel is None or not proc.registered:
+            raise ConnectionError(f"broker {node_id} is not connected")
+        return await proc.channel.request(doc)
 
     def _register(self, channel: Channel, state: dict, doc: dict) -> dict:
         node_id = int(doc["node_id"])
@@ -344,28 +409,25 @@ class Supervisor:
     async def status(self) -> dict:
         offsets: dict[tuple[str, int], dict] = {}
         describes = []
+        askers = []
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
                 describes.append(proc.channel.request({"type": "describe"}, timeout=3.0))
-        for result in await asyncio.gather(*describes, return_exceptions=True):
+                askers.append(proc.node_id)
+        damaged: dict[tuple[str, int], list[dict]] = {}
+        for node_id, result in zip(askers, await asyncio.gather(*describes, return_exceptions=True)):
             if isinstance(result, dict):
                 for row in result["partitions"]:
                     key = (row["topic"], row["partition"])
+                    for q in row.get("quarantined", ()):
+                        damaged.setdefault(key, []).append({"broker": node_id, **q})
                     state = self.controller.partitions.get(key)
                     if state is not None and row.get("leader") == state.leader and state.leader >= 0:
                         offsets[key] = row
                     else:
                         offsets.setdefault(key, row)
-        if self.region is not None:
-            # Leaders publish log end and high watermark here: the freshest view, read
-            # without a round trip to any broker.
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
-                    offsets[(row.topic, row.partition)] = {
-                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
-                        "high_watermark": row.high_watermark, "leader": row.leader_id,
-                    }
+        offsets.update(self.positions(reports=False))
+        sizes = self.partition_sizes()
         partitions = []
         for key, s in sorted(self.controller.partitions.items()):
             row = offsets.get(key, {})
@@ -375,6 +437,8 @@ class Supervisor:
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
                 "under_replicated": len(s.isr) < len(s.replicas),
+                "damaged": damaged.get(key, []),
+                "size_bytes": sizes.get(key),
             })
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
@@ -387,6 +451,38 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
+        """Log start, log end and high watermark of partitions at their current leader,
+        without asking any broker: from the leaders' latest reports (``reports``), then
+        from shared memory, where leaders publish them as they move (the freshest)."""
+        offsets: dict[tuple[str, int], dict] = {}
+        if reports:
+            for node_id, report in self.reports.items():
+                for topic, index, start, end, hw, _size in report["partitions"]:
+                    state = self.controller.partitions.get((topic, index))
+                    if state is not None and state.leader == node_id:
+                        offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
+                                                   "high_watermark": hw, "leader": node_id}
+        if self.region is not None:
+            for row in self.region.offsets.rows():
+                state = self.controller.partitions.get((row.topic, row.partition))
+                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+                    offsets[(row.topic, row.partition)] = {
+                        "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
+                        "high_watermark": row.high_watermark, "leader": row.leader_id,
+                    }
+        return offsets
+
+    def partition_sizes(self) -> dict[tuple[str, int], int]:
+        """Bytes of each partition's log at its current leader, from the latest reports."""
+        sizes = {}
+        for node_id, report in self.reports.items():
+            for topic, index, _start, _end, _hw, size in report["partitions"]:
+                state = self.controller.partitions.get((topic, index))
+                if state is not None and state.leader == node_id:
+                    sizes[(topic, index)] = size
+        return sizes
 
     def _group_lag(self, offsets: dict) -> list[dict]:
         from pybroker.group.coordinator import lag
@@ -424,9 +520,12 @@ class Supervisor:
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         self.groups.start()
+        self.txns.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
+        for extension in self.extensions:
+            await extension.start(self)
         self._adopt_running_brokers()
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
@@ -502,6 +601,9 @@ class Supervisor:
                 proc.popen.wait()
         if self._server is not None:
             self._server.close()
+        for extension in self.extensions:
+            await extension.stop()
+        self.txns.close()
         self.groups.close()
         self.metadata.close()
         if self.region is not None:

@@ -1,7 +1,7 @@
 import pytest
 
 from pybroker.broker.producer_state import BatchMetadata, ProducerStateManager, last_sequence, INT32_MAX
-from pybroker.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber
+from pybroker.errors import InvalidProducerEpoch, InvalidTxnState, OutOfOrderSequenceNumber
 
 
 def _append(state, pid, epoch, first, last, offset):
@@ -87,4 +87,65 @@ def test_from_json_drops_batches_below_the_log_start():
     _append(state, 1, 0, 1, 1, 20)
     _append(state, 2, 0, 0, 0, 5)
     again = ProducerStateManager.from_json(state.to_json(), log_start_offset=15)
-    assert again.to_json() == [[1, 0, [[1, 1, 20, 20, 0]]]]
+    assert again.to_json() == [[1, 0, [[1, 1, 20, 20, 0]], -1, -1, 0]]
+
+
+def test_snapshot_rows_without_transaction_fields_still_load():
+    again = ProducerStateManager.from_json([[1, 0, [[1, 1, 20, 20, 0]]]])
+    assert again.check(1, 0, 2, 2) is None and not again.ongoing
+
+
+def _append_txn(state, pid, epoch, first, last, offset):
+    assert state.check(pid, epoch, first, last, transactional=True) is None
+    state.update(pid, epoch, BatchMetadata(first, last, offset, offset + last - first, 0), transactional=True)
+
+
+def test_first_transactional_batch_opens_a_transaction_at_its_offset():
+    state = ProducerStateManager()
+    _append_txn(state, 1, 0, 0, 4, 100)
+    _append_txn(state, 1, 0, 5, 9, 105)
+    assert state.first_unstable_offset() == 100
+    assert state.producers[1].current_txn_first_offset == 100
+
+
+def test_marker_closes_the_transaction_but_it_stays_unstable_until_replicated():
+    state = ProducerStateManager()
+    _append_txn(state, 1, 0, 0, 4, 100)
+    _append_txn(state, 2, 0, 0, 0, 103)
+    assert state.complete_txn(1, 0, 0, 110) == 100
+    assert state.first_unstable_offset() == 100
+    state.on_high_watermark(111)
+    assert state.first_unstable_offset() == 103
+    state.complete_txn(2, 0, 0, 111)
+    state.on_high_watermark(112)
+    assert state.first_unstable_offset() is None
+
+
+def test_marker_without_data_here_records_its_own_offset():
+    state = ProducerStateManager()
+    assert state.complete_txn(9, 3, 0, 42) == 42
+
+
+def test_non_transactional_batch_inside_an_open_transaction_is_invalid():
+    state = ProducerStateManager()
+    _append_txn(state, 1, 0, 0, 0, 100)
+    with pytest.raises(InvalidTxnState):
+        state.check(1, 0, 1, 1, transactional=False)
+
+
+def test_marker_older_than_the_producer_epoch_is_fenced():
+    state = ProducerStateManager()
+    _append_txn(state, 1, 5, 0, 0, 100)
+    with pytest.raises(InvalidProducerEpoch):
+        state.complete_txn(1, 4, 0, 101)
+
+
+def test_open_transaction_survives_json_round_trip_and_truncation():
+    state = ProducerStateManager()
+    _append_txn(state, 1, 0, 0, 0, 100)
+    state.complete_txn(1, 0, 0, 101)
+    _append_txn(state, 1, 0, 1, 1, 102)
+    again = ProducerStateManager.from_json(state.to_json(), 0, state.unreplicated)
+    assert again.ongoing == {1: 102} and again.unreplicated == [(100, 101)]
+    again.truncate_after(102)
+    assert again.ongoing == {} and again.first_unstable_offset() == 100

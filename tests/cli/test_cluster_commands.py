@@ -22,7 +22,7 @@ def run(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
 @pytest.fixture
 def daemon(tmp_path):
     data = tmp_path / "cluster"
-    started = run("up", "--daemon", "--brokers", "2", "--port", "0", "--data", str(data))
+    started = run("up", "--daemon", "--brokers", "2", "--port", "0", "--http-port", "0", "--data", str(data))
     pid_file = data / "run" / "supervisor.pid"
     try:
         assert started.returncode == 0, started.stderr

@@ -180,3 +180,40 @@ def test_snapshot_keeps_altered_configs(tmp_path, monkeypatch):
     reopened.load_into(restarted)
     reopened.close()
     assert restarted.topics["t"].config.segment_ms == 60000
+
+
+def test_cluster_default_broker_config_changes_every_topic_without_an_override_and_replays(tmp_path):
+    c = _controller(defaults=TopicConfig.parse({"segment.bytes": "100000"}))
+    c.create_topic("plain", 1, 1)
+    c.create_topic("pinned", 1, 1, configs={"retention.ms": "5000"})
+    delta = c.alter_resource_config(4, "", [("log.retention.ms", OP_SET, "60000")], incremental=True)
+    assert sorted(t.name for t in delta.topics) == ["plain"] and delta.resource_configs == [(4, "")]
+    assert c.topics["plain"].config.retention_ms == 60000
+    assert c.topics["plain"].config.segment_bytes == 100000  # the static default stays
+    assert c.topics["plain"].config.overrides == ()
+    assert c.topics["pinned"].config.retention_ms == 5000
+    log = MetadataLog(str(tmp_path))
+    log.load_into(Controller())
+    log.append(c.take_records())
+    log.close()
+    fresh = Controller(topic_defaults=c.static_topic_defaults)
+    reopened = MetadataLog(str(tmp_path))
+    reopened.load_into(fresh)
+    reopened.close()
+    assert fresh.topics["plain"].config.retention_ms == 60000
+    assert fresh.resource_configs == {(4, ""): {"log.retention.ms": "60000"}}
+
+
+def test_broker_and_group_configs_are_validated_whole():
+    c = _controller()
+    with pytest.raises(errors.InvalidRequest, match="dynamically"):
+        c.alter_resource_config(4, "0", [("broker.id", OP_SET, "3")], incremental=True)
+    with pytest.raises(errors.InvalidRequest, match="cluster-wide"):
+        c.alter_resource_config(4, "0", [("log.retention.ms", OP_SET, "3")], incremental=True)
+    with pytest.raises(errors.InvalidConfig):
+        c.alter_resource_config(32, "g", [("consumer.session.timeout.ms", OP_SET, "x")], incremental=True)
+    with pytest.raises(errors.InvalidConfig, match="Unknown group config"):
+        c.alter_resource_config(32, "g", [("retention.ms", OP_SET, "1")], incremental=False)
+    c.alter_resource_config(4, "0", [("num.io.threads", OP_SET, "2")], incremental=True)
+    c.alter_resource_config(4, "0", [("num.io.threads", OP_DELETE, None)], incremental=True)
+    assert c.resource_configs == {}

@@ -35,7 +35,7 @@ def test_simple_consumer_commits_without_group(coord):
     assert got[("t", 0)].offset == 10 and got[("t", 0)].metadata == "m"
     assert got[("t", 1)].offset == -1
     assert coord.list_groups()["groups"] == [{"group_id": "g", "protocol_type": "",
-                                              "group_state": "Empty"}]
+                                              "group_state": "Empty", "group_type": "classic"}]
 
 
 def test_member_commit_checks_generation_and_member(coord):
@@ -85,6 +85,15 @@ def test_describe_list_and_delete_groups(coord):
         {"group_id": "idle", "error_code": 0},
         {"group_id": "nope", "error_code": errors.GroupIdNotFound.code}]
     assert coord.fetch_offsets("idle") == {}
+
+
+def test_group_that_empties_keeps_its_protocol_type(coord):
+    mid, _ = join_and_sync(coord, "g")
+    coord.leave("g", 1, [{"member_id": mid}])
+    assert coord.list_groups()["groups"] == [{"group_id": "g", "protocol_type": "consumer",
+                                              "group_state": "Empty"}]
+    described, = coord.describe_groups(["g"])
+    assert (described["group_state"], described["protocol_type"]) == ("Empty", "consumer")
 
 
 def test_deleted_group_can_be_joined_again(coord):

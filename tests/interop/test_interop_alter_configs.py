@@ -109,7 +109,7 @@ def test_invalid_changes_are_refused_per_resource(pybroker_cluster, topic, name,
     assert _describe(admin, topic)["retention.ms"].value == DEFAULT_RETENTION_MS
 
 
-def test_unknown_topic_and_broker_resources_are_refused(pybroker_cluster, topic):
+def test_unknown_topic_and_per_broker_topic_defaults_are_refused(pybroker_cluster, topic):
     admin = _admin(pybroker_cluster)
     code = _error_code(lambda: _incremental(
         admin, topic + "-missing", [ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)]))
@@ -119,7 +119,7 @@ def test_unknown_topic_and_broker_resources_are_refused(pybroker_cluster, topic)
     with pytest.raises(KafkaException) as info:
         admin.incremental_alter_configs([broker])[broker].result(TIMEOUT)
     assert info.value.args[0].code() == KafkaError.INVALID_REQUEST
-    assert "only topic configs" in info.value.args[0].str()
+    assert "cluster-wide" in info.value.args[0].str()
 
 
 def test_kafka_python_alter_configs_both_apis(pybroker_cluster, topic):

@@ -182,7 +182,7 @@ def test_crash_during_swap_loses_nothing(log_dir):
         cleaned = cleaner.build(plan)
         piece = cleaned[0]
         if step != "built":
-            swaps = cleaner.commit_swap(directory, piece)
+            swaps = cleaner.commit_swap(directory, piece.paths)
             if step == "installed_indexes":
                 cleaner.install_swap(directory, swaps[:2])
             elif step == "installed":

@@ -73,17 +73,88 @@ def test_bit_flip_in_last_batch_is_detected_and_truncated(log_dir, config):
     log.close()
 
 
-def test_corruption_in_middle_segment_deletes_every_later_segment(log_dir, config):
+def batches_of(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    headers, _, _ = rb.scan_valid_prefix(data)
+    return data, headers
+
+
+def flip(path, position, length=16):
+    with open(path, "r+b") as f:
+        f.seek(position)
+        chunk = bytearray(f.read(length))
+        f.seek(position)
+        f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def crash_before_checkpoint(log_dir):
+    """As after a crash before the recovery point covered these segments."""
+    os.unlink(os.path.join(log_dir, "recovery-point"))
+
+
+def test_corruption_in_middle_segment_keeps_every_valid_batch_after_it(log_dir, config, caplog):
     bases = fill(log_dir, config, n=60)
     assert len(bases) >= 3
     middle = seg_path(log_dir, bases[1])
-    with open(middle, "r+b") as f:
-        f.seek(30)
-        f.write(b"\xff")
+    original, headers = batches_of(middle)
+    victim = headers[len(headers) // 2]
+    flip(middle, victim.position + 40)
+    crash_before_checkpoint(log_dir)
+    with caplog.at_level(logging.ERROR, logger="pybroker.log"):
+        log = Log.open(log_dir, config)
+    assert [s.base_offset for s in log.segments] == bases
+    assert log.recovery_truncated_bytes == 0
+    assert log.recovery_quarantined_bytes == victim.size
+    lost = set(range(victim.base_offset, victim.next_offset))
+    assert offsets(read_all(log)) == [o for o in range(log.log_end_offset) if o not in lost]
+    # The damaged bytes are set aside beside the segment, named by the offsets they hid.
+    [q] = log.quarantined
+    assert (q.first_offset, q.end_offset, q.size) == (victim.base_offset, victim.next_offset, victim.size)
+    with open(q.path, "rb") as f:
+        corrupt = f.read()
+    assert corrupt[:40] == original[victim.position:victim.position + 40]
+    errors_logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"offsets {victim.base_offset}..{victim.last_offset}" in m and str(victim.size) in m
+               for m in errors_logged)
+    end = log.log_end_offset
+    assert append(log, make_batch(1)).first_offset == end
+    log.close()
+    # The repaired segment is whole: a later recovery finds nothing more.
+    crash_before_checkpoint(log_dir)
+    again = Log.open(log_dir, config)
+    assert again.recovery_quarantined_bytes == 0 and again.recovery_truncated_bytes == 0
+    assert offsets(read_all(again)) == [o for o in range(end + 1) if o not in lost]
+    again.close()
+
+
+def test_damaged_end_of_a_closed_segment_is_quarantined_not_truncated(log_dir, config):
+    bases = fill(log_dir, config, n=60)
+    middle = seg_path(log_dir, bases[1])
+    _, headers = batches_of(middle)
+    victim = headers[-1]
+    flip(middle, victim.position + victim.size - 16)
+    crash_before_checkpoint(log_dir)
     log = Log.open(log_dir, config)
-    assert [s.base_offset for s in log.segments] == bases[:2]
-    assert log.log_end_offset == bases[1]
-    assert not os.path.exists(seg_path(log_dir, bases[2]))
+    assert [s.base_offset for s in log.segments] == bases
+    assert [(q.first_offset, q.end_offset) for q in log.quarantined] == [(victim.base_offset, bases[2])]
+    lost = set(range(victim.base_offset, bases[2]))
+    assert offsets(read_all(log)) == [o for o in range(log.log_end_offset) if o not in lost]
+    log.close()
+
+
+def test_damaged_batch_length_resyncs_on_the_next_batch(log_dir, config):
+    bases = fill(log_dir, config, n=60)
+    last = seg_path(log_dir, bases[-1])
+    _, headers = batches_of(last)
+    assert len(headers) >= 3
+    victim = headers[1]
+    flip(last, victim.position + 8, 4)  # the batch length field
+    log = Log.open(log_dir, config)
+    assert log.segments[-1].base_offset == bases[-1]
+    lost = set(range(victim.base_offset, victim.next_offset))
+    assert offsets(read_all(log)) == [o for o in range(log.log_end_offset) if o not in lost]
+    assert log.log_end_offset == headers[-1].next_offset
     log.close()
 
 

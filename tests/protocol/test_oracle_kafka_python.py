@@ -83,7 +83,9 @@ def _their_view(api_key, kind, value):
 def test_codec_agrees_with_kafka_python(case):
     api, version, kind, nulls = case
     ours = (api.request if kind == "request" else api.response)[version]
-    theirs = THEIRS[(api.key, kind)]
+    theirs = THEIRS.get((api.key, kind))
+    if theirs is None:
+        pytest.skip(f"kafka-python has no definition of {api.name}; real clients test it (tests/interop)")
     message = sample(ours.fields, version, nulls)
     if api.key == 18 and kind == "response":
         # kafka-python decodes any ApiVersions response with an error as v0 (the

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pybroker.broker.apis import (
     alter_configs,
     api_versions,
+    consumer_group,
     create_partitions,
     create_topics,
     delete_records,
@@ -19,6 +20,7 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    transactions,
 )
 from pybroker.protocol import api
 
@@ -48,4 +50,14 @@ HANDLERS = {
     api.DELETE_GROUPS: groups.delete_groups,
     api.OFFSET_DELETE: groups.offset_delete,
     api.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    api.ADD_PARTITIONS_TO_TXN: transactions.add_partitions_to_txn,
+    api.ADD_OFFSETS_TO_TXN: transactions.add_offsets_to_txn,
+    api.END_TXN: transactions.end_txn,
+    api.WRITE_TXN_MARKERS: transactions.write_txn_markers,
+    api.TXN_OFFSET_COMMIT: transactions.txn_offset_commit,
+    api.DESCRIBE_PRODUCERS: transactions.describe_producers,
+    api.DESCRIBE_TRANSACTIONS: transactions.describe_transactions,
+    api.LIST_TRANSACTIONS: transactions.list_transactions,
+    api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
+    api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
 }

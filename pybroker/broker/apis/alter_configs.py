@@ -1,14 +1,16 @@
-"""AlterConfigs (33) and IncrementalAlterConfigs (44): topic config changes, validated,
-recorded and published by the controller (every broker then applies them to its logs).
+"""AlterConfigs (33) and IncrementalAlterConfigs (44): config changes, validated, recorded
+in the metadata log and published by the controller (every broker then applies them).
 
 Kafka answers per resource, and so does this:
-- TOPIC (2): forwarded to the controller. AlterConfigs replaces the topic's whole set of
-  overrides; IncrementalAlterConfigs applies SET / DELETE / APPEND / SUBTRACT to single
-  names.
-- BROKER (4): INVALID_REQUEST. A pybroker broker's settings are fixed at start (``pybroker
-  up --broker-config``), which is what Kafka answers for a broker config it cannot update
-  dynamically ("Cannot update these configs dynamically", INVALID_REQUEST); UNSUPPORTED_VERSION
-  would tell the client to downgrade the API, which would not help.
+- TOPIC (2): AlterConfigs replaces the topic's whole set of overrides;
+  IncrementalAlterConfigs applies SET / DELETE / APPEND / SUBTRACT to single names.
+- BROKER (4), a broker id or "" (the cluster-wide default, kafka-configs
+  ``--entity-default``): the settings Kafka can change at runtime
+  (pybroker.config.DYNAMIC_BROKER_CONFIGS) and, on "" only, the broker synonyms of topic
+  configs (``log.retention.ms`` ...), which change the default of every topic that does
+  not override it. A setting fixed at start gets INVALID_REQUEST ("Cannot update these
+  configs dynamically"), as Kafka answers.
+- GROUP (32): Kafka 4's group configs (pybroker.config.GROUP_CONFIGS).
 - Any other type (BROKER_LOGGER, CLIENT_METRICS, ...): INVALID_REQUEST, as Kafka answers
   a resource type its config manager does not handle.
 - The same resource twice in one request: INVALID_REQUEST for each, as Kafka.
@@ -20,10 +22,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from pybroker.config import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC
 from pybroker.errors import InvalidRequest, KafkaError
 
-TOPIC = 2
-BROKER = 4
+_ALTERABLE = (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
 
 
 def _refusal(resource: dict, counts: Counter) -> KafkaError | None:
@@ -31,11 +33,9 @@ def _refusal(resource: dict, counts: Counter) -> KafkaError | None:
     key = (resource["resource_type"], resource["resource_name"])
     if counts[key] > 1:
         return InvalidRequest(f"Duplicate resource type {key[0]} and name '{key[1]}' in the request")
-    if key[0] == BROKER:
-        return InvalidRequest("Broker configs cannot be altered: a pybroker broker's settings are fixed "
-                              "when it starts; only topic configs (resource type 2) can be changed")
-    if key[0] != TOPIC:
-        return InvalidRequest(f"Unsupported resource type {key[0]}: only topic configs can be altered")
+    if key[0] not in _ALTERABLE:
+        return InvalidRequest(f"Unsupported resource type {key[0]}: only topic, broker and group configs "
+                              "can be altered")
     return None
 
 
@@ -44,7 +44,7 @@ async def _alter(broker, request, incremental: bool) -> dict:
     resources = body["resources"]
     counts = Counter((r["resource_type"], r["resource_name"]) for r in resources)
     answers: list[dict] = []
-    topics: list[dict] = []
+    forwarded: list[dict] = []
     for res in resources:
         answer = {"error_code": 0, "error_message": None, "resource_type": res["resource_type"],
                   "resource_name": res["resource_name"]}
@@ -53,13 +53,13 @@ async def _alter(broker, request, incremental: bool) -> dict:
         if refusal is not None:
             answer.update(error_code=refusal.code, error_message=refusal.detail)
             continue
-        topics.append({"name": res["resource_name"], "configs": [
+        forwarded.append({"name": res["resource_name"], "resource_type": res["resource_type"], "configs": [
             {"name": c["name"], "op": c.get("config_operation", 0) if incremental else 0, "value": c["value"]}
             for c in res["configs"]]})
-    if topics:
-        pending = [a for a in answers if a["resource_type"] == TOPIC and a["error_code"] == 0]
+    if forwarded:
+        pending = [a for a in answers if a["error_code"] == 0]
         try:
-            results = await broker.controller.alter_configs(topics, incremental, body.get("validate_only", False))
+            results = await broker.controller.alter_configs(forwarded, incremental, body.get("validate_only", False))
         except KafkaError as exc:
             results = [{"error_code": exc.code, "error_message": exc.detail or exc.message}] * len(pending)
         for answer, result in zip(pending, results):

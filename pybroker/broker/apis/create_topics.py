@@ -13,7 +13,7 @@ def _created_configs(broker, spec: dict) -> list[dict]:
     """The new topic's settings (v5+ answers carry them; the Java admin client reads
     them on success)."""
     topic = broker.image.topics.get(spec["name"])
-    config = topic.config if topic is not None else TopicConfig.parse(spec["configs"], broker.config.topic_defaults)
+    config = topic.config if topic is not None else TopicConfig.parse(spec["configs"], broker.topic_defaults)
     overridden = set(config.overrides)
     return [
         {"name": key, "value": value, "read_only": False,

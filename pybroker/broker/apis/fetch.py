@@ -7,7 +7,8 @@ returns at least one whole batch even if it is larger, so a consumer can never g
 behind a big batch.
 
 Consumers (``replica_id`` -1) read only below the high watermark, and only from the
-leader; follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
+leader; read_committed consumers (isolation_level 1) only below the last stable offset,
+with the aborted transactions overlapping what they get (from the ``.txnindex``); follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
 offset tells the leader their log end (the high watermark and ISR follow from it). A
 ``current_leader_epoch`` older than the partition's gets FENCED_LEADER_EPOCH, a newer one
 UNKNOWN_LEADER_EPOCH (KIP-320). From v12 a consumer's ``last_fetched_epoch`` is checked
@@ -117,14 +118,16 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                         if shm is not None and partition.high_watermark != hw_before:
                             shm.mark_dirty(partition)
                     max_offset = None
+                    lso = partition.high_watermark
                 else:
-                    max_offset = partition.high_watermark
+                    lso = partition.last_stable_offset
+                    max_offset = lso if committed else partition.high_watermark
                     if _diverging(partition, req, entry):
                         parts.append(entry)
                         continue
                 hw = partition.high_watermark
                 entry["high_watermark"] = hw
-                entry["last_stable_offset"] = hw
+                entry["last_stable_offset"] = lso
                 entry["log_start_offset"] = partition.log_start_offset
                 if replica_id >= 0:
                     follower = partition.followers.get(replica_id)
@@ -144,6 +147,10 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 if limit > 0 or min_one:
                     found = partition.log.read(req["fetch_offset"], limit, max_offset=max_offset, min_one=min_one)
                     if found is not None:
+                        if committed and replica_id < 0:
+                            entry["aborted_transactions"] = [
+                                {"producer_id": t.producer_id, "first_offset": t.first_offset}
+                                for t in partition.log.collect_aborted_txns(req["fetch_offset"], found.last_offset + 1, lso)]
                         region = SendfileRegion(found, f"{name}-{index}")
                         regions.append(region)
                         entry["records"] = region
@@ -185,6 +192,8 @@ async def handle(broker, request) -> dict:
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
+            if total:
+                _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
             return {
                 "throttle_time_ms": 0,
                 "error_code": 0,
@@ -193,6 +202,15 @@ async def handle(broker, request) -> dict:
             }
         release_regions(regions)
         await _wait_for_append(broker, body, wait)
+
+
+def _count_bytes_out(broker, responses: list, follower: bool) -> None:
+    """BytesOut (consumers) or ReplicationBytesOut (followers), per topic of the answer."""
+    stats = broker.stats
+    for topic in responses:
+        nbytes = sum(p["records"].length for p in topic["partitions"] if isinstance(p["records"], SendfileRegion))
+        if nbytes:
+            stats.on_fetch(topic["topic"], nbytes, follower)
 
 
 async def _wait_for_append(broker, body: dict, timeout: float) -> None:

@@ -8,7 +8,11 @@ forwards, but FindCoordinator names one broker per group, chosen by a hash of th
 over the live brokers, as Kafka names the leader of the group's __consumer_offsets
 partition: every member talks to the same broker, and a client whose coordinator changes
 between two answers (librdkafka drops the JoinGroup in flight then) sees it only when
-brokers come or go.
+brokers come or go. Transactional ids (key type 1) are placed the same way.
+
+OffsetFetch with ``require_stable`` (read_committed consumers, KIP-447) answers
+UNSTABLE_OFFSET_COMMIT for a partition whose offsets wait in an unfinished transaction,
+so a consumer taking over does not start from offsets about to be replaced.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import zlib
 from pybroker import errors
 
 GROUP_KEY = 0
+TRANSACTION_KEY = 1
 
 
 def coordinator_for(broker, group_id: str):
@@ -33,10 +38,10 @@ def find_coordinator(broker, request) -> dict:
     keys = body.get("coordinator_keys") or [body.get("key", "")]
     coordinators = []
     for key in keys:
-        if key_type != GROUP_KEY:
+        if key_type not in (GROUP_KEY, TRANSACTION_KEY):
             coordinators.append({"key": key, "node_id": -1, "host": "", "port": -1,
-                                 "error_code": errors.CoordinatorNotAvailable.code,
-                                 "error_message": "pybroker has no transaction coordinator"})
+                                 "error_code": errors.InvalidRequest.code,
+                                 "error_message": f"unknown coordinator key type {key_type}"})
         else:
             chosen = coordinator_for(broker, key)
             if chosen is None:
@@ -122,43 +127,73 @@ async def leave_group(broker, request) -> dict:
     return {"throttle_time_ms": 0, **response}
 
 
-async def offset_commit(broker, request) -> dict:
-    body = request.body
-    rows = [
-        [topic["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
-         p.get("committed_leader_epoch", -1)]
-        for topic in body["topics"] for p in topic["partitions"]
-    ]
-    try:
-        codes = {(t, p): code for t, p, code in await _group(broker, "commit_offsets", body["group_id"], {
-            "member_id": body.get("member_id", ""),
-            "generation_id": body.get("generation_id_or_member_epoch", -1),
-            "group_instance_id": body.get("group_instance_id"),
-            "offsets": rows,
-        })}
-    except errors.KafkaError as exc:
-        codes = {(t, p): exc.code for t, p, *_ in rows}
-    topics = [
+def _unknown_partitions(broker, topics) -> dict[tuple[str, int], int]:
+    """UNKNOWN_TOPIC_OR_PARTITION for each requested partition this broker's metadata
+    does not hold: Kafka's broker answers those itself, before asking its coordinator."""
+    codes = {}
+    for topic in topics:
+        info = broker.image.topics.get(topic["name"])
+        for p in topic["partitions"]:
+            if info is None or not 0 <= p["partition_index"] < info.partitions:
+                codes[(topic["name"], p["partition_index"])] = errors.UnknownTopicOrPartition.code
+    return codes
+
+
+def _per_partition(topics, codes) -> list[dict]:
+    return [
         {"name": topic["name"], "partitions": [
             {"partition_index": p["partition_index"], "error_code": codes[(topic["name"], p["partition_index"])]}
             for p in topic["partitions"]
         ]}
-        for topic in body["topics"]
+        for topic in topics
     ]
-    return {"throttle_time_ms": 0, "topics": topics}
 
 
-async def _fetch_group(broker, group_id: str, topics) -> tuple[list, int]:
+async def offset_commit(broker, request) -> dict:
+    body = request.body
+    codes = _unknown_partitions(broker, body["topics"])
+    rows = [
+        [topic["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
+         p.get("committed_leader_epoch", -1)]
+        for topic in body["topics"] for p in topic["partitions"]
+        if (topic["name"], p["partition_index"]) not in codes
+    ]
+    if rows:
+        try:
+            codes.update({(t, p): code for t, p, code in await _group(broker, "commit_offsets", body["group_id"], {
+                "member_id": body.get("member_id", ""),
+                "generation_id": body.get("generation_id_or_member_epoch", -1),
+                "group_instance_id": body.get("group_instance_id"),
+                "offsets": rows,
+            })})
+        except errors.KafkaError as exc:
+            codes.update({(t, p): exc.code for t, p, *_ in rows})
+    return {"throttle_time_ms": 0, "topics": _per_partition(body["topics"], codes)}
+
+
+async def _unstable(broker, group_id: str) -> set:
+    try:
+        rows = await broker.controller.txn("pending_offsets", {"group_id": group_id})
+    except (errors.CoordinatorNotAvailable, errors.NotController):
+        return set()
+    return {tuple(tp) for tp in rows}
+
+
+async def _fetch_group(broker, group_id: str, topics, require_stable: bool = False, member_id=None,
+                       member_epoch=-1) -> tuple[list, int]:
     wanted = None if topics is None else [[t["name"], i] for t in topics for i in t["partition_indexes"]]
     try:
-        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted})
+        rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted, "member_id": member_id,
+                                                               "member_epoch": member_epoch})
+        unstable = await _unstable(broker, group_id) if require_stable else set()
     except errors.KafkaError as exc:
         return [], exc.code
     by_topic: dict[str, list] = {}
     for name, index, offset, metadata, epoch in rows:
+        code = errors.UnstableOffsetCommit.code if (name, index) in unstable else 0
         by_topic.setdefault(name, []).append({
-            "partition_index": index, "committed_offset": offset, "committed_leader_epoch": epoch,
-            "metadata": metadata if offset >= 0 else "", "error_code": 0,
+            "partition_index": index, "committed_offset": -1 if code else offset,
+            "committed_leader_epoch": epoch, "metadata": metadata if offset >= 0 else "", "error_code": code,
         })
     return [{"name": name, "partitions": parts} for name, parts in by_topic.items()], 0
 
@@ -168,25 +203,42 @@ async def offset_fetch(broker, request) -> dict:
     if request.api_version >= 8:
         groups = []
         for g in body["groups"]:
-            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"))
+            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"), body.get("require_stable", False),
+                                              g.get("member_id"), g.get("member_epoch", -1))
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
-    topics, code = await _fetch_group(broker, body["group_id"], body.get("topics"))
+    topics, code = await _fetch_group(broker, body["group_id"], body.get("topics"), body.get("require_stable", False))
     return {"throttle_time_ms": 0, "topics": topics, "error_code": code}
 
 
 async def describe_groups(broker, request) -> dict:
-    groups = await _group(broker, "describe_groups", "", {"group_ids": request.body["groups"]})
+    try:
+        groups = await _group(broker, "describe_groups", "", {"group_ids": request.body["groups"]})
+    except errors.KafkaError as exc:
+        groups = [{"error_code": exc.code, "group_id": g, "group_state": "", "protocol_type": "",
+                   "protocol_data": "", "members": []} for g in request.body["groups"]]
     return {"throttle_time_ms": 0, "groups": groups}
 
 
 async def list_groups(broker, request) -> dict:
-    response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None})
-    return {"throttle_time_ms": 0, **response}
+    """Only the groups this broker coordinates, as each Kafka broker lists the groups of
+    the __consumer_offsets partitions it leads: a client that asks every broker (as
+    librdkafka and the Java AdminClient do) sees each group once."""
+    try:
+        response = await _group(broker, "list_groups", "", {"states": request.body.get("states_filter") or None,
+                                                           "types": request.body.get("types_filter") or None})
+    except errors.KafkaError as exc:
+        response = {"error_code": exc.code, "groups": []}
+    mine = [g for g in response["groups"]
+            if getattr(coordinator_for(broker, g["group_id"]), "node_id", None) == broker.node_id]
+    return {"throttle_time_ms": 0, **response, "groups": mine}
 
 
 async def delete_groups(broker, request) -> dict:
-    results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
+    try:
+        results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
+    except errors.KafkaError as exc:
+        results = [{"group_id": g, "error_code": exc.code} for g in request.body["groups_names"]]
     return {"throttle_time_ms": 0, "results": results}
 
 
@@ -194,16 +246,9 @@ async def offset_delete(broker, request) -> dict:
     """Partitions of topics this broker does not know get UNKNOWN_TOPIC_OR_PARTITION here,
     as Kafka's broker answers before asking its coordinator; the rest go to the group."""
     body = request.body
-    codes: dict[tuple[str, int], int] = {}
-    known = []
-    for topic in body["topics"]:
-        info = broker.image.topics.get(topic["name"])
-        for p in topic["partitions"]:
-            tp = (topic["name"], p["partition_index"])
-            if info is None or not 0 <= tp[1] < info.partitions:
-                codes[tp] = errors.UnknownTopicOrPartition.code
-            else:
-                known.append(tp)
+    codes = _unknown_partitions(broker, body["topics"])
+    known = [(topic["name"], p["partition_index"]) for topic in body["topics"] for p in topic["partitions"]
+             if (topic["name"], p["partition_index"]) not in codes]
     try:
         response = await _group(broker, "delete_offsets", body["group_id"], {"partitions": [list(tp) for tp in known]})
     except errors.KafkaError as exc:
@@ -211,11 +256,4 @@ async def offset_delete(broker, request) -> dict:
     if response["error_code"]:
         return {"error_code": response["error_code"], "throttle_time_ms": 0, "topics": []}
     codes.update({(t, p): code for t, p, code in response["partitions"]})
-    topics = [
-        {"name": topic["name"], "partitions": [
-            {"partition_index": p["partition_index"], "error_code": codes[(topic["name"], p["partition_index"])]}
-            for p in topic["partitions"]
-        ]}
-        for topic in body["topics"]
-    ]
-    return {"error_code": 0, "throttle_time_ms": 0, "topics": topics}
+    return {"error_code": 0, "throttle_time_ms": 0, "topics": _per_partition(body["topics"], codes)}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pybroker.cluster.metadata import NO_LEADER
 from pybroker.cluster.topics import validate_topic_name
-from pybroker.errors import KafkaError, LeaderNotAvailable, TopicAlreadyExists, UnknownTopicOrPartition
+from pybroker.errors import (KafkaError, LeaderNotAvailable, TopicAlreadyExists, UnknownTopicId,
+                             UnknownTopicOrPartition)
 from pybroker.protocol import api
 from pybroker.protocol.schema import PreEncoded
 
@@ -71,8 +72,21 @@ async def handle(broker, request) -> dict:
         names = sorted(broker.image.topics)
     else:
         names = [t["name"] for t in requested]
-    allow_create = body.get("allow_auto_topic_creation", True) and broker.config.auto_create_topics_enable
     topics = []
+    if any(name is None for name in names):
+        # v10+ may ask by topic id (a KIP-848 member learns its assignment as ids).
+        by_id = {str(t.topic_id): n for n, t in broker.image.topics.items()}
+        resolved = []
+        for t, name in zip(requested, names):
+            if name is None:
+                name = by_id.get(str(t.get("topic_id")))
+                if name is None:
+                    topics.append({"error_code": UnknownTopicId.code, "name": None, "topic_id": t.get("topic_id"),
+                                   "partitions": []})
+                    continue
+            resolved.append(name)
+        names = resolved
+    allow_create = body.get("allow_auto_topic_creation", True) and broker.config.auto_create_topics_enable
     for name in names:
         if name not in broker.image.topics:
             try:

@@ -66,6 +66,10 @@ async def handle(broker, request) -> dict | None:
             except KafkaError as exc:
                 results.append(_partition_error(index, exc))
                 continue
+            if result.base_offset == log_end:
+                # Appended now, not a deduplicated retry: counted per partition, from the
+                # offsets the batches took.
+                broker.stats.on_produce(name, result.last_offset - result.base_offset + 1, len(records))
             if shm is not None and result.base_offset == log_end:
                 # Appended now (not a deduplicated retry): ``records`` holds the bytes as
                 # written, offsets and leader epoch assigned in place.

@@ -151,7 +151,7 @@ DESCRIBE_GROUPS = Api(
 )
 
 LIST_GROUPS = Api(
-    16, "ListGroups", (0, 4), flexible=3,
+    16, "ListGroups", (0, 5), flexible=3,
     request=[
         Field("states_filter", Array(STRING), "4+"),
         Field("types_filter", Array(STRING), "5+"),

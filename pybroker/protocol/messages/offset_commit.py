@@ -4,7 +4,8 @@ removes them (kafka-consumer-groups --delete-offsets)."""
 from ..schema import Api, Array, Field, BOOL, INT16, INT32, INT64, STRING
 
 OFFSET_COMMIT = Api(
-    8, "OffsetCommit", (2, 8), flexible=8,
+    # v9 is v8 for KIP-848 members (generation = member epoch).
+    8, "OffsetCommit", (2, 9), flexible=8,
     request=[
         Field("group_id", STRING),
         Field("generation_id_or_member_epoch", INT32, "1+", default=-1),
@@ -34,8 +35,16 @@ OFFSET_COMMIT = Api(
     ],
 )
 
+_FETCHED_PARTITIONS = [
+    Field("partition_index", INT32),
+    Field("committed_offset", INT64),
+    Field("committed_leader_epoch", INT32, "5+", default=-1),
+    Field("metadata", STRING, nullable="0+"),
+    Field("error_code", INT16),
+]
+
 OFFSET_FETCH = Api(
-    9, "OffsetFetch", (1, 7), flexible=6,
+    9, "OffsetFetch", (1, 9), flexible=6,
     request=[
         Field("group_id", STRING, "0-7"),
         # v2+: null asks for every partition the group has committed.
@@ -43,21 +52,33 @@ OFFSET_FETCH = Api(
             Field("name", STRING, "0-7"),
             Field("partition_indexes", Array(INT32), "0-7"),
         ]), "0-7", nullable="2-7"),
+        # v8+: several groups in one request; v9+ names the KIP-848 member asking.
+        Field("groups", Array([
+            Field("group_id", STRING),
+            Field("member_id", STRING, "9+", nullable="9+", default=None),
+            Field("member_epoch", INT32, "9+", default=-1),
+            Field("topics", Array([
+                Field("name", STRING),
+                Field("partition_indexes", Array(INT32)),
+            ]), nullable="8+"),
+        ]), "8+"),
         Field("require_stable", BOOL, "7+", default=False),
     ],
     response=[
         Field("throttle_time_ms", INT32, "3+"),
         Field("topics", Array([
             Field("name", STRING, "0-7"),
-            Field("partitions", Array([
-                Field("partition_index", INT32, "0-7"),
-                Field("committed_offset", INT64, "0-7"),
-                Field("committed_leader_epoch", INT32, "5-7", default=-1),
-                Field("metadata", STRING, "0-7", nullable="0-7"),
-                Field("error_code", INT16, "0-7"),
-            ]), "0-7"),
+            Field("partitions", Array(_FETCHED_PARTITIONS), "0-7"),
         ]), "0-7"),
         Field("error_code", INT16, "2-7", default=0),
+        Field("groups", Array([
+            Field("group_id", STRING),
+            Field("topics", Array([
+                Field("name", STRING),
+                Field("partitions", Array(_FETCHED_PARTITIONS)),
+            ])),
+            Field("error_code", INT16, default=0),
+        ]), "8+"),
     ],
 )
 

@@ -1,10 +1,11 @@
 """Offset lookups and log truncation: ListOffsets (2) by timestamp (-1 latest,
--2 earliest), OffsetForLeaderEpoch (23) for follower truncation and consumer
+-2 earliest, -3 max timestamp from v7, -4 earliest local from v8, -5 latest tiered from v9;
+v10 adds a timeout for remote lookups), OffsetForLeaderEpoch (23) for follower truncation and consumer
 divergence checks, DeleteRecords (21) to move the log start offset forward."""
 from ..schema import Api, Array, Field, INT8, INT16, INT32, INT64, STRING
 
 LIST_OFFSETS = Api(
-    2, "ListOffsets", (0, 7), flexible=6,
+    2, "ListOffsets", (0, 10), flexible=6,
     request=[
         Field("replica_id", INT32),
         Field("isolation_level", INT8, "2+"),

@@ -3,7 +3,7 @@
 from ..schema import Api, Field, BOOL, INT16, INT32, INT64, STRING
 
 INIT_PRODUCER_ID = Api(
-    22, "InitProducerId", (0, 2), flexible=2,
+    22, "InitProducerId", (0, 4), flexible=2,
     request=[
         Field("transactional_id", STRING, nullable="0+"),
         Field("transaction_timeout_ms", INT32),
