@@ -69,6 +69,10 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition", interv
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 LOG_NAME = "pybroker.log"
+
+
+def _private_opener(path, flags):
+    return os.open(path, flags, 0o600)  # in the data dir, private like the rest of it
 # The CLI prints this once every listener accepts connections.
 _BOOTSTRAP_LINE = re.compile(rb"^bootstrap:\s*(\S+)\s*$", re.MULTILINE)
 # ... followed by the address of the web console and /metrics.
@@ -145,7 +149,7 @@ class BrokerCluster:
         env = dict(os.environ if self.env is None else self.env)
         # Output goes to a file, where Python would block-buffer the bootstrap line.
         env["PYTHONUNBUFFERED"] = "1"
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab", opener=_private_opener) as log:
             log.write(f"--- start: {' '.join(self.command())}\n".encode())
             log.flush()
             log_offset = log.tell()
@@ -321,6 +325,9 @@ def _kill_live_clusters() -> None:
 if pytest is not None:
 
     _CLUSTERS_KEY = pytest.StashKey[list]()
+    # A test's first group poll should not wait Kafka's 3 s for more members; placed
+    # first, so an --group-initial-rebalance-delay-ms of the test's own still wins.
+    FIXTURE_ARGS = ("--group-initial-rebalance-delay-ms", "0")
 
 
     def _track(request: pytest.FixtureRequest, cluster: BrokerCluster) -> None:
@@ -330,8 +337,9 @@ if pytest is not None:
     @pytest.fixture
     def pybroker_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerCluster]:
         """A running single-broker pybroker cluster in a temporary data dir, stopped after
-        the test (SIGTERM, then SIGKILL of its process group)."""
-        cluster = BrokerCluster(data_dir=tmp_path / "pybroker")
+        the test (SIGTERM, then SIGKILL of its process group). Groups rebalance without
+        the initial delay (``group.initial.rebalance.delay.ms`` 0)."""
+        cluster = BrokerCluster(data_dir=tmp_path / "pybroker", extra_args=FIXTURE_ARGS)
         _track(request, cluster)
         cluster.start()
         try:
@@ -349,6 +357,7 @@ if pytest is not None:
 
         def make(start: bool = True, **kwargs) -> BrokerCluster:
             kwargs.setdefault("data_dir", tmp_path_factory.mktemp("pybroker"))
+            kwargs["extra_args"] = [*FIXTURE_ARGS, *kwargs.get("extra_args", ())]
             cluster = BrokerCluster(**kwargs)
             made.append(cluster)
             _track(request, cluster)
@@ -372,15 +381,7 @@ if pytest is not None:
 
 
 def _unlink_region(data_dir) -> None:
-    """A cluster killed outright leaves its shared-memory region behind (a clean stop
-    unlinks it): remove it so killed test clusters do not pile up in /dev/shm."""
-    if data_dir is None:
-        return
-    import posix_ipc
+    if data_dir is not None:
+        from pybroker.cli.down import unlink_region
 
-    from pybroker.shm import region_name
-
-    try:
-        posix_ipc.unlink_shared_memory(region_name(str(data_dir)))
-    except posix_ipc.ExistentialError:
-        pass
+        unlink_region(data_dir)

@@ -60,6 +60,40 @@ def unescape(text: str) -> str:
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
 
 
+def check_reachable(bootstrap: str, client_id: str, topic: str | None = None, auto_create: bool = False) -> None:
+    """Fail at once instead of retrying until a client timeout: NetworkException ("no
+    broker reachable among ...") when no bootstrap broker answers, and with ``topic``
+    UnknownTopicOrPartition when the cluster does not have it (``auto_create``: nor
+    creates it on this Metadata request, as a producer's would)."""
+    from pybroker import errors
+    from pybroker.client.cluster import Client
+
+    with Client(bootstrap, client_id=client_id, timeout=10.0) as client:
+        if topic is None:
+            client.any_connection()
+            return
+        info = client.refresh([topic], allow_auto_create=auto_create).topics.get(topic)
+        if info is None or info.error_code == errors.UnknownTopicOrPartition.code:
+            raise errors.UnknownTopicOrPartition(f"Topic '{topic}' does not exist")
+
+
+def add_client_properties(parser: argparse.ArgumentParser, role: str) -> None:
+    """``--producer-property`` / ``--consumer-property KEY=VALUE``: Kafka client settings
+    passed as they are (repeatable), as kafka-console-producer/-consumer take them."""
+    parser.add_argument(f"--{role}-property", dest=f"{role}_property", action="append", metavar="KEY=VALUE",
+                        help=f"a {role} setting by its Kafka name, e.g. "
+                             + ("linger.ms=5" if role == "producer" else "max.poll.records=100")
+                             + " (repeatable)")
+
+
+def client_properties(args, role: str) -> dict[str, str | bool]:
+    """The --ROLE-property settings; ``true``/``false`` become booleans (the clients take
+    numbers as text, but ``bool("false")`` would be True)."""
+    props = parse_properties(getattr(args, f"{role}_property"), f"--{role}-property")
+    return {k: v.strip().lower() == "true" if v.strip().lower() in ("true", "false") else v
+            for k, v in props.items()}
+
+
 class UsageError(Exception):
     """A bad command line: reported on stderr with exit code 1."""
 

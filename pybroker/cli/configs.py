@@ -113,7 +113,10 @@ def _split_outside_brackets(text: str) -> list[str]:
 
 def describe(admin, topic: str, everything: bool, out) -> int:
     configs = admin.describe_configs(topic)
-    shown = {name: entry for name, entry in sorted(configs.items()) if everything or not entry.is_default}
+    # As kafka-configs: without --all only the topic's own overrides, not the broker-wide
+    # settings (DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG) it inherits.
+    shown = {name: entry for name, entry in sorted(configs.items())
+             if everything or entry.source == "DYNAMIC_TOPIC_CONFIG"}
     out.write(f"{'All' if everything else 'Dynamic'} configs for topic {topic} are:\n")
     for name, entry in shown.items():
         value = "null" if entry.is_sensitive or entry.value is None else entry.value

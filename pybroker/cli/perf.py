@@ -1,12 +1,23 @@
 """`pybroker perf produce|consume`: load generators like kafka-producer-perf-test and
 kafka-consumer-perf-test, driving any Kafka cluster with pybroker's own client, and
-printing their result lines."""
+printing their result lines.
+
+``perf produce`` prints Kafka's window line every ``--reporting-interval`` ms (5 s, as
+Kafka) while it runs — records handed to the producer in the window, and the latency of
+the sampled records acknowledged in it — and the summary line at the end; on a terminal
+a progress bar runs below the lines. An unreachable cluster or a missing topic is one
+``ERROR`` line and exit code 1.
+"""
 from __future__ import annotations
 
 import os
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime
+
+from pybroker import errors
+from pybroker.cli.common import check_reachable, fail
 
 
 def register(subparsers) -> None:
@@ -20,6 +31,8 @@ def register(subparsers) -> None:
     prod.add_argument("--throughput", type=float, default=-1, help="records/s to aim at; -1 = as fast as possible")
     prod.add_argument("--producer-props", nargs="*", default=[], metavar="KEY=VALUE",
                       help="producer settings, e.g. acks=all linger.ms=5 compression.type=lz4")
+    prod.add_argument("--reporting-interval", type=int, default=5000, metavar="MS",
+                      help="print a window line this often (default 5000, as Kafka)")
     prod.set_defaults(func=run_produce)
     cons = sub.add_parser("consume", help="like kafka-consumer-perf-test")
     cons.add_argument("--bootstrap-server", default="127.0.0.1:9092")
@@ -46,6 +59,34 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def _progress(total: int):
+    """A rich progress bar on a terminal; nothing when the output goes elsewhere."""
+    if not sys.stdout.isatty():
+        return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+
+
+class Window:
+    """Kafka's reporting window: records handed to the producer and latencies acked
+    since the last window line."""
+
+    def __init__(self, record_size: int):
+        self.record_size = record_size
+        self.start = time.perf_counter()
+        self.count = 0
+        self.latencies: list[float] = []
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.count / elapsed
+        lat = self.latencies
+        return (f"{self.count} records sent, {rate:.1f} records/sec ({rate * self.record_size / 1024 / 1024:.2f} MB/sec), "
+                f"{sum(lat) / len(lat) if lat else 0:.1f} ms avg latency, {max(lat) if lat else 0:.1f} ms max latency.")
+
+
 def run_produce(args) -> int:
     from pybroker.client import Producer
 
@@ -55,9 +96,23 @@ def run_produce(args) -> int:
     except ValueError as exc:
         print(f"pybroker perf: {exc}", file=sys.stderr)
         return 2
+    status = None
+    try:
+        check_reachable(args.bootstrap_server, "producer-performance", args.topic, auto_create=True)
+        status = _produce(args, producer)
+        return status
+    except errors.KafkaError as exc:
+        return fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
+    finally:
+        # After a failure, records still queued get a short grace, not delivery.timeout.ms.
+        producer.close(timeout=None if status is not None else 5)
+
+
+def _produce(args, producer) -> int:
     payload = os.urandom(args.record_size)
     latencies: list[float] = []
     failures: list[BaseException] = []
+    window = Window(args.record_size)
     # One record in 100 carries a timer: a callback on every record would measure the
     # callbacks, not the cluster.
     sample_every = 100
@@ -67,26 +122,37 @@ def run_produce(args) -> int:
             if exc is not None:
                 failures.append(exc)
             else:
-                latencies.append((time.perf_counter() - sent) * 1000)
+                latency = (time.perf_counter() - sent) * 1000
+                latencies.append(latency)
+                window.latencies.append(latency)
         return done
 
     interval = 1.0 / args.throughput if args.throughput > 0 else 0.0
+    report_every = args.reporting_interval / 1000.0
     start = time.perf_counter()
     next_send = start
     send = producer.send
-    for i in range(args.num_records):
-        if interval:
-            pause = next_send - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            next_send += interval
-        if i % sample_every == 0:
-            send(args.topic, payload, callback=sampled(time.perf_counter()))
-        else:
-            send(args.topic, payload)
-    producer.flush()
+    with _progress(args.num_records) as progress:
+        task = progress.add_task("producing", total=args.num_records) if progress is not None else None
+        for i in range(args.num_records):
+            if interval:
+                pause = next_send - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                next_send += interval
+            if i % sample_every == 0:
+                now = time.perf_counter()
+                send(args.topic, payload, callback=sampled(now))
+                if now - window.start >= report_every:
+                    print(window.line(now), flush=True)
+                    window = Window(args.record_size)
+                if progress is not None:
+                    progress.update(task, completed=i)
+            else:
+                send(args.topic, payload)
+            window.count += 1
+        producer.flush()
     elapsed = time.perf_counter() - start
-    producer.close()
     if failures:
         print(f"pybroker perf: {len(failures)} sampled records failed, first: {failures[0]}", file=sys.stderr)
     lat = sorted(latencies)
@@ -99,13 +165,26 @@ def run_produce(args) -> int:
 
 
 def run_consume(args) -> int:
-    from pybroker.client import Admin, Consumer
+    from pybroker.client import Consumer
 
     config = {"bootstrap.servers": args.bootstrap_server, "auto.offset.reset": "earliest",
               "enable.auto.commit": False}
     if args.group:
         config["group.id"] = args.group
-    consumer = Consumer(config)
+    try:
+        check_reachable(args.bootstrap_server, "consumer-performance", args.topic)
+        consumer = Consumer(config)
+        try:
+            return _consume(args, consumer)
+        finally:
+            consumer.close()
+    except errors.KafkaError as exc:
+        return fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
+
+
+def _consume(args, consumer) -> int:
+    from pybroker.client import Admin
+
     start_wall = datetime.now()
     start = time.perf_counter()
     if args.group:
@@ -132,7 +211,6 @@ def run_consume(args) -> int:
         records += len(batch)
         nbytes += sum(len(r.value or b"") + len(r.key or b"") for r in batch)
     end = time.perf_counter()
-    consumer.close()
     elapsed = max(end - start, 1e-9)
     fetch_elapsed = max(end - (first_fetch or start), 1e-9)
     mb = nbytes / 1024 / 1024

@@ -12,7 +12,8 @@ import select
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail, parse_bool, parse_properties, unescape
+from pybroker.cli.common import (UsageError, add_bootstrap, add_client_properties, check_reachable, client_properties,
+                                 fail, parse_bool, parse_properties, unescape)
 
 READ_CHUNK = 64 * 1024
 # A line longer than this without a newline is refused rather than buffered without bound.
@@ -26,18 +27,34 @@ def register(subparsers) -> None:
     add_bootstrap(p)
     p.add_argument("--topic", required=True, help="topic to produce to")
     p.add_argument("--partition", type=int, help="send every record to this partition")
-    p.add_argument("--acks", "--request-required-acks", dest="acks", default="1",
+    p.add_argument("--acks", "--request-required-acks", dest="acks",
                    choices=["0", "1", "-1", "all"], help="acknowledgements to wait for (default 1)")
-    p.add_argument("--compression-codec", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+    p.add_argument("--compression-codec", choices=["none", "gzip", "snappy", "lz4", "zstd"],
                    help="compression of record batches (default none)")
     p.add_argument("--property", action="append", metavar="KEY=VALUE",
                    help="parse.key=true|false, key.separator=SEP, ignore.error=true|false")
     p.add_argument("--key-separator", help="same as --property key.separator=SEP (implies parse.key=true)")
-    p.add_argument("--batch-size", type=int, default=16384, help="bytes per batch (default 16384)")
+    p.add_argument("--batch-size", type=int, help="bytes per batch (default 16384)")
     p.add_argument("--linger-ms", type=int, default=100,
                    help="send a partial batch once stdin is quiet this long (default 100)")
-    p.add_argument("--request-timeout-ms", type=int, default=30000, help="broker ack timeout (default 30000)")
+    p.add_argument("--request-timeout-ms", type=int, help="broker ack timeout (default 30000)")
+    add_client_properties(p, "producer")
     p.set_defaults(func=run)
+
+
+# The tool's own defaults; --producer-property overrides them, and an option given on
+# the command line overrides both (as kafka-console-producer merges them).
+PRODUCER_DEFAULTS = {"acks": "1", "compression.type": "none", "batch.size": 16384, "request.timeout.ms": 30000}
+OPTION_PROPERTIES = {"acks": "acks", "compression_codec": "compression.type", "batch_size": "batch.size",
+                     "request_timeout_ms": "request.timeout.ms"}
+
+
+def producer_config(args) -> dict:
+    config = {**PRODUCER_DEFAULTS, "client.id": "console-producer", **client_properties(args, "producer")}
+    for option, name in OPTION_PROPERTIES.items():
+        if getattr(args, option) is not None:
+            config[name] = getattr(args, option)
+    return config
 
 
 class LineParser:
@@ -104,7 +121,14 @@ def run(args) -> int:
 
     try:
         parse_line, ignore_error = parser_from_args(args)
+        config = producer_config(args)
     except UsageError as exc:
+        return fail(f"Error: {exc}")
+    try:
+        check_reachable(args.bootstrap_server, "console-producer", args.topic, auto_create=True)
+    except errors.KafkaError as exc:
+        return fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
+    except ValueError as exc:
         return fail(f"Error: {exc}")
     failures = []
 
@@ -114,9 +138,7 @@ def run(args) -> int:
               f"{errors.name_of(getattr(exc, 'code', -1))}: {exc}", file=sys.stderr)
 
     try:
-        producer = Producer(args.bootstrap_server, acks=args.acks, compression=args.compression_codec,
-                            batch_size=args.batch_size, request_timeout_ms=args.request_timeout_ms,
-                            client_id="console-producer", on_batch_error=on_batch_error)
+        producer = Producer(args.bootstrap_server, config, on_batch_error=on_batch_error)
     except ValueError as exc:
         return fail(f"Error: {exc}")
     status = 0

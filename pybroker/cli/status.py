@@ -43,37 +43,45 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    sup = status["supervisor"]
+    print(f"supervisor pid {sup['pid']}  data {sup['data_dir']}  cluster {sup['cluster_id']}")
+    tables = [("brokers", ["ID", "PID", "ADDRESS", "ALIVE", "RESTARTS"],
+               [[b["id"], b["pid"] or "-", f"{b['host']}:{b['port']}", "yes" if b["alive"] else "NO", b["restarts"]]
+                for b in status["brokers"]]),
+              ("partitions", ["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LOG-END",
+                              "UNDER-REPLICATED"],
+               [[p["topic"], p["partition"], p["leader"], ",".join(map(str, p["replicas"])),
+                 ",".join(map(str, p["isr"])), p.get("log_start_offset"), p["high_watermark"], p["log_end_offset"],
+                 "yes" if p["under_replicated"] else ""] for p in status["partitions"]])]
+    damaged = [(p, d) for p in status["partitions"] for d in p.get("damaged", ())]
+    if damaged:
+        tables.append(("damaged ranges quarantined (unreadable on that replica; see pybroker verify-log)",
+                       ["TOPIC", "PARTITION", "BROKER", "OFFSETS", "BYTES", "FILE"],
+                       [[p["topic"], p["partition"], d["broker"], f"{d['first_offset']}..{d['last_offset']}",
+                         d["bytes"], d["file"]] for p, d in damaged]))
+    if status["groups"]:
+        tables.append(("consumer groups", ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"],
+                       [[g["group"], g["topic"], g["partition"], g["committed_offset"], g["log_end_offset"], g["lag"]]
+                        for g in status["groups"]]))
+    print_tables(tables)
+    return 0
+
+
+def print_tables(tables: list[tuple[str, list[str], list[list]]]) -> None:
+    """Rich tables on a terminal; piped, plain columns as wide as their cells (a pipe has
+    no width to fit, and a truncated header or name breaks scripts)."""
+    if not sys.stdout.isatty():
+        from pybroker.cli.groups import format_table
+
+        for title, headers, rows in tables:
+            print(f"\n{title}:" + format_table(headers, rows).rstrip("\n"))
+        return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    sup = status["supervisor"]
-    console.print(f"supervisor pid {sup['pid']}  data {sup['data_dir']}  cluster {sup['cluster_id']}")
-    brokers = Table("ID", "PID", "ADDRESS", "ALIVE", "RESTARTS", title="brokers")
-    for b in status["brokers"]:
-        brokers.add_row(str(b["id"]), str(b["pid"] or "-"), f"{b['host']}:{b['port']}",
-                        "yes" if b["alive"] else "NO", str(b["restarts"]))
-    console.print(brokers)
-    parts = Table("TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LOG-END",
-                  "UNDER-REPLICATED", title="partitions")
-    for p in status["partitions"]:
-        parts.add_row(p["topic"], str(p["partition"]), str(p["leader"]), ",".join(map(str, p["replicas"])),
-                      ",".join(map(str, p["isr"])), str(p.get("log_start_offset")),
-                      str(p["high_watermark"]), str(p["log_end_offset"]),
-                      "yes" if p["under_replicated"] else "")
-    console.print(parts)
-    damaged = [(p, d) for p in status["partitions"] for d in p.get("damaged", ())]
-    if damaged:
-        table = Table("TOPIC", "PARTITION", "BROKER", "OFFSETS", "BYTES", "FILE",
-                      title="damaged ranges quarantined (unreadable on that replica; see pybroker verify-log)")
-        for p, d in damaged:
-            table.add_row(p["topic"], str(p["partition"]), str(d["broker"]),
-                          f"{d['first_offset']}..{d['last_offset']}", str(d["bytes"]), d["file"])
+    for title, headers, rows in tables:
+        table = Table(*headers, title=title)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
         console.print(table)
-    if status["groups"]:
-        groups = Table("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", title="consumer groups")
-        for g in status["groups"]:
-            groups.add_row(g["group"], g["topic"], str(g["partition"]), str(g["committed_offset"]),
-                           str(g["log_end_offset"]), str(g["lag"]))
-        console.print(groups)
-    return 0

@@ -4,7 +4,7 @@ Output lines are Kafka's, so scripts written against kafka-topics keep working::
 
     Created topic T.
     Topic: T\tTopicId: ...\tPartitionCount: N\tReplicationFactor: R\tConfigs: k=v,...
-    \tTopic: T\tPartition: 0\tLeader: 0\tReplicas: 0\tIsr: 0
+    \tTopic: T\tPartition: 0\tLeader: 0\tReplicas: 0\tIsr: 0\tElr: \tLastKnownElr: 
 
 Errors print ``Error while executing topic command : <broker's message>`` on stderr and
 exit with 1.
@@ -167,6 +167,9 @@ def format_topic(info, configs: dict[str, str]) -> str:
         leader = "none" if p.leader < 0 else str(p.leader)
         lines.append(
             f"\tTopic: {info.name}\tPartition: {p.partition}\tLeader: {leader}\t"
-            f"Replicas: {','.join(map(str, p.replicas))}\tIsr: {','.join(map(str, p.isr))}\n"
+            f"Replicas: {','.join(map(str, p.replicas))}\tIsr: {','.join(map(str, p.isr))}\t"
+            # Kafka 4's eligible leader replicas (KIP-966): pybroker elects from the ISR
+            # only, so both lists are always empty.
+            f"Elr: \tLastKnownElr: \n"
         )
     return "".join(lines)

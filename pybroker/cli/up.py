@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 
 
 def register(subparsers) -> None:
@@ -28,9 +29,18 @@ def register(subparsers) -> None:
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="default topic setting, e.g. --config retention.ms=60000 (repeatable)")
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
-                   help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
+                   help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=10000 "
+                        "or connections.max.idle.ms=60000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
+                   help="share groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-share-heartbeat-interval-ms", type=int, default=5000,
+                   help="share groups: how often members heartbeat (default 5000, as Kafka)")
+    p.add_argument("--group-share-record-lock-duration-ms", type=int, default=30000,
+                   help="share groups: how long a member holds an acquired record (default 30000, as Kafka)")
+    p.add_argument("--group-share-delivery-count-limit", type=int, default=5,
+                   help="share groups: deliveries of a record before it is archived (default 5, as Kafka)")
     p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
                    help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
     p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
@@ -49,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--console-actions", action="store_true",
                    help="allow the console's actions (create/delete topics, produce, reset offsets) when --host "
                         "is not loopback; on loopback they are always allowed")
+    p.add_argument("--shm-slots", type=int, default=None, metavar="N",
+                   help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
+                        "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -73,6 +86,8 @@ def run(args) -> int:
         return 2
     if args.max_partitions < 1:
         print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+    if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
+        print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
     try:
@@ -80,16 +95,42 @@ def run(args) -> int:
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    from pybroker.private_files import make_private
+
     data = os.path.abspath(args.data)
+    make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
+    running = running_supervisor(data)
+    if running is not None:
+        print(f"pybroker up: a supervisor (pid {running}) already runs on {data}", file=sys.stderr)
+        return 1
     if args.daemon:
         return _daemonize(args, data, topic_settings)
-    return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
+    from pybroker.supervisor.arbiter import StartError
+
+    try:
+        return _run_supervisor(args, data, topic_settings, on_ready=_print_ready)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 1
 
 
 def _print_ready(bootstrap: str, console: str) -> None:
     print(f"bootstrap: {bootstrap}", flush=True)
     print(f"console: {console}", flush=True)
+
+
+def running_supervisor(data: str) -> int | None:
+    """The pid of a live supervisor named by ``<data>/run/supervisor.pid``, else None (no
+    file, a dead or zombie process, or a reused pid that is no ``pybroker up``)."""
+    from pybroker.supervisor.arbiter import live_cmdline, read_pid, run_dir
+
+    pid = read_pid(os.path.join(run_dir(data), "supervisor.pid"))
+    cmdline = live_cmdline(pid) if pid != os.getpid() else None
+    if not cmdline:
+        return None
+    is_pybroker = any(arg.endswith("pybroker") or "pybroker.cli" in arg for arg in cmdline)
+    return pid if is_pybroker and "up" in cmdline else None
 
 
 def _console(args):
@@ -106,7 +147,9 @@ def _console(args):
 
 
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
+    """Run the cluster until it is stopped; a StartError propagates to the caller."""
     from pybroker.group.consumer_group import ConsumerGroupSettings
+    from pybroker.group.share_group import ShareGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -117,19 +160,6 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(os.path.join(data, "logs", "supervisor.log"))):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    pid_path = os.path.join(data, "run", "supervisor.pid")
-    old = None
-    try:
-        with open(pid_path) as f:
-            old = int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    if old and old != os.getpid():
-        import psutil
-
-        if psutil.pid_exists(old) and "up" in " ".join(psutil.Process(old).cmdline()):
-            print(f"pybroker up: a supervisor (pid {old}) already runs on {data}", file=sys.stderr)
-            return 1
     if console is None:
         console = _console(args)
     supervisor = Supervisor(
@@ -137,32 +167,45 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm, max_partitions=args.max_partitions,
+        shared_memory=not args.no_shm, shm_slots=args.shm_slots, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
                                            heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
+            share=ShareGroupSettings(session_timeout_ms=args.group_share_session_timeout_ms,
+                                     heartbeat_interval_ms=args.group_share_heartbeat_interval_ms,
+                                     record_lock_duration_ms=args.group_share_record_lock_duration_ms,
+                                     delivery_count_limit=args.group_share_delivery_count_limit),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],
     )
-    code = asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
-    logging.shutdown()
-    return code
+    try:
+        return asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
+    finally:
+        logging.shutdown()
 
 
 def _daemonize(args, data: str, topic_settings: dict) -> int:
-    """Double fork; the original process waits for the bootstrap line through a pipe.
-    The console's socket is bound before, so a taken port fails here, in the foreground."""
+    """Double fork; the original process waits through a pipe for ``bootstrap ADDRESSES``
+    and the console's URL once the cluster is ready, or ``error MESSAGE`` when it cannot
+    start. The console's socket is bound before, so a taken port fails here, in the
+    foreground."""
+    from pybroker.supervisor.arbiter import StartError
+
     console = _console(args)
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
         os.close(write_fd)
         with os.fdopen(read_fd) as pipe:
-            line = pipe.readline().strip()
+            kind, _, line = pipe.readline().strip().partition(" ")
             console = pipe.readline().strip()
-        if not line:
-            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.log", file=sys.stderr)
+        if kind == "error":
+            print(f"pybroker up: {line}", file=sys.stderr)
+            return 1
+        if kind != "bootstrap":
+            print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.out and "
+                  f"{data}/logs/supervisor.log", file=sys.stderr)
             return 1
         _print_ready(line, console)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
@@ -172,19 +215,26 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
     pipe = os.fdopen(write_fd, "w")
 
-    def ready(bootstrap: str, console: str) -> None:
-        pipe.write(f"{bootstrap}\n{console}\n")
+    def tell_parent(*lines: str) -> None:
+        pipe.write("".join(line + "\n" for line in lines))
         pipe.close()
 
+    code = 1
     try:
-        code = _run_supervisor(args, data, topic_settings, ready, console)
+        code = _run_supervisor(args, data, topic_settings,
+                               lambda bootstrap, url: tell_parent(f"bootstrap {bootstrap}", url), console)
+    except StartError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        tell_parent(f"error {exc}")
+    except BaseException:
+        traceback.print_exc()  # to supervisor.out: nobody else would see it
     finally:
         if not pipe.closed:
             pipe.close()
-    os._exit(code)
+        os._exit(code)

@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
 from pybroker.txn.host import TransactionHost
+from pybroker.private_files import make_private
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -75,6 +77,70 @@ def read_pid(path: str) -> int | None:
         return None
 
 
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed process its parent has not reaped
+    yet still answers ``kill(pid, 0)``)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def running_broker_pid(data_dir: str, node_id: int) -> int | None:
+    """The pid of broker ``node_id`` of this data dir if its pid file names a live broker
+    process of it (a pid file outlives its process, and a pid can be reused)."""
+    pid = read_pid(os.path.join(run_dir(data_dir), f"broker-{node_id}.pid"))
+    cmdline = live_cmdline(pid)
+    if cmdline and "pybroker.broker.main" in cmdline and str(node_id) in cmdline and \
+            os.path.join(data_dir, f"broker-{node_id}") in cmdline:
+        return pid
+    return None
+
+
+def live_cmdline(pid: int | None) -> list[str] | None:
+    """The command line of a live process, None for no pid, a gone or zombie process, or
+    one we may not inspect."""
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.cmdline()
+    except psutil.Error:
+        return None
+
+
+class StartError(Exception):
+    """The cluster cannot start (a port taken, a broker that fails at start-up): the
+    message says why; ``pybroker up`` prints it and exits with 1."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` the way a broker's listener will (SO_REUSEADDR, every address
+    the host resolves to); OSError when it cannot."""
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+
+
+def last_error_line(path: str, offset: int = 0) -> str | None:
+    """The last ERROR/CRITICAL line a broker wrote to its log after ``offset`` (else its
+    last line: a traceback ends with the exception)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    errors_only = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    return (errors_only or lines or [None])[-1]
+
+
 class BrokerProcess:
     """What the supervisor knows of one broker id."""
 
@@ -92,13 +158,13 @@ class BrokerProcess:
         self.next_start = 0.0
         self.started_at = 0.0
         self.boot_errors = 0
+        self.log_offset = 0  # size of its log file when it was last spawned
 
     @property
     def alive(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
-        return self.pid is not None and psutil.pid_exists(self.pid) and \
-            psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        return self.pid is not None and pid_alive(self.pid)
 
 
 class Supervisor:
@@ -107,8 +173,9 @@ class Supervisor:
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
-                 extensions=(), txn_settings=None):
+                 extensions=(), txn_settings=None, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
+        make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
         self.base_port = base_port
@@ -123,16 +190,19 @@ class Supervisor:
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor,
-                                         reserve=self._reserve_slots, release=self._release_slots)
+                                         default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
                                     self._send_to_broker, txn_settings)
-        self.groups.watch_topics(self.controller.topics)
+        self.groups.watch_topics(self.controller.topics, self.controller.resource_configs)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
-        self._slotted: set[tuple[str, int]] = set()
+        # Offsets-table slots this supervisor allocated, and partitions the table had no
+        # room for (they replicate over sockets; retried when topics are deleted).
+        self._slots: dict[tuple[str, int], int] = {}
+        self._unslotted: set[tuple[str, int]] = set()
+        self.shm_slots = shm_slots
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -181,9 +251,13 @@ class Supervisor:
             cmd += ["--broker-config", f"{key}={value}"]
         return cmd
 
+    def broker_log(self, node_id: int) -> str:
+        return os.path.join(self.data_dir, "logs", f"broker-{node_id}.log")
+
     def spawn_broker(self, proc: BrokerProcess) -> None:
         os.makedirs(os.path.join(self.data_dir, "logs"), exist_ok=True)
-        out = open(os.path.join(self.data_dir, "logs", f"broker-{proc.node_id}.log"), "ab")
+        out = open(self.broker_log(proc.node_id), "ab")
+        proc.log_offset = out.tell()
         try:
             proc.popen = subprocess.Popen(self._broker_command(proc), stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, close_fds=True)
@@ -200,8 +274,16 @@ class Supervisor:
             if proc.pid is None or proc.alive:
                 continue
             code = proc.popen.returncode if proc.popen is not None else None
-            log.warning("broker %d (pid %d) exited with %s", proc.node_id, proc.pid,
-                        code if code is None or code >= 0 else f"signal {-code}")
+            exit_text = code if code is None or code >= 0 else f"signal {-code}"
+            reason = last_error_line(self.broker_log(proc.node_id), proc.log_offset) \
+                if proc.popen is not None else None
+            if proc.popen is not None and not self._ready and not self.stopping:
+                # Failing at start-up, it would fail the same way again: stop the start.
+                raise StartError(f"broker {proc.node_id} exited with {exit_text} during start-up"
+                                 + (f": {reason}" if reason else "")
+                                 + f" (log: {self.broker_log(proc.node_id)})")
+            log.warning("broker %d (pid %d) exited with %s%s", proc.node_id, proc.pid, exit_text,
+                        f": {reason}" if reason and code else "")
             self._fail(proc)
             proc.pid = None
             proc.popen = None
@@ -254,67 +336,89 @@ class Supervisor:
                 except shm.ShmError:
                     self.region = None
             if self.region is None:
-                self.region = shm.SharedRegion.create(name, slots=4096, ring_count=max(self.count, 1))
-        except (shm.ShmError, OSError) as exc:
+                slots = self.shm_slots or shm.slots_for(len(self.controller.partitions))
+                self.region = shm.SharedRegion.create(name, slots=slots, ring_count=max(self.count, 1))
+        except (shm.ShmError, OSError, ValueError) as exc:
             log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
             self.region = None
             return
-        for key in self.controller.partitions:
-            self.region.offsets.allocate(*key)
-            self._slotted.add(key)
+        if adopting:
+            self._release_stale_rows()
+        self._allocate_slots(list(self.controller.partitions))
+
+    def _release_stale_rows(self) -> None:
+        """An adopted region may hold rows of topics deleted since it was made (by a
+        supervisor that died before releasing them): free them."""
+        for row in self.region.offsets.rows():
+            topic = self.controller.topics.get(row.topic)
+            if (row.topic, row.partition) not in self.controller.partitions or \
+                    row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                self.region.offsets.release(row.topic, row.partition)
+
+    def _allocate_slots(self, keys: list[tuple[str, int]]) -> None:
+        """Offsets-table rows for partitions of current topics. A table without room is a
+        degradation, logged once per call: those partitions use sockets only."""
+        offsets = self.region.offsets
+        missed = []
+        for key in keys:
+            topic = self.controller.topics.get(key[0])
+            topic_id = shm.topic_id_bytes(topic.topic_id) if topic is not None else None
+            if topic_id is None or key not in self.controller.partitions:
+                continue  # deleted meanwhile
+            slot = offsets.allocate(key[0], key[1], topic_id, int(time.time() * 1000))
+            if slot is None:
+                self._unslotted.add(key)
+                missed.append(key)
+            else:
+                self._slots[key] = slot
+                self._unslotted.discard(key)
+        if missed:
+            log.warning("shared memory: the offsets table (%d slots, at most %d used) has no room for "
+                        "%d partitions (first: %s-%d); they replicate and serve over sockets only. "
+                        "A bigger table: restart with --shm-slots", offsets.capacity, offsets.limit,
+                        len(missed), *missed[0])
+
+    def _release_slots(self, topic_name: str) -> None:
+        for key in [k for k in self._slots if k[0] == topic_name]:
+            self.region.offsets.release(*key)
+            del self._slots[key]
+        self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
         for node_id, proc in self.brokers.items():
-            pid = read_pid(os.path.join(run_dir(self.data_dir), f"broker-{node_id}.pid"))
-            if pid is None or not psutil.pid_exists(pid):
-                continue
-            try:
-                cmdline = psutil.Process(pid).cmdline()
-            except psutil.Error:
-                continue
-            if "pybroker.broker.main" in cmdline and str(node_id) in cmdline and \
-                    os.path.join(self.data_dir, f"broker-{node_id}") in cmdline:
+            pid = running_broker_pid(self.data_dir, node_id)
+            if pid is not None:
                 proc.pid = pid
                 proc.started_at = time.monotonic()
                 log.info("adopting running broker %d (pid %d)", node_id, pid)
 
+    def check_ports(self) -> None:
+        """Every broker to be spawned can listen on its port, else StartError: a taken
+        port found now is one clear message instead of brokers failing one by one."""
+        for proc in self.brokers.values():
+            if proc.pid is not None or not proc.port:
+                continue
+            try:
+                check_port_free(self.host, proc.port)
+            except OSError as exc:
+                raise StartError(f"cannot listen on {self.host}:{proc.port} for broker {proc.node_id}: "
+                                 f"{exc.strerror or exc} (choose other ports with --port)") from None
+
     # -- control plane ------------------------------------------------------------------
-
-    def _reserve_slots(self, delta) -> None:
-        """Offsets-table slots for new partitions, claimed before their records are made
-        durable: a table that cannot hold them fails the change with nothing claimed."""
-        if self.region is None:
-            return
-        claimed = []
-        try:
-            for state in delta.partitions:
-                if state.key not in self._slotted and self.region.offsets.find(*state.key) is None:
-                    self.region.offsets.allocate(*state.key)
-                    claimed.append(state.key)
-        except shm.ShmError:
-            for key in claimed:
-                self.region.offsets.release(*key)
-            raise
-
-    def _release_slots(self, delta) -> None:
-        if self.region is None:
-            return
-        for state in delta.partitions:
-            if state.key not in self._slotted:
-                self.region.offsets.release(*state.key)
 
     def _publish(self, delta) -> None:
         if delta.topics or delta.deleted_topics:
             self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
-            for state in delta.partitions:
-                self.region.offsets.allocate(state.topic, state.partition)
+            # Deleted topics first: a delta may delete a name and create it again.
             for name in delta.deleted_topics:
-                for topic, index in [k for k in self._slotted if k[0] == name]:
-                    self.region.offsets.release(topic, index)
-                    self._slotted.discard((topic, index))
-            self._slotted.update(s.key for s in delta.partitions)
+                self._release_slots(name)
+            keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
+            if delta.deleted_topics:
+                keys += sorted(self._unslotted)  # released rows may make room for them
+            if keys:
+                self._allocate_slots(keys)
         doc = delta_to_json(delta, self.controller)
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
@@ -363,6 +467,8 @@ class Supervisor:
         if kind == "alter_configs":
             return {"results": self.service.alter_configs(doc["resources"], doc["incremental"],
                                                           doc.get("validate_only", False))}
+        if kind == "elect_leaders":
+            return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])
@@ -465,9 +571,14 @@ class Supervisor:
                         offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
                                                    "high_watermark": hw, "leader": node_id}
         if self.region is not None:
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+            for key, slot in self._slots.items():
+                row = self.region.offsets.read(slot)
+                state = self.controller.partitions.get(key)
+                topic = self.controller.topics.get(key[0])
+                if row is None or state is None or topic is None or \
+                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                    continue  # a row of another (deleted) topic that had this name
+                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
                     offsets[(row.topic, row.partition)] = {
                         "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
                         "high_watermark": row.high_watermark, "leader": row.leader_id,
@@ -511,11 +622,16 @@ class Supervisor:
             if port is None:
                 port = self.base_port + node_id if self.base_port else 0
             self.brokers[node_id] = BrokerProcess(node_id, port)
+        self._adopt_running_brokers()
+        self.check_ports()
         path = socket_path(self.data_dir)
         if os.path.exists(path):
             os.unlink(path)
         loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        try:
+            self._server = await asyncio.start_unix_server(self._on_connection, path, limit=64 * 1024 * 1024)
+        except OSError as exc:  # e.g. a data dir so deep the socket path is too long
+            raise StartError(f"cannot create the control socket {path}: {exc}") from None
         os.chmod(path, 0o600)
         with open(os.path.join(run_dir(self.data_dir), "supervisor.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
@@ -526,7 +642,6 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGCHLD, self._wake.set)
         for extension in self.extensions:
             await extension.start(self)
-        self._adopt_running_brokers()
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
         next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S

@@ -84,3 +84,29 @@ def test_errors_carry_the_brokers_message(pybroker_cluster):
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     missing = tool(bootstrap, "configs", "--describe", "--topic", topic + "-x")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_describe_lists_only_topic_overrides_as_kafka_configs_does():
+    """Against Kafka a topic inherits DYNAMIC_DEFAULT_BROKER_CONFIG and STATIC_BROKER_CONFIG
+    entries; kafka-configs --describe shows only the topic's own (DYNAMIC_TOPIC_CONFIG)."""
+    import io
+
+    from pybroker.cli import configs
+    from pybroker.client.admin import ConfigEntry
+
+    class KafkaLikeAdmin:
+        def describe_configs(self, topic):
+            entries = [("retention.ms", "60000", "DYNAMIC_TOPIC_CONFIG"),
+                       ("min.insync.replicas", "2", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+                       ("segment.bytes", "1073741824", "STATIC_BROKER_CONFIG"),
+                       ("cleanup.policy", "delete", "DEFAULT_CONFIG")]
+            return {name: ConfigEntry(name, value, source, source == "DEFAULT_CONFIG", False, False)
+                    for name, value, source in entries}
+
+    out = io.StringIO()
+    configs.describe(KafkaLikeAdmin(), "t", False, out)
+    assert out.getvalue() == ("Dynamic configs for topic t are:\n"
+                              "  retention.ms=60000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=60000}\n")
+    out = io.StringIO()
+    configs.describe(KafkaLikeAdmin(), "t", True, out)
+    assert len(out.getvalue().splitlines()) == 5

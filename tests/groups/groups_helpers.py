@@ -27,16 +27,25 @@ def unique(prefix: str) -> str:
 
 
 def kafka_python_subscribe(consumer, topic: str, timeout: float = 15.0) -> None:
-    """Subscribe a kafka-python consumer once it has the topic's partitions.
+    """Subscribe a kafka-python consumer so that its first assignment, if it leads the
+    group, already knows the topic's partitions.
 
-    kafka-python 3.0 loses a rebalance its group leader starts itself: when metadata
-    arrives after the leader assigned without it (likely with
-    ``group.initial.rebalance.delay.ms`` 0), the leader rejoins, and if ``poll()``
-    times out mid-join it never finishes the join: no assignment, heartbeats stay off,
-    and the session timeout drops it. Kafka's default 3 s initial delay hides this;
-    the tests run without the delay, so members learn the topic first."""
+    kafka-python 3.0 loses a rebalance its group leader starts itself. The leader
+    records the metadata it assigned with (its "assignment snapshot") and rejoins when
+    that differs from the metadata it has since seen; its snapshot of the subscription
+    is only taken on a metadata update *after* ``subscribe()``, so a leader that joins
+    before one arrives assigns with an empty snapshot and rejoins at once. If that
+    rejoin's JoinGroup is still in flight when ``poll(timeout_ms=...)`` gives up, the
+    next poll sees the snapshots equal, skips the pending join, and never applies its
+    assignment: the leader keeps reading the partitions of the previous generation
+    with heartbeats off, until the session timeout evicts it and other members read its
+    uncommitted records again (duplicates), or never share the partitions at all.
+    Kafka's default 3 s initial rebalance delay hides this; the tests run without it.
+    ``topics()`` forces a metadata update right after ``subscribe()``, so the
+    coordinator's snapshot is complete before the first JoinGroup is sent."""
     wait_until(lambda: consumer.partitions_for_topic(topic), timeout, f"kafka-python to see {topic}")
     consumer.subscribe([topic])
+    consumer.topics()
 
 
 def create_topic(bootstrap: str, partitions: int = 6, name: str | None = None) -> str:

@@ -148,3 +148,22 @@ def test_a_new_partitions_cache_writes_no_file_until_shutdown(tmp_path):
     assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0), (1, 10)]
     cache.truncate_from_end(5)  # from now on every change is written
     assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0)]
+
+
+def test_truncating_at_the_log_end_drops_an_epoch_that_wrote_nothing(tmp_path):
+    """A broker elected leader that appended nothing holds an epoch starting at its log
+    end; truncating to the log end (a no-op for the log) must still drop it, or a follower
+    keeps asking the leader about that epoch forever."""
+    plog = Log.open(str(tmp_path / "t-0"), TopicConfig())
+    cache = LeaderEpochCache(plog.directory)
+    plog.epoch_cache = cache
+    cache.assign(0, 0)
+    _append(plog, 0)
+    cache.assign(2, plog.log_end_offset)  # leader of epoch 2 from offset 2, no appends
+    assert plog.truncate_to(plog.log_end_offset) == 0
+    assert cache.entries == [EpochEntry(0, 0)]
+    assert plog.truncate_to(plog.log_end_offset + 5) == 0  # past the end: the same
+    assert cache.entries == [EpochEntry(0, 0)]
+    assert LeaderEpochCache.load(plog.directory).entries == [EpochEntry(0, 0)]
+    assert plog.log_end_offset == 2
+    plog.close()
