@@ -101,8 +101,10 @@ def produce_throughput(bootstrap_conf: dict, topic: str, records: int, size: int
     return elapsed
 
 
-def consume_throughput(bootstrap_conf: dict, topic: str, timeout: float) -> tuple[int, float]:
-    """(records, seconds) to consume partition 0 from its low to its high watermark.
+def consume_throughput(bootstrap_conf: dict, topic: str, timeout: float, isolation: str = "read_uncommitted",
+                       expect: int | None = None) -> tuple[int, float]:
+    """(records, seconds) to consume partition 0 from its low to its high watermark (or
+    ``expect`` records: a transactional topic holds markers between them).
 
     The mock cluster keeps only the last few MB of a partition, so its low watermark may
     be above 0; a broker's is 0 here (nothing deleted).
@@ -120,10 +122,10 @@ def consume_throughput(bootstrap_conf: dict, topic: str, timeout: float) -> tupl
         # broker, would set the rate.
         "queued.min.messages": 10_000_000,
         "fetch.queue.backoff.ms": 1,
-        "isolation.level": "read_uncommitted",
+        "isolation.level": isolation,
     })
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
-    records = high - low
+    records = high - low if expect is None else expect
     consumer.assign([TopicPartition(topic, 0, low)])
     # The clock starts at the first record, so connection set-up and the offset lookup
     # (a fixed cost, large next to the mock's small retained log) are not counted.

@@ -42,11 +42,25 @@ from pybroker.testing import BrokerCluster  # noqa: E402  (runnable from a check
 MIB = 1024 * 1024
 
 
+def _tree_module(code: str, relative: str):
+    """Module ``relative`` (a path in the tree) loaded from the source tree ``code``."""
+    import importlib.util
+
+    path = Path(code) / relative
+    spec = importlib.util.spec_from_file_location(f"tree_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def start_cluster(code: str, extra_args=()) -> BrokerCluster:
+    """A one-broker cluster of the tree ``code``, started by that tree's own launcher
+    (its BrokerCluster knows its CLI's options and start-up lines)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(code).resolve())
-    cluster = BrokerCluster(data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
-                            extra_args=list(extra_args), start_timeout=60)
+    launcher = _tree_module(code, "pybroker/testing.py").BrokerCluster
+    cluster = launcher(data_dir=tempfile.mkdtemp(prefix="limits-bench-"), brokers=1, env=env,
+                       extra_args=list(extra_args), start_timeout=60)
     return cluster.start()
 
 
@@ -106,17 +120,12 @@ def run_produce(args) -> dict[str, list[float]]:
 
 
 def _load_connection_class(code: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"connection_{abs(hash(code))}",
-                                                  Path(code) / "pybroker" / "broker" / "connection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Connection
+    return _tree_module(code, "pybroker/broker/connection.py").Connection
 
 
-def read_rate(connection_class, frames: int, size: int) -> float:
-    """Frames/s through one connection: a writer thread sends ``frames`` frames of
+def read_rate(connection_class, frames: int, size: int) -> tuple[float, float]:
+    """Frames/s through one connection, and the reading thread's CPU µs per frame (the
+    steadier figure on a loaded machine): a writer thread sends ``frames`` frames of
     ``size`` bytes; the broker side only counts them."""
     import asyncio
 
@@ -148,14 +157,14 @@ def read_rate(connection_class, frames: int, size: int) -> float:
             for _ in range(frames):
                 theirs.sendall(frame)
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         writer = threading.Thread(target=write)
         writer.start()
         await server.done.wait()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
         writer.join()
         theirs.close()
-        return frames / elapsed
+        return frames / elapsed, cpu * 1e6 / frames
 
     return asyncio.run(run())
 
@@ -163,12 +172,17 @@ def read_rate(connection_class, frames: int, size: int) -> float:
 def run_read(args) -> dict[str, list[float]]:
     classes = {code: _load_connection_class(code) for code in args.code}
     rates: dict[str, list[float]] = {code: [] for code in args.code}
+    cpu: dict[str, list[float]] = {code: [] for code in args.code}
     for round_no in range(args.rounds):
         for code, cls in classes.items():
-            rate = read_rate(cls, args.records, args.size)
+            rate, us = read_rate(cls, args.records, args.size)
             rates[code].append(rate)
+            cpu[code].append(us)
             print(f"round {round_no + 1} {code}: {rate:,.0f} frames/s of {args.size} B "
-                  f"({rate * args.size / MIB:,.0f} MiB/s)", flush=True)
+                  f"({rate * args.size / MIB:,.0f} MiB/s), reader CPU {us:.1f} µs/frame", flush=True)
+    for code, values in cpu.items():
+        print(f"{code}: reader CPU median {statistics.median(values):.1f} µs/frame "
+              f"(range {min(values):.1f}..{max(values):.1f})")
     return rates
 
 

@@ -42,6 +42,8 @@ from pybroker.record.batch import build_batch  # noqa: E402
 
 STAMP = struct.Struct(">q")   # baseOffset field, reused as the send time (ns)
 FRAME = struct.Struct(">I")   # length prefix of a socket frame
+# The topic id of the benchmark's partitions (ring entries and rows name one).
+BENCH_TOPIC_ID = bytes(range(1, 17))
 # One batch per read, as one socket frame carries: larger reads return one joined bytes
 # object per call, and allocating ~1 MiB afresh each time costs page faults that swamp
 # the copy (measured ~28 us per batch at 1 MiB against ~6 us at one batch).
@@ -60,10 +62,11 @@ def ring_writer(name: str, slot: int, ack_slot: int, batch: bytes, records: int,
     region = shm.SharedRegion.attach(name)
     ring = region.ring(0)
     buf = bytearray(batch)
+    key = shm.RingKey(slot, BENCH_TOPIC_ID, 0)
     # One lap of filler first: a fresh shared-memory page costs a zero-fill fault on first
     # touch, which a long-lived broker's ring pays once, not per batch.
     for lap in range(ring.capacity // len(buf) + 1):
-        ring.append(slot + 1, lap, lap, buf)
+        ring.append(shm.RingKey(slot + 1, BENCH_TOPIC_ID, 0), lap, lap, buf)
     go.wait()
     for i in range(count):
         base = i * records
@@ -72,9 +75,9 @@ def ring_writer(name: str, slot: int, ack_slot: int, batch: bytes, records: int,
         if pace_s:
             time.sleep(pace_s)
         STAMP.pack_into(buf, 0, time.monotonic_ns())
-        ring.append(slot, base, base + records - 1, buf)
+        ring.append(key, base, base + records - 1, buf)
         # As a leader does: publish the new log end, which tells readers what to expect.
-        region.offsets.write(slot, 0, 0, 0, base + records, base + records, 0)
+        region.offsets.write(slot, BENCH_TOPIC_ID, 0, 0, 0, base + records, base + records, 0)
     region.close()
 
 
@@ -106,10 +109,10 @@ def run_ring(batch: bytes, records: int, count: int, pace_s: float, ring_bytes: 
     region = shm.SharedRegion.create(name, brokers=2, slots=8, ring_bytes=ring_bytes,
                                      ring_count=1)
     try:
-        slot = region.offsets.allocate("bench", 0)
-        region.offsets.write(slot, 0, 0, 0, 0, 0, 0)
-        ack_slot = region.offsets.allocate("bench-ack", 0)
-        region.offsets.write(ack_slot, 1, 0, 0, 0, 0, 0)
+        slot = region.offsets.allocate("bench", 0, BENCH_TOPIC_ID)
+        region.offsets.write(slot, BENCH_TOPIC_ID, 0, 0, 0, 0, 0, 0)
+        ack_slot = region.offsets.allocate("bench-ack", 0, BENCH_TOPIC_ID)
+        region.offsets.write(ack_slot, BENCH_TOPIC_ID, 1, 0, 0, 0, 0, 0)
         entry = shm.tail_ring.ENTRY_SIZE + len(batch)
         window = max(1, min(window, ring_bytes // entry // 2))
         go = multiprocessing.Event()
@@ -127,7 +130,7 @@ def run_ring(batch: bytes, records: int, count: int, pace_s: float, ring_bytes: 
             # The log end is read first: the writer appends before publishing it, so any
             # offset below it must then be in the ring.
             log_end = region.offsets.read(slot).log_end_offset
-            data = reader.read_from(slot, want, FETCH_MAX_BYTES)
+            data = reader.read_from(shm.RingKey(slot, BENCH_TOPIC_ID, 0), want, FETCH_MAX_BYTES)
             if not data:
                 # None before the first batch (an empty ring vouches for nothing); after
                 # that, only a lap, which the flow control rules out.
@@ -138,7 +141,7 @@ def run_ring(batch: bytes, records: int, count: int, pace_s: float, ring_bytes: 
             for pos in range(0, len(data), size):
                 latencies.append(now - STAMP.unpack_from(data, pos)[0])
             want += len(data) // size * records
-            region.offsets.write(ack_slot, 1, 0, 0, want, want, 0)
+            region.offsets.write(ack_slot, BENCH_TOPIC_ID, 1, 0, 0, want, want, 0)
         elapsed = time.monotonic_ns() - started
         writer.join()
         return elapsed, latencies

@@ -69,6 +69,10 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition", interv
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 LOG_NAME = "pybroker.log"
+
+
+def _private_opener(path, flags):
+    return os.open(path, flags, 0o600)  # in the data dir, private like the rest of it
 # The CLI prints this once every listener accepts connections.
 _BOOTSTRAP_LINE = re.compile(rb"^bootstrap:\s*(\S+)\s*$", re.MULTILINE)
 # ... followed by the address of the web console and /metrics.
@@ -145,7 +149,7 @@ class BrokerCluster:
         env = dict(os.environ if self.env is None else self.env)
         # Output goes to a file, where Python would block-buffer the bootstrap line.
         env["PYTHONUNBUFFERED"] = "1"
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab", opener=_private_opener) as log:
             log.write(f"--- start: {' '.join(self.command())}\n".encode())
             log.flush()
             log_offset = log.tell()

@@ -72,19 +72,36 @@ def _open_fds() -> int | None:
         return None
 
 
-def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = info[0]
-    sock = socket.create_server(address, family=family, backlog=backlog)
-    sock.setblocking(False)
-    return sock
+def listen_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to (``localhost``: 127.0.0.1
+    and ::1), all on one port: the first bound picks it when ``port`` is 0."""
+    sockets: list[socket.socket] = []
+    seen = set()
+    for family, _, _, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE):
+        if (family, address[0]) in seen:
+            continue
+        seen.add((family, address[0]))
+        if sockets:
+            address = (address[0], sockets[0].getsockname()[1], *address[2:])
+        try:
+            sock = socket.create_server(address, family=family, backlog=backlog,
+                                        dualstack_ipv6=False)
+        except OSError:
+            if not sockets:
+                raise
+            log.warning("cannot listen on %s as well; serving on %s", address[0], sockets[0].getsockname()[0])
+            continue
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
 
 
 class Acceptor:
-    def __init__(self, broker, sock: socket.socket):
+    def __init__(self, broker, sockets: list[socket.socket]):
         self.broker = broker
         self.config = broker.config
-        self.sock = sock
+        self.sockets = sockets
         self.memory = MemoryPool(self.config.queued_max_request_bytes)
         self.per_ip: Counter[str] = Counter()
         self._spare: int | None = None
@@ -101,10 +118,9 @@ class Acceptor:
 
     @property
     def port(self) -> int:
-        return self.sock.getsockname()[1]
+        return self.sockets[0].getsockname()[1]
 
     def start(self) -> None:
-        self._spare = os.open(os.devnull, os.O_RDONLY)
         self._resume_accepting()
         self._expiry = asyncio.get_running_loop().create_task(self._expire_connections())
 
@@ -115,39 +131,52 @@ class Acceptor:
         self._pause_accepting()
         if self._expiry is not None:
             self._expiry.cancel()
-        self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         if self._spare is not None:
             os.close(self._spare)
             self._spare = None
 
     # -- accepting --------------------------------------------------------------------
 
+    def _keep_spare(self) -> None:
+        if self._spare is None:
+            try:
+                self._spare = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                pass
+
     def _resume_accepting(self) -> None:
+        self._keep_spare()
         if not self.closed and not self._accepting:
-            asyncio.get_running_loop().add_reader(self.sock.fileno(), self._accept_ready)
+            loop = asyncio.get_running_loop()
+            for sock in self.sockets:
+                loop.add_reader(sock.fileno(), self._accept_ready, sock)
             self._accepting = True
 
     def _pause_accepting(self) -> None:
         if self._accepting:
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            loop = asyncio.get_running_loop()
+            for sock in self.sockets:
+                loop.remove_reader(sock.fileno())
             self._accepting = False
 
-    def _accept_ready(self) -> None:
+    def _accept_ready(self, sock: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, address = self.sock.accept()
+                conn, address = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._fd_table_full(exc)
+                    self._fd_table_full(sock, exc)
                     return
                 raise
             self._admit(conn, address)
 
-    def _fd_table_full(self, exc: OSError) -> None:
+    def _fd_table_full(self, sock: socket.socket, exc: OSError) -> None:
         """No descriptor for the next connection: shed it with the spare descriptor, so it
         is closed instead of left hanging in the backlog, and back off briefly."""
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -158,14 +187,11 @@ class Acceptor:
             os.close(self._spare)
             self._spare = None
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = sock.accept()
                 conn.close()
             except OSError:
                 pass
-            try:
-                self._spare = os.open(os.devnull, os.O_RDONLY)
-            except OSError:
-                self._spare = None
+            self._keep_spare()
         self._pause_accepting()
         asyncio.get_running_loop().call_later(FD_FULL_BACKOFF_S, self._resume_accepting)
 

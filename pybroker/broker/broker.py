@@ -17,7 +17,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pybroker.broker.acceptor import Acceptor, listen_socket
+from pybroker.broker.acceptor import Acceptor, listen_sockets
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.connection import Connection
@@ -194,7 +194,7 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.acceptor = Acceptor(self, listen_socket(self.config.host, self.config.port))
+        self.acceptor = Acceptor(self, listen_sockets(self.config.host, self.config.port))
         self.acceptor.start()
         self.port = self.acceptor.port
         self.logs.start_flusher(loop.call_soon_threadsafe)

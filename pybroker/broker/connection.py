@@ -126,7 +126,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._filled == self._size:
             frame, self._frame, self._filled, self._size = self._frame, None, 0, 0
             self.frame_started = None
-            self.memory.request_read(id(self))
+            if self.memory.overdrawn:
+                self.memory.request_read(id(self))
             self._in_flight += 1
             self._queue.put_nowait(frame)
             if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
@@ -212,7 +213,7 @@ class Connection(asyncio.BufferedProtocol):
                 frame = await self._queue.get()
                 if frame is None or self.closed:
                     return
-                if self._queue.qsize() < MAX_QUEUED_REQUESTS // 2:
+                if self._paused and self._queue.qsize() < MAX_QUEUED_REQUESTS // 2:
                     self._resume(_QUEUE)
                 try:
                     chunks = await self.server.handle_frame(self, memoryview(frame))

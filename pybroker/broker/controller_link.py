@@ -10,7 +10,7 @@ Two implementations of one interface:
 
 Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
-``alter_configs(resources, incremental, validate_only)``,
+``alter_configs(resources, incremental, validate_only)``, ``elect_leaders(unclean, partitions)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
 PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
 """
@@ -149,6 +149,9 @@ class RemoteController:
         return (await self._request({"type": "alter_configs", "resources": resources, "incremental": incremental,
                                      "validate_only": validate_only}))["results"]
 
+    async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
+        return (await self._request({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
+
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr) -> PartitionState:
         reply = await self._request({
             "type": "alter_partition", "topic": topic, "partition": partition, "leader": leader,
@@ -190,7 +193,7 @@ class LocalController:
         # A TransactionHost built with ``leader_of`` and ``send_markers`` below.
         self.txns = txns
         if groups is not None:
-            groups.watch_topics(self.controller.topics)
+            groups.watch_topics(self.controller.topics, self.controller.resource_configs)
 
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
@@ -219,6 +222,9 @@ class LocalController:
 
     async def alter_configs(self, resources, incremental, validate_only=False):
         return self.service.alter_configs(resources, incremental, validate_only)
+
+    async def elect_leaders(self, unclean, partitions):
+        return self.service.elect_leaders(unclean, partitions)
 
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr):
         return self.service.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)

@@ -166,6 +166,7 @@ class LogManager:
         partition = self.partitions.pop((topic, index), None)
         if partition is not None:
             partition.close()
+            self.flusher.wait()  # its last checkpoints go to this name, not a later log's
         source = os.path.join(self.data_dir, f"{topic}-{index}")
         target = f"{source}.{uuid.uuid4().hex}-stray"
         os.rename(source, target)

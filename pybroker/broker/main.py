@@ -69,8 +69,10 @@ def main(argv=None) -> int:
     from pybroker.broker.controller_link import RemoteController
     from pybroker.broker.log_manager import DataDirLocked
 
+    from pybroker.private_files import make_private
+
     config = broker_config(args)
-    os.makedirs(config.data_dir, exist_ok=True)
+    make_private(config.data_dir)
 
     async def run() -> int:
         try:

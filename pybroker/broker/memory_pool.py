@@ -31,6 +31,11 @@ class MemoryPool:
         self._overdraft: int | None = None
 
     @property
+    def overdrawn(self) -> bool:
+        """Some connection holds the overdraft."""
+        return self._overdraft is not None
+
+    @property
     def bounded(self) -> bool:
         return self.capacity >= 0
 
@@ -47,7 +52,8 @@ class MemoryPool:
 
     def release(self, nbytes: int) -> None:
         self.used -= nbytes
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def request_read(self, key: int) -> None:
         """``key``'s request is complete (or abandoned): it needs no more memory, and the

@@ -8,7 +8,11 @@ It keeps one TCP connection to the leader and speaks the Kafka protocol as any c
    epoch <= it that the leader knows and where that epoch ends there. If the local log
    knows that epoch too, truncate to the smaller of the two end offsets; if not, truncate
    to where the local epoch below it ends and ask again. An answer of "no such epoch"
-   (-1) falls back to the high watermark, as Kafka does.
+   (-1) falls back to the high watermark, as Kafka does. The loop ends: each "ask again"
+   truncates the log to the start of a local epoch above the answer, and truncation trims
+   the epoch cache to the log end (even when no batch goes), so the next question is
+   about a strictly older epoch; should a round ever leave the latest epoch where it was,
+   truncation ends at the high watermark instead of asking the same question again.
 2. Then Fetch v11 with ``replica_id`` = this broker: the leader long-polls up to
    ``replica.fetch.wait.max.ms`` and returns whole batches from the follower's log end.
    The batches are validated (sizes, CRC-32C per batch) and appended with the leader's
@@ -21,7 +25,12 @@ It keeps one TCP connection to the leader and speaks the Kafka protocol as any c
    partition the Fetch is "positions only" (``max_bytes`` 0): it reports the new log
    ends and brings back the high watermark, and the leader's long poll ends as soon as
    there is something new. A partition the ring cannot serve (lapped, never there, an
-   older epoch) makes it an ordinary Fetch, which serves the same bytes.
+   older epoch) makes it an ordinary Fetch, which serves the same bytes. Ring entries
+   are matched by the partition's topic id and index, never by slot alone (a deleted
+   topic's slot is reused). Should the leader ever answer OFFSET_OUT_OF_RANGE above its
+   log end right after ring bytes were appended, the ring served bytes the leader does not
+   have: the partition replicates over the socket for the rest of that leader epoch, so
+   append, out of range, truncate can happen at most once per epoch, never in a loop.
 
 Errors: a partition-level fencing error (the follower's or leader's metadata is stale)
 parks that partition until its next state arrives or the backoff passes; a connection
@@ -72,6 +81,10 @@ class ReplicaFetcher:
         self._writer: asyncio.StreamWriter | None = None
         self._correlation_id = 0
         self._stopped = False
+        # (topic, index) -> leader epoch in which ring bytes were last appended / in which
+        # the ring is not used for the partition (see the module docstring, step 3).
+        self._ring_appended: dict[tuple[str, int], int] = {}
+        self._ring_refused: dict[tuple[str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"ReplicaFetcher(broker {self.broker.node_id} <- leader {self.leader_id}, {len(self.partitions)} partitions)"
@@ -87,6 +100,8 @@ class ReplicaFetcher:
     def remove_partition(self, key: tuple[str, int]) -> None:
         self.partitions.pop(key, None)
         self._parked.pop(key, None)
+        self._ring_appended.pop(key, None)
+        self._ring_refused.pop(key, None)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -208,12 +223,12 @@ class ReplicaFetcher:
                     found = asked.get((topic["topic"], answer["partition"]))
                     if found is None:
                         continue
-                    partition, current, _ = found
+                    partition, current, epoch = found
                     if partition.leader_epoch != current or partition.leader != self.leader_id:
                         continue  # the state moved on while we asked
-                    self._apply_epoch_answer(partition, answer)
+                    self._apply_epoch_answer(partition, answer, epoch)
 
-    def _apply_epoch_answer(self, partition, answer: dict) -> None:
+    def _apply_epoch_answer(self, partition, answer: dict, asked_epoch: int) -> None:
         code = answer["error_code"]
         if code:
             self._park(partition, f"OffsetForLeaderEpoch: {errors.name_of(code)}")
@@ -232,6 +247,11 @@ class ReplicaFetcher:
         else:
             # Our epochs between them were never the leader's: drop them and ask again.
             dropped = partition.truncate_to(min(local_end, leo))
+            if partition.epochs.latest_epoch >= asked_epoch:
+                log.error("%s-%d: truncating to %d left epoch %d in place; ending at the high watermark",
+                          partition.topic, partition.index, partition.log_end_offset, asked_epoch)
+                self._finish_truncation(partition, partition.high_watermark, "no progress by epoch")
+                return
             log.info("%s-%d: truncated to %d (%d bytes) past epoch %d, asking again",
                      partition.topic, partition.index, partition.log_end_offset, dropped, local_epoch)
 
@@ -298,13 +318,18 @@ class ReplicaFetcher:
         max_bytes = self.broker.config.replica_fetch_max_bytes
         served = 0
         for partition in ready:
+            key = (partition.topic, partition.index)
+            if self._ring_refused.get(key) == partition.leader_epoch:
+                continue
             offset = partition.log_end_offset
             data = shm.read_replica_tail(partition, self.leader_id, offset, max_bytes)
             if data is None:
                 continue
-            if data and not self._append_ring_bytes(partition, offset, data):
-                shm.ring_misses += 1
-                continue
+            if data:
+                if not self._append_ring_bytes(partition, offset, data):
+                    shm.ring_misses += 1
+                    continue
+                self._ring_appended[key] = partition.leader_epoch
             served += 1
         return served
 
@@ -382,6 +407,14 @@ class ReplicaFetcher:
             self._park(partition, f"ListOffsets: {errors.name_of(answer['error_code'])}")
             return
         leader_start = answer["offset"]
+        key = (partition.topic, partition.index)
+        if partition.log_end_offset >= leader_start and self._ring_appended.get(key) == partition.leader_epoch:
+            # Above the leader's log end right after appending ring bytes: whatever the
+            # ring held was not the leader's log. Never again in this epoch.
+            self._ring_refused[key] = partition.leader_epoch
+            log.warning("%r: %s-%d: the leader has no offset %d that its tail ring served; "
+                        "replicating over the socket for leader epoch %d", self, partition.topic,
+                        partition.index, partition.log_end_offset, partition.leader_epoch)
         if partition.log_end_offset < leader_start:
             log.info("%s-%d: log end %d is below the leader's log start %d; starting over there",
                      partition.topic, partition.index, partition.log_end_offset, leader_start)

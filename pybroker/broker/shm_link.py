@@ -16,6 +16,13 @@ What this broker publishes there, and when:
 And what it reads: as a follower, the leader's row and ring (``read_replica_tail``),
 which the replica fetcher validates and appends exactly as it would socket bytes.
 
+Identity: a partition's ring entries and row writes carry its ``RingKey`` (slot, topic
+id, index), the topic id taken from this broker's own cluster metadata. A slot whose row
+names another topic id (a deleted topic's slot reused, or a name recreated) is not this
+partition's: the broker neither writes into it nor reads through it, and looks the
+partition up again later. A partition the supervisor found no row for (table full) uses
+sockets only; it is looked up again with a back-off.
+
 Without a region (``config.shm_name`` unset, or attaching failed) every method is a
 no-op and replication runs over sockets only. ``config.replica_shm_enabled`` False keeps
 the rows and heartbeats but turns the ring path off on both sides.
@@ -42,8 +49,11 @@ FLUSH_INTERVAL_S = 0.001
 # Every this many heartbeats, all led partitions are republished: log start moves with
 # retention, which no append or fetch announces.
 REPUBLISH_EVERY = 10
-# A partition the supervisor had not allocated yet is looked up again after this long.
+# A partition without a row (not allocated yet, or the table is full) is looked up again
+# after this long, doubling up to the maximum: a full table costs each broker one probe
+# per such partition every half minute, not one per append.
 MISSING_SLOT_RETRY_S = 1.0
+MISSING_SLOT_RETRY_MAX_S = 30.0
 
 
 def _wall_ms() -> int:
@@ -62,8 +72,9 @@ class ShmLink:
         self.ring_misses = 0
         self.region: shm.SharedRegion | None = None
         self.ring: shm.TailRing | None = None
-        self._slots: dict[tuple[str, int], int] = {}
-        self._missing: dict[tuple[str, int], float] = {}  # key -> monotonic retry time
+        self._keys: dict[tuple[str, int], shm.RingKey] = {}
+        # (topic, index) -> (monotonic retry time, back-off) of a partition without a row
+        self._missing: dict[tuple[str, int], tuple[float, float]] = {}
         self._dirty: dict[tuple[str, int], object] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = 0.0
@@ -150,28 +161,35 @@ class ShmLink:
 
     # -- slots -------------------------------------------------------------------------
 
-    def slot(self, topic: str, index: int) -> int | None:
-        """The offsets-table slot of a partition (cached), None if the supervisor has not
-        allocated one."""
+    def ring_key(self, topic: str, index: int) -> shm.RingKey | None:
+        """The partition's slot and identity (cached), None when it has no row of its
+        own: not allocated (yet), no room in the table, or the row under its name belongs
+        to another incarnation of the topic than this broker's metadata names."""
         key = (topic, index)
-        slot = self._slots.get(key)
-        if slot is not None or self.region is None:
-            return slot
+        ring_key = self._keys.get(key)
+        if ring_key is not None or self.region is None:
+            return ring_key
         now = time.monotonic()
-        if self._missing.get(key, 0.0) > now:
+        retry_at, backoff = self._missing.get(key, (0.0, MISSING_SLOT_RETRY_S / 2))
+        if retry_at > now:
             return None
-        slot = self.region.offsets.find(topic, index)
-        if slot is None:
-            self._missing[key] = now + MISSING_SLOT_RETRY_S
+        meta = self.broker.logs.topics.get(topic)
+        topic_id = shm.topic_id_bytes(meta.topic_id if meta is not None else None)
+        slot = self.region.offsets.find(topic, index) if topic_id is not None else None
+        row = self.region.offsets.read(slot) if slot is not None else None
+        if row is None or row.topic_id != topic_id:
+            backoff = min(backoff * 2, MISSING_SLOT_RETRY_MAX_S)
+            self._missing[key] = (now + backoff, backoff)
             return None
         self._missing.pop(key, None)
-        self._slots[key] = slot
-        return slot
+        ring_key = self._keys[key] = shm.RingKey(slot, topic_id, index)
+        return ring_key
 
     def forget(self, topic: str, index: int) -> None:
-        """The partition left this broker (deleted topic): its slot may be reused."""
+        """The partition left this broker (deleted topic), or its row is no longer its
+        own: drop the cached slot, which may go to another partition."""
         key = (topic, index)
-        self._slots.pop(key, None)
+        self._keys.pop(key, None)
         self._missing.pop(key, None)
         self._dirty.pop(key, None)
 
@@ -183,9 +201,9 @@ class ShmLink:
         if self.region is None:
             return
         if self.ring is not None and self.replication_enabled:
-            slot = self.slot(partition.topic, partition.index)
-            if slot is not None:
-                self.ring.append(slot, base_offset, last_offset, records)
+            key = self.ring_key(partition.topic, partition.index)
+            if key is not None:
+                self.ring.append(key, base_offset, last_offset, records)
         self.mark_dirty(partition)
 
     def mark_dirty(self, partition) -> None:
@@ -223,10 +241,12 @@ class ShmLink:
                 continue
             if not partition.is_leader:
                 continue  # the new leader writes the row now
-            slot = self.slot(*key)
-            if slot is not None:
-                offsets.write(slot, node_id, partition.leader_epoch, partition.log_start_offset,
-                              partition.log_end_offset, partition.high_watermark, now)
+            ring_key = self.ring_key(*key)
+            if ring_key is not None and not offsets.write(
+                    ring_key.slot, ring_key.topic_id, node_id, partition.leader_epoch,
+                    partition.log_start_offset, partition.log_end_offset, partition.high_watermark, now):
+                self.forget(*key)  # the row went to another partition: look it up again
+                self._missing[key] = (time.monotonic() + MISSING_SLOT_RETRY_S, MISSING_SLOT_RETRY_S)
 
     # -- follower side -----------------------------------------------------------------
 
@@ -238,8 +258,8 @@ class ShmLink:
         its ring (caught up); None: the ring cannot answer, fetch over the socket."""
         if not self.replication_enabled:
             return None
-        slot = self.slot(partition.topic, partition.index)
-        if slot is None:
+        key = self.ring_key(partition.topic, partition.index)
+        if key is None:
             return None
         reader = self._readers.get(leader_id)
         if reader is None:
@@ -248,13 +268,16 @@ class ShmLink:
             except shm.ShmError:
                 return None
         try:
-            row = self.region.offsets.read(slot)
+            row = self.region.offsets.read(key.slot)
             # The row first: the leader writes its ring before its row (module docstring).
-            if (row is None or row.topic != partition.topic or row.partition != partition.index
-                    or row.leader_id != leader_id or row.leader_epoch != partition.leader_epoch):
+            if row is None or row.topic_id != key.topic_id or row.partition != partition.index:
+                self.forget(partition.topic, partition.index)  # the slot is another partition's now
+                self.ring_misses += 1
+                return None
+            if row.leader_id != leader_id or row.leader_epoch != partition.leader_epoch:
                 self.ring_misses += 1
                 return None  # not (yet) published by this leader in this epoch
-            data = reader.read_from(slot, offset, max_bytes)
+            data = reader.read_from(key, offset, max_bytes)
         except shm.ShmError as exc:
             log.warning("%r: reading ring %d for %s-%d: %s", self, leader_id,
                         partition.topic, partition.index, exc)

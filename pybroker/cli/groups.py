@@ -66,7 +66,11 @@ def register(subparsers) -> None:
     view.add_argument("--state", action="store_true",
                       help="describe: coordinator, strategy, state, member count; list: with states")
     view.add_argument("--offsets", action="store_true", help="describe: offsets and lag (the default)")
-    p.add_argument("--verbose", action="store_true", help="describe --members: add each member's assignment")
+    p.add_argument("--verbose", action="store_true",
+                   help="describe --members: add each member's assignment (and epochs in a consumer group); "
+                        "describe --state: add a consumer group's epochs")
+    p.add_argument("--type", nargs="?", const="", metavar="TYPES",
+                   help="list: with each group's type (classic, consumer); a comma-separated list filters by it")
     p.add_argument("--topic", action="append", metavar="TOPIC[:P,...]",
                    help="reset, delete-offsets: topic, optionally with partitions (repeatable)")
     p.add_argument("--all-topics", action="store_true", help="reset: every topic the group has offsets for")
@@ -156,8 +160,10 @@ def check_args(args) -> None:
         raise UsageError("--members and --offsets are only valid with --describe")
     if args.state and action not in ("describe", "list"):
         raise UsageError("--state is only valid with --describe or --list")
-    if args.verbose and not args.members:
-        raise UsageError("--verbose is only valid with --describe --members")
+    if args.verbose and not (args.members or (args.state and action == "describe")):
+        raise UsageError("--verbose is only valid with --describe --members or --describe --state")
+    if args.type is not None and action != "list":
+        raise UsageError("--type is only valid with --list")
 
 
 def reset_spec(args) -> tuple[str, object] | None:
@@ -368,16 +374,23 @@ def format_offsets(rows: list[OffsetRow]) -> str:
     )
 
 
-def format_members(group: str, members, verbose: bool = False) -> str:
+def format_members(group: str, members, verbose: bool = False, target_epoch: int | None = None) -> str:
+    """Kafka's --members table. With --verbose, a consumer group (KIP-848: its target
+    epoch is given) shows each member's epoch and its current and target assignments, as
+    Kafka 4's tool does; a classic one its assignment."""
     headers = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+    if verbose:
+        headers += ["ASSIGNMENT"] if target_epoch is None else \
+            ["CURRENT-EPOCH", "CURRENT-ASSIGNMENT", "TARGET-EPOCH", "TARGET-ASSIGNMENT"]
     rows = []
     for m in sorted(members, key=lambda m: m.member_id):
         row = [group, m.member_id, m.client_host, m.client_id, len(m.assignment)]
-        if verbose:
+        if verbose and target_epoch is None:
             row.append(format_assignment(m.assignment))
+        elif verbose:
+            row += [m.member_epoch, format_assignment(m.assignment), target_epoch,
+                    format_assignment(m.target_assignment or [])]
         rows.append(row)
-    if verbose:
-        headers.append("ASSIGNMENT")
     return format_table(headers, rows, {4: 15})
 
 
@@ -389,9 +402,16 @@ def format_assignment(assignment: list[tuple[str, int]]) -> str:
     return ",".join(f"{t}({','.join(map(str, sorted(ps)))})" for t, ps in sorted(by_topic.items())) or MISSING
 
 
-def format_state(group: str, coordinator: str, strategy: str, state: str, members: int) -> str:
-    return format_table(["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
-                        [[group, coordinator, strategy, state, members]], {2: 20, 3: 20})
+def format_state(group: str, coordinator: str, strategy: str, state: str, members: int,
+                 epochs: tuple[int, int] | None = None) -> str:
+    """Kafka's --state table; with --verbose a consumer group (KIP-848) adds its group
+    and target assignment epochs, as Kafka 4's tool does."""
+    headers = ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE"]
+    row = [group, coordinator, strategy, state]
+    if epochs is not None:
+        headers += ["GROUP-EPOCH", "TARGET-ASSIGNMENT-EPOCH"]
+        row += list(epochs)
+    return format_table(headers + ["#MEMBERS"], [row + [members]], {2: 20, 3: 20})
 
 
 def format_reset(group: str, offsets: dict[tuple[str, int], int]) -> str:
@@ -440,9 +460,14 @@ def offset_rows(group: str, description, committed: dict[tuple[str, int], int],
 
 def list_(admin, args, out, err) -> int:
     groups = admin.list_groups()
-    if args.state:
-        out.write(format_table(["GROUP", "STATE"], [[g.group_id, g.state or MISSING] for g in groups])
-                  .lstrip("\n"))
+    if args.type:
+        wanted = {t.strip().lower() for t in args.type.split(",") if t.strip()}
+        groups = [g for g in groups if (g.type or "classic") in wanted]
+    if args.state or args.type is not None:
+        headers = ["GROUP"] + (["TYPE"] if args.type is not None else []) + (["STATE"] if args.state else [])
+        rows = [[g.group_id] + ([(g.type or "classic").title()] if args.type is not None else []) +
+                ([g.state or MISSING] if args.state else []) for g in groups]
+        out.write(format_table(headers, rows).lstrip("\n"))
     else:
         for g in groups:
             out.write(g.group_id + "\n")
@@ -465,13 +490,16 @@ def describe(admin, args, out, err) -> int:
             continue
         if args.state:
             node_id, host, port = find_coordinator(admin, group)
+            epochs = (description.group_epoch, description.assignment_epoch) \
+                if args.verbose and description.type == "consumer" else None
             out.write(format_state(group, f"{host}:{port} ({node_id})", description.protocol or "",
-                                   description.state, len(description.members)))
+                                   description.state, len(description.members), epochs))
             continue
         _warn_state(group, description.state, err)
         if args.members:
             if description.members:
-                out.write(format_members(group, description.members, args.verbose))
+                out.write(format_members(group, description.members, args.verbose,
+                                         description.assignment_epoch if description.type == "consumer" else None))
             continue
         committed = admin.list_group_offsets(group)
         wanted = {parse_topic_partitions(t)[0] for t in args.topic or ()}

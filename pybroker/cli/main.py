@@ -24,6 +24,8 @@ COMMANDS = [
     "pybroker.cli.delete_records",
     "pybroker.cli.top",
     "pybroker.cli.transactions",
+    "pybroker.cli.log_dirs",
+    "pybroker.cli.leader_election",
 ]
 
 

@@ -29,9 +29,18 @@ def register(subparsers) -> None:
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                    help="default topic setting, e.g. --config retention.ms=60000 (repeatable)")
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
-                   help="broker setting, e.g. replica_lag_time_max_ms=10000 (repeatable)")
+                   help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=10000 "
+                        "or connections.max.idle.ms=60000 (repeatable)")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
+    p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
+                   help="share groups: a member silent this long is fenced (default 45000, as Kafka)")
+    p.add_argument("--group-share-heartbeat-interval-ms", type=int, default=5000,
+                   help="share groups: how often members heartbeat (default 5000, as Kafka)")
+    p.add_argument("--group-share-record-lock-duration-ms", type=int, default=30000,
+                   help="share groups: how long a member holds an acquired record (default 30000, as Kafka)")
+    p.add_argument("--group-share-delivery-count-limit", type=int, default=5,
+                   help="share groups: deliveries of a record before it is archived (default 5, as Kafka)")
     p.add_argument("--group-consumer-session-timeout-ms", type=int, default=45000,
                    help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
     p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
@@ -50,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--console-actions", action="store_true",
                    help="allow the console's actions (create/delete topics, produce, reset offsets) when --host "
                         "is not loopback; on loopback they are always allowed")
+    p.add_argument("--shm-slots", type=int, default=None, metavar="N",
+                   help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
+                        "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -74,6 +86,8 @@ def run(args) -> int:
         return 2
     if args.max_partitions < 1:
         print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+    if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
+        print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
     try:
@@ -81,7 +95,10 @@ def run(args) -> int:
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    from pybroker.private_files import make_private
+
     data = os.path.abspath(args.data)
+    make_private(data)
     os.makedirs(os.path.join(data, "logs"), exist_ok=True)
     running = running_supervisor(data)
     if running is not None:
@@ -132,6 +149,7 @@ def _console(args):
 def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=None) -> int:
     """Run the cluster until it is stopped; a StartError propagates to the caller."""
     from pybroker.group.consumer_group import ConsumerGroupSettings
+    from pybroker.group.share_group import ShareGroupSettings
     from pybroker.group.coordinator import CoordinatorSettings
     from pybroker.group.state_machine import GroupSettings
     from pybroker.supervisor.arbiter import Supervisor
@@ -149,11 +167,15 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
         auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
-        shared_memory=not args.no_shm, max_partitions=args.max_partitions,
+        shared_memory=not args.no_shm, shm_slots=args.shm_slots, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
                                            heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
+            share=ShareGroupSettings(session_timeout_ms=args.group_share_session_timeout_ms,
+                                     heartbeat_interval_ms=args.group_share_heartbeat_interval_ms,
+                                     record_lock_duration_ms=args.group_share_record_lock_duration_ms,
+                                     delivery_count_limit=args.group_share_delivery_count_limit),
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],
@@ -193,7 +215,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(os.path.join(data, "logs", "supervisor.out"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)

@@ -67,10 +67,29 @@ class ClusterDescription:
 
 
 @dataclass(frozen=True)
+class ReplicaDescription:
+    topic: str
+    partition: int
+    size: int
+    offset_lag: int
+    is_future: bool
+
+
+@dataclass(frozen=True)
+class LogDirDescription:
+    path: str
+    error: errors.KafkaError | None
+    replicas: list[ReplicaDescription]
+    total_bytes: int
+    usable_bytes: int
+
+
+@dataclass(frozen=True)
 class GroupListing:
     group_id: str
     protocol_type: str
     state: str  # "" when the broker's ListGroups version does not report it
+    type: str = ""  # "classic" or "consumer" (KIP-848); "" when the broker does not say
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,8 @@ class MemberDescription:
     client_id: str
     client_host: str
     assignment: list[tuple[str, int]]
+    member_epoch: int | None = None                          # consumer groups (KIP-848)
+    target_assignment: list[tuple[str, int]] | None = None   # consumer groups (KIP-848)
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,9 @@ class GroupDescription:
     protocol_type: str
     protocol: str
     members: list[MemberDescription]
+    type: str = "classic"            # or "consumer" (KIP-848): then ``protocol`` is the server assignor
+    group_epoch: int | None = None
+    assignment_epoch: int | None = None
 
 
 def _raise_for(code: int, message: str | None, what: str) -> None:
@@ -264,6 +288,40 @@ class Admin:
         return ClusterDescription(meta.cluster_id, meta.controller_id,
                                   sorted(meta.brokers.values(), key=lambda b: b.node_id))
 
+    def describe_log_dirs(self, brokers: list[int] | None = None,
+                          topics: set[str] | None = None) -> dict[int, list[LogDirDescription]]:
+        """DescribeLogDirs of each broker (every live one by default): its log dirs and
+        the size and lag of each partition replica there, optionally of some topics."""
+        self.client.refresh([])
+        out = {}
+        for node_id in sorted(brokers if brokers is not None else self.client.metadata.brokers):
+            response = self.client.connection(node_id).request(api.DESCRIBE_LOG_DIRS, {"topics": None})
+            _raise_for(response.get("error_code", 0), None, f"DescribeLogDirs on broker {node_id}")
+            out[node_id] = [LogDirDescription(
+                d["log_dir"], errors.for_code(d["error_code"])() if d["error_code"] else None,
+                [ReplicaDescription(t["name"], p["partition_index"], p["partition_size"], p["offset_lag"],
+                                    p["is_future_key"])
+                 for t in d["topics"] if topics is None or t["name"] in topics for p in t["partitions"]],
+                d.get("total_bytes", -1), d.get("usable_bytes", -1)) for d in response["results"]]
+        return out
+
+    def elect_leaders(self, unclean: bool = False, partitions: list[tuple[str, int]] | None = None
+                      ) -> dict[tuple[str, int], errors.KafkaError | None]:
+        """ElectLeaders: preferred (or unclean) election of the given partitions, or of
+        every partition (None). Returns each partition's outcome: None when elected, else
+        its error (ElectionNotNeeded when its leader is already the one it would get)."""
+        topics: dict[str, list[int]] = {}
+        for topic, partition in partitions or ():
+            topics.setdefault(topic, []).append(partition)
+        body = {"election_type": 1 if unclean else 0, "timeout_ms": self.timeout_ms,
+                "topic_partitions": None if partitions is None else
+                [{"topic": t, "partitions": ps} for t, ps in topics.items()]}
+        response = self.client.request_any(api.ELECT_LEADERS, body)
+        _raise_for(response.get("error_code", 0), None, "ElectLeaders")
+        return {(r["topic"], p["partition_id"]): errors.for_code(p["error_code"])(p.get("error_message"))
+                if p["error_code"] else None
+                for r in response["replica_election_results"] for p in r["partition_result"]}
+
     def list_groups(self) -> list[GroupListing]:
         """Groups known to every broker (each coordinates some), sorted by id."""
         self.client.refresh([])
@@ -273,13 +331,22 @@ class Admin:
                 api.LIST_GROUPS, {"states_filter": [], "types_filter": []})
             _raise_for(response["error_code"], None, f"ListGroups on broker {node_id}")
             for g in response["groups"]:
-                out[g["group_id"]] = GroupListing(g["group_id"], g["protocol_type"], g.get("group_state") or "")
+                out[g["group_id"]] = GroupListing(g["group_id"], g["protocol_type"], g.get("group_state") or "",
+                                                  g.get("group_type") or "")
         return [out[k] for k in sorted(out)]
 
     def describe_groups(self, group_ids: list[str]) -> list[GroupDescription]:
+        """Consumer groups (KIP-848) by ConsumerGroupDescribe, classic ones by
+        DescribeGroups, as Kafka's AdminClient: the first is asked first where the broker
+        has it, and GROUP_ID_NOT_FOUND sends the question on to the second."""
         out = []
         for group_id in group_ids:
-            response = self._coordinator(group_id).request(
+            conn = self._coordinator(group_id)
+            modern = self._describe_consumer_group(conn, group_id)
+            if modern is not None:
+                out.append(modern)
+                continue
+            response = conn.request(
                 api.DESCRIBE_GROUPS, {"groups": [group_id], "include_authorized_operations": False})
             for g in response["groups"]:
                 _raise_for(g["error_code"], g.get("error_message"), f"group {group_id!r}")
@@ -293,6 +360,25 @@ class Admin:
                 out.append(GroupDescription(g["group_id"], g["group_state"], g["protocol_type"],
                                             g["protocol_data"], members))
         return out
+
+    @staticmethod
+    def _describe_consumer_group(conn: BrokerConnection, group_id: str) -> GroupDescription | None:
+        conn.connect()
+        if api.CONSUMER_GROUP_DESCRIBE not in conn.broker_versions:
+            return None
+        (g,) = conn.request(api.CONSUMER_GROUP_DESCRIBE, {"group_ids": [group_id],
+                                                          "include_authorized_operations": False})["groups"]
+        if g["error_code"] == errors.GroupIdNotFound.code:
+            return None
+        _raise_for(g["error_code"], g.get("error_message"), f"group {group_id!r}")
+
+        def partitions(assignment) -> list[tuple[str, int]]:
+            return sorted((t["topic_name"], p) for t in assignment["topic_partitions"] for p in t["partitions"])
+        members = [MemberDescription(m["member_id"], m.get("instance_id"), m["client_id"], m["client_host"],
+                                     partitions(m["assignment"]), m["member_epoch"],
+                                     partitions(m["target_assignment"])) for m in g["members"]]
+        return GroupDescription(g["group_id"], g["group_state"], "consumer", g["assignor_name"], members,
+                                type="consumer", group_epoch=g["group_epoch"], assignment_epoch=g["assignment_epoch"])
 
     def list_group_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         """Every committed offset of the group."""

@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple
 from pybroker import errors
 from pybroker.client.admin import EARLIEST, LATEST, list_offsets
 from pybroker.client.cluster import REFRESH_CODES, Client
+from pybroker.client.consumer_group_member import ConsumerGroupMember
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
 from pybroker.client.transaction_manager import GroupMetadata
 from pybroker.client.producer import normalize_config
@@ -65,6 +66,8 @@ DEFAULTS = {
     "client_id": "pybroker-consumer",
     "group_id": None,
     "group_instance_id": None,
+    "group_protocol": "classic",       # or "consumer": KIP-848, the coordinator assigns
+    "group_remote_assignor": None,     # consumer protocol: "uniform" or "range" (the broker's default: uniform)
     "auto_offset_reset": "latest",
     "enable_auto_commit": None,  # on when group.id is set
     "auto_commit_interval_ms": 5000,
@@ -146,7 +149,15 @@ class Consumer:
             strategies = [s.strip() for s in strategies.split(",") if s.strip()]
         strategies = [ASSIGNOR_CLASS_NAMES.get(s, s) for s in strategies]
         self.coordinator: GroupCoordinatorClient | None = None
-        if self.group_id:
+        group_protocol = str(cfg["group_protocol"]).lower()
+        if group_protocol not in ("classic", "consumer"):
+            raise ValueError(f"group.protocol must be classic or consumer, not {cfg['group_protocol']!r}")
+        if self.group_id and group_protocol == "consumer":
+            self.coordinator = ConsumerGroupMember(
+                self.client, self.group_id, group_instance_id=cfg["group_instance_id"],
+                rebalance_timeout_ms=int(cfg["max_poll_interval_ms"]),
+                server_assignor=cfg["group_remote_assignor"], retry_backoff_ms=int(cfg["retry_backoff_ms"]))
+        elif self.group_id:
             self.coordinator = GroupCoordinatorClient(
                 self.client, self.group_id, group_instance_id=cfg["group_instance_id"],
                 session_timeout_ms=int(cfg["session_timeout_ms"]),
@@ -601,7 +612,8 @@ class Consumer:
         if meta is None:
             return False
         got = self._shm.read(tp[0], tp[1], leader, meta.leader_epoch, self._positions[tp],
-                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes))
+                             self._partition_bytes.get(tp, self.max_partition_fetch_bytes),
+                             topic_id=info.topic_id)
         if got is None:
             return False
         if not got.records:

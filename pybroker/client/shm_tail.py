@@ -12,10 +12,13 @@ The read rule, per partition, from the consumer's position P:
 1. read the leader's offsets row first (the leader writes its ring before its row, so
    "below the row's log end but not in the ring" really means "not in the ring");
 2. use it only if the row's leader and leader epoch are the ones the consumer's metadata
-   names; otherwise the consumer's view is stale or the leader moved: socket;
+   names, and its topic id too when the consumer's Metadata carries topic ids; otherwise
+   the consumer's view is stale or the leader moved: socket;
 3. P below the log start or past the log end: socket (it answers OffsetOutOfRange);
    P at or past the high watermark: nothing to read yet;
-4. read whole batches from the one holding P; cut every batch whose last offset is at or
+4. read whole batches from the one holding P, taking only ring entries of the row's
+   topic id and partition (a slot is reused after its topic is deleted; an old entry under
+   the same slot belongs to the deleted topic and is skipped); cut every batch whose last offset is at or
    above the high watermark (consumers never see uncommitted records; a batch straddling
    the high watermark waits whole). The broker has no transaction coordinator, so its last
    stable offset is its high watermark and this bound serves both isolation levels, as
@@ -106,16 +109,19 @@ class ShmTail:
         return reader
 
     def read(self, topic: str, partition: int, leader: int, leader_epoch: int,
-             position: int, max_bytes: int) -> TailRead | None:
+             position: int, max_bytes: int, topic_id=None) -> TailRead | None:
         """Committed batches of ``topic``-``partition`` from ``position``, as the leader
-        ``leader`` in ``leader_epoch`` published them; None: fetch over the socket."""
+        ``leader`` in ``leader_epoch`` published them; None: fetch over the socket.
+        ``topic_id`` (a UUID, when the consumer's metadata has one) must be the row's."""
         try:
             slot = self._slot(topic, partition)
             if slot is None or leader < 0 or leader_epoch < 0:
                 self.fallbacks += 1
                 return None
             row = self.region.offsets.read(slot)
-            if row is None or row.topic != topic or row.partition != partition:
+            wanted_id = shm.topic_id_bytes(topic_id)
+            if row is None or row.topic != topic or row.partition != partition or (
+                    wanted_id is not None and row.topic_id != wanted_id):
                 self._slots.pop((topic, partition), None)  # deleted; the slot may be reused
                 self.fallbacks += 1
                 return None
@@ -127,7 +133,8 @@ class ShmTail:
             if position >= hw:
                 self.idle_reads += 1
                 return TailRead(b"", hw, row.log_start_offset)
-            data = self._reader(leader).read_from(slot, position, max_bytes)
+            data = self._reader(leader).read_from(shm.RingKey(slot, row.topic_id, partition),
+                                                  position, max_bytes)
         except shm.ShmError as exc:
             log.warning("tail ring of broker %d unreadable for %s-%d, using the socket: %s",
                         leader, topic, partition, exc)

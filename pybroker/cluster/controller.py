@@ -267,6 +267,52 @@ class Controller:
                 )
         return delta
 
+    def elect_leaders(self, unclean: bool, partitions: list[tuple[str, int]] | None
+                      ) -> tuple[dict[tuple[str, int], errors.KafkaError | None], Delta]:
+        """ElectLeaders (KIP-460). Preferred: move leadership to the first replica when it
+        is alive and in the ISR. Unclean: give a leaderless partition a leader, from the
+        ISR if any replica there is alive, else any live replica (which becomes the whole
+        ISR: acknowledged records it lacks are lost, as in Kafka). A partition needing
+        nothing gets ELECTION_NOT_NEEDED; asked for every partition (None), only those
+        elected or failing are answered, as Kafka's controller does."""
+        delta = Delta()
+        results: dict[tuple[str, int], errors.KafkaError | None] = {}
+        keys = sorted(self.partitions) if partitions is None else partitions
+        for key in keys:
+            state = self.partitions.get(key)
+            if state is None:
+                results[key] = errors.UnknownTopicOrPartition(f"Partition {key[0]}-{key[1]} does not exist.")
+                continue
+            outcome = self._elect_unclean(state, delta) if unclean else self._elect_preferred(state, delta)
+            if partitions is not None or not isinstance(outcome, errors.ElectionNotNeeded):
+                results[key] = outcome
+        return results, delta
+
+    def _elect_preferred(self, state: PartitionState, delta: Delta) -> errors.KafkaError | None:
+        preferred = state.replicas[0]
+        if state.leader == preferred:
+            return errors.ElectionNotNeeded("Leader election not needed for topic partition.")
+        if preferred not in self.live or preferred not in state.isr:
+            return errors.PreferredLeaderNotAvailable(
+                f"Failed to elect leader for partition {state.topic}-{state.partition} under strategy "
+                f"PreferredReplicaPartitionLeaderElectionStrategy")
+        self._put_partition(replace(state, leader=preferred, leader_epoch=state.leader_epoch + 1,
+                                    partition_epoch=state.partition_epoch + 1), delta)
+        return None
+
+    def _elect_unclean(self, state: PartitionState, delta: Delta) -> errors.KafkaError | None:
+        if state.leader != NO_LEADER and state.leader in self.live:
+            return errors.ElectionNotNeeded("Leader election not needed for topic partition.")
+        in_sync = [b for b in state.replicas if b in state.isr and b in self.live]
+        live = [b for b in state.replicas if b in self.live]
+        if not live:
+            return errors.EligibleLeadersNotAvailable(
+                f"Failed to elect leader for partition {state.topic}-{state.partition}: no live replica")
+        leader, isr = (in_sync[0], tuple(in_sync)) if in_sync else (live[0], (live[0],))
+        self._put_partition(replace(state, leader=leader, isr=isr, leader_epoch=state.leader_epoch + 1,
+                                    partition_epoch=state.partition_epoch + 1), delta)
+        return None
+
     # -- topics -------------------------------------------------------------------------
 
     def create_topic(self, name: str, partitions: int = -1, replication_factor: int = -1,
@@ -540,25 +586,21 @@ def image_to_json(controller: Controller) -> dict:
 
 class ControllerService:
     """The controller's request side, shared by the supervisor and in-process clusters:
-    run an operation, let the host ``reserve`` what the change needs (shared-memory
-    slots), hand its records to ``persist`` (the metadata log) before anything is
-    published, then hand the delta to ``publish`` (every broker), then answer.
+    run an operation, hand its records to ``persist`` (the metadata log) before anything
+    is published, then hand the delta to ``publish`` (every broker), then answer.
 
-    Topic creation and growth are atomic: when reserving or persisting fails, the
-    in-memory change is taken back and the reservation released, so nothing of it is in
-    the metadata log or on any broker, and each topic of the request gets the error.
+    Topic creation and growth are atomic: when persisting fails, the in-memory change is
+    taken back, so nothing of it is in the metadata log or on any broker, and each topic
+    of the request gets the error. (Shared memory cannot fail a change: a partition
+    without an offsets-table row uses sockets only.)
 
-    ``persist(records: list[dict])``, ``publish(delta: Delta)`` and the optional
-    ``reserve(delta: Delta)`` (raises when it cannot; leaves nothing held then) /
-    ``release(delta: Delta)`` are the host's."""
+    ``persist(records: list[dict])`` and ``publish(delta: Delta)`` are the host's."""
 
     def __init__(self, controller: Controller, persist, publish, default_partitions: int = 1,
-                 default_replication_factor: int = 1, reserve=None, release=None):
+                 default_replication_factor: int = 1):
         self.controller = controller
         self.persist = persist
         self.publish = publish
-        self.reserve = reserve
-        self.release = release
         self.default_partitions = default_partitions
         self.default_replication_factor = default_replication_factor
 
@@ -567,18 +609,12 @@ class ControllerService:
         in-memory change back), a failure before the records are durable undoes it and
         re-raises; without, the failure propagates as is."""
         records = self.controller.take_records()
-        reserved = False
         try:
-            if self.reserve is not None and delta.partitions:
-                self.reserve(delta)
-                reserved = True
             if records:
                 self.persist(records)
         except Exception:
             if undo is None:
                 raise
-            if reserved and self.release is not None:
-                self.release(delta)
             undo()
             raise
         if delta:
@@ -698,6 +734,14 @@ class ControllerService:
             results.append(result)
         self._commit(delta)
         return results
+
+    def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
+        """ElectLeaders: ``[[topic, partition, error_code, error_message]]``."""
+        wanted = None if partitions is None else [(str(t), int(p)) for t, p in partitions]
+        results, delta = self.controller.elect_leaders(unclean, wanted)
+        self._commit(delta)
+        return [[t, p, exc.code if exc else 0, (exc.detail or exc.message) if exc else None]
+                for (t, p), exc in results.items()]
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
                         partition_epoch: int, isr: list[int]) -> PartitionState:

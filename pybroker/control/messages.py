@@ -11,6 +11,8 @@ Broker -> supervisor
     create_partitions topics[{name, count, assignments}], validate_only -> results
     alter_configs     resources[{name, resource_type, configs[{name, op, value}]}], incremental,
                       validate_only                       -> results[{name, error_code, error_message}]
+    elect_leaders     unclean, partitions[[topic, partition]] (null: all)
+                                                          -> results[[topic, partition, error_code, error_message]]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
     group             method, group_id, args              -> result (consumer-group coordinator)
     txn               method, args                        -> result (transaction coordinator)
@@ -39,6 +41,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "delete_topics": ("names",),
     "create_partitions": ("topics",),
     "alter_configs": ("resources", "incremental"),
+    "elect_leaders": ("unclean", "partitions"),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
     "group": ("method", "group_id", "args"),
     "txn": ("method", "args"),

@@ -432,6 +432,7 @@ class ConsumerGroup:
                 "subscribed_topic_regex": m.subscribed_topic_regex,
                 "assignment": assignment(m.assigned),
                 "target_assignment": assignment(self.target.get(m.member_id, {})),
+                "member_type": 1,
             } for m in sorted(self.members.values(), key=lambda m: m.member_id)],
         }
 

@@ -19,6 +19,8 @@ from pybroker.group.consumer_group import (ConsumerGroup, ConsumerGroupSettings,
                                           heartbeat_error)
 from pybroker.group.consumer_protocol import decode_subscription
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
+from pybroker.group.share_group import ShareGroup, ShareGroupSettings
+from pybroker.group.share_partition import SharePartition
 from pybroker.group.state_machine import (Completion, Group, GroupSettings, GroupState,
                                           join_error, sync_error)
 
@@ -31,6 +33,7 @@ CONSUMER_PROTOCOL = "consumer"
 class CoordinatorSettings:
     group: GroupSettings = GroupSettings()
     consumer: ConsumerGroupSettings = ConsumerGroupSettings()
+    share: ShareGroupSettings = ShareGroupSettings()
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000     # offsets.retention.minutes (7 days)
     offset_metadata_max_bytes: int = 4096                 # offset.metadata.max.bytes
 
@@ -51,6 +54,13 @@ class GroupCoordinator:
         self.settings = settings or CoordinatorSettings()
         self.groups: dict[str, Group] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}   # KIP-848 groups
+        self.share_groups: dict[str, ShareGroup] = {}         # KIP-932 groups
+        # Durable share-partition states, (group, topic, partition) -> SharePartition
+        # JSON, as the host loaded them; and those changed since the host last wrote.
+        self.share_states: dict[tuple[str, str, int], dict] = {}
+        self.share_changes: dict[tuple[str, str, int], dict | None] = {}
+        # Dynamic group configs (GROUP resources), name -> {config: value}.
+        self.group_configs: dict = {}
         self._new_member_id = new_member_id
 
     # ------------------------------------------------------------------ membership
@@ -66,6 +76,8 @@ class GroupCoordinator:
         """JoinGroup; ``request`` as for ``Group.join``."""
         if not group_id:
             return join_error(errors.InvalidGroupId.code, request.get("member_id", ""))
+        if group_id in self.share_groups:
+            return join_error(errors.InconsistentGroupProtocol.code, request.get("member_id", ""))
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
             if not modern.is_empty():
@@ -104,13 +116,18 @@ class GroupCoordinator:
             out.extend((group_id, c) for c in group.tick(now_ms))
         for group in self.consumer_groups.values():
             group.tick(now_ms)
+        for group in self.share_groups.values():
+            group.tick(now_ms)
+            for tp in group.expire_locks(now_ms):
+                self._share_changed(group, tp)
+            self._share_released(group)
         return out + self.take_completions()
 
     def take_completions(self) -> list[tuple[str, Completion]]:
         return [(gid, c) for gid, g in self.groups.items() for c in g.take_completions()]
 
     def next_deadline_ms(self) -> int | None:
-        deadlines = [d for g in [*self.groups.values(), *self.consumer_groups.values()]
+        deadlines = [d for g in [*self.groups.values(), *self.consumer_groups.values(), *self.share_groups.values()]
                      if (d := g.next_deadline_ms()) is not None]
         return min(deadlines) if deadlines else None
 
@@ -128,6 +145,8 @@ class GroupCoordinator:
                 # The group is gone (the coordinator restarted, or it was deleted): the
                 # member must rejoin with epoch 0.
                 return heartbeat_error(errors.UnknownMemberId.code, f"group {group_id} has no such member")
+            if group_id in self.share_groups:
+                return heartbeat_error(errors.GroupIdNotFound.code, f"Group {group_id} is not a consumer group")
             classic = self.groups.get(group_id)
             if classic is not None and classic.state is not GroupState.DEAD:
                 if not classic.is_empty():
@@ -137,6 +156,138 @@ class GroupCoordinator:
                 del self.groups[group_id]
             group = self.consumer_groups[group_id] = ConsumerGroup(group_id, self.settings.consumer)
         return group.heartbeat(now_ms, topics, topics_version, **request)
+
+    # ------------------------------------------------------------------ KIP-932
+
+    def _other_type(self, group_id: str, kind: str) -> bool:
+        """A group of another type with this id (its members or offsets) stands in the way."""
+        classic = self.groups.get(group_id)
+        return (kind != "share" and group_id in self.share_groups) or \
+            (kind != "consumer" and group_id in self.consumer_groups) or \
+            (classic is not None and classic.state is not GroupState.DEAD) or \
+            (kind == "share" and bool(self.store.fetch(group_id)))
+
+    def _share_group(self, group_id: str, create: bool) -> ShareGroup | None:
+        group = self.share_groups.get(group_id)
+        if group is None and create:
+            group = self.share_groups[group_id] = ShareGroup(group_id, self.settings.share)
+            for (g, topic, partition), state in self.share_states.items():
+                if g == group_id:
+                    group.partitions[(topic, partition)] = SharePartition.from_json(state, group.delivery_limit)
+        if group is not None:
+            group.configs = self.group_configs.get(group_id, {})
+        return group
+
+    def _share_changed(self, group: ShareGroup, tp: TopicPartition) -> None:
+        key = (group.group_id, tp[0], tp[1])
+        sp = group.partitions.get(tp)
+        state = None if sp is None else sp.to_json()
+        self.share_states[key] = state
+        self.share_changes[key] = state
+        if state is None:
+            self.share_states.pop(key)
+
+    def _share_released(self, group: ShareGroup) -> None:
+        """Partitions whose records a departed member released."""
+        for tp, sp in group.partitions.items():
+            key = (group.group_id, tp[0], tp[1])
+            if self.share_states.get(key) != sp.to_json():
+                self._share_changed(group, tp)
+
+    def share_heartbeat(self, group_id: str, now_ms: int, topics, topics_version, **request) -> dict:
+        """ShareGroupHeartbeat; ``request`` as for ``ShareGroup.share_heartbeat``."""
+        if not group_id:
+            return heartbeat_error(errors.InvalidGroupId.code, "the group id is empty")
+        group = self._share_group(group_id, create=False)
+        if group is None:
+            if request.get("member_epoch") != 0:
+                return heartbeat_error(errors.UnknownMemberId.code, f"group {group_id} has no such member")
+            if self._other_type(group_id, "share"):
+                return heartbeat_error(errors.GroupIdNotFound.code, f"Group {group_id} is not a share group.")
+            group = self._share_group(group_id, create=True)
+        response = group.share_heartbeat(now_ms, topics, topics_version, **request)
+        self._share_released(group)
+        return response
+
+    def share_group_describe(self, group_ids: list[str]) -> list[dict]:
+        out = []
+        for group_id in group_ids:
+            group = self.share_groups.get(group_id)
+            if group is not None:
+                out.append(group.describe())
+                continue
+            message = (f"Group {group_id} is not a share group." if self._other_type(group_id, "share")
+                       else f"Group {group_id} not found.")
+            out.append({"error_code": errors.GroupIdNotFound.code, "error_message": message, "group_id": group_id,
+                        "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "",
+                        "members": []})
+        return out
+
+    def _share_member(self, group_id: str, member_id: str) -> ShareGroup:
+        group = self._share_group(group_id, create=False)
+        if group is None:
+            raise errors.GroupIdNotFound(f"share group {group_id} not found")
+        if not group.holds(member_id):
+            raise errors.UnknownMemberId(f"member {member_id} is not in share group {group_id}")
+        return group
+
+    def share_acquire(self, group_id: str, member_id: str, now_ms: int, partitions: list,
+                      max_records: int) -> dict:
+        """Records for a ShareFetch: ``partitions`` are (topic, partition, log start, high
+        watermark); returns {(topic, partition): [(first, last, delivery count)]} and the
+        lock duration. ``max_records`` is shared out over the partitions in order."""
+        group = self._share_member(group_id, member_id)
+        acquired = {}
+        budget = max_records
+        for topic, partition, log_start, high_watermark in partitions:
+            tp = (topic, partition)
+            sp = group.share_partition(tp, log_start, high_watermark)
+            ranges = sp.acquire(member_id, now_ms, log_start, high_watermark, budget, group.lock_ms) \
+                if budget > 0 else []
+            if ranges:
+                budget -= sum(last - first + 1 for first, last, _ in ranges)
+            acquired[tp] = ranges
+            self._share_changed(group, tp)
+        return {"acquired": acquired, "lock_ms": group.lock_ms}
+
+    def share_unacquire(self, group_id: str, member_id: str, ranges: list) -> None:
+        group = self.share_groups.get(group_id)
+        if group is None:
+            return
+        for topic, partition, first, last in ranges:
+            sp = group.partitions.get((topic, partition))
+            if sp is not None:
+                sp.unacquire(member_id, first, last)
+                self._share_changed(group, (topic, partition))
+
+    def share_acknowledge(self, group_id: str, member_id: str, now_ms: int, batches: list) -> dict:
+        """Acknowledgement batches (topic, partition, first, last, types); an error code
+        per partition (INVALID_RECORD_STATE for records the member does not hold). The
+        member need not be in the group any more: a closing member leaves, then
+        acknowledges."""
+        group = self._share_group(group_id, create=False)
+        if group is None:
+            raise errors.GroupIdNotFound(f"share group {group_id} not found")
+        codes: dict[TopicPartition, int] = {}
+        for topic, partition, first, last, types in batches:
+            tp = (topic, partition)
+            sp = group.partitions.get(tp)
+            ok = sp is not None and sp.acknowledge(member_id, first, last, list(types), now_ms, group.lock_ms)
+            if not ok:
+                codes[tp] = errors.InvalidRecordState.code
+            else:
+                codes.setdefault(tp, NONE)
+                self._share_changed(group, tp)
+        return codes
+
+    def share_release(self, group_id: str, member_id: str) -> None:
+        """A share session closed: the member's acquired records are released."""
+        group = self.share_groups.get(group_id)
+        if group is None:
+            return
+        for tp, sp in group.partitions.items():
+            if sp.release_member(member_id):
+                self._share_changed(group, tp)
 
     def consumer_group_describe(self, group_ids: list[str]) -> list[dict]:
         out = []
@@ -288,7 +439,7 @@ class GroupCoordinator:
     def _known(self, group_id: str) -> bool:
         group = self.groups.get(group_id)
         return (group is not None and group.state is not GroupState.DEAD) or \
-            group_id in self.consumer_groups or bool(self.store.fetch(group_id))
+            group_id in self.consumer_groups or group_id in self.share_groups or bool(self.store.fetch(group_id))
 
     def list_groups(self, states: list[str] | None = None, types: list[str] | None = None) -> dict:
         """ListGroups; ``states`` filters by Kafka state names (v4+), ``types`` by group
@@ -296,12 +447,15 @@ class GroupCoordinator:
         wanted_types = {t.lower() for t in types} if types else None
         wanted_states = {s.lower() for s in states} if states else None
         listed = []
-        for group_id in sorted(set(self.groups) | set(self.consumer_groups) | set(self.store.groups())):
+        for group_id in sorted(set(self.groups) | set(self.consumer_groups) | set(self.share_groups) |
+                               set(self.store.groups())):
             if not self._known(group_id):
                 continue
-            modern = self.consumer_groups.get(group_id)
+            modern = self.consumer_groups.get(group_id) or self.share_groups.get(group_id)
             group = self.groups.get(group_id)
-            if modern is not None:
+            if isinstance(modern, ShareGroup):
+                kind, protocol_type, state = "share", "share", modern.state.value
+            elif modern is not None:
                 kind, protocol_type, state = "consumer", CONSUMER_PROTOCOL, modern.state.value
             else:
                 kind = "classic"
@@ -352,9 +506,17 @@ class GroupCoordinator:
                 code = errors.NonEmptyGroup.code
             elif group_id in self.consumer_groups and not self.consumer_groups[group_id].is_empty():
                 code = errors.NonEmptyGroup.code
+            elif group_id in self.share_groups and not self.share_groups[group_id].is_empty():
+                code = errors.NonEmptyGroup.code
             else:
                 code = NONE
                 self.consumer_groups.pop(group_id, None)
+                shared = self.share_groups.pop(group_id, None)
+                if shared is not None:
+                    shared.partitions.clear()
+                for key in [k for k in self.share_states if k[0] == group_id]:
+                    del self.share_states[key]
+                    self.share_changes[key] = None
                 if group is not None:
                     group.mark_dead(now_ms)
                     del self.groups[group_id]

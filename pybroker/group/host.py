@@ -21,15 +21,27 @@ import logging
 import os
 
 from pybroker import errors
+from pybroker.config import RESOURCE_GROUP
 from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
 from pybroker.group.offset_store import OffsetStore
+from pybroker.group.share_store import ShareStateStore
 from pybroker.group.state_machine import PENDING
 
 log = logging.getLogger("pybroker.group")
 
 # Kafka's offsets.retention.check.interval.ms.
 RETENTION_CHECK_S = 600.0
+
+
+class GroupConfigs:
+    """The GROUP resources among the controller's dynamic configs, by group id."""
+
+    def __init__(self, resource_configs: dict):
+        self._configs = resource_configs
+
+    def get(self, group_id: str, default=None):
+        return self._configs.get((RESOURCE_GROUP, group_id), default)
 
 
 class GroupHost:
@@ -42,9 +54,16 @@ class GroupHost:
         # coordinator computes itself (KIP-848); the version changes with them.
         self.topics: dict = {}
         self.topics_version = 0
+        # Share groups' durable state (KIP-932), beside the committed offsets.
+        self.shares = ShareStateStore(data_dir)
+        self.coordinator.share_states = dict(self.shares.states)
 
-    def watch_topics(self, topics: dict) -> None:
+    def watch_topics(self, topics: dict, resource_configs: dict | None = None) -> None:
+        """The controller's topics and (when it has them) its dynamic resource configs,
+        of which GROUP ones set share groups' settings."""
         self.topics = topics
+        if resource_configs is not None:
+            self.coordinator.group_configs = GroupConfigs(resource_configs)
 
     def topics_changed(self) -> None:
         self.topics_version += 1
@@ -57,6 +76,7 @@ class GroupHost:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         self.store.close()
+        self.shares.close()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -95,6 +115,22 @@ class GroupHost:
             result = c.consumer_heartbeat(group_id, now, self.topics, self.topics_version, **args)
         elif method == "consumer_group_describe":
             result = c.consumer_group_describe(args["group_ids"])
+        elif method == "share_heartbeat":
+            result = c.share_heartbeat(group_id, now, self.topics, self.topics_version, **args)
+        elif method == "share_group_describe":
+            result = c.share_group_describe(args["group_ids"])
+        elif method == "share_acquire":
+            found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
+                                    args["max_records"])
+            result = {"lock_ms": found["lock_ms"],
+                      "acquired": [[t, p, [list(r) for r in ranges]] for (t, p), ranges in found["acquired"].items()]}
+        elif method == "share_unacquire":
+            result = c.share_unacquire(group_id, args["member_id"], args["ranges"])
+        elif method == "share_acknowledge":
+            codes = c.share_acknowledge(group_id, args["member_id"], now, args["batches"])
+            result = [[t, p, code] for (t, p), code in codes.items()]
+        elif method == "share_release":
+            result = c.share_release(group_id, args["member_id"])
         elif method == "describe_groups":
             result = c.describe_groups(args["group_ids"])
         elif method == "list_groups":
@@ -110,6 +146,10 @@ class GroupHost:
         return result
 
     def _after_call(self, completed=()) -> None:
+        changes = self.coordinator.share_changes
+        if changes:
+            self.coordinator.share_changes = {}
+            self.shares.write(changes)
         for _group_id, completion in [*completed, *self.coordinator.take_completions()]:
             fut = completion.token
             if isinstance(fut, asyncio.Future) and not fut.done():

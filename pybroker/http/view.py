@@ -60,24 +60,18 @@ def groups(supervisor, positions: dict | None = None) -> list[dict]:
     positions = supervisor.positions() if positions is None else positions
     coordinator = supervisor.groups.coordinator
     listed = coordinator.list_groups()["groups"]
-    described = {d["group_id"]: d for d in coordinator.describe_groups([g["group_id"] for g in listed])}
+    classic = [g["group_id"] for g in listed if g.get("group_type", "classic") == "classic"]
+    described = {d["group_id"]: d for d in coordinator.describe_groups(classic)}
+    modern = {d["group_id"]: d for d in coordinator.consumer_group_describe(
+        [g["group_id"] for g in listed if g.get("group_type") == "consumer"])}
     out = []
     for entry in listed:
         group_id = entry["group_id"]
-        d = described[group_id]
-        members = []
-        owner: dict[tuple[str, int], str] = {}
-        for m in d["members"]:
-            assignment: list[tuple[str, int]] = []
-            if m["member_assignment"] and d["protocol_type"] == "consumer":
-                try:
-                    assignment = sorted(decode_assignment(m["member_assignment"]).partitions)
-                except KafkaError:
-                    assignment = []
-            for tp in assignment:
-                owner[tp] = m["member_id"]
-            members.append({"member_id": m["member_id"], "client_id": m["client_id"], "host": m["client_host"],
-                            "assignment": [list(tp) for tp in assignment]})
+        if group_id in modern:
+            members, protocol = _consumer_group_members(modern[group_id]), modern[group_id]["assignor_name"]
+        else:
+            members, protocol = _classic_members(described[group_id]), described[group_id]["protocol_data"]
+        owner = {tuple(tp): m["member_id"] for m in members for tp in m["assignment"]}
         offsets = []
         committed = coordinator.store.fetch(group_id)
         for tp in sorted(set(committed) | set(owner)):
@@ -87,10 +81,33 @@ def groups(supervisor, positions: dict | None = None) -> list[dict]:
             offsets.append({"topic": tp[0], "partition": tp[1], "current_offset": current, "log_end_offset": end,
                             "lag": None if end is None or current is None else lag(current, end, pos.get("log_start_offset", 0)),
                             "member_id": owner.get(tp)})
-        out.append({"group": group_id, "state": d["group_state"], "protocol_type": d["protocol_type"],
-                    "protocol": d["protocol_data"], "members": members, "offsets": offsets,
-                    "lag": sum(o["lag"] or 0 for o in offsets)})
+        out.append({"group": group_id, "state": entry["group_state"], "type": entry.get("group_type", "classic"),
+                    "protocol_type": entry["protocol_type"], "protocol": protocol, "members": members,
+                    "offsets": offsets, "lag": sum(o["lag"] or 0 for o in offsets)})
     return out
+
+
+def _classic_members(described: dict) -> list[dict]:
+    """Members of a classic group; assignments decoded when it speaks the consumer protocol."""
+    members = []
+    for m in described["members"]:
+        assignment: list[tuple[str, int]] = []
+        if m["member_assignment"] and described["protocol_type"] == "consumer":
+            try:
+                assignment = sorted(decode_assignment(m["member_assignment"]).partitions)
+            except KafkaError:
+                assignment = []
+        members.append({"member_id": m["member_id"], "client_id": m["client_id"], "host": m["client_host"],
+                        "assignment": [list(tp) for tp in assignment]})
+    return members
+
+
+def _consumer_group_members(described: dict) -> list[dict]:
+    """Members of a KIP-848 consumer group, with the partitions the coordinator gave them."""
+    return [{"member_id": m["member_id"], "client_id": m["client_id"], "host": m["client_host"],
+             "assignment": sorted([t["topic_name"], p] for t in m["assignment"]["topic_partitions"]
+                                  for p in t["partitions"])}
+            for m in described["members"]]
 
 
 def cluster(supervisor, metrics) -> dict:

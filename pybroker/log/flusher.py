@@ -16,7 +16,6 @@ skipped, see ``fsync_path``).
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,6 +76,12 @@ class Flusher:
         elif exc is not None:
             log.warning("background log I/O failed: %s", exc)
 
+    def wait(self) -> None:
+        """Block until every job submitted so far has run (before renaming a directory
+        that queued jobs still write into)."""
+        if self._executor is not None:
+            self._executor.submit(lambda: None).result()
+
     def drain(self) -> None:
         """Wait for every job submitted, then run later ones inline (shutdown). The
         results of drained jobs are still delivered if the owner's loop runs again."""
@@ -87,6 +92,3 @@ class Flusher:
 
 INLINE = Flusher()
 
-
-def is_out_of_space(exc: BaseException | None) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -35,27 +35,35 @@ class Index:
             length = os.fstat(fd).st_size
             self._entries = length // entry_size
             self._length_ok = length % entry_size == 0
-            self._fd = fd
             self._map: mmap.mmap | None = None
             self._map_size = 0
-            self._remap(max(length, self.max_index_size) if preallocate else length)
-        except BaseException:
+            self._open = True
+            self._remap(max(length, self.max_index_size) if preallocate else length, fd)
+        finally:
+            # The map keeps a descriptor of its own: holding ours too would cost every
+            # partition two more fds (5,000 partitions would need 25,000).
             os.close(fd)
-            raise
 
     # --- file and map ---------------------------------------------------------------
-    def _remap(self, size: int) -> None:
+    def _remap(self, size: int, fd: int | None = None) -> None:
         """Set the file and map to ``size`` bytes. Unmap first: truncating a mapped file
         and touching the cut pages would raise SIGBUS."""
         size -= size % self.ENTRY.size
         if self._map is not None:
             self._map.close()
             self._map = None
-        if os.fstat(self._fd).st_size != size:
-            os.ftruncate(self._fd, size)
-        self._map_size = size
-        if size:
-            self._map = mmap.mmap(self._fd, size)
+        own = fd is None
+        if own:
+            fd = os.open(self.path, os.O_RDWR)
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+            self._map_size = size
+            if size:
+                self._map = mmap.mmap(fd, size)
+        finally:
+            if own:
+                os.close(fd)
 
     @property
     def entries(self) -> int:
@@ -136,22 +144,19 @@ class Index:
             self._map.flush()
 
     def close(self) -> None:
-        if self._fd < 0:
+        if not self._open:
             return
         self.trim_to_valid_size()
         if self._map is not None:
             self._map.close()
             self._map = None
-        os.close(self._fd)
-        self._fd = -1
+        self._open = False
 
     def close_and_delete(self) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._open = False
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -564,9 +564,17 @@ class Log:
 
     def truncate_to(self, offset: int) -> int:
         """Drop every batch whose last offset >= ``offset`` (whole batches: the log end
-        offset becomes the base of the first batch dropped). Returns bytes dropped."""
+        offset becomes the base of the first batch dropped). Returns bytes dropped.
+
+        The leader-epoch cache is trimmed to the log end even when no batch goes (as
+        Kafka's UnifiedLog.truncateTo does): a broker elected leader that appended nothing
+        before losing leadership holds an epoch starting at its log end, which no log
+        truncation would otherwise remove, and a follower asking the leader about that
+        epoch would get the same answer forever."""
         self._check_open()
         if offset >= self.log_end_offset:
+            if self.epoch_cache is not None:
+                self.epoch_cache.truncate_from_end(self.log_end_offset)
             return 0
         if offset <= self._log_start_offset:
             return self._truncate_fully_and_start_at(offset)
@@ -646,7 +654,7 @@ class Log:
         if not flushed and not sync_dir and upto == self._queued_recovery_point:
             return
         self._queued_recovery_point = upto
-        paths = [path for segment in flushed for path in segment.paths]
+        paths = [path for segment in flushed for path in (*segment.paths, segment.txn_index.path)]
         directory = self.directory
         generation = self._flush_generation
 

@@ -25,8 +25,8 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import (api_versions, consumer_group, fetch, group, metadata, offset_commit, offsets, produce,
-                       producer_id, topics, transactions)
+from .messages import (api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit, offsets,
+                       produce, producer_id, share_group, telemetry, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -66,8 +66,10 @@ class ApiKey(enum.IntEnum):
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
+    ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
     DESCRIBE_PRODUCERS = 61
@@ -75,6 +77,14 @@ class ApiKey(enum.IntEnum):
     LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
+    SHARE_GROUP_HEARTBEAT = 76
+    SHARE_GROUP_DESCRIBE = 77
+    SHARE_FETCH = 78
+    SHARE_ACKNOWLEDGE = 79
+    DESCRIBE_CLUSTER = 60
+    GET_TELEMETRY_SUBSCRIPTIONS = 71
+    PUSH_TELEMETRY = 72
+    DESCRIBE_TOPIC_PARTITIONS = 75
 
 
 PRODUCE = ApiKey.PRODUCE
@@ -112,6 +122,16 @@ DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
 LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
 CONSUMER_GROUP_HEARTBEAT = ApiKey.CONSUMER_GROUP_HEARTBEAT
 CONSUMER_GROUP_DESCRIBE = ApiKey.CONSUMER_GROUP_DESCRIBE
+SHARE_GROUP_HEARTBEAT = ApiKey.SHARE_GROUP_HEARTBEAT
+SHARE_GROUP_DESCRIBE = ApiKey.SHARE_GROUP_DESCRIBE
+SHARE_FETCH = ApiKey.SHARE_FETCH
+SHARE_ACKNOWLEDGE = ApiKey.SHARE_ACKNOWLEDGE
+DESCRIBE_LOG_DIRS = ApiKey.DESCRIBE_LOG_DIRS
+ELECT_LEADERS = ApiKey.ELECT_LEADERS
+DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
+GET_TELEMETRY_SUBSCRIPTIONS = ApiKey.GET_TELEMETRY_SUBSCRIPTIONS
+PUSH_TELEMETRY = ApiKey.PUSH_TELEMETRY
+DESCRIBE_TOPIC_PARTITIONS = ApiKey.DESCRIBE_TOPIC_PARTITIONS
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -127,6 +147,10 @@ APIS: dict[int, Api] = {api.key: api for api in (
     transactions.TXN_OFFSET_COMMIT, transactions.DESCRIBE_PRODUCERS, transactions.DESCRIBE_TRANSACTIONS,
     transactions.LIST_TRANSACTIONS,
     consumer_group.CONSUMER_GROUP_HEARTBEAT, consumer_group.CONSUMER_GROUP_DESCRIBE,
+    share_group.SHARE_GROUP_HEARTBEAT, share_group.SHARE_GROUP_DESCRIBE, share_group.SHARE_FETCH,
+    share_group.SHARE_ACKNOWLEDGE,
+    cluster_admin.DESCRIBE_CLUSTER, cluster_admin.DESCRIBE_TOPIC_PARTITIONS, cluster_admin.DESCRIBE_LOG_DIRS,
+    cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 

@@ -225,15 +225,13 @@ def _compile_type(t, version: int, flexible: bool, nullable: bool, what: str) ->
 
 
 def _nullable_struct(inner: _Codec, what: str) -> _Codec:
-    """Kafka's nullable struct: an int8 marker, -1 for null, 1 before the struct."""
+    """A nullable struct is one marker byte, -1 for null or 1, before the struct (Kafka's
+    generated code writes exactly that; a reader takes any negative byte as null)."""
     def dec(buf, pos):
         if pos >= len(buf):
             raise MalformedFrame(f"{what} runs past the end of the frame")
-        marker = buf[pos]
-        if marker == 0xFF:
+        if buf[pos] >= 0x80:
             return None, pos + 1
-        if marker != 1:
-            raise MalformedFrame(f"{what} has an invalid null marker {marker}")
         return inner.decode(buf, pos + 1)
 
     def enc(out, chunks, v):

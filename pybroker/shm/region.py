@@ -9,7 +9,7 @@ Region layout (native byte order; every part starts 8-aligned, rings page-aligne
 
     HEADER = "8s"  # magic        => b"PYBRSHM1", written last so a half-made region
                    #                 never looks valid
-             "I"   # version      => 1
+             "I"   # version      => 2
              "I"   # brokers      => broker-table rows (broker ids 0..brokers-1)
              "I"   # slots        => offsets-table rows
              "I"   # ring_count   => tail rings (ring i belongs to broker i)
@@ -22,7 +22,7 @@ Region layout (native byte order; every part starts 8-aligned, rings page-aligne
              "Q"   # total_bytes
     [page 0]          header, rest zero
     [brokers_at]      brokers x 64 bytes            (broker_table.py)
-    [offsets_at]      slots x 336 bytes             (offsets_table.py)
+    [offsets_at]      slots x 352 bytes             (offsets_table.py)
     [rings_at + i*s]  64-byte ring header + ring_bytes, s page-aligned (tail_ring.py)
 
 Owned by the supervisor (create/unlink); every attached process maps it read-write and
@@ -45,7 +45,7 @@ from pybroker.shm.seqlock import ShmError
 from pybroker.shm.tail_ring import TailRing, stride_for
 
 MAGIC = b"PYBRSHM1"
-VERSION = 1
+VERSION = 2  # 2: topic ids in offsets rows and ring entries
 HEADER = struct.Struct(
     "<8s"  # magic
     "I"    # version
@@ -65,6 +65,15 @@ MAX_BROKERS = 64
 MAX_SLOTS = 1 << 20
 MAX_RING_BYTES = 1 << 30
 DEFAULT_RING_BYTES = 16 << 20
+# Offsets-table rows when the cluster has few partitions: room for 24,576 partitions at
+# the table's load limit, 11.5 MB of address space of which only touched pages cost memory.
+DEFAULT_SLOTS = 32768
+
+
+def slots_for(partitions: int) -> int:
+    """Offsets-table rows for a cluster that has ``partitions`` now: the default, or room
+    for twice as many, up to MAX_SLOTS (beyond the limit partitions use sockets only)."""
+    return min(MAX_SLOTS, max(DEFAULT_SLOTS, OffsetsTable.capacity_for(partitions)))
 
 
 class RegionInUse(ShmError):
@@ -136,7 +145,7 @@ class SharedRegion:
             raise ShmError(f"shared-memory region {self.name}: {problem}")
 
     @classmethod
-    def create(cls, name: str, brokers: int = MAX_BROKERS, slots: int = 4096,
+    def create(cls, name: str, brokers: int = MAX_BROKERS, slots: int = DEFAULT_SLOTS,
                ring_bytes: int = DEFAULT_RING_BYTES, ring_count: int = 3) -> "SharedRegion":
         """Create the region, replacing a stale one whose creator is gone.
 

@@ -21,7 +21,18 @@ Ring layout (native byte order): a 64-byte header, then ``capacity`` data bytes:
              "q"    # base_offset => of the batch
              "q"    # last_offset => of the batch
              "q"    # batch_len   => bytes of batch that follow (unpadded)
+             "q"    # partition   => partition index       } the partition's identity:
+             "16s"  # topic_id    => the topic's UUID       } see RingKey
              ...    # batch bytes, then zero to 7 bytes of padding
+
+What an entry guarantees. An entry is served only to a reader asking for the same
+``RingKey``: slot, partition and topic id. The slot alone is a cache index that outlives
+its partition (the supervisor reuses the slot of a deleted topic, and a name can be
+reused), so an old entry of a deleted topic can still sit in the ring under a slot a new
+partition now has; its topic id differs, and readers skip it as they skip other
+partitions' entries. The batch bytes are the leader's log bytes (offsets and leader
+epoch assigned, CRC intact), so a follower still checks the epoch and CRC as it would
+socket bytes.
 
 An absolute position ``p`` lives at data byte ``p % capacity``. Entries never straddle the
 end: when the next entry does not fit, the writer fills the rest with a padding entry
@@ -43,6 +54,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import NamedTuple
 
 from pybroker.shm.seqlock import ShmError
 
@@ -55,13 +67,30 @@ ENTRY = struct.Struct(
     "q"   # base_offset
     "q"   # last_offset
     "q"   # batch_len
+    "q"   # partition
+    "16s" # topic_id
 )
 ENTRY_SIZE = ENTRY.size
+# A scan reads the first six fields of every entry and the identity only of entries in the
+# reader's slot, so entries of other partitions cost what they did before identities.
+_ENTRY_HEAD = struct.Struct("@qqqqqq")
+_IDENTITY = struct.Struct("@q16s")
+_IDENTITY_AT = _ENTRY_HEAD.size
 PADDING = -1
 # A reader lapped this many times in one call gives up: the writer outruns it and the
 # socket path will serve it better than retrying.
 _MAX_RESCANS = 4
 _LAPPED = object()
+_NO_TOPIC = bytes(16)
+
+
+class RingKey(NamedTuple):
+    """Which partition a ring entry holds: its offsets-table slot (a fast filter), and the
+    partition's identity, topic id (16 bytes of the topic's UUID) and index."""
+
+    slot: int
+    topic_id: bytes
+    partition: int
 
 
 def _next_header(pos: int, capacity: int) -> int:
@@ -121,11 +150,14 @@ class TailRing:
         self._words[w + _TAIL_WORD] = head
         self._head = self._tail = head
 
-    def append(self, slot: int, base_offset: int, last_offset: int, batch) -> bool:
-        """Publish one batch (bytes-like). False when it is larger than the whole ring:
-        readers then see a gap and fall back to the socket for it."""
+    def append(self, key: RingKey, base_offset: int, last_offset: int, batch) -> bool:
+        """Publish one batch (bytes-like) of the partition ``key``. False when it is larger
+        than the whole ring: readers then see a gap and fall back to the socket for it."""
+        slot, topic_id, partition = key
         if slot < 0:
             raise ValueError(f"slot must be >= 0, got {slot}")
+        if len(topic_id) != 16 or topic_id == _NO_TOPIC:
+            raise ValueError(f"topic id must be 16 bytes of a UUID other than zero, got {topic_id!r}")
         if self._head is None:
             self._take_over()
         n = len(batch)
@@ -143,10 +175,10 @@ class TailRing:
         data = self._data
         start = self._start
         if pad_at >= 0 and room >= ENTRY_SIZE:
-            ENTRY.pack_into(data, start + pad_at % capacity, room, PADDING, pad_at, 0, 0, 0)
+            ENTRY.pack_into(data, start + pad_at % capacity, room, PADDING, pad_at, 0, 0, 0, 0, _NO_TOPIC)
         body = start + at + ENTRY_SIZE
         data[body:body + n] = batch
-        ENTRY.pack_into(data, start + at, size, slot, head, base_offset, last_offset, n)
+        ENTRY.pack_into(data, start + at, size, slot, head, base_offset, last_offset, n, partition, topic_id)
         head += size
         self._head = head
         self._words[self._header_word + _HEAD_WORD] = head
@@ -179,22 +211,23 @@ class TailReader:
 
     def __init__(self, ring: TailRing):
         self.ring = ring
-        self._hints: dict[int, tuple[int, int]] = {}  # slot -> (next offset, position)
+        self._hints: dict[RingKey, tuple[int, int]] = {}  # key -> (next offset, position)
 
-    def read_from(self, slot: int, offset: int, max_bytes: int = 1 << 20) -> bytes | None:
-        """Whole batches of ``slot`` from the one holding ``offset`` on, at most
+    def read_from(self, key: RingKey, offset: int, max_bytes: int = 1 << 20) -> bytes | None:
+        """Whole batches of partition ``key`` from the one holding ``offset`` on, at most
         ``max_bytes`` unless the first batch alone is larger (as Kafka's Fetch does).
 
         Returns b"" when the ring shows the partition ends just before ``offset`` (nothing
         new yet), and None when the ring cannot answer: the batch was overwritten, never
         fit, or the writer lapped this reader. None means "fetch over the socket"."""
         for _ in range(_MAX_RESCANS):
-            result = self._scan(slot, offset, max_bytes)
+            result = self._scan(key, offset, max_bytes)
             if result is not _LAPPED:
                 return result
         return None
 
-    def _scan(self, slot: int, offset: int, max_bytes: int):
+    def _scan(self, key: RingKey, offset: int, max_bytes: int):
+        slot, topic_id, partition = key
         ring = self.ring
         words = ring._words
         data = ring._data
@@ -203,7 +236,7 @@ class TailReader:
         tail_word = ring._header_word + _TAIL_WORD
         head = words[ring._header_word + _HEAD_WORD]
         tail = words[tail_word]
-        hint = self._hints.get(slot)
+        hint = self._hints.get(key)
         if hint is not None and hint[0] == offset and hint[1] >= tail:
             pos, contiguous = hint[1], True
         else:
@@ -218,13 +251,13 @@ class TailReader:
                 break
             at = pos % capacity
             room = capacity - at
-            length, entry_slot, position, base, last, n = ENTRY.unpack_from(data, start + at)
+            length, entry_slot, position, base, last, n = _ENTRY_HEAD.unpack_from(data, start + at)
             if words[tail_word] > pos:
                 return _LAPPED
             if position != pos or not ENTRY_SIZE + n <= length <= room:
                 raise ShmError(f"ring {ring.ring_id}: bad entry at {pos} "
                                f"(length {length}, position {position})")
-            if entry_slot == slot:
+            if entry_slot == slot and _IDENTITY.unpack_from(data, start + at + _IDENTITY_AT) == (partition, topic_id):
                 if parts and base != expect:
                     if base > expect:
                         break  # a gap (a batch too large for the ring): the socket serves it
@@ -258,9 +291,9 @@ class TailReader:
                     return None  # the batch holding the offset is not in the ring
             pos += length
         if parts:
-            self._hints[slot] = (expect, resume_at)
+            self._hints[key] = (expect, resume_at)
             return parts[0] if len(parts) == 1 else b"".join(parts)
         if contiguous:
-            self._hints[slot] = (offset, pos)
+            self._hints[key] = (offset, pos)
             return b""
         return None

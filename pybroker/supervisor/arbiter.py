@@ -46,6 +46,7 @@ from pybroker.cluster.metadata_log import MetadataLog
 from pybroker.config import TopicConfig
 from pybroker.control.channel import Channel
 from pybroker.txn.host import TransactionHost
+from pybroker.private_files import make_private
 
 log = logging.getLogger("pybroker.supervisor")
 
@@ -168,8 +169,9 @@ class Supervisor:
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
-                 extensions=(), txn_settings=None):
+                 extensions=(), txn_settings=None, shm_slots: int | None = None):
         self.data_dir = os.path.abspath(data_dir)
+        make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
         self.base_port = base_port
@@ -184,16 +186,19 @@ class Supervisor:
         self.metadata = MetadataLog(os.path.join(self.data_dir, "meta"))
         self.service = ControllerService(self.controller, persist=self.metadata.append, publish=self._publish,
                                          default_partitions=num_partitions,
-                                         default_replication_factor=replication_factor,
-                                         reserve=self._reserve_slots, release=self._release_slots)
+                                         default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
         self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
                                     self._send_to_broker, txn_settings)
-        self.groups.watch_topics(self.controller.topics)
+        self.groups.watch_topics(self.controller.topics, self.controller.resource_configs)
         self.brokers: dict[int, BrokerProcess] = {}
         self.shared_memory = shared_memory
         self.region: shm.SharedRegion | None = None
-        self._slotted: set[tuple[str, int]] = set()
+        # Offsets-table slots this supervisor allocated, and partitions the table had no
+        # room for (they replicate over sockets; retried when topics are deleted).
+        self._slots: dict[tuple[str, int], int] = {}
+        self._unslotted: set[tuple[str, int]] = set()
+        self.shm_slots = shm_slots
         self.stopping = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -327,14 +332,53 @@ class Supervisor:
                 except shm.ShmError:
                     self.region = None
             if self.region is None:
-                self.region = shm.SharedRegion.create(name, slots=4096, ring_count=max(self.count, 1))
-        except (shm.ShmError, OSError) as exc:
+                slots = self.shm_slots or shm.slots_for(len(self.controller.partitions))
+                self.region = shm.SharedRegion.create(name, slots=slots, ring_count=max(self.count, 1))
+        except (shm.ShmError, OSError, ValueError) as exc:
             log.warning("shared memory unavailable (%s): brokers use sockets only", exc)
             self.region = None
             return
-        for key in self.controller.partitions:
-            self.region.offsets.allocate(*key)
-            self._slotted.add(key)
+        if adopting:
+            self._release_stale_rows()
+        self._allocate_slots(list(self.controller.partitions))
+
+    def _release_stale_rows(self) -> None:
+        """An adopted region may hold rows of topics deleted since it was made (by a
+        supervisor that died before releasing them): free them."""
+        for row in self.region.offsets.rows():
+            topic = self.controller.topics.get(row.topic)
+            if (row.topic, row.partition) not in self.controller.partitions or \
+                    row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                self.region.offsets.release(row.topic, row.partition)
+
+    def _allocate_slots(self, keys: list[tuple[str, int]]) -> None:
+        """Offsets-table rows for partitions of current topics. A table without room is a
+        degradation, logged once per call: those partitions use sockets only."""
+        offsets = self.region.offsets
+        missed = []
+        for key in keys:
+            topic = self.controller.topics.get(key[0])
+            topic_id = shm.topic_id_bytes(topic.topic_id) if topic is not None else None
+            if topic_id is None or key not in self.controller.partitions:
+                continue  # deleted meanwhile
+            slot = offsets.allocate(key[0], key[1], topic_id, int(time.time() * 1000))
+            if slot is None:
+                self._unslotted.add(key)
+                missed.append(key)
+            else:
+                self._slots[key] = slot
+                self._unslotted.discard(key)
+        if missed:
+            log.warning("shared memory: the offsets table (%d slots, at most %d used) has no room for "
+                        "%d partitions (first: %s-%d); they replicate and serve over sockets only. "
+                        "A bigger table: restart with --shm-slots", offsets.capacity, offsets.limit,
+                        len(missed), *missed[0])
+
+    def _release_slots(self, topic_name: str) -> None:
+        for key in [k for k in self._slots if k[0] == topic_name]:
+            self.region.offsets.release(*key)
+            del self._slots[key]
+        self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
         for node_id, proc in self.brokers.items():
@@ -358,41 +402,19 @@ class Supervisor:
 
     # -- control plane ------------------------------------------------------------------
 
-    def _reserve_slots(self, delta) -> None:
-        """Offsets-table slots for new partitions, claimed before their records are made
-        durable: a table that cannot hold them fails the change with nothing claimed."""
-        if self.region is None:
-            return
-        claimed = []
-        try:
-            for state in delta.partitions:
-                if state.key not in self._slotted and self.region.offsets.find(*state.key) is None:
-                    self.region.offsets.allocate(*state.key)
-                    claimed.append(state.key)
-        except shm.ShmError:
-            for key in claimed:
-                self.region.offsets.release(*key)
-            raise
-
-    def _release_slots(self, delta) -> None:
-        if self.region is None:
-            return
-        for state in delta.partitions:
-            if state.key not in self._slotted:
-                self.region.offsets.release(*state.key)
-
     def _publish(self, delta) -> None:
         if delta.topics or delta.deleted_topics:
             self.groups.topics_changed()
         if self.region is not None:
             # Slots exist before any broker hears of the partition (leaders write rows).
-            for state in delta.partitions:
-                self.region.offsets.allocate(state.topic, state.partition)
+            # Deleted topics first: a delta may delete a name and create it again.
             for name in delta.deleted_topics:
-                for topic, index in [k for k in self._slotted if k[0] == name]:
-                    self.region.offsets.release(topic, index)
-                    self._slotted.discard((topic, index))
-            self._slotted.update(s.key for s in delta.partitions)
+                self._release_slots(name)
+            keys = [s.key for s in delta.partitions if s.key not in self._slots and s.key not in self._unslotted]
+            if delta.deleted_topics:
+                keys += sorted(self._unslotted)  # released rows may make room for them
+            if keys:
+                self._allocate_slots(keys)
         doc = delta_to_json(delta, self.controller)
         for proc in self.brokers.values():
             if proc.channel is not None and proc.registered:
@@ -441,6 +463,8 @@ class Supervisor:
         if kind == "alter_configs":
             return {"results": self.service.alter_configs(doc["resources"], doc["incremental"],
                                                           doc.get("validate_only", False))}
+        if kind == "elect_leaders":
+            return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])
@@ -543,9 +567,14 @@ class Supervisor:
                         offsets[(topic, index)] = {"log_start_offset": start, "log_end_offset": end,
                                                    "high_watermark": hw, "leader": node_id}
         if self.region is not None:
-            for row in self.region.offsets.rows():
-                state = self.controller.partitions.get((row.topic, row.partition))
-                if state is not None and row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
+            for key, slot in self._slots.items():
+                row = self.region.offsets.read(slot)
+                state = self.controller.partitions.get(key)
+                topic = self.controller.topics.get(key[0])
+                if row is None or state is None or topic is None or \
+                        row.topic_id != shm.topic_id_bytes(topic.topic_id):
+                    continue  # a row of another (deleted) topic that had this name
+                if row.leader_id == state.leader and row.leader_epoch == state.leader_epoch:
                     offsets[(row.topic, row.partition)] = {
                         "log_start_offset": row.log_start_offset, "log_end_offset": row.log_end_offset,
                         "high_watermark": row.high_watermark, "leader": row.leader_id,

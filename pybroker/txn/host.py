@@ -7,6 +7,12 @@ On start, transactions the log left in PrepareCommit/PrepareAbort get their mark
 again. One timer sleeps until the oldest ongoing transaction's timeout, then aborts
 what has expired (fencing its producer).
 
+A request for a transactional id whose markers are still being written (PrepareCommit or
+PrepareAbort) waits here until they are, up to ``PREPARED_WAIT_S``, instead of getting
+CONCURRENT_TRANSACTIONS at once: Kafka answers that and the client backs off (librdkafka
+by its retry.backoff.ms, 100 ms), which would cost every back-to-back transaction that
+long; the answer after the wait is the one Kafka's retry would get.
+
 Offsets a transaction carries (TxnOffsetCommit) are validated against the group (its
 coordinator is ``groups``), kept in the transaction, and handed to the group's offset
 store once every marker of a commit is written — before the transaction is marked
@@ -31,6 +37,9 @@ from pybroker.txn.txn_log import TransactionLog
 log = logging.getLogger("pybroker.txn")
 
 COMPACT_INTERVAL_S = 600.0
+PREPARED_WAIT_S = 5.0
+# Requests that would only get CONCURRENT_TRANSACTIONS while markers are written.
+_WAIT_FOR_MARKERS = frozenset({"init_producer_id", "add_partitions", "add_offsets", "commit_offsets", "end_txn"})
 
 
 class TransactionHost:
@@ -44,6 +53,8 @@ class TransactionHost:
         self.markers = MarkerSender(leader_of, send, self._markers_written)
         self._timer = DeadlineTimer(self.coordinator.next_deadline_ms, self._tick)
         self._housekeeping: asyncio.Task | None = None
+        # Transactional id -> futures of requests waiting for its markers.
+        self._prepared_waiters: dict[str, list[asyncio.Future]] = {}
 
     def start(self) -> None:
         recovered = self.coordinator.recover()
@@ -62,6 +73,8 @@ class TransactionHost:
     # -- requests ------------------------------------------------------------------------
 
     async def handle(self, method: str, args: dict):
+        if method in _WAIT_FOR_MARKERS:
+            await self._markers_of(args["transactional_id"])
         now = _now_ms()
         c = self.coordinator
         if method == "init_producer_id":
@@ -104,6 +117,24 @@ class TransactionHost:
         return self.coordinator.commit_offsets(args["transactional_id"], args["producer_id"],
                                                args["producer_epoch"], group_id, offsets, now)
 
+    async def _markers_of(self, transactional_id: str) -> None:
+        """Wait (bounded) while the id's transaction is prepared and its markers go out."""
+        meta = self.coordinator.states.get(transactional_id)
+        if meta is None or not meta.state.is_prepare:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._prepared_waiters.setdefault(transactional_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, PREPARED_WAIT_S)
+        except asyncio.TimeoutError:
+            pass  # the coordinator answers CONCURRENT_TRANSACTIONS; the client retries
+        finally:
+            waiters = self._prepared_waiters.get(transactional_id, [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._prepared_waiters.pop(transactional_id, None)
+
     # -- markers and timeouts ------------------------------------------------------------
 
     def _after_call(self) -> None:
@@ -121,6 +152,9 @@ class TransactionHost:
                 self.groups.store.commit(group_id, offsets, now)
         self.coordinator.complete(job.transactional_id, job.producer_id, job.producer_epoch, now)
         log.debug("%s: %s complete", job.transactional_id, "commit" if job.commit else "abort")
+        for fut in self._prepared_waiters.pop(job.transactional_id, []):
+            if not fut.done():
+                fut.set_result(None)
         self._timer.schedule()
 
     def _tick(self) -> None:

@@ -223,3 +223,13 @@ def test_bad_start_positions_exit_1(capsys, argv):
     args = parser_for(consume).parse_args(["consume", "--topic", "t", "--bootstrap-server", "127.0.0.1:1", *argv])
     assert args.func(args) == 1
     assert "--offset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", str((1 << 20) + 1)])
+def test_up_refuses_a_shm_table_size_outside_its_range(capsys, tmp_path, value):
+    from pybroker.cli import up
+
+    args = parser_for(up).parse_args(["up", "--data", str(tmp_path / "d"), "--shm-slots", value])
+    assert args.func(args) == 2
+    assert "--shm-slots must be between 1 and 1048576" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # refused before anything is created

@@ -121,3 +121,18 @@ def test_live_view_in_tmux_refreshes_and_quits_on_q(pybroker_cluster_factory, tm
         assert done.read_text().strip() == "0"
     finally:
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=10)
+
+    # The same view over the Kafka protocol alone, one frame.
+    once = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "top", "--bootstrap-server", cluster.bootstrap,
+                           "--once"], capture_output=True, text=True, timeout=60, env={**env, "COLUMNS": "200"})
+    assert once.returncode == 0, once.stderr
+    row = next(line.split() for line in once.stdout.splitlines() if line.split()[:2] == [topic, "0"])
+    assert row[-1] == "2" and cluster.bootstrap in once.stdout
+
+
+def test_no_supervisor_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "top", "--data", str(tmp_path), "--once"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"pybroker top: no supervisor answers on {tmp_path}")
+    assert "Traceback" not in result.stderr

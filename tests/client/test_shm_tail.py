@@ -206,3 +206,41 @@ def test_both_shm_settings_at_once_are_rejected():
     with pytest.raises(ValueError, match="not both"):
         Consumer({"bootstrap.servers": "127.0.0.1:9", "pybroker.shm.data.dir": "/tmp/x",
                   "pybroker.shm.region": "/pybroker-x"})
+
+
+def test_tail_read_never_serves_a_deleted_topics_batches_from_a_reused_slot(tmp_path):
+    """Unit level: topic A's batches sit in the leader's ring under slot S; A is deleted
+    and B gets S. A tail read of B (its row says leader 0, epoch 0, high watermark 3 —
+    as a stale leader's write could leave it) must fall back to the socket, not decode A."""
+    import uuid
+
+    from pybroker.record.batch import build_batch
+
+    name = f"/pybroker-test-{uuid.uuid4().hex[:16]}"
+    region = shm.SharedRegion.create(name, brokers=2, slots=8, ring_bytes=64 * 1024, ring_count=1)
+    try:
+        a_id, b_id = uuid.uuid4(), uuid.uuid4()
+        slot = region.offsets.allocate("a", 0, a_id.bytes)
+        batch = build_batch([(None, b"a-secret", [], None)] * 3, partition_leader_epoch=0)
+        assert region.ring(0).append(shm.RingKey(slot, a_id.bytes, 0), 0, 2, batch)
+        region.offsets.release("a", 0)
+        # Whichever row B hashes to, put an entry of A's under it, as a reused slot has.
+        b_slot = region.offsets.allocate("b", 0, b_id.bytes)
+        assert region.ring(0).append(shm.RingKey(b_slot, a_id.bytes, 0), 0, 2, batch)
+        assert region.offsets.write(b_slot, b_id.bytes, 0, 0, 0, 3, 3, 0)
+        tail = ShmTail(shm.SharedRegion.attach(name))
+        try:
+            assert tail.read("b", 0, leader=0, leader_epoch=0, position=0, max_bytes=1 << 20) is None
+            assert tail.read("b", 0, 0, 0, 0, 1 << 20, topic_id=b_id) is None
+            assert tail.read("b", 0, 0, 0, 0, 1 << 20, topic_id=a_id) is None  # metadata of another incarnation
+            assert tail.fallbacks == 3 and tail.reads == 0
+            # B's own batch is served.
+            own = build_batch([(None, b"b-value", [], None)] * 3, partition_leader_epoch=0)
+            assert region.ring(0).append(shm.RingKey(b_slot, b_id.bytes, 0), 0, 2, own)
+            got = tail.read("b", 0, 0, 0, 0, 1 << 20, topic_id=b_id)
+            assert got is not None and got.records == own
+        finally:
+            tail.close()
+    finally:
+        region.close()
+        region.unlink()

@@ -91,7 +91,7 @@ def test_group_that_empties_keeps_its_protocol_type(coord):
     mid, _ = join_and_sync(coord, "g")
     coord.leave("g", 1, [{"member_id": mid}])
     assert coord.list_groups()["groups"] == [{"group_id": "g", "protocol_type": "consumer",
-                                              "group_state": "Empty"}]
+                                              "group_state": "Empty", "group_type": "classic"}]
     described, = coord.describe_groups(["g"])
     assert (described["group_state"], described["protocol_type"]) == ("Empty", "consumer")
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from groups_helpers import GROUP_ARGS, committed, create_topic, log_ends, produce, unique, wait_until
+from groups_helpers import (GROUP_ARGS, committed, create_topic, groups_tool, log_ends, produce, unique,
+                           wait_until)
 from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
@@ -135,6 +136,67 @@ def test_admin_client_sees_the_group_type_members_and_assignments(cluster):
         parts = sorted(tp.partition for m in described.members for tp in m.assignment.topic_partitions)
         assert parts == ALL and all(tp.topic == topic for m in described.members
                                     for tp in m.assignment.topic_partitions)
+
+        listed = groups_tool(bootstrap, "--list", "--type")
+        assert listed.returncode == 0, listed.stderr
+        assert [line.split() for line in listed.stdout.splitlines() if line.startswith(group)] == [[group, "Consumer"]]
+        only_classic = groups_tool(bootstrap, "--list", "--type", "classic")
+        assert group not in only_classic.stdout
+        members_view = groups_tool(bootstrap, "--describe", "--group", group, "--members", "--verbose")
+        assert members_view.returncode == 0, members_view.stderr
+        header, *rows = [line.split() for line in members_view.stdout.splitlines() if line.strip()]
+        assert header[-4:] == ["CURRENT-EPOCH", "CURRENT-ASSIGNMENT", "TARGET-EPOCH", "TARGET-ASSIGNMENT"]
+        assert len(rows) == 2 and all(row[-4] == row[-2] and row[-3] == row[-1] for row in rows), rows
+        state_view = groups_tool(bootstrap, "--describe", "--group", group, "--state", "--verbose")
+        assert "GROUP-EPOCH" in state_view.stdout and "Stable" in state_view.stdout, state_view.stdout
+        offsets_view = groups_tool(bootstrap, "--describe", "--group", group)
+        assert offsets_view.returncode == 0 and offsets_view.stdout.count(topic) == PARTITIONS, offsets_view.stdout
     finally:
         for c in members:
             c.close()
+
+
+def test_pybroker_and_confluent_members_share_one_consumer_group(cluster):
+    from pybroker.client import Consumer as PyConsumer
+
+    bootstrap = cluster.bootstrap
+    topic, group = create_topic(bootstrap, PARTITIONS), unique("mixed848")
+    ours = [PyConsumer(bootstrap, group_id=group, group_protocol="consumer", auto_offset_reset="earliest",
+                       client_id=f"py-{i}", enable_auto_commit=False) for i in range(2)]
+    theirs = consumer(bootstrap, group, 7)
+    got: list[bytes] = []
+
+    live = list(ours)
+
+    def owned():
+        return [sorted(p for _, p in c.assignment()) for c in live] + assignments([theirs])
+
+    def step():
+        for c in live:
+            got.extend(r.value for r in c.poll(50))
+        msg = theirs.poll(0.05)
+        if msg is not None and msg.error() is None:
+            got.append(msg.value())
+
+    try:
+        for c in ours:
+            c.subscribe([topic])
+        theirs.subscribe([topic])
+        wait_until(lambda: step() or [len(a) for a in owned()] == [2, 2, 2], 60,
+                   "two pybroker members and one confluent-kafka member to hold 2 partitions each")
+        assert sorted(p for a in owned() for p in a) == ALL
+        expected = produce(bootstrap, topic, 90, PARTITIONS)
+        wait_until(lambda: step() or len(got) >= 90, 30, "the mixed group to read every record")
+        assert sorted(got) == sorted(expected)
+        for c in ours:
+            c.commit_sync()
+        theirs.commit(asynchronous=False)
+        assert committed(bootstrap, group) == log_ends(bootstrap, topic, PARTITIONS)
+        ours[0].close()
+        live.remove(ours[0])
+        wait_until(lambda: step() or sorted(p for a in owned() for p in a) == ALL, 30,
+                   "the remaining members to take over the closed pybroker member's partitions")
+    finally:
+        for c in ours[1:]:
+            c.close()
+        theirs.close()

@@ -44,6 +44,12 @@ def test_create_produce_browse_reset_delete(pybroker_cluster_factory, http, topi
     assert json.loads(record["value"]["json"]) == {"total": 12.5}
     assert record["headers"] == [{"key": "source", "value": {"size": 7, "truncated": False, "hex": "63 6f 6e 73 6f 6c 65",
                                                              "text": "console", "json": None}}]
+    code, read = http.call(base + f"api/messages?topic={topic}&partition=1&timestamp={record['timestamp']}")
+    assert code == 200 and [r["offset"] for r in read["records"]] == [0]
+    code, read = http.call(base + f"api/messages?topic={topic}&partition=1&timestamp={record['timestamp'] + 60_000}")
+    assert code == 200 and read["records"] == [] and read["first"] == 1
+    code, answer = http.call(base + "api/messages?topic=no-such-topic&partition=0")
+    assert code == 400 and "no-such-topic" in answer["error"]
 
     # A group that committed everything, then an offset reset while it is active and after.
     http.produce(cluster.bootstrap, topic, 10, partition=0)
@@ -102,3 +108,32 @@ def test_read_only_beyond_loopback_unless_enabled():
 
     status, answer = asyncio.run(post_to_read_only())
     assert status == 403 and "read-only" in answer["error"] and "--console-actions" in answer["error"]
+
+
+def test_a_kip848_consumer_group_shows_its_members_assignment_and_lag(pybroker_cluster_factory, http, topic):
+    from confluent_kafka import Consumer
+
+    cluster = pybroker_cluster_factory(extra_args=["--num-partitions", "2"])
+    http.produce(cluster.bootstrap, topic, 20, partition=0)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "modern", "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    try:
+        got = 0
+        while got < 5:
+            msg = consumer.poll(10)
+            assert msg is not None and msg.error() is None
+            got += 1
+        consumer.commit(message=msg, asynchronous=False)
+
+        def shown():
+            group = _group(http.call(cluster.console_url + "api/cluster")[1], "modern")
+            return group if group and group["members"] and group["offsets"] and group["lag"] == 15 else None
+
+        group = wait_until(shown, 20, "the consumer group with its member and lag")
+        assert group["type"] == "consumer" and group["state"] == "Stable"
+        assert sorted(map(tuple, group["members"][0]["assignment"])) == [(topic, 0), (topic, 1)]
+        row = next(o for o in group["offsets"] if o["partition"] == 0)
+        assert (row["current_offset"], row["log_end_offset"], row["lag"]) == (5, 20, 15)
+    finally:
+        consumer.close()

@@ -54,7 +54,7 @@ def test_metrics_count_produced_and_fetched_messages_and_group_lag(pybroker_clus
 
 
 def test_isr_shrink_and_expand_of_a_stopped_follower(pybroker_cluster_factory, http, topic):
-    cluster = pybroker_cluster_factory(brokers=2, extra_args=[
+    cluster = pybroker_cluster_factory(brokers=2, start_timeout=60, extra_args=[
         "--replication-factor", "2", "--broker-config", f"replica_lag_time_max_ms={LAG_MS}",
         "--session-timeout-ms", "120000"])
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})

@@ -1,7 +1,10 @@
 """The Java client (Apache Kafka's kafka-clients, fetched from Maven Central at test time)
 against a 3-broker cluster: admin create/describe of an RF 3 topic, an idempotent acks=all
-producer with each codec, a consumer group reading everything back and committing.
-The program is tests/interop/java/Interop.java."""
+producer with each codec, a consumer group reading everything back and committing
+(tests/interop/java/Interop.java); a transactional producer (commit, abort,
+sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
+sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
+(UiSequence.java)."""
 from __future__ import annotations
 
 import glob
@@ -14,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.interop
 
 KAFKA_CLIENTS = "org.apache.kafka:kafka-clients:4.4.0"
-SOURCE = os.path.join(os.path.dirname(__file__), "java", "Interop.java")
+SOURCES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "java", "*.java")))
 M2 = os.path.expanduser("~/.m2/repository")
 JARS = ("org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar", "org/slf4j/slf4j-api/*/slf4j-api-*.jar",
         "com/github/luben/zstd-jni/*/zstd-jni-*.jar", "at/yawk/lz4/lz4-java/*/lz4-java-*.jar",
@@ -35,10 +38,10 @@ def java_program(tmp_path_factory):
         jars.append(found[-1])
     out = tmp_path_factory.mktemp("java")
     classpath = os.pathsep.join(jars)
-    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), SOURCE],
+    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), *SOURCES],
                               capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stderr
-    return ["java", "-cp", classpath + os.pathsep + str(out), "Interop"]
+    return ["java", "-cp", classpath + os.pathsep + str(out)]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +60,42 @@ def three_brokers(tmp_path_factory):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_java_client_admin_idempotent_producer_and_group_consumer(java_program, three_brokers, codec):
-    run = subprocess.run([*java_program, three_brokers.bootstrap, codec], capture_output=True, text=True, timeout=240)
+    run = subprocess.run([*java_program, "Interop", three_brokers.bootstrap, codec], capture_output=True, text=True,
+                         timeout=240)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
     assert "topics: true" in run.stdout
     assert "partitions: 3 isr0: 3" in run.stdout
     assert "consumed 5000 of 5000" in run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_transactional_producer_and_read_committed_consumer(java_program, three_brokers):
+    program = [*java_program, "TxnInterop"]
+    run = subprocess.run([*program, three_brokers.bootstrap], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "read_committed in: 100" in run.stdout, run.stdout
+    assert "read_uncommitted in: 150" in run.stdout, run.stdout
+    assert "moved 100" in run.stdout, run.stdout
+    assert "group committed: 100" in run.stdout, run.stdout
+    assert "read_committed out: 100 distinct 100" in run.stdout, run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_admin_ui_sequence_completes_without_error(java_program, three_brokers):
+    run = subprocess.run([*java_program, "UiSequence", three_brokers.bootstrap], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
+    assert run.stdout.startswith("consumed 300")
+    assert lines["cluster"].endswith("brokers [0, 1, 2]")
+    assert lines["listTopics"] == "true"
+    assert lines["describeTopics"] == "partitions 3 replicas 3 elr []"
+    assert lines["describeLogDirs"] == "brokers 3 topic bytes>0 true"
+    assert lines["describeConfigs"] == "4 retention.ms 604800000 DEFAULT_CONFIG"
+    assert lines["listConsumerGroups"] == "1"
+    assert lines["describeConsumerGroups"] == "Empty Classic"
+    assert lines["listConsumerGroupOffsets"] == "3 sum 300"
+    assert lines["listOffsets"] == "end 300 maxTimestamp>0 true"
+    assert lines["describeFeatures"] == "metadata.version 25"
+    assert lines["dynamicDefault"] == "20000 DYNAMIC_DEFAULT_BROKER_CONFIG"
+    assert lines["electLeaders"] == "ElectionNotNeededException"

@@ -161,7 +161,7 @@ def test_frames_shorter_than_the_fixed_header_are_malformed(size):
         protocol.decode_request(b"\x00\x12\x00\x03\x00\x00\x00\x05"[:size])
 
 
-@pytest.mark.parametrize("api_key,api_version", [(18, 4), (18, 99), (0, 2), (1, 3), (1000, 0), (-1, 0), (4, 0), (3, -1)])
+@pytest.mark.parametrize("api_key,api_version", [(18, 5), (18, 99), (0, 2), (1, 3), (1000, 0), (-1, 0), (4, 0), (3, -1)])
 def test_unsupported_api_or_version_carries_the_parsed_header(api_key, api_version):
     frame = struct.pack(">hhi", api_key, api_version, 31337) + b"junk"
     with pytest.raises(UnsupportedVersionRequest) as info:

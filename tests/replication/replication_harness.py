@@ -10,12 +10,14 @@ import dataclasses
 import inspect
 import os
 import struct
+import uuid
 
 from pybroker import errors
 from pybroker.broker.apis import delete_records, fetch, list_offsets, offset_for_leader_epoch, produce
 from pybroker.broker.connection import Connection
 from pybroker.broker.partition import Partition
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata
 from pybroker.config import BrokerConfig, TopicConfig
@@ -54,6 +56,7 @@ class Node:
         self.image = cluster.image
         self.logs = Logs()
         self.replicas = ReplicaManager(self)
+        self.stats = BrokerStats()
         self.stopping = False
         # A paused node (a SIGSTOPped broker) neither fetches nor hears from the controller.
         self.paused = False
@@ -102,9 +105,12 @@ class Node:
     async def alter_partition(self, topic, partition, leader_epoch, partition_epoch, new_isr):
         return self.cluster.alter_partition(self.node_id, topic, partition, leader_epoch, partition_epoch, new_isr)
 
-    def host(self, topic: str, index: int, config: TopicConfig):
+    def host(self, topic: str, index: int, config: TopicConfig, topic_id: str | None = None):
         directory = os.path.join(self.config.data_dir, f"{topic}-{index}")
-        self.logs.topics.setdefault(topic, TopicMetadata(topic, index + 1, config=config))
+        meta = TopicMetadata(topic, index + 1, config=config)
+        if topic_id is not None:
+            meta.topic_id = topic_id
+        self.logs.topics.setdefault(topic, meta)
         partition = Partition(topic, index, Log.open(directory, config), node_id=self.node_id)
         self.logs.partitions[(topic, index)] = partition
         return partition
@@ -120,6 +126,7 @@ class Cluster:
         self.nodes = {i: Node(i, str(tmp_path / f"b{i}"), self, **settings) for i in range(count)}
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.alter_log: list = []
+        self.topic_ids: dict[str, str] = {}  # every node's metadata names the same id
 
     async def start(self):
         for node in self.nodes.values():
@@ -132,9 +139,10 @@ class Cluster:
 
     def create(self, topic: str, replicas=(0, 1, 2), config: TopicConfig | None = None, partitions: int = 1):
         config = config or TopicConfig()
+        topic_id = self.topic_ids.setdefault(topic, str(uuid.uuid4()))
         for index in range(partitions):
             for r in replicas:
-                self.nodes[r].host(topic, index, config)
+                self.nodes[r].host(topic, index, config, topic_id)
             self.push(PartitionState(topic, index, replicas[0], 0, 0, tuple(replicas), tuple(replicas)))
 
     def push(self, state: PartitionState):

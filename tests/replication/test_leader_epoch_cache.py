@@ -132,3 +132,22 @@ def test_log_truncation_and_retention_move_attached_cache(tmp_path):
     assert cache.entries == []
     assert plog.log_start_offset == plog.log_end_offset == 10
     plog.close()
+
+
+def test_truncating_at_the_log_end_drops_an_epoch_that_wrote_nothing(tmp_path):
+    """A broker elected leader that appended nothing holds an epoch starting at its log
+    end; truncating to the log end (a no-op for the log) must still drop it, or a follower
+    keeps asking the leader about that epoch forever."""
+    plog = Log.open(str(tmp_path / "t-0"), TopicConfig())
+    cache = LeaderEpochCache(plog.directory)
+    plog.epoch_cache = cache
+    cache.assign(0, 0)
+    _append(plog, 0)
+    cache.assign(2, plog.log_end_offset)  # leader of epoch 2 from offset 2, no appends
+    assert plog.truncate_to(plog.log_end_offset) == 0
+    assert cache.entries == [EpochEntry(0, 0)]
+    assert plog.truncate_to(plog.log_end_offset + 5) == 0  # past the end: the same
+    assert cache.entries == [EpochEntry(0, 0)]
+    assert LeaderEpochCache.load(plog.directory).entries == [EpochEntry(0, 0)]
+    assert plog.log_end_offset == 2
+    plog.close()

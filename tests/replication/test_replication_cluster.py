@@ -4,6 +4,7 @@ truncate by leader epoch."""
 
 from pybroker import errors
 from pybroker.config import TopicConfig
+from pybroker.record.batch import iter_records
 
 from replication_harness import Client, Cluster, run, wait_for
 
@@ -249,4 +250,73 @@ def test_high_watermark_survives_restart_from_checkpoint(tmp_path):
         reopened.apply_state(state.__class__(**{**state.__dict__, "leader": 1, "leader_epoch": 5}))
         assert reopened.high_watermark == 2
         reopened.close()
+    run(scenario())
+
+
+async def _follower_with_an_epoch_the_leader_never_saw(tmp_path):
+    """Node 2 leads epoch 2 without appending anything while nodes 0 and 1 are away;
+    node 1 then leads epoch 3, having seen epochs 0 and 1 only. Node 2 comes back as a
+    follower holding [(0, 0), (2, 2)]; the leader answers its question about epoch 2 with
+    epoch 1, which node 2 does not know, so node 2 must drop epoch 2 and ask about 0."""
+    cluster = await _cluster(tmp_path, count=3)
+    leader0, leader1 = Client(cluster.nodes[0]), Client(cluster.nodes[1])
+    assert (await leader0.produce([b"a", b"b"], acks=-1))["error_code"] == 0
+    await wait_for(lambda: all(cluster.partition(n).log_end_offset == 2 for n in (1, 2)))
+    await cluster.pause(2)
+    cluster.elect("t", 0, 1, isr=[0, 1])
+    assert (await leader1.produce([b"c"], acks=-1))["error_code"] == 0
+    await cluster.pause(0)
+    await cluster.pause(1)
+    cluster.elect("t", 0, 2, isr=[2])
+    cluster.resume(2)
+    await wait_for(lambda: [tuple(e) for e in cluster.partition(2).epochs.entries] == [(0, 0), (2, 2)])
+    await cluster.pause(2)
+    cluster.elect("t", 0, 1, isr=[0, 1])
+    cluster.resume(0)
+    cluster.resume(1)
+    assert [tuple(e) for e in cluster.partition(1).epochs.entries] == [(0, 0), (1, 2), (3, 3)]
+    return cluster
+
+
+def test_follower_drops_an_epoch_that_wrote_nothing_and_rejoins(tmp_path):
+    async def scenario():
+        cluster = await _follower_with_an_epoch_the_leader_never_saw(tmp_path)
+        try:
+            cluster.resume(2)
+            await wait_for(lambda: cluster.partition(2).log_end_offset == 3
+                           and not cluster.partition(2).needs_truncation)
+            await wait_for(lambda: set(cluster.states[("t", 0)].isr) == {0, 1, 2})
+            assert [tuple(e) for e in cluster.partition(2).epochs.entries] == [(0, 0), (1, 2)]
+            got = cluster.partition(2).log.read_bytes(0, 1 << 20)
+            assert [r.value for r in iter_records(got)] == [b"a", b"b", b"c"]
+        finally:
+            await cluster.stop()
+    run(scenario())
+
+
+def test_divergence_loop_ends_even_if_a_round_drops_no_epoch(tmp_path, monkeypatch):
+    """Should truncation ever leave the latest epoch in place, the follower must not ask
+    the same question again: it ends truncation at its high watermark and fetches."""
+    from pybroker.broker.partition import Partition
+
+    async def scenario():
+        cluster = await _follower_with_an_epoch_the_leader_never_saw(tmp_path)
+        try:
+            follower = cluster.partition(2)
+            truncations = []
+            real = Partition.truncate_to
+
+            def truncate_without_trimming(self, offset):
+                if self is follower and offset >= self.log_end_offset:
+                    truncations.append(offset)
+                    return 0  # the old behaviour: nothing done at the log end
+                return real(self, offset)
+            monkeypatch.setattr(Partition, "truncate_to", truncate_without_trimming)
+            cluster.resume(2)
+            await wait_for(lambda: follower.log_end_offset == 3 and not follower.needs_truncation)
+            assert len(truncations) <= 2
+            got = follower.log.read_bytes(0, 1 << 20)
+            assert [r.value for r in iter_records(got)] == [b"a", b"b", b"c"]
+        finally:
+            await cluster.stop()
     run(scenario())

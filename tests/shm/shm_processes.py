@@ -8,13 +8,32 @@ import subprocess
 import sys
 import textwrap
 
+from pybroker import shm
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The topic id the tests' partitions carry, and the ring key of a test partition by slot.
+TOPIC_ID = bytes(range(1, 17))
+OTHER_TOPIC_ID = bytes(range(101, 117))
+
+
+def key(slot: int, topic_id: bytes = TOPIC_ID, partition: int = 0) -> shm.RingKey:
+    return shm.RingKey(slot, topic_id, partition)
+
+
+# The same names inside a child interpreter.
+_PRELUDE = """\
+from pybroker import shm as _shm
+TOPIC_ID = bytes(range(1, 17))
+def key(slot):
+    return _shm.RingKey(slot, TOPIC_ID, 0)
+"""
 
 
 def child(code: str, *args: str) -> subprocess.Popen:
-    """Start ``code`` in a new interpreter with ``sys.argv[1:] == args``."""
+    """Start ``code`` in a new interpreter with ``sys.argv[1:] == args`` (``TOPIC_ID`` and
+    ``key`` defined as here)."""
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+    return subprocess.Popen([sys.executable, "-c", _PRELUDE + textwrap.dedent(code), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

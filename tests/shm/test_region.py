@@ -7,7 +7,7 @@ import posix_ipc
 import pytest
 
 from pybroker import shm
-from shm_processes import child, run_child
+from shm_processes import TOPIC_ID, child, key, run_child
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,7 +20,7 @@ def test_region_name_is_stable_per_data_dir_and_distinct_across_dirs(tmp_path):
 
 
 def test_child_process_attaches_and_parent_sees_its_writes(region, region_name):
-    slot = region.offsets.allocate("orders", 2)
+    slot = region.offsets.allocate("orders", 2, TOPIC_ID)
     out = run_child("""
         import os, sys
         from pybroker import shm
@@ -29,8 +29,8 @@ def test_child_process_attaches_and_parent_sees_its_writes(region, region_name):
         region.brokers.set_state(1, shm.ALIVE)
         region.brokers.heartbeat(1, 1234)
         slot = region.offsets.find("orders", 2)
-        region.offsets.write(slot, 1, 7, 0, 500, 480, 1234)
-        region.ring(1).append(slot, 0, 499, b"batch-bytes")
+        region.offsets.write(slot, TOPIC_ID, 1, 7, 0, 500, 480, 1234)
+        region.ring(1).append(key(slot), 0, 499, b"batch-bytes")
         print(os.getpid(), slot)
         region.close()
     """, region_name)
@@ -43,7 +43,7 @@ def test_child_process_attaches_and_parent_sees_its_writes(region, region_name):
     offsets = region.offsets.read(slot)
     assert (offsets.topic, offsets.partition, offsets.leader_id, offsets.leader_epoch,
             offsets.log_end_offset, offsets.high_watermark) == ("orders", 2, 1, 7, 500, 480)
-    assert shm.TailReader(region.ring(1)).read_from(slot, 250, 1 << 20) == b"batch-bytes"
+    assert shm.TailReader(region.ring(1)).read_from(key(slot), 250, 1 << 20) == b"batch-bytes"
 
 
 def test_stale_region_from_a_crashed_creator_is_recreated_empty(region_name):
@@ -52,7 +52,7 @@ def test_stale_region_from_a_crashed_creator_is_recreated_empty(region_name):
         from pybroker import shm
         region = shm.SharedRegion.create(sys.argv[1], brokers=4, slots=8, ring_bytes=8192,
                                          ring_count=1)
-        region.offsets.allocate("left-behind", 0)
+        region.offsets.allocate("left-behind", 0, TOPIC_ID)
         os._exit(0)  # dies without unlink, as a SIGKILLed supervisor would
     """, region_name)
     region = shm.SharedRegion.create(region_name, brokers=4, slots=16, ring_bytes=8192,

@@ -57,8 +57,9 @@ class ShmCluster(Cluster):
             pass
 
     def create(self, topic: str, replicas=(0, 1, 2), config=None, partitions: int = 1):
+        topic_id = self.topic_ids.setdefault(topic, str(uuid.uuid4()))
         for index in range(partitions):
-            self.region.offsets.allocate(topic, index)
+            self.region.offsets.allocate(topic, index, shm.topic_id_bytes(topic_id))
         super().create(topic, replicas, config, partitions)
 
 

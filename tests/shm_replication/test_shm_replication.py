@@ -1,6 +1,7 @@
 """Replication through the shared-memory tail rings: followers append what the leader's
 ring holds, report positions with byte-less fetches, fall back to the socket when the
 ring cannot answer, and end with logs byte-identical to the socket path's."""
+import asyncio
 import os
 import time
 
@@ -164,6 +165,46 @@ def test_offsets_rows_and_heartbeats_are_published(tmp_path):
             await cluster.nodes[2].replicas.stop()
             await cluster.nodes[2].shm.stop()
             assert region.brokers.read(2).state == shm.STOPPING
+        finally:
+            await cluster.stop()
+    run(scenario())
+
+
+def test_a_ring_serving_bytes_the_leader_lacks_is_refused_after_one_truncation(tmp_path, monkeypatch):
+    """Whatever puts bytes into a leader's ring that its log does not hold (it was a
+    deleted topic's entries under a reused slot), a follower truncates at most once per
+    leader epoch for it: it then replicates over the socket instead of looping through
+    append, OFFSET_OUT_OF_RANGE, truncate."""
+    from pybroker.broker.partition import Partition
+    from pybroker.record.batch import build_batch
+
+    truncations = []
+    real = Partition.truncate_to
+
+    def counting(self, offset):
+        dropped = real(self, offset)
+        if dropped:
+            truncations.append((self.node_id, offset))
+        return dropped
+    monkeypatch.setattr(Partition, "truncate_to", counting)
+
+    async def scenario():
+        cluster = await _started(tmp_path)
+        try:
+            # Forge an entry under node 0's partition key, at epoch 0, before node 0 has
+            # appended anything (its first append takes the ring over and empties it).
+            key = shm.RingKey(cluster.region.offsets.find("t", 0),
+                              shm.topic_id_bytes(cluster.topic_ids["t"]), 0)
+            forged = build_batch([(None, b"not-in-the-leader-log", [], None)] * 5, partition_leader_epoch=0)
+            assert cluster.region.ring(0).append(key, 0, 4, forged)
+            await wait_for(lambda: any(n == 1 for n, _ in truncations) and any(n == 2 for n, _ in truncations))
+            await wait_for(lambda: all(cluster.partition(n).log_end_offset == 0 for n in (1, 2)))
+            await asyncio.sleep(1.0)  # a looping follower would truncate many times meanwhile
+            assert sorted(truncations) == [(1, 0), (2, 0)]
+            answer = await Client(cluster.nodes[0]).produce([b"real"] * 3, acks=-1)
+            assert answer["error_code"] == 0
+            await wait_for(lambda: all(cluster.partition(n).log_end_offset == 3 for n in (1, 2)))
+            assert log_bytes(cluster, 1) == log_bytes(cluster, 2) == log_bytes(cluster, 0)
         finally:
             await cluster.stop()
     run(scenario())

@@ -12,7 +12,11 @@ from pybroker.broker.apis import (
     create_topics,
     delete_records,
     delete_topics,
+    describe_cluster,
     describe_configs,
+    describe_log_dirs,
+    describe_topic_partitions,
+    elect_leaders,
     fetch,
     groups,
     init_producer_id,
@@ -20,7 +24,9 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    share,
     transactions,
+    telemetry,
 )
 from pybroker.protocol import api
 
@@ -60,4 +66,15 @@ HANDLERS = {
     api.LIST_TRANSACTIONS: transactions.list_transactions,
     api.CONSUMER_GROUP_HEARTBEAT: consumer_group.heartbeat,
     api.CONSUMER_GROUP_DESCRIBE: consumer_group.describe,
+    api.SHARE_GROUP_HEARTBEAT: share.heartbeat,
+    api.SHARE_GROUP_DESCRIBE: share.describe,
+    api.SHARE_FETCH: share.share_fetch,
+    api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
+    # Cluster administration and client telemetry.
+    api.DESCRIBE_CLUSTER: describe_cluster.handle,
+    api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,
+    api.DESCRIBE_LOG_DIRS: describe_log_dirs.handle,
+    api.ELECT_LEADERS: elect_leaders.handle,
+    api.GET_TELEMETRY_SUBSCRIPTIONS: telemetry.get_subscriptions,
+    api.PUSH_TELEMETRY: telemetry.push,
 }

@@ -35,6 +35,12 @@ async def heartbeat(broker, request) -> dict:
         response = await broker.controller.group("consumer_heartbeat", body["group_id"], args)
     except errors.KafkaError as exc:
         response = heartbeat_error(exc.code, str(exc))
+    return heartbeat_answer(response)
+
+
+def heartbeat_answer(response: dict) -> dict:
+    """A heartbeat response (consumer and share groups) from the coordinator's answer,
+    whose assignment is [[topic id, [partitions]]] or None."""
     assignment = response.get("assignment")
     return {
         "throttle_time_ms": 0,

@@ -214,15 +214,17 @@ def _count_bytes_out(broker, responses: list, follower: bool) -> None:
 
 
 async def _wait_for_append(broker, body: dict, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    watched = []
-    for topic in body["topics"]:
-        for req in topic["partitions"]:
-            partition = broker.logs.partitions.get((topic["topic"], req["partition"]))
-            if partition is not None:
-                partition.register_waiter(fut)
-                watched.append(partition)
+    watched = [broker.logs.partitions.get((topic["topic"], req["partition"]))
+               for topic in body["topics"] for req in topic["partitions"]]
+    await wait_for_append(broker, [p for p in watched if p is not None], timeout)
+
+
+async def wait_for_append(broker, watched: list, timeout: float) -> None:
+    """Until an append or high-watermark advance on any of ``watched`` (or the broker
+    stops), at most ``timeout`` seconds."""
+    fut = asyncio.get_running_loop().create_future()
+    for partition in watched:
+        partition.register_waiter(fut)
     broker.register_stop_waiter(fut)
     try:
         await asyncio.wait_for(fut, timeout)

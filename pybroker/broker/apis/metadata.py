@@ -10,25 +10,27 @@ from pybroker.errors import (KafkaError, LeaderNotAvailable, TopicAlreadyExists,
                              UnknownTopicOrPartition)
 
 
+def partition_entry(broker, name: str, index: int) -> dict:
+    """A partition's leader, epoch, replicas, ISR and offline replicas, as Metadata and
+    DescribeTopicPartitions report them (LEADER_NOT_AVAILABLE while it has no leader)."""
+    state = broker.image.partitions.get((name, index))
+    if state is None:
+        return {"error_code": LeaderNotAvailable.code, "partition_index": index, "leader_id": -1,
+                "leader_epoch": -1, "replica_nodes": [], "isr_nodes": [], "offline_replicas": []}
+    return {
+        "error_code": LeaderNotAvailable.code if state.leader == NO_LEADER else 0,
+        "partition_index": index,
+        "leader_id": state.leader,
+        "leader_epoch": state.leader_epoch,
+        "replica_nodes": list(state.replicas),
+        "isr_nodes": list(state.isr),
+        "offline_replicas": [b for b in state.replicas if b not in broker.image.brokers],
+    }
+
+
 def topic_entry(broker, name: str) -> dict:
     topic = broker.image.topics[name]
-    live = broker.image.brokers
-    partitions = []
-    for index in range(topic.partitions):
-        state = broker.image.partitions.get((name, index))
-        if state is None:
-            partitions.append({"error_code": LeaderNotAvailable.code, "partition_index": index, "leader_id": -1,
-                               "leader_epoch": -1, "replica_nodes": [], "isr_nodes": [], "offline_replicas": []})
-            continue
-        partitions.append({
-            "error_code": LeaderNotAvailable.code if state.leader == NO_LEADER else 0,
-            "partition_index": index,
-            "leader_id": state.leader,
-            "leader_epoch": state.leader_epoch,
-            "replica_nodes": list(state.replicas),
-            "isr_nodes": list(state.isr),
-            "offline_replicas": [b for b in state.replicas if b not in live],
-        })
+    partitions = [partition_entry(broker, name, index) for index in range(topic.partitions)]
     return {"error_code": 0, "name": name, "topic_id": topic.topic_id, "is_internal": False, "partitions": partitions}
 
 
@@ -79,7 +81,12 @@ async def handle(broker, request) -> dict:
         "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": None}
                     for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)],
         "cluster_id": broker.image.cluster_id,
-        # The controller is the supervisor, not a broker; clients want a live broker id.
-        "controller_id": min(broker.image.brokers, default=-1),
+        "controller_id": controller_id(broker),
         "topics": topics,
     }
+
+
+def controller_id(broker) -> int:
+    """The controller is the supervisor, not a broker; clients want a live broker id (as
+    a KRaft broker names a live broker in Metadata and DescribeCluster)."""
+    return min(broker.image.brokers, default=-1)

@@ -1,8 +1,8 @@
 """The transaction APIs: InitProducerId (22) with a transactional id, AddPartitionsToTxn (24),
 AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28), DescribeTransactions (65),
 ListTransactions (66) — forwarded to the transaction coordinator beside the group
-coordinator (``broker.controller.txn``) — and DescribeProducers (61) and WriteTxnMarkers
-(27), answered by the partition leader from its producer table and log (the latter is how
+coordinator (``broker.controller.txn``) — and DescribeProducers (61, any replica) and
+WriteTxnMarkers (27, the leader), answered from the partition's producer table and log (the latter is how
 a tool aborts a hanging transaction; the coordinator's own markers come over the control
 channel).
 
@@ -168,8 +168,8 @@ def describe_producers(broker, request) -> dict:
         for index in topic["partition_indexes"]:
             entry = {"partition_index": index, "error_code": 0, "error_message": None, "active_producers": []}
             try:
+                # Any replica answers from its own table (kafka-transactions --broker-id).
                 partition = broker.logs.get_partition(topic["name"], index)
-                partition.require_leader()
                 entry["active_producers"] = [{
                     "producer_id": pid, "producer_epoch": e.epoch, "last_sequence": e.last_seq,
                     "last_timestamp": e.last_timestamp, "coordinator_epoch": e.coordinator_epoch,

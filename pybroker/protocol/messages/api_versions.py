@@ -1,12 +1,13 @@
 """ApiVersions (18): what a client asks first, to learn which versions we speak.
 
 v3 is flexible and is what librdkafka opens with; its response header stays v0 (a
-client cannot know our header format before it has this answer).
+client cannot know our header format before it has this answer). v4 has v3's layout and
+may list a supported feature whose minimum level is 0 (KAFKA-17011).
 """
 from ..schema import Api, Array, Field, BOOL, INT16, INT32, INT64, STRING
 
 API_VERSIONS = Api(
-    18, "ApiVersions", (0, 3), flexible=3,
+    18, "ApiVersions", (0, 4), flexible=3,
     request=[
         Field("client_software_name", STRING, "3+"),
         Field("client_software_version", STRING, "3+"),

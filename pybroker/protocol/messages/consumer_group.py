@@ -1,7 +1,7 @@
 """KIP-848 consumer groups (``group.protocol=consumer``): members heartbeat with
 ConsumerGroupHeartbeat (68) and the coordinator answers with their assignment;
 ConsumerGroupDescribe (69) shows epochs, assignments and targets."""
-from ..schema import Api, Array, Field, BOOL, INT16, INT32, STRING, UUID
+from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, STRING, UUID
 
 _UNKNOWN_OPERATIONS = -2147483648
 
@@ -47,7 +47,7 @@ _DESCRIBED_ASSIGNMENT = [
 ]
 
 CONSUMER_GROUP_DESCRIBE = Api(
-    69, "ConsumerGroupDescribe", (0, 0), flexible=0,
+    69, "ConsumerGroupDescribe", (0, 1), flexible=0,
     request=[
         Field("group_ids", Array(STRING)),
         Field("include_authorized_operations", BOOL, default=False),
@@ -73,6 +73,7 @@ CONSUMER_GROUP_DESCRIBE = Api(
                 Field("subscribed_topic_regex", STRING, nullable="0+", default=None),
                 Field("assignment", _DESCRIBED_ASSIGNMENT),
                 Field("target_assignment", _DESCRIBED_ASSIGNMENT),
+                Field("member_type", INT8, "1+", default=-1),   # KIP-1099: 0 classic, 1 consumer member
             ])),
             Field("authorized_operations", INT32, default=_UNKNOWN_OPERATIONS),
         ])),

@@ -1,0 +1,252 @@
+"""KIP-932 share groups: ShareGroupHeartbeat (76), ShareGroupDescribe (77), ShareFetch
+(78) and ShareAcknowledge (79).
+
+Membership and every share-partition's state (which records are acquired, by whom, and
+their delivery counts) live with the group coordinator in the supervisor, so a partition
+leader change never loses or forks that state. A ShareFetch, sent to the partition
+leaders like a Fetch:
+
+1. checks the member's *share session* on this broker (epoch 0 opens it with the
+   partitions asked for, each later request carries the next epoch and may add partitions
+   or forget some, -1 closes it; a wrong epoch is INVALID_SHARE_SESSION_EPOCH, a missing
+   session SHARE_SESSION_NOT_FOUND);
+2. forwards the acknowledgements it carries;
+3. asks the coordinator to acquire up to ``max_records`` records below each led
+   partition's high watermark, and answers with the whole batches that hold them, read
+   from the segment files (sendfile, like Fetch) and the acquired ranges with their
+   delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
+Records acquired but not sent (the answer's byte budget ran out) go back at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from pybroker import errors
+from pybroker.broker.apis.consumer_group import heartbeat_answer
+from pybroker.broker.apis.fetch import SendfileRegion, release_regions, wait_for_append
+from pybroker.group.consumer_group import heartbeat_error
+
+FINAL_EPOCH = -1
+INITIAL_EPOCH = 0
+# Kafka's max.share.session.cache.slots is 1,000 per broker: the oldest session goes first.
+MAX_SESSIONS = 1000
+
+
+@dataclass
+class ShareSession:
+    epoch: int
+    partitions: set = field(default_factory=set)    # (topic, partition)
+
+
+def _sessions(broker) -> dict:
+    sessions = getattr(broker, "share_sessions", None)
+    if sessions is None:
+        sessions = broker.share_sessions = {}
+    return sessions
+
+
+def _next_epoch(epoch: int) -> int:
+    return 1 if epoch >= 2**31 - 1 else epoch + 1
+
+
+def _ids(broker) -> dict[str, str]:
+    return {str(t.topic_id): name for name, t in broker.image.topics.items()}
+
+
+# -- membership ---------------------------------------------------------------------------
+
+async def heartbeat(broker, request) -> dict:
+    body = request.body
+    peer = request.peer[0] if request.peer else ""
+    try:
+        response = await broker.controller.group("share_heartbeat", body["group_id"], {
+            "member_id": body["member_id"], "member_epoch": body["member_epoch"], "rack_id": body.get("rack_id"),
+            "subscribed_topic_names": body.get("subscribed_topic_names"),
+            "client_id": request.client_id or "", "client_host": f"/{peer}" if peer else "",
+        })
+    except errors.KafkaError as exc:
+        response = heartbeat_error(exc.code, str(exc))
+    return heartbeat_answer(response)
+
+
+async def describe(broker, request) -> dict:
+    groups = await broker.controller.group("share_group_describe", "", {"group_ids": request.body["group_ids"]})
+    for group in groups:
+        for member in group["members"]:
+            for tp in member["assignment"]["topic_partitions"]:
+                tp["topic_id"] = uuid.UUID(tp["topic_id"])
+    return {"throttle_time_ms": 0, "groups": groups}
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSession | None, int, str | None]:
+    """The member's session after this request's epoch, or an error code and message."""
+    sessions = _sessions(broker)
+    key = (body.get("group_id") or "", body.get("member_id") or "")
+    epoch = body["share_session_epoch"]
+    asked = {(names[str(t["topic_id"])], p["partition_index"])
+             for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]}
+    if epoch == INITIAL_EPOCH:
+        if key not in sessions and len(sessions) >= MAX_SESSIONS:
+            sessions.pop(next(iter(sessions)))
+        session = sessions[key] = ShareSession(_next_epoch(0), asked)
+        return session, 0, None
+    session = sessions.get(key)
+    if session is None:
+        return None, errors.ShareSessionNotFound.code, f"no share session for member {key[1]}"
+    if epoch != FINAL_EPOCH and epoch != session.epoch:
+        return None, errors.InvalidShareSessionEpoch.code, \
+            f"share session epoch {epoch}, expected {session.epoch}"
+    if epoch == FINAL_EPOCH:
+        del sessions[key]
+        return session, 0, None
+    session.epoch = _next_epoch(epoch)
+    session.partitions |= asked
+    for t in body.get("forgotten_topics_data") or ():
+        name = names.get(str(t["topic_id"]))
+        session.partitions -= {(name, p) for p in t["partitions"]}
+    return session, 0, None
+
+
+async def _acknowledge(broker, body: dict, names: dict[str, str]) -> tuple[dict, int]:
+    """Forwards the request's acknowledgement batches: an error code per partition, and
+    a group-level error code (unknown member or group) if any."""
+    batches = [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
+                list(b["acknowledge_types"])]
+               for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
+               for b in p.get("acknowledgement_batches") or ()]
+    if not batches:
+        return {}, 0
+    try:
+        rows = await broker.controller.group("share_acknowledge", body.get("group_id") or "",
+                                             {"member_id": body.get("member_id") or "", "batches": batches})
+    except errors.KafkaError as exc:
+        return {(t, p): exc.code for t, p, *_ in batches}, exc.code
+    return {(t, p): code for t, p, code in rows}, 0
+
+
+def _leader_entry(broker, topic: str, partition: int) -> dict:
+    state = broker.image.partitions.get((topic, partition))
+    return {"leader_id": state.leader if state else -1, "leader_epoch": state.leader_epoch if state else -1}
+
+
+# -- ShareFetch ---------------------------------------------------------------------------
+
+async def share_fetch(broker, request) -> dict:
+    body = request.body
+    names = _ids(broker)
+    session, code, message = _open_session(broker, body, names)
+    base = {"throttle_time_ms": 0, "error_code": code, "error_message": message,
+            "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
+    if session is None:
+        return base
+    group_id, member_id = body.get("group_id") or "", body.get("member_id") or ""
+    ack_codes, group_code = await _acknowledge(broker, body, names)
+    if body["share_session_epoch"] == FINAL_EPOCH:
+        await broker.controller.group("share_release", group_id, {"member_id": member_id})
+        return {**base, "responses": _answer(broker, {}, ack_codes, {}, {})}
+    if group_code:
+        return {**base, "error_code": group_code, "responses": _answer(broker, {}, ack_codes, {}, {})}
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
+    while True:
+        part_errors, led = {}, []
+        for topic, index in sorted(session.partitions):
+            try:
+                partition = broker.logs.get_partition(topic, index)
+                partition.require_leader()
+                led.append(partition)
+            except errors.KafkaError as exc:
+                part_errors[(topic, index)] = exc.code
+        try:
+            found = await broker.controller.group("share_acquire", group_id, {
+                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500),
+                "partitions": [[p.topic, p.index, p.log_start_offset, p.high_watermark] for p in led]})
+        except errors.KafkaError as exc:
+            return {**base, "error_code": exc.code, "error_message": str(exc),
+                    "responses": _answer(broker, part_errors, ack_codes, {}, {})}
+        acquired = {(t, p): [tuple(r) for r in ranges] for t, p, ranges in found["acquired"] if ranges}
+        records, regions = await _read_acquired(broker, group_id, member_id, acquired, body)
+        wait = deadline - loop.time()
+        if acquired or part_errors or wait <= 0 or broker.stopping:
+            return {**base, "acquisition_lock_timeout_ms": found["lock_ms"],
+                    "responses": _answer(broker, part_errors, ack_codes, acquired, records)}
+        release_regions(regions)
+        await wait_for_append(broker, led, wait)
+
+
+async def _read_acquired(broker, group_id, member_id, acquired: dict, body: dict) -> tuple[dict, list]:
+    """The batches holding each partition's acquired ranges, within the request's byte
+    budget (at least one batch); acquisitions left outside it are undone."""
+    remaining = max(0, min(body.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes))
+    records, regions, undo = {}, [], []
+    min_one = True
+    for (topic, index), ranges in sorted(acquired.items()):
+        partition = broker.logs.get_partition(topic, index)
+        first, last = ranges[0][0], ranges[-1][1]
+        found = partition.log.read(first, remaining, max_offset=last + 1, min_one=min_one) \
+            if remaining > 0 or min_one else None
+        sent_to = -1 if found is None else found.last_offset
+        if found is not None:
+            region = SendfileRegion(found, f"{topic}-{index}")
+            regions.append(region)
+            records[(topic, index)] = region
+            remaining -= region.length
+            min_one = False
+        kept = [(f, min(last_, sent_to), n) for f, last_, n in ranges if f <= sent_to]
+        undo += [[topic, index, max(f, sent_to + 1), last_] for f, last_, _ in ranges if last_ > sent_to]
+        if kept:
+            acquired[(topic, index)] = kept
+        else:
+            del acquired[(topic, index)]
+    if undo:
+        await broker.controller.group("share_unacquire", group_id, {"member_id": member_id, "ranges": undo})
+    return records, regions
+
+
+def _answer(broker, part_errors: dict, ack_codes: dict, acquired: dict, records: dict) -> list:
+    by_topic: dict[str, list] = {}
+    for tp in sorted(set(part_errors) | set(ack_codes) | set(acquired)):
+        topic, index = tp
+        code = part_errors.get(tp, 0)
+        by_topic.setdefault(topic, []).append({
+            "partition_index": index, "error_code": code, "error_message": None,
+            "acknowledge_error_code": ack_codes.get(tp, 0), "acknowledge_error_message": None,
+            "current_leader": _leader_entry(broker, topic, index),
+            "records": records.get(tp, b""),
+            "acquired_records": [{"first_offset": f, "last_offset": last, "delivery_count": n}
+                                 for f, last, n in acquired.get(tp, ())],
+        })
+    topics = broker.image.topics
+    return [{"topic_id": uuid.UUID(str(topics[t].topic_id)), "partitions": parts}
+            for t, parts in by_topic.items() if t in topics]
+
+
+# -- ShareAcknowledge ---------------------------------------------------------------------
+
+async def share_acknowledge(broker, request) -> dict:
+    body = request.body
+    names = _ids(broker)
+    base = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "acquisition_lock_timeout_ms": 0,
+            "responses": [], "node_endpoints": []}
+    if body["share_session_epoch"] == INITIAL_EPOCH:
+        return {**base, "error_code": errors.InvalidShareSessionEpoch.code,
+                "error_message": "ShareAcknowledge cannot open a share session"}
+    session, code, message = _open_session(broker, {**body, "topics": [], "forgotten_topics_data": []}, names)
+    if session is None:
+        return {**base, "error_code": code, "error_message": message}
+    ack_codes, group_code = await _acknowledge(broker, body, names)
+    if body["share_session_epoch"] == FINAL_EPOCH:
+        await broker.controller.group("share_release", body.get("group_id") or "",
+                                      {"member_id": body.get("member_id") or ""})
+    responses = _answer(broker, {}, ack_codes, {}, {})
+    for topic in responses:
+        for p in topic["partitions"]:
+            p["error_code"] = p.pop("acknowledge_error_code")
+            for key in ("acknowledge_error_message", "records", "acquired_records"):
+                p.pop(key)
+    return {**base, "error_code": group_code, "responses": responses}
