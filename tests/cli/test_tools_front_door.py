@@ -217,7 +217,7 @@ def test_producer_property_reaches_the_producer(cluster):
 
 def test_status_piped_at_80_columns_keeps_whole_headers(tmp_path):
     data = tmp_path / "d"
-    up = tool("up", "--daemon", "--brokers", "1", "--port", "0", "--data", str(data))
+    up = tool("up", "--daemon", "--brokers", "1", "--port", "0", "--http-port", "0", "--data", str(data))
     assert up.returncode == 0, up.stderr
     try:
         bootstrap = next(line for line in up.stdout.splitlines() if line.startswith("bootstrap: ")).split(": ")[1]
