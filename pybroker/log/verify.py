@@ -90,12 +90,16 @@ def check_indexes(stem: str, base_offset: int, scan: damage.SegmentScan) -> list
         if not os.path.exists(path):
             problems.append(f"{os.path.basename(path)} is missing (recovery rebuilds it)")
     for n, (relative, position) in enumerate(_entries(stem + INDEX_SUFFIX, _INDEX_ENTRY)):
+        if n == 0 and not scan.headers and relative == position == 0:
+            break  # an empty segment's preallocated index: zeros, not an entry
         if by_position.get(position) != base_offset + relative and not in_damage(position=position):
             problems.append(f"{os.path.basename(stem)}{INDEX_SUFFIX} entry {n} (offset {base_offset + relative}, "
                             f"position {position}) does not point at that batch")
             break
     last_timestamp = None
     for n, (timestamp, relative) in enumerate(_entries(stem + TIME_INDEX_SUFFIX, _TIME_INDEX_ENTRY)):
+        if n == 0 and not scan.headers and timestamp == relative == 0:
+            break
         if (base_offset + relative not in bases and not in_damage(offset=base_offset + relative)) or (last_timestamp is not None and timestamp < last_timestamp):
             problems.append(f"{os.path.basename(stem)}{TIME_INDEX_SUFFIX} entry {n} (timestamp {timestamp}, "
                             f"offset {base_offset + relative}) does not fit the batches")

@@ -21,6 +21,8 @@ CLI = [sys.executable, "-m", "pybroker.cli.main"]
 
 
 def run(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    if argv[0] == "up":  # the console's default port 9644 may be another cluster's
+        argv = ("up", "--http-port", "0", *argv[1:])
     return subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
