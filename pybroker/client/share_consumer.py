@@ -125,7 +125,7 @@ class ShareGroupMember(GroupCoordinatorClient):
     def partitions(self) -> list[TopicPartition]:
         """The assignment by topic name (on the consumer's thread: it may read metadata)."""
         with self._lock:
-            raw = self._raw
+            raw = self._raw or ()
         if any(t not in self._ids for t, _ in raw):
             meta = self.client.refresh()
             self._ids.update({str(i.topic_id): n for n, i in meta.topics.items() if i.topic_id is not None})
