@@ -119,6 +119,8 @@ class GroupHost:
             result = c.share_heartbeat(group_id, now, self.topics, self.topics_version, **args)
         elif method == "share_group_describe":
             result = c.share_group_describe(args["group_ids"])
+        elif method == "share_offsets":
+            result = c.share_offsets(group_id, args.get("topics"))
         elif method == "share_acquire":
             found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
                                     args["max_records"])

@@ -1,5 +1,5 @@
 """KIP-932 share groups: ShareGroupHeartbeat (76), ShareGroupDescribe (77), ShareFetch
-(78) and ShareAcknowledge (79).
+(78), ShareAcknowledge (79) and DescribeShareGroupOffsets (90).
 
 Membership and every share-partition's state (which records are acquired, by whom, and
 their delivery counts) live with the group coordinator in the supervisor, so a partition
@@ -78,6 +78,43 @@ async def describe(broker, request) -> dict:
             for tp in member["assignment"]["topic_partitions"]:
                 tp["topic_id"] = uuid.UUID(tp["topic_id"])
     return {"throttle_time_ms": 0, "groups": groups}
+
+
+async def describe_offsets(broker, request) -> dict:
+    """Each share-partition's start offset (SPSO) and lag: the records below the high
+    watermark not yet acknowledged or archived. The lag needs the high watermark, which
+    this broker knows for the partitions it leads; elsewhere it is -1 (unknown)."""
+    topics = broker.image.topics
+    out = []
+    for group in request.body["groups"]:
+        asked = None if group.get("topics") is None else \
+            {t["topic_name"]: list(t["partitions"]) for t in group["topics"]}
+        try:
+            rows = await broker.controller.group("share_offsets", group["group_id"], {"topics": asked})
+        except errors.KafkaError as exc:
+            out.append({"group_id": group["group_id"], "topics": [], "error_code": exc.code,
+                        "error_message": str(exc)})
+            continue
+        by_topic: dict[str, list] = {}
+        for topic, index, start, done in rows:
+            state = broker.image.partitions.get((topic, index))
+            entry = {"partition_index": index, "start_offset": start,
+                     "leader_epoch": state.leader_epoch if state else -1, "lag": -1, "error_code": 0,
+                     "error_message": None}
+            if topic not in topics or state is None:
+                entry["error_code"] = errors.UnknownTopicOrPartition.code
+            elif start >= 0:
+                try:
+                    partition = broker.logs.get_partition(topic, index)
+                    partition.require_leader()
+                    entry["lag"] = max(0, partition.high_watermark - start - done)
+                except errors.KafkaError:
+                    pass
+            by_topic.setdefault(topic, []).append(entry)
+        out.append({"group_id": group["group_id"], "error_code": 0, "error_message": None, "topics": [
+            {"topic_name": t, "topic_id": uuid.UUID(str(topics[t].topic_id)) if t in topics else uuid.UUID(int=0),
+             "partitions": parts} for t, parts in by_topic.items()]})
+    return {"throttle_time_ms": 0, "groups": out}
 
 
 # -- sessions -----------------------------------------------------------------------------
