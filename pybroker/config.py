@@ -53,6 +53,10 @@ TOPIC_CONFIGS: dict[str, tuple[str, type, object]] = {
     "remote.log.delete.on.disable": ("remote_log_delete_on_disable", bool, False),
     "remote.storage.enable": ("remote_storage_enable", bool, False),
     "segment.jitter.ms": ("segment_jitter_ms", int, 0),
+    "errors.deadletterqueue.group.enable": ("errors_deadletterqueue_group_enable", bool, False),
+    "max.decompressed.message.bytes": ("max_decompressed_message_bytes", int, 2147483639),
+    "remote.copy.lag.bytes": ("remote_copy_lag_bytes", int, -1),
+    "remote.copy.lag.ms": ("remote_copy_lag_ms", int, 0),
 }
 # Topic configs pybroker stores and reports without acting on them (see above).
 STORED_ONLY_TOPIC_CONFIGS = frozenset(list(TOPIC_CONFIGS)[list(TOPIC_CONFIGS).index("compression.gzip.level"):])
@@ -91,6 +95,11 @@ TOPIC_CONFIG_DOCS: dict[str, str] = {
     "remote.log.delete.on.disable": "Delete tiered data when tiering is turned off (no tiered storage here).",
     "remote.storage.enable": "Tiered storage for the topic (not supported: only false is accepted).",
     "segment.jitter.ms": "Random jitter subtracted from segment.ms (not applied here).",
+    "errors.deadletterqueue.group.enable": "Whether share groups may send undeliverable records to a dead letter queue "
+                                           "(no share groups here).",
+    "max.decompressed.message.bytes": "Largest decompressed batch the broker would accept (pybroker never decompresses).",
+    "remote.copy.lag.bytes": "Bytes a segment may lag before tiering (no tiered storage here).",
+    "remote.copy.lag.ms": "Time a segment may lag before tiering (no tiered storage here).",
 }
 
 # Topic configs Kafka declares as lists (comma separated): the only ones
@@ -131,6 +140,9 @@ _MINIMUMS: dict[str, int] = {
     "message.timestamp.after.max.ms": 0,
     "message.timestamp.before.max.ms": 0,
     "segment.jitter.ms": 0,
+    "max.decompressed.message.bytes": 0,
+    "remote.copy.lag.bytes": -1,
+    "remote.copy.lag.ms": 0,
 }
 # Upper bounds of numeric configs (Kafka's ConfigDef.Range.between).
 _MAXIMUMS: dict[str, float] = {
@@ -281,6 +293,10 @@ class TopicConfig:
     remote_log_delete_on_disable: bool = False
     remote_storage_enable: bool = False
     segment_jitter_ms: int = 0
+    errors_deadletterqueue_group_enable: bool = False
+    max_decompressed_message_bytes: int = 2147483639
+    remote_copy_lag_bytes: int = -1
+    remote_copy_lag_ms: int = 0
     overrides: tuple = field(default=(), compare=False)
     # Derived from cleanup.policy once: {"delete"}, {"compact"} or both; the Produce hot
     # path tests ``compact``, a bool.
@@ -446,6 +462,21 @@ GROUP_CONFIGS: dict[str, ConfigKey] = {
     "streams.heartbeat.interval.ms": ConfigKey(int, "5000", 1, doc="Heartbeat interval of streams group members."),
     "streams.num.standby.replicas": ConfigKey(int, "0", 0, doc="Standby replicas of a streams group's tasks."),
     "streams.initial.rebalance.delay.ms": ConfigKey(int, "3000", 0, doc="Delay of a streams group's first rebalance."),
+    "consumer.assignment.interval.ms": ConfigKey(int, "1000", 0, doc="How often a consumer group's assignment is computed."),
+    "share.assignment.interval.ms": ConfigKey(int, "1000", 0, doc="How often a share group's assignment is computed."),
+    "streams.assignment.interval.ms": ConfigKey(int, "1000", 0, doc="How often a streams group's assignment is computed."),
+    "streams.assignor.name": ConfigKey(str, "sticky", doc="The task assignor of a streams group."),
+    "streams.rack.aware.assignment.tags": ConfigKey(str, "", doc="Client tags a streams group spreads standbys over."),
+    "errors.deadletterqueue.topic.name": ConfigKey(str, "", doc="Where a share group sends undeliverable records."),
+    "errors.deadletterqueue.copy.record.enable": ConfigKey(bool, "false",
+                                                           doc="Whether dead-lettered records are copied whole."),
+}
+# The broker config whose value is a group config's default (Kafka's group.* settings);
+# the others are their own.
+GROUP_DEFAULT_SYNONYMS: dict[str, str] = {
+    **{name: "group." + name for name in GROUP_CONFIGS if name.split(".")[0] in ("consumer", "share", "streams")
+       and name not in ("share.auto.offset.reset", "share.isolation.level", "share.renew.acknowledge.enable")},
+    "streams.assignor.name": "group.streams.assignors",
 }
 
 # Broker configs whose cluster-wide default (the "" BROKER resource) sets a topic config's
@@ -480,6 +511,9 @@ TOPIC_CONFIG_SYNONYMS: dict[str, str] = {
     "log.message.timestamp.before.max.ms": "message.timestamp.before.max.ms",
     "log.preallocate": "preallocate",
     "log.roll.jitter.ms": "segment.jitter.ms",
+    "max.decompressed.message.bytes": "max.decompressed.message.bytes",
+    "log.remote.copy.lag.bytes": "remote.copy.lag.bytes",
+    "log.remote.copy.lag.ms": "remote.copy.lag.ms",
 }
 BROKER_SYNONYM_OF = {topic: broker for broker, topic in TOPIC_CONFIG_SYNONYMS.items()}
 

@@ -416,7 +416,7 @@ class Partition:
         for h in headers:
             count = h.last_offset_delta + 1
             if h.is_control and h.producer_id >= 0:
-                self._complete_txn(h, offset, control.marker_type(buf, h))
+                self._complete_txn(h, offset, *control.read_marker(buf, h))
             elif h.producer_id >= 0 and h.base_sequence >= 0:
                 self.producers.update(
                     h.producer_id,
@@ -432,9 +432,9 @@ class Partition:
                 )
             offset += count
 
-    def _complete_txn(self, header, marker_offset: int, kind: int) -> None:
-        first = self.producers.complete_txn(header.producer_id, header.producer_epoch, -1, marker_offset,
-                                            header.max_timestamp)
+    def _complete_txn(self, header, marker_offset: int, kind: int, coordinator_epoch: int) -> None:
+        first = self.producers.complete_txn(header.producer_id, header.producer_epoch, coordinator_epoch,
+                                            marker_offset, header.max_timestamp)
         if kind == control.ABORT:
             self.log.append_aborted_txn(AbortedTxn(header.producer_id, first, marker_offset, self.last_stable_offset))
 
@@ -472,7 +472,7 @@ class Partition:
                 if h.is_control:
                     # A marker is a few dozen bytes: read it alone, not the segment.
                     data = os.pread(segment.fd, h.size, h.position)
-                    self._complete_txn(h, h.base_offset, control.marker_type(data, h._replace(position=0)))
+                    self._complete_txn(h, h.base_offset, *control.read_marker(data, h._replace(position=0)))
                 elif h.base_sequence >= 0:
                     self._record_producer([h], h.base_offset, None)
 

@@ -7,7 +7,7 @@ Output lines are Kafka's (partitions in the order Kafka's tool prints them)::
 
     Successfully completed leader election (PREFERRED) for partitions t-0, t-1
     Valid replica already elected for partitions t-2
-    Error completing leader election (PREFERRED) for partition: t-3: PreferredLeaderNotAvailable: <message>
+    Error completing leader election (PREFERRED) for partition: t-3: org.apache.kafka.common.errors.PreferredLeaderNotAvailableException: <message>
 
 Any failed partition makes the exit code 1, with ``N replica(s) could not be elected``
 on stderr.
@@ -88,7 +88,8 @@ def run(args) -> int:
     if failed:
         for tp in hash_order(sorted(failed), lambda tp: topic_partition_hash(*tp)):
             exc = failed[tp]
+            # Kafka's tool prints the Java exception: its class, then the message.
             print(f"Error completing leader election ({args.election_type}) for partition: {tp[0]}-{tp[1]}: "
-                  f"{type(exc).__name__}: {exc.detail or exc.message}")
+                  f"org.apache.kafka.common.errors.{type(exc).__name__}Exception: {exc.detail or exc.message}")
         return fail(f"{len(failed)} replica(s) could not be elected")
     return 0

@@ -86,6 +86,7 @@ def run(args) -> int:
         return 2
     if args.max_partitions < 1:
         print("pybroker up: --max-partitions must be at least 1", file=sys.stderr)
+        return 2
     if args.shm_slots is not None and not 1 <= args.shm_slots <= 1 << 20:
         print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2

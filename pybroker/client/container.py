@@ -25,6 +25,17 @@ recoverer — by default the error is logged; ``DeadLetterPublishingRecoverer`` 
 the record to ``<topic>.DLT`` (same partition when it exists) with Spring's
 ``kafka_dlt-*`` headers. A recovered record counts as processed.
 
+Transactions (Spring's KafkaTransactionManager, EOS mode V2): with
+``transactional_producer`` (Producer settings with a ``transactional.id`` prefix) each
+worker owns a transactional Producer (id ``<prefix>-<worker index>``) and runs every poll
+as one consume-process-produce transaction: the listener takes ``(record, producer)``,
+sends what it produces through that producer, and the container commits the poll's
+offsets inside the same transaction (``send_offsets_to_transaction``). A listener that
+raises aborts the transaction: its sends never reach read_committed consumers, and the
+batch is run again per the error handler's back-off; once that is spent, the recoverer
+gets the failing record and the rest of the batch runs in a new transaction. The ack
+mode does not apply.
+
 Threads: ``concurrency`` workers, each a thread with its own Consumer in the same group.
 
 Share-group mode (``share=True``, KIP-932): each worker is a ``ShareConsumer`` of the share
@@ -170,8 +181,10 @@ class ListenerContainer:
                  ack_mode: AckMode | str = AckMode.BATCH, ack_count: int = 1,
                  ack_time_ms: int = 5000, concurrency: int = 1,
                  error_handler: DefaultErrorHandler | None = None, poll_timeout_ms: int = 1000,
-                 share: bool = False):
+                 transactional_producer: dict | None = None, share: bool = False):
         self.share = share
+        if share and transactional_producer is not None:
+            raise ValueError("share mode has no offsets to commit in a transaction")
         self.ack_mode = AckMode(ack_mode) if isinstance(ack_mode, str) else ack_mode
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -194,6 +207,12 @@ class ListenerContainer:
         self.concurrency = concurrency
         self.error_handler = error_handler or DefaultErrorHandler()
         self.poll_timeout_ms = poll_timeout_ms
+        self.producer_config = None
+        if transactional_producer is not None:
+            producer_config = {k.replace(".", "_"): v for k, v in transactional_producer.items()}
+            if not producer_config.get("transactional_id"):
+                raise ValueError("transactional_producer needs a transactional.id (the prefix of the workers' ids)")
+            self.producer_config = producer_config
         self._stop = threading.Event()
         self.workers: list[_Worker] = []
 
@@ -239,6 +258,8 @@ class _Worker:
         self.container = container
         self.mode = container.ack_mode
         self.consumer: Consumer | None = None
+        self.index = index
+        self.producer: Producer | None = None
         self.pending: dict[TopicPartition, int] = {}  # processed (or acked), not committed
         self.since_commit = 0
         self.last_commit = time.monotonic()
@@ -251,10 +272,18 @@ class _Worker:
             if c.share:
                 self._run_share()
                 return
+            if c.producer_config is not None:
+                self.producer = Producer({**c.producer_config,
+                                          "transactional_id": f"{c.producer_config['transactional_id']}-{self.index}"})
+                self.producer.init_transactions()
             self.consumer = Consumer(c.consumer_config)
             self.consumer.subscribe(c.topics, on_revoked=self._on_revoked)
             while not c._stop.is_set():
                 records = self.consumer.poll(c.poll_timeout_ms)
+                if self.producer is not None:
+                    if records:
+                        self._process_in_transaction(records)
+                    continue
                 for record in records:
                     if c._stop.is_set():
                         break
@@ -271,6 +300,50 @@ class _Worker:
                 self.consumer.close()
             elif self.consumer is not None:
                 self.consumer.close(autocommit=False)
+            if self.producer is not None:
+                self.producer.close()
+
+    def _process_in_transaction(self, records: list[ConsumerRecord]) -> None:
+        """One transaction per poll; a failed listener aborts it and the batch runs again."""
+        delays = iter(self.container.error_handler.backoff.delays())
+        producer = self.producer
+        while records:
+            producer.begin_transaction()
+            done = 0
+            try:
+                for record in records:
+                    self.container.listener(record, producer)
+                    done += 1
+                offsets: dict[TopicPartition, int] = {}
+                for record in records:
+                    offsets[(record.topic, record.partition)] = record.offset + 1
+                producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                producer.commit_transaction()
+                return
+            except Exception as exc:
+                producer.abort_transaction()
+                delay = next(delays, None)
+                if delay is None and done < len(records):
+                    # Give up on the failing record; the rest go on in a new transaction
+                    # that commits past it.
+                    self.container.error_handler.recoverer(records[done], exc)
+                    delays = iter(self.container.error_handler.backoff.delays())
+                    skipped, records = records[done], records[done + 1:]
+                    if not records:
+                        self._commit_past(skipped)
+                    continue
+                if delay is None:
+                    raise
+                log.debug("transaction over %d records failed, running it again: %s", len(records), exc)
+                if self.container._stop.wait(delay):
+                    raise
+
+    def _commit_past(self, record: ConsumerRecord) -> None:
+        """A transaction of its own that only moves the group past a recovered record."""
+        self.producer.begin_transaction()
+        self.producer.send_offsets_to_transaction({(record.topic, record.partition): record.offset + 1},
+                                                  self.consumer.group_metadata())
+        self.producer.commit_transaction()
 
     # -- share-group mode -----------------------------------------------------------
 

@@ -281,7 +281,9 @@ class Controller:
         for key in keys:
             state = self.partitions.get(key)
             if state is None:
-                results[key] = errors.UnknownTopicOrPartition(f"Partition {key[0]}-{key[1]} does not exist.")
+                results[key] = errors.UnknownTopicOrPartition(
+                    f"No such topic as {key[0]}" if key[0] not in self.topics else
+                    f"No such partition as {key[0]}-{key[1]}")
                 continue
             outcome = self._elect_unclean(state, delta) if unclean else self._elect_preferred(state, delta)
             if partitions is not None or not isinstance(outcome, errors.ElectionNotNeeded):

@@ -42,8 +42,14 @@ def build_marker(producer_id: int, producer_epoch: int, commit: bool, coordinato
 
 
 def marker_type(buf, header: rb.BatchHeader) -> int:
-    """ABORT or COMMIT: the type in the key of a control batch's first record. Reads a few
-    bytes of an uncompressed record; raises CorruptMessage if they do not parse."""
+    """ABORT or COMMIT: the type in the key of a control batch's first record."""
+    return read_marker(buf, header)[0]
+
+
+def read_marker(buf, header: rb.BatchHeader) -> tuple[int, int]:
+    """(ABORT or COMMIT, coordinator epoch) of a control batch: its first record's key and
+    value. Reads a few bytes of an uncompressed record; raises CorruptMessage if they do
+    not parse (a value too short for an epoch gives -1)."""
     with memoryview(buf) as mv:
         pos = header.position + rb.HEADER_SIZE
         end = header.position + header.size
@@ -55,11 +61,18 @@ def marker_type(buf, header: rb.BatchHeader) -> int:
             key_length, pos = decode_varint(mv, pos)
         except (IndexError, errors.KafkaError):
             raise errors.CorruptMessage(f"control batch at {header.base_offset} has no readable record") from None
-        if key_length < CONTROL_KEY.size or pos + CONTROL_KEY.size > end:
+        if key_length < CONTROL_KEY.size or pos + key_length > end:
             raise errors.CorruptMessage(f"control batch at {header.base_offset} has a short key")
         _version, kind = CONTROL_KEY.unpack_from(mv, pos)
+        coordinator_epoch = -1
+        try:
+            value_length, pos = decode_varint(mv, pos + key_length)
+            if value_length >= MARKER_VALUE.size and pos + MARKER_VALUE.size <= end:
+                coordinator_epoch = MARKER_VALUE.unpack_from(mv, pos)[1]
+        except (IndexError, errors.KafkaError):
+            pass
     if kind not in (ABORT, COMMIT):
         raise errors.CorruptMessage(f"control batch at {header.base_offset} has unknown type {kind}")
-    return kind
+    return kind, coordinator_epoch
 
 

@@ -62,7 +62,8 @@ def test_marker_batches_are_control_batches_of_the_producer(tmp_path):
     data = p.log.read_bytes(1, 1 << 20)
     (header, _), = list(iter_batches(data))
     assert header.is_control and header.is_transactional and header.producer_id == 1
-    assert control.marker_type(data, header) == control.ABORT
+    assert control.read_marker(data, header) == (control.ABORT, 3)
+    assert p.producers.producers[1].coordinator_epoch == 3
 
 
 def test_clients_may_not_produce_control_batches(tmp_path):

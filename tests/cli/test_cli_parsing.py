@@ -233,3 +233,12 @@ def test_up_refuses_a_shm_table_size_outside_its_range(capsys, tmp_path, value):
     assert args.func(args) == 2
     assert "--shm-slots must be between 1 and 1048576" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything is created
+
+
+def test_up_refuses_a_partition_cap_below_one(capsys, tmp_path):
+    from pybroker.cli import up
+
+    args = parser_for(up).parse_args(["up", "--data", str(tmp_path / "d"), "--max-partitions", "0"])
+    assert args.func(args) == 2
+    assert "--max-partitions must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -78,7 +78,9 @@ def test_leader_election_reports_like_kafka(pybroker_cluster, topic, tmp_path):
                "--path-to-json-file", str(spec))
     assert out.returncode == 1
     assert f"Valid replica already elected for partitions {topic}-0\n" in out.stdout
-    assert f"Error completing leader election (UNCLEAN) for partition: {topic}-9: UnknownTopicOrPartition" in out.stdout
+    assert (f"Error completing leader election (UNCLEAN) for partition: {topic}-9: "
+            f"org.apache.kafka.common.errors.UnknownTopicOrPartitionException: No such partition as {topic}-9\n"
+            in out.stdout)
     assert "1 replica(s) could not be elected" in out.stderr
     everything = tool(pybroker_cluster.bootstrap, "leader-election", "--election-type", "preferred",
                       "--all-topic-partitions")

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer as PeerConsumer, Producer as PeerProducer, 
 
 from pybroker import errors
 from pybroker.client import Admin, Consumer, NewTopic, Producer
+from pybroker.testing import wait_until
 
 TIMEOUT = 20.0
 
@@ -134,7 +135,8 @@ def test_offsets_committed_with_the_transaction(bootstrap):
     producer.send_offsets_to_transaction({(source, 0): got[-1].offset + 1}, consumer.group_metadata(), TIMEOUT)
     assert consumer.committed((source, 0)) in (None, -1)
     producer.commit_transaction(TIMEOUT)
-    assert consumer.committed((source, 0)) == 3
+    # Applied once the commit's markers are written, just after commit returns.
+    wait_until(lambda: consumer.committed((source, 0)) == 3, TIMEOUT, "the transaction's offset")
     producer.close()
     consumer.close()
 
@@ -151,3 +153,22 @@ def test_transactional_producer_refuses_to_send_outside_a_transaction(bootstrap)
     producer.close()
     with pytest.raises(ValueError):
         Producer(bootstrap, transactional_id="x", enable_idempotence=False)
+
+
+def test_fencing_error_is_mapped_for_old_request_versions(bootstrap):
+    from pybroker.client.cluster import Client
+    from pybroker.protocol import api
+
+    txn_id = f"versions-{uuid.uuid4().hex[:6]}"
+    with Client(bootstrap) as client:
+        conn = client.any_connection()
+        found = conn.request(api.FIND_COORDINATOR, {"key": txn_id, "key_type": 1, "coordinator_keys": [txn_id]}, 4)
+        assert found["coordinators"][0]["error_code"] == 0 and found["coordinators"][0]["node_id"] >= 0
+        body = {"transactional_id": txn_id, "transaction_timeout_ms": 10000, "producer_id": -1, "producer_epoch": -1}
+        first = conn.request(api.INIT_PRODUCER_ID, body, 4)
+        assert first["error_code"] == 0
+        stale = {**body, "producer_id": first["producer_id"], "producer_epoch": first["producer_epoch"] + 5}
+        assert conn.request(api.INIT_PRODUCER_ID, stale, 4)["error_code"] == errors.ProducerFenced.code
+        assert conn.request(api.INIT_PRODUCER_ID, stale, 3)["error_code"] == errors.InvalidProducerEpoch.code
+        too_long = {**body, "transaction_timeout_ms": 15 * 60 * 1000 + 1}
+        assert conn.request(api.INIT_PRODUCER_ID, too_long, 4)["error_code"] == errors.InvalidTransactionTimeout.code

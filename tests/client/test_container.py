@@ -119,3 +119,44 @@ def test_concurrency_runs_one_consumer_per_worker(bootstrap):
     assert sorted(seen, key=int) == [b"%d" % i for i in range(20)]
     assert sorted(len(a) for a in owners) == [1, 1]
     assert not container.errors
+
+
+def test_transactional_container_writes_each_record_once_despite_a_failed_attempt(bootstrap):
+    source = topic_with_records(bootstrap, 6)
+    sink = f"txn-sink-{uuid.uuid4().hex[:8]}"
+    with Admin(bootstrap, timeout=10) as admin:
+        admin.create_topics([NewTopic(sink, 1, 1)])
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    failures = []
+
+    def listener(record, producer):
+        producer.send(sink, record.value.upper(), partition=0)
+        if record.offset == 3 and not failures:
+            failures.append(record.offset)
+            raise ValueError("fails once, after sending")  # the transaction's sends are aborted
+
+    container = ListenerContainer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+         "heartbeat.interval.ms": 100, "fetch.max.wait.ms": 100, "isolation.level": "read_committed"},
+        [source], listener, error_handler=DefaultErrorHandler(backoff=FixedBackOff(10, 2)), poll_timeout_ms=100,
+        transactional_producer={"bootstrap.servers": bootstrap, "transactional.id": f"tx-{group}"})
+    with container:
+        deadline = time.monotonic() + 20
+        while committed(bootstrap, group, (source, 0)) != 6:
+            assert time.monotonic() < deadline, f"container did not commit: {container.errors}"
+            time.sleep(0.1)
+    assert failures == [3] and container.errors == []
+
+    def read(isolation, want):
+        """Records until ``want`` arrived, then half a second more for any extra."""
+        with Consumer(bootstrap, auto_offset_reset="earliest", isolation_level=isolation) as c:
+            c.assign([(sink, 0)])
+            got = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(got) < want:
+                got.extend(r.value for r in c.poll(200))
+            got.extend(r.value for r in c.poll(500))
+            return got
+
+    assert sorted(read("read_committed", 6)) == [b"R%d" % i for i in range(6)]
+    assert len(read("read_uncommitted", 7)) > 6  # the aborted attempt's sends are in the log

@@ -12,12 +12,11 @@ from pybroker.cluster.controller import MAX_PARTITIONS_PER_REQUEST, Controller, 
 from pybroker.cluster.metadata import BrokerInfo
 
 
-def service(brokers: int = 3, max_partitions: int = 100_000, persist=None, reserve=None, release=None):
+def service(brokers: int = 3, max_partitions: int = 100_000):
     controller = Controller(rng=random.Random(3), max_partitions=max_partitions)
     persisted: list[dict] = []
     published = []
-    svc = ControllerService(controller, persist=persist or persisted.extend, publish=published.append,
-                            reserve=reserve, release=release)
+    svc = ControllerService(controller, persist=persisted.extend, publish=published.append)
     for i in range(brokers):
         svc.apply(controller.register_broker, BrokerInfo(i, "127.0.0.1", 9092 + i))
     persisted.clear()
@@ -96,28 +95,28 @@ def test_a_topic_that_cannot_be_persisted_is_not_created():
     assert not svc.controller.take_records()
 
 
-def test_a_failed_reservation_takes_the_topics_back_and_leaves_the_log_empty():
-    svc, persisted, published = service(reserve=lambda delta: (_ for _ in ()).throw(RuntimeError("table full")))
+def test_a_failed_commit_takes_every_topic_of_the_request_back():
+    svc, persisted, published = service()
+    real = svc.persist
+    svc.persist = lambda records: (_ for _ in ()).throw(OSError(5, "Input/output error"))
     results = svc.create_topics([{"name": "a", "num_partitions": 2, "replication_factor": 1},
                                  {"name": "b", "num_partitions": 2, "replication_factor": 1}])
-    assert all(r["error_code"] == errors.UnknownServerError.code and "table full" in r["error_message"]
+    assert all(r["error_code"] == errors.UnknownServerError.code and "Input/output" in r["error_message"]
                for r in results)
     assert not persisted and not published and not svc.controller.topics
-    # The next, smaller request goes through: nothing was left half made.
-    ok = ControllerService(svc.controller, persist=persisted.extend, publish=published.append)
-    [result] = ok.create_topics([{"name": "a", "num_partitions": 2, "replication_factor": 1}])
+    # The next request goes through: nothing was left half made.
+    svc.persist = real
+    [result] = svc.create_topics([{"name": "a", "num_partitions": 2, "replication_factor": 1}])
     assert result["error_code"] == 0 and len(svc.controller.partitions) == 2
 
 
 def test_failed_growth_keeps_the_partitions_the_topic_had():
     svc, persisted, _ = service()
     svc.create_topics([{"name": "a", "num_partitions": 2, "replication_factor": 1}])
-    released = []
-    svc.reserve = lambda delta: None
-    svc.release = released.append
+    persisted.clear()
     svc.persist = lambda records: (_ for _ in ()).throw(OSError(5, "Input/output error"))
     [result] = svc.create_partitions([{"name": "a", "count": 5}])
     assert result["error_code"] == errors.UnknownServerError.code
     assert svc.controller.topics["a"].partitions == 2
     assert sorted(svc.controller.partitions) == [("a", 0), ("a", 1)]
-    assert [sorted(s.key for s in d.partitions) for d in released] == [[("a", 2), ("a", 3), ("a", 4)]]
+    assert not persisted

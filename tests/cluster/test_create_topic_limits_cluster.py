@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import psutil
+import pytest
 
 from pybroker.cluster.controller import MAX_PARTITIONS_PER_REQUEST
 
@@ -39,24 +40,26 @@ def test_cluster_partition_cap_from_the_command_line(pybroker_cluster_factory, w
         assert over.error_code == POLICY_VIOLATION and "max-partitions" in over.error_message
 
 
-def test_a_failed_create_leaves_nothing_and_the_cluster_restarts(pybroker_cluster_factory, wire):
-    """More partitions than the shared-memory offsets table has slots: whether the
-    cluster creates the topic or refuses it, the metadata log and the brokers agree with
-    the answer, and the cluster starts again on the same data dir."""
-    cluster = pybroker_cluster_factory(start_timeout=60)
-    with wire.RawClient(cluster.bootstrap, timeout=120) as client:
-        result = client.create_topic("big", partitions=5000)
+@pytest.mark.parametrize("partitions", [300, pytest.param(5000, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])])
+def test_a_big_topic_then_a_full_restart(pybroker_cluster_factory, wire, partitions):
+    """A topic of more partitions than the old fixed offsets table had slots (4,096), then
+    the whole cluster stopped and started on its data dir: whether it was created or
+    refused, the metadata log and the brokers agree with the answer, and the cluster
+    starts again."""
+    cluster = pybroker_cluster_factory(start_timeout=120)
+    with wire.RawClient(cluster.bootstrap, timeout=600) as client:
+        result = client.create_topic("big", partitions=partitions)
         created = result.error_code == 0
         if not created:
             assert client.metadata(["big"], auto_create=False).topics[0].error_code == 3
-            assert client.create_topic("after", partitions=2).error_code == 0
+        assert client.create_topic("after", partitions=2).error_code == 0
     cluster.stop()
     cluster.start()
-    with wire.RawClient(cluster.bootstrap, timeout=30) as client:
+    with wire.RawClient(cluster.bootstrap, timeout=120) as client:
         md = client.metadata(["big"], auto_create=False).topics[0]
         if created:
-            assert md.error_code == 0 and len(md.partitions) == 5000
+            assert md.error_code == 0 and len(md.partitions) == partitions
         else:
             assert md.error_code == 3, f"a failed create came back after restart: {md}"
-            assert client.wait_for_leaders("after", auto_create=False).partitions
+        assert client.wait_for_leaders("after", auto_create=False, timeout=60).partitions
         assert client.create_topic("later", partitions=1).error_code == 0

@@ -151,3 +151,16 @@ def test_static_broker_settings_cannot_change(pybroker_cluster):
     assert code == KafkaError.INVALID_CONFIG
     with Admin(pybroker_cluster.bootstrap) as own, pytest.raises(InvalidConfig):
         own.alter_resource_configs(RESOURCE_BROKER, "", set={"log.retention.ms": "soon"})
+
+
+def test_a_default_named_in_other_units_keeps_its_own_value(pybroker_cluster, topic):
+    """Kafka lists retention.ms' built-in default as log.retention.hours=168 among its
+    synonyms; the config's value stays in milliseconds, for the topic and the broker."""
+    admin = _admin(pybroker_cluster)
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entry = admin.describe_configs([resource])[resource].result(TIMEOUT)["retention.ms"]
+    assert (entry.value, entry.source) == ("604800000", ConfigSource.DEFAULT_CONFIG.value)
+    assert [(s.name, s.value) for s in entry.synonyms.values()] == [("log.retention.hours", "168")]
+    broker = _describe(admin, ConfigResource.Type.BROKER, "0")["log.retention.ms"]
+    assert broker.value == "604800000"

@@ -139,3 +139,21 @@ def test_describe_and_list(tmp_path):
     assert listed["unknown_state_filters"] == ["Bogus"]
     assert listed["transaction_states"] == [{"transactional_id": "t", "producer_id": pid, "transaction_state": "Ongoing"}]
     assert c.list([], [], 5_000, T0 + 1_000)["transaction_states"] == []
+
+
+def test_verify_only_reports_partitions_outside_the_transaction(tmp_path):
+    c = coordinator(tmp_path)
+    pid, epoch = started(c, partitions=[("a", 0)])
+    assert c.verify_partitions("t", pid, epoch, [("a", 0), ("a", 1)]) == {
+        ("a", 0): 0, ("a", 1): errors.TransactionAbortable.code}
+    assert c.verify_partitions("t", pid, epoch + 1, [("a", 0)]) == {("a", 0): errors.ProducerFenced.code}
+    assert c.states["t"].partitions == frozenset({("a", 0)})  # verifying adds nothing
+
+
+def test_retried_init_with_the_previous_epoch_gets_the_same_answer(tmp_path):
+    c = coordinator(tmp_path)
+    _, pid, epoch = c.init_producer_id("t", 10_000, T0)
+    assert tuple(c.init_producer_id("t", 10_000, T0, pid, epoch)) == (0, pid, epoch + 1)
+    assert tuple(c.init_producer_id("t", 10_000, T0, pid, epoch)) == (0, pid, epoch + 1)  # KIP-360 retry
+    assert c.init_producer_id("t", 10_000, T0, pid, epoch - 5).error_code == errors.ProducerFenced.code
+    assert c.init_producer_id("t", 10_000, T0, pid + 1, epoch + 1).error_code == errors.ProducerFenced.code

@@ -21,6 +21,7 @@ from pybroker.config import (
     BROKER_SYNONYM_OF,
     DYNAMIC_BROKER_CONFIGS,
     GROUP_CONFIGS,
+    GROUP_DEFAULT_SYNONYMS,
     RESOURCE_BROKER,
     RESOURCE_GROUP,
     RESOURCE_TOPIC,
@@ -52,11 +53,25 @@ _TOPIC_TYPES = {
 }
 
 
-def _entry(name: str, sources: list[tuple[str, str | None, int]], config_type: int, doc: str | None,
-           read_only: bool, synonyms: bool) -> dict:
+# How Kafka 4.4 lists a topic config's built-in default among its synonyms, where that is
+# not the broker synonym's name with the default value: under another broker config, or
+# not at all (configs whose broker synonyms have no default, or that have none).
+_DEFAULT_SYNONYM = {"retention.ms": ("log.retention.hours", "168")}
+_NO_DEFAULT_SYNONYM = frozenset({
+    "segment.ms", "segment.jitter.ms", "flush.ms", "errors.deadletterqueue.group.enable",
+    "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
+    "remote.log.copy.disable", "remote.log.delete.on.disable", "remote.storage.enable",
+})
+
+
+def _entry(name: str, sources: list[tuple[str | None, str | None, int]], config_type: int, doc: str | None,
+           read_only: bool, synonyms: bool, value: str | None = None) -> dict:
     """One config: ``sources`` are (name, value, source) in order of precedence, the
-    first wins; the names are the config's own or its broker synonym's."""
-    _, value, source = sources[0]
+    first names the source; the names are the config's own or its broker synonym's
+    (None: not listed among the synonyms). ``value`` is the config's value when the
+    first source states it under another unit (log.retention.hours)."""
+    _, first, source = sources[0]
+    value = first if value is None else value
     return {
         "name": name,
         "value": value,
@@ -64,7 +79,7 @@ def _entry(name: str, sources: list[tuple[str, str | None, int]], config_type: i
         "config_source": source,
         "is_default": source == DEFAULT_CONFIG,
         "is_sensitive": False,
-        "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in sources] if synonyms else [],
+        "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in sources if n is not None] if synonyms else [],
         "config_type": config_type,
         "documentation": doc,
     }
@@ -84,7 +99,10 @@ def _broker_default_sources(broker, broker_name: str, topic_key: str, default: s
     static = broker.config.topic_defaults
     if topic_key in static.overrides:
         out.append((broker_name, static.overridden()[topic_key], STATIC_BROKER_CONFIG))
-    out.append((broker_name, default, DEFAULT_CONFIG))
+    if topic_key in _NO_DEFAULT_SYNONYM:
+        out.append((None, default, DEFAULT_CONFIG))
+    else:
+        out.append(_DEFAULT_SYNONYM.get(topic_key, (broker_name, default)) + (DEFAULT_CONFIG,))
     return out
 
 
@@ -102,7 +120,7 @@ def _topic_configs(broker, name: str, keys, synonyms: bool, docs: bool) -> list:
         _attr, typ, default = TOPIC_CONFIGS[key]
         sources += _broker_default_sources(broker, BROKER_SYNONYM_OF.get(key, key), key, _shown(default))
         out.append(_entry(key, sources, _TOPIC_TYPES.get(key, _TYPES[typ]),
-                          TOPIC_CONFIG_DOCS[key] if docs else None, False, synonyms))
+                          TOPIC_CONFIG_DOCS[key] if docs else None, False, synonyms, value=value))
     return out
 
 
@@ -133,8 +151,9 @@ def _broker_configs(broker, keys, synonyms: bool, docs: bool) -> list:
             topic_key = TOPIC_CONFIG_SYNONYMS[name]
             key = topic_config_key(topic_key)
             sources = _broker_default_sources(broker, name, topic_key, key.default)
+            value = key.default if sources[0][2] == DEFAULT_CONFIG else sources[0][1]
             out.append(_entry(name, sources, _TOPIC_TYPES.get(topic_key, _TYPES[key.type]),
-                              key.doc if docs else None, False, synonyms))
+                              key.doc if docs else None, False, synonyms, value=value))
         elif name in DYNAMIC_BROKER_CONFIGS:
             key = DYNAMIC_BROKER_CONFIGS[name]
             out.append(_entry(name, _dynamic_sources(broker, name, key, static.get(name)), _TYPES[key.type],
@@ -166,7 +185,7 @@ def _group_configs(broker, group_id: str, keys, synonyms: bool, docs: bool) -> l
         if keys is not None and name not in keys:
             continue
         sources = [(name, overrides[name], GROUP_CONFIG)] if name in overrides else []
-        sources.append((name, key.default, DEFAULT_CONFIG))
+        sources.append((GROUP_DEFAULT_SYNONYMS.get(name, name), key.default, DEFAULT_CONFIG))
         out.append(_entry(name, sources, INT if key.type is int else _TYPES[key.type],
                           key.doc if docs else None, False, synonyms))
     return out

@@ -12,6 +12,10 @@ from pybroker.cluster.topics import validate_topic_name
 from pybroker.protocol.primitives import ZERO_UUID
 
 MAX_PARTITIONS = 2000
+# With no authorizer every client may do everything to a topic: READ 3, WRITE 4, CREATE 5,
+# DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11 (Kafka fills this
+# field in every answer).
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 def _unknown(name: str) -> dict:
@@ -57,7 +61,7 @@ def handle(broker, request) -> dict:
             partitions.append({**partition_entry(broker, name, index), "error_code": 0,
                                "eligible_leader_replicas": [], "last_known_elr": []})
         topics.append({"error_code": 0, "name": name, "topic_id": topic.topic_id, "is_internal": False,
-                       "partitions": partitions})
+                       "partitions": partitions, "topic_authorized_operations": TOPIC_OPERATIONS})
         if last < topic.partitions:
             next_cursor = {"topic_name": name, "partition_index": last}
             break
