@@ -10,11 +10,11 @@ leaders like a Fetch:
    partitions asked for, each later request carries the next epoch and may add partitions
    or forget some, -1 closes it; a wrong epoch is INVALID_SHARE_SESSION_EPOCH, a missing
    session SHARE_SESSION_NOT_FOUND);
-2. forwards the acknowledgements it carries;
-3. asks the coordinator to acquire up to ``max_records`` records below each led
-   partition's high watermark, and answers with the whole batches that hold them, read
-   from the segment files (sendfile, like Fetch) and the acquired ranges with their
-   delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
+2. hands the coordinator the acknowledgements it carries and, in the same call, asks it
+   to acquire up to ``max_records`` records below each led partition's high watermark
+   (one round trip to the supervisor), and answers with the whole batches that hold
+   them, read from the segment files (sendfile, like Fetch) and the acquired ranges with
+   their delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
 Records acquired but not sent (the answer's byte budget ran out) go back at once.
 """
 from __future__ import annotations
@@ -148,13 +148,17 @@ def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSessi
     return session, 0, None
 
 
+def _ack_batches(body: dict, names: dict[str, str]) -> list[list]:
+    return [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
+             list(b["acknowledge_types"])]
+            for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
+            for b in p.get("acknowledgement_batches") or ()]
+
+
 async def _acknowledge(broker, body: dict, names: dict[str, str]) -> tuple[dict, int]:
     """Forwards the request's acknowledgement batches: an error code per partition, and
     a group-level error code (unknown member or group) if any."""
-    batches = [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
-                list(b["acknowledge_types"])]
-               for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
-               for b in p.get("acknowledgement_batches") or ()]
+    batches = _ack_batches(body, names)
     if not batches:
         return {}, 0
     try:
@@ -181,13 +185,14 @@ async def share_fetch(broker, request) -> dict:
     if session is None:
         return base
     group_id, member_id = body.get("group_id") or "", body.get("member_id") or ""
-    ack_codes, group_code = await _acknowledge(broker, body, names)
     if body["share_session_epoch"] == FINAL_EPOCH:
+        ack_codes, _ = await _acknowledge(broker, body, names)
         await broker.controller.group("share_release", group_id, {"member_id": member_id})
         return {**base, "responses": _answer(broker, {}, ack_codes, {}, {})}
-    if group_code:
-        return {**base, "error_code": group_code, "responses": _answer(broker, {}, ack_codes, {}, {})}
 
+    # The acknowledgements go with the first acquisition: one call to the coordinator.
+    batches = _ack_batches(body, names)
+    ack_codes: dict = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     while True:
@@ -201,10 +206,16 @@ async def share_fetch(broker, request) -> dict:
                 part_errors[(topic, index)] = exc.code
         try:
             found = await broker.controller.group("share_acquire", group_id, {
-                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500),
+                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500), "batches": batches,
                 "partitions": [[p.topic, p.index, p.log_start_offset, p.high_watermark] for p in led]})
-        except errors.KafkaError as exc:
-            return {**base, "error_code": exc.code, "error_message": str(exc),
+        except errors.KafkaError as exc:     # the coordinator did not answer
+            found = {"error": exc.code, "message": str(exc), "ack_error": exc.code, "ack": []}
+        if batches:
+            ack_codes = {(t, p): found["ack_error"] for t, p, *_ in batches} if found["ack_error"] else \
+                {(t, p): code for t, p, code in found["ack"]}
+            batches = []
+        if found["error"]:
+            return {**base, "error_code": found["error"], "error_message": found["message"],
                     "responses": _answer(broker, part_errors, ack_codes, {}, {})}
         acquired = {(t, p): [tuple(r) for r in ranges] for t, p, ranges in found["acquired"] if ranges}
         records, regions = await _read_acquired(broker, group_id, member_id, acquired, body)
