@@ -61,6 +61,7 @@ class RemoteController:
         self.channel: Channel | None = None
         self.broker = None
         self._task: asyncio.Task | None = None
+        self._applying: set[asyncio.Task] = set()
 
     def start(self, broker) -> None:
         self.broker = broker
@@ -69,6 +70,8 @@ class RemoteController:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        for task in list(self._applying):
+            task.cancel()
         if self.channel is not None:
             self.channel.close()
 
@@ -91,7 +94,7 @@ class RemoteController:
                 await channel.request({
                     "type": "register", "node_id": broker.node_id, "host": broker.config.advertised,
                     "port": broker.port, "pid": os.getpid(),
-                }, on_reply=lambda reply: broker.apply_update(reply["image"], full=True))
+                }, on_reply=lambda reply: self._apply(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
                 beats = 0
                 while not channel.closed.is_set():
@@ -109,10 +112,22 @@ class RemoteController:
                 serving.cancel()
             await asyncio.sleep(0.2)
 
+    def _apply(self, doc: dict, full: bool = False) -> None:
+        """Queue a push behind the ones before it (they apply in arrival order, a few
+        hundred partitions per event-loop turn, so heartbeats keep flowing meanwhile)."""
+        task = asyncio.get_running_loop().create_task(self.broker.apply_update_in_steps(doc, full))
+        self._applying.add(task)
+        task.add_done_callback(self._applied)
+
+    def _applied(self, task: asyncio.Task) -> None:
+        self._applying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("applying the controller's update failed", exc_info=task.exception())
+
     def _handle(self, doc: dict):
         kind = doc["type"]
         if kind == "update":
-            self.broker.apply_update(doc)
+            self._apply(doc)
             return None
         if kind == "describe":
             return {"partitions": self.broker.describe_partitions()}

@@ -290,7 +290,7 @@ class Partition:
         if self.is_leader:
             self.needs_truncation = False
             if new_epoch or not was_leader:
-                self.epochs.assign(state.leader_epoch, self.log.log_end_offset)
+                self.epochs.assign_at_log_end(state.leader_epoch, self.log.log_end_offset)
                 self.followers = {r: FollowerState(now) for r in self.replicas if r != self.node_id}
                 log.info("%s-%d: leader of epoch %d from offset %d, isr %s",
                          self.topic, self.index, state.leader_epoch, self.log.log_end_offset, self.isr)
@@ -382,6 +382,7 @@ class Partition:
         producer table, the high watermark and the parked fetches."""
         if self.epochs.latest_epoch < self.leader_epoch:
             self.epochs.assign(self.leader_epoch, self.log.log_end_offset)
+        self.epochs.write_pending()
         active = self.log.active_segment
         info = self.log.append(records, headers, self.leader_epoch, now_ms)
         if headers[0].producer_id >= 0:
@@ -479,7 +480,11 @@ class Partition:
     def snapshot_producer_state(self) -> None:
         """Save the producer table as of the log end (at a roll and at clean shutdown).
         Best effort: the records are already in the log, and without a snapshot a restart
-        replays the active segment, so a failed write (disk full) is only logged."""
+        replays the active segment, so a failed write (disk full) is only logged. A log that
+        never held a batch, or a snapshot already at the log end, needs no new one."""
+        end = self.log.log_end_offset
+        if end == 0 or producer_snapshot.exists(self.log.directory, end):
+            return
         try:
             producer_snapshot.write(self.log.directory, self.log.log_end_offset, self.producers)
         except OSError as exc:
@@ -635,6 +640,7 @@ class Partition:
         if self.is_leader:
             raise NotLeaderOrFollower(f"{self.topic}-{self.index} is led here; it does not follow")
         active = self.log.active_segment
+        self.epochs.write_pending()
         info = self.log.append_with_offsets(buf, headers)
         latest = self.epochs.latest_epoch
         for h in headers:
@@ -729,6 +735,7 @@ class Partition:
         self.abandon()
         self.write_high_watermark()
         self.snapshot_producer_state()
+        self.epochs.save_if_absent()
         self.log.close()
 
 

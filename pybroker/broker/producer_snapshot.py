@@ -38,6 +38,10 @@ def offsets(directory: str) -> list[int]:
     return sorted(int(m[1]) for m in map(_NAME.match, names) if m)
 
 
+def exists(directory: str, offset: int) -> bool:
+    return os.path.exists(path_of(directory, offset))
+
+
 def write(directory: str, offset: int, state: ProducerStateManager) -> None:
     """Save ``state`` as of ``offset``; keep only the newest ``KEEP`` snapshots."""
     payload = json.dumps({"offset": offset, "producers": state.to_json(), "unreplicated": state.unreplicated},

@@ -42,10 +42,11 @@ class PartitionState:
     isr: tuple[int, ...]
 
     def to_json(self) -> dict:
-        doc = asdict(self)
-        doc["replicas"] = list(self.replicas)
-        doc["isr"] = list(self.isr)
-        return doc
+        # Not dataclasses.asdict: it deep-copies field by field, and a push or a metadata
+        # snapshot converts every partition of the cluster.
+        return {"topic": self.topic, "partition": self.partition, "leader": self.leader,
+                "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch,
+                "replicas": list(self.replicas), "isr": list(self.isr)}
 
     @classmethod
     def from_json(cls, doc: dict) -> "PartitionState":

@@ -13,7 +13,12 @@ File ``leader-epoch-checkpoint`` in the partition directory, Kafka's text format
     3 1500         ...ascending in both columns
 
 Written atomically (temp file, fsync, rename, fsync of the directory). A missing or
-unreadable file is rebuilt from the ``partitionLeaderEpoch`` of the batch headers.
+unreadable file is rebuilt from the ``partitionLeaderEpoch`` of the batch headers. That
+rebuild is also why a new partition has no file until it needs one (a truncation, or a
+history rebuilt from existing batches): its assignments follow its batches, so the rebuild
+yields the same entries; the first write then skips the fsyncs (until it is on disk the
+file is absent, which is as good); every later write is durable. Creating thousands of
+partitions would otherwise cost a file and two fsyncs each.
 
 Owned by the broker's event-loop thread; not thread-safe.
 """
@@ -45,9 +50,13 @@ class LeaderEpochCache:
     """Entries ascending by epoch and by start offset. Every mutation that changes the
     entries rewrites the checkpoint (epochs change rarely: once per leader change)."""
 
-    def __init__(self, directory: str | None, entries: Iterable[EpochEntry] = ()):
+    def __init__(self, directory: str | None, entries: Iterable[EpochEntry] = (), on_disk: bool = True):
         self.directory = directory
         self._entries: list[EpochEntry] = list(entries)
+        # Whether the checkpoint file exists; its first write need not be durable.
+        self._on_disk = on_disk
+        # An entry that starts at the log end is kept here until a batch follows it.
+        self._pending = False
 
     # -- loading -------------------------------------------------------------------------
 
@@ -69,11 +78,14 @@ class LeaderEpochCache:
 
     @classmethod
     def rebuild(cls, directory: str | None, epochs_and_offsets: Iterable[tuple[int, int]]) -> "LeaderEpochCache":
-        """Build from (partitionLeaderEpoch, baseOffset) of every batch in log order."""
-        cache = cls(directory)
+        """Build from (partitionLeaderEpoch, baseOffset) of every batch in log order. An
+        empty cache of a directory without the file writes nothing: absent means empty."""
+        cache = cls(directory, on_disk=directory is not None and
+                    os.path.exists(os.path.join(directory, CHECKPOINT_FILE)))
         for epoch, base_offset in epochs_and_offsets:
             cache._assign(epoch, base_offset)
-        cache.flush()
+        if cache._entries or cache._on_disk:
+            cache.flush()
         return cache
 
     # -- reading -------------------------------------------------------------------------
@@ -133,9 +145,41 @@ class LeaderEpochCache:
         epoch >= it, or a start >= its start) are removed first. Returns whether the
         cache changed (and was checkpointed)."""
         if self._assign(epoch, start_offset):
-            self.flush()
+            self._write_if_on_disk()
             return True
         return False
+
+    def assign_at_log_end(self, epoch: int, log_end_offset: int) -> bool:
+        """A new leader epoch starting at the log end (leadership changed): recorded in
+        memory only, and written by ``write_pending`` before the first batch of it is
+        appended. Until then the file loses nothing: loading drops every entry that starts
+        at or past the log end. A leader change across thousands of partitions then costs
+        no fsync per partition."""
+        if self._assign(epoch, log_end_offset):
+            self._pending = True
+            return True
+        return False
+
+    def write_pending(self) -> None:
+        """Write an entry ``assign_at_log_end`` kept back (before appending after it)."""
+        if self._pending:
+            self._write_if_on_disk()
+
+    def save_if_absent(self) -> None:
+        """At a clean shutdown: write the file a new partition never needed, so the next
+        start loads it instead of rebuilding it from every batch header."""
+        if not self._on_disk and self._entries:
+            self.flush()
+
+    def _write_if_on_disk(self) -> None:
+        """Assignments follow the batches: while the file was never written, the entries
+        are exactly what rebuilding from the log's batches yields (an absent file is
+        rebuilt at load), so a new partition creates the file only when a truncation or a
+        rebuilt history needs it, not with its first leader epoch or first batch."""
+        if self._on_disk:
+            self.flush()
+        else:
+            self._pending = False
 
     def _assign(self, epoch: int, start_offset: int) -> bool:
         if epoch < 0 or start_offset < 0:
@@ -175,7 +219,9 @@ class LeaderEpochCache:
     def flush(self) -> None:
         if self.directory is None:
             return
-        write_checkpoint(self.directory, self._entries)
+        write_checkpoint(self.directory, self._entries, durable=self._on_disk)
+        self._on_disk = True
+        self._pending = False
 
     def __repr__(self) -> str:
         return f"LeaderEpochCache({[tuple(e) for e in self._entries]})"
@@ -214,5 +260,6 @@ def parse_checkpoint(text: str) -> list[EpochEntry]:
     return entries
 
 
-def write_checkpoint(directory: str, entries: list[EpochEntry]) -> None:
-    write_atomically(os.path.join(directory, CHECKPOINT_FILE), format_checkpoint(entries).encode("ascii"))
+def write_checkpoint(directory: str, entries: list[EpochEntry], durable: bool = True) -> None:
+    write_atomically(os.path.join(directory, CHECKPOINT_FILE), format_checkpoint(entries).encode("ascii"),
+                     durable=durable)

@@ -78,8 +78,10 @@ class Log:
         # Bumped by every truncation: a flush that finishes after one must not move the
         # recovery point over the offsets the truncation replaced.
         self._flush_generation = 0
-        # The last recovery point queued for the checkpoint file (written or about to be).
-        self._queued_recovery_point = loaded.recovery_point
+        # The last recovery point queued for the checkpoint file (written or about to be),
+        # first what the file holds: an unchanged value is not rewritten (each write is
+        # two fsyncs, and a broker opens and closes thousands of partitions).
+        self._queued_recovery_point = loaded.stored_recovery_point
         # Where the dirty (not yet compacted) part of a compacted log begins.
         self._cleaner_checkpoint = checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
         # The partition's LeaderEpochCache when replication keeps one: truncation and
@@ -97,7 +99,8 @@ class Log:
             raise storage_error(directory, exc) from None
         self = cls(directory, config, loaded)
         self.flush()
-        checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
+        if self._log_start_offset != loaded.stored_log_start_offset:
+            checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
         return self
 
     create = open
@@ -706,6 +709,8 @@ class Log:
         self.flusher.submit(lambda: self._write_checkpoint_now(name, offset), done)
 
     def _write_recovery_point(self, offset: int) -> None:
+        if offset == self._queued_recovery_point:
+            return
         self._queued_recovery_point = offset
 
         def done(_result, exc):

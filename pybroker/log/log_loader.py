@@ -41,6 +41,10 @@ class LoadedLog(NamedTuple):
     recovery_point: int
     truncated_bytes: int  # a torn tail cut off the newest segment
     quarantined_bytes: int = 0  # damaged ranges moved to .corrupt files
+    # The checkpoint files as found (an absent file reads as 0, which it means): the log
+    # rewrites a checkpoint only when its value changes.
+    stored_recovery_point: int = 0
+    stored_log_start_offset: int = 0
 
 
 def remove_stray_files(directory: str) -> None:
@@ -66,16 +70,18 @@ def segment_base_offsets(directory: str) -> list[int]:
 
 
 def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int) -> LoadedLog:
-    os.makedirs(directory, exist_ok=True)
-    cleaner.complete_interrupted_swaps(directory)
-    remove_stray_files(directory)
-    recovery_point = checkpoint.read_offset(directory, checkpoint.RECOVERY_POINT)
-    log_start = checkpoint.read_offset(directory, checkpoint.LOG_START_OFFSET) or 0
-    bases = segment_base_offsets(directory)
-
     def new_segment(base: int, active: bool = False) -> LogSegment:
         return LogSegment(directory, base, config.index_interval_bytes,
                           config.segment_index_bytes, now_ms, active=active)
+
+    if _created(directory):
+        # A new partition: nothing to complete, clean up or recover.
+        return LoadedLog([new_segment(0, active=True)], 0, 0, 0)
+    cleaner.complete_interrupted_swaps(directory)
+    remove_stray_files(directory)
+    recovery_point = checkpoint.read_offset(directory, checkpoint.RECOVERY_POINT)
+    stored_log_start = log_start = checkpoint.read_offset(directory, checkpoint.LOG_START_OFFSET) or 0
+    bases = segment_base_offsets(directory)
 
     segments: list[LogSegment] = []
     truncated = 0
@@ -132,8 +138,19 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
     if truncated:
         log.warning("recovery of %s dropped %d bytes", directory, truncated)
     end = segments[-1].next_offset
-    return LoadedLog(segments, log_start, min(recovery_point or 0, end), truncated, quarantined_bytes)
+    return LoadedLog(segments, log_start, min(recovery_point or 0, end), truncated, quarantined_bytes,
+                     recovery_point or 0, stored_log_start)
 
+
+def _created(directory: str) -> bool:
+    """Make ``directory`` (and missing parents); whether it did not exist before."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        os.makedirs(directory)
+    return True
 
 
 def _drop(doomed: list[LogSegment], why: str) -> int:

@@ -39,19 +39,23 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write a temp file, fsync it, rename it over ``path``, fsync the directory."""
+def write_atomically(path: str, data: bytes, durable: bool = True) -> None:
+    """Write a temp file, fsync it, rename it over ``path``, fsync the directory. Not
+    ``durable``: the same without the two fsyncs, for a file whose absence after a power
+    loss is as good as its content (readers rebuild it)."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
+    if durable:
+        fsync_dir(os.path.dirname(path))
 
 
 def frame(payload: bytes) -> bytes:

@@ -37,7 +37,7 @@ class TimeIndex(Index):
             raise ValueError(f"time index entry ({timestamp}, {offset}) goes back in {self.path}")
         if last is not None and relative == last[1]:
             # Same batch, larger timestamp (LogAppendTime rewrite): update in place.
-            self.ENTRY.pack_into(self._map, (self._entries - 1) * self.ENTRY.size, timestamp, relative)
+            self._write_entry(self._entries - 1, (timestamp, relative))
             return
         self._append_entry(timestamp, relative)
 

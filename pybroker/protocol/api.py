@@ -188,6 +188,15 @@ def _api(api_key: int, api_version: int) -> Api | None:
     return api
 
 
+def response_element_schema(api_key: int, api_version: int, field_name: str):
+    """The schema of one element of a response's top-level struct array (for
+    ``schema.PreEncoded`` elements of responses whose parts are cached)."""
+    api = _api(api_key, api_version)
+    if api is None:
+        raise ValueError(f"no response schema for api key {api_key} version {api_version}")
+    return api.response[api_version].element_schema(field_name)
+
+
 def response_header_version(api_key: int, api_version: int) -> int:
     api = APIS[api_key]
     if api_key == ApiKey.API_VERSIONS:

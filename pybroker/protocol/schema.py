@@ -362,6 +362,9 @@ def _compile_struct(fields, version: int, flexible: bool, what: str) -> _Codec:
         return d, pos
 
     def encode(out, chunks, d):
+        if d.__class__ is PreEncoded:
+            out += d
+            return
         for step in esteps:
             if len(step) == 2:
                 pairs, s = step
@@ -416,6 +419,12 @@ def _encode_tags(out, d, tag_codecs):
         out += data
 
 
+class PreEncoded(bytes):
+    """A struct's bytes, encoded beforehand with ``Schema.element_schema``'s schema of the
+    same version, given where the struct's dict would go: a part of a response that
+    rarely changes (a topic's Metadata entry) is then encoded once, not per request."""
+
+
 class Schema:
     """One API version of a request or response body, compiled."""
 
@@ -427,6 +436,14 @@ class Schema:
         codec = _compile_struct(fields, version, flexible, name)
         self._decode = codec.decode
         self._encode = codec.encode
+
+    def element_schema(self, field_name: str) -> "Schema":
+        """The schema of one element of the struct-array field ``field_name``, at this
+        version (to build ``PreEncoded`` elements)."""
+        field = next((f for f in self.fields if f.name == field_name), None)
+        if field is None or not isinstance(field.type, Array) or not isinstance(field.type.element, Struct):
+            raise ValueError(f"{self.name}.{field_name} is not an array of structs")
+        return Schema(f"{self.name}.{field_name}[]", self.version, field.type.element.fields, self.flexible)
 
     def decode(self, buf, pos: int = 0) -> tuple[dict, int]:
         return self._decode(buf, pos)

@@ -55,6 +55,10 @@ SOCKET_NAME = "supervisor.sock"
 # How long an adopted broker (found alive at start) may take to reconnect.
 ADOPT_TIMEOUT_S = 10.0
 PREFERRED_LEADER_CHECK_S = 5.0
+# The main loop's longest wait, and how far past it a turn may come before the heartbeats
+# the loop could not read meanwhile are excused.
+LOOP_TICK_S = 0.2
+STALL_EXCUSED_S = 1.0
 
 
 def run_dir(data_dir: str) -> str:
@@ -641,8 +645,10 @@ class Supervisor:
         self._open_region(adopting=any(p.pid is not None for p in self.brokers.values()))
         adopt_deadline = time.monotonic() + ADOPT_TIMEOUT_S
         next_preferred = time.monotonic() + PREFERRED_LEADER_CHECK_S
+        last_turn = time.monotonic()
         try:
             while not self._stop.is_set():
+                last_turn = self._excuse_stall(last_turn)
                 self.reap_brokers()
                 if time.monotonic() > adopt_deadline:
                     for proc in self.brokers.values():
@@ -661,12 +667,27 @@ class Supervisor:
                     self.metadata.maybe_snapshot(self.controller)
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), 0.2)
+                    await asyncio.wait_for(self._wake.wait(), LOOP_TICK_S)
                 except asyncio.TimeoutError:
                     pass
         finally:
             await self.shutdown()
         return 0
+
+    def _excuse_stall(self, last_turn: float) -> float:
+        """A turn of the main loop comes at least every ``LOOP_TICK_S``; when this
+        process itself was held up longer (a change to thousands of partitions to log and
+        push, a loaded machine), the brokers' heartbeats sat unread meanwhile: their clocks
+        move on by the stall, so the supervisor does not fence live brokers for its own
+        pause (and set off a failover of every partition they lead)."""
+        now = time.monotonic()
+        stalled = now - last_turn - LOOP_TICK_S
+        if stalled > STALL_EXCUSED_S:
+            for proc in self.brokers.values():
+                if proc.registered:
+                    proc.last_heartbeat += stalled
+            log.info("supervisor loop was held up %.1f s; heartbeat deadlines moved by as much", stalled)
+        return now
 
     @staticmethod
     def _kill(pid: int, sig: int = signal.SIGKILL) -> None:

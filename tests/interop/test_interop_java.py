@@ -4,7 +4,8 @@ producer with each codec, a consumer group reading everything back and committin
 (tests/interop/java/Interop.java); a transactional producer (commit, abort,
 sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
 sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
-(UiSequence.java)."""
+(UiSequence.java); and three consumers with group.protocol=consumer (KIP-848,
+ConsumerProtocol.java)."""
 from __future__ import annotations
 
 import glob
@@ -99,3 +100,15 @@ def test_java_admin_ui_sequence_completes_without_error(java_program, three_brok
     assert lines["describeFeatures"] == "metadata.version 25"
     assert lines["dynamicDefault"] == "20000 DYNAMIC_DEFAULT_BROKER_CONFIG"
     assert lines["electLeaders"] == "ElectionNotNeededException"
+
+
+@pytest.mark.timeout(300)
+def test_java_consumers_with_the_consumer_protocol_share_and_take_over(java_program, three_brokers):
+    run = subprocess.run([*java_program, "ConsumerProtocol", three_brokers.bootstrap], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "balanced: true" in run.stdout, run.stdout
+    assert "consumed: 600 duplicates 0" in run.stdout, run.stdout
+    assert "taken over: true" in run.stdout, run.stdout
+    assert "committed: 600" in run.stdout, run.stdout
+    assert "type: Consumer" in run.stdout, run.stdout

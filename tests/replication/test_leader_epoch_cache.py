@@ -134,6 +134,22 @@ def test_log_truncation_and_retention_move_attached_cache(tmp_path):
     plog.close()
 
 
+def test_a_new_partitions_cache_writes_no_file_until_shutdown(tmp_path):
+    """Assignments that follow the batches need no file (a rebuild yields them); a clean
+    shutdown leaves one so the next start need not rebuild it."""
+    from pybroker.log.leader_epoch import CHECKPOINT_FILE
+
+    cache = LeaderEpochCache.rebuild(str(tmp_path), [])
+    assert cache.assign_at_log_end(0, 0)
+    cache.write_pending()
+    assert cache.assign(1, 10)
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+    cache.save_if_absent()
+    assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0), (1, 10)]
+    cache.truncate_from_end(5)  # from now on every change is written
+    assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0)]
+
+
 def test_truncating_at_the_log_end_drops_an_epoch_that_wrote_nothing(tmp_path):
     """A broker elected leader that appended nothing holds an epoch starting at its log
     end; truncating to the log end (a no-op for the log) must still drop it, or a follower
