@@ -38,7 +38,8 @@ CONSUMER_GROUP_HEARTBEAT = Api(
     ],
 )
 
-_DESCRIBED_ASSIGNMENT = [
+# Shared by ShareGroupDescribe.
+DESCRIBED_ASSIGNMENT = [
     Field("topic_partitions", Array([
         Field("topic_id", UUID),
         Field("topic_name", STRING),
@@ -71,8 +72,8 @@ CONSUMER_GROUP_DESCRIBE = Api(
                 Field("client_host", STRING),
                 Field("subscribed_topic_names", Array(STRING)),
                 Field("subscribed_topic_regex", STRING, nullable="0+", default=None),
-                Field("assignment", _DESCRIBED_ASSIGNMENT),
-                Field("target_assignment", _DESCRIBED_ASSIGNMENT),
+                Field("assignment", DESCRIBED_ASSIGNMENT),
+                Field("target_assignment", DESCRIBED_ASSIGNMENT),
                 Field("member_type", INT8, "1+", default=-1),   # KIP-1099: 0 classic, 1 consumer member
             ])),
             Field("authorized_operations", INT32, default=_UNKNOWN_OPERATIONS),

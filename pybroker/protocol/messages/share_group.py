@@ -3,6 +3,7 @@ ShareGroupDescribe (77) for membership, ShareFetch (78) to acquire records (with
 acknowledgements of earlier ones piggybacked) and ShareAcknowledge (79). Version 0 was
 Kafka 4.0's early access and is gone; v1 is the stable protocol, v2 adds renewals.
 DescribeShareGroupOffsets (90) reports each share-partition's start offset and lag."""
+from .consumer_group import DESCRIBED_ASSIGNMENT as _DESCRIBED_ASSIGNMENT
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, INT64, RECORDS, STRING, UUID
 
 _UNKNOWN_OPERATIONS = -2147483648
@@ -31,14 +32,6 @@ SHARE_GROUP_HEARTBEAT = Api(
         Field("assignment", [Field("topic_partitions", Array(_TOPIC_PARTITIONS))], nullable="0+", default=None),
     ],
 )
-
-_DESCRIBED_ASSIGNMENT = [
-    Field("topic_partitions", Array([
-        Field("topic_id", UUID),
-        Field("topic_name", STRING),
-        Field("partitions", Array(INT32)),
-    ])),
-]
 
 SHARE_GROUP_DESCRIBE = Api(
     77, "ShareGroupDescribe", (1, 1), flexible=0,
