@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import resource
@@ -148,6 +149,9 @@ def lag_bench(root: str, config: TopicConfig, batch: bytes, args) -> None:
         logs.ensure_partition(topic, index)
     print(f"{args.partitions} partitions opened in {time.perf_counter() - created:.1f} s; "
           f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    if not args.no_freeze:  # as the broker does once its first cluster image is applied
+        gc.collect()
+        gc.freeze()
 
     async def run_all():
         results = []
@@ -179,6 +183,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="A B rounds of each mode")
     p.add_argument("--flushes", type=int, default=3, help="flushes per round")
     p.add_argument("--scrub-mb", type=int, default=256, help="size of the partition the scrub reads (0: skip)")
+    p.add_argument("--no-freeze", action="store_true",
+                   help="leave the opened partitions to the cyclic GC's full passes (the broker freezes them)")
     p.add_argument("--dir", default=None, help="where to put the data (default: a temp dir on /var/tmp)")
     args = p.parse_args()
     raise_fd_limit(args.partitions * 4 + 1000)

@@ -639,18 +639,24 @@ def _reset_partitions(admin, args, committed) -> list[tuple[str, int]]:
 
 
 def delete(admin, args, out, err) -> int:
+    return delete_reporting(admin, _group_ids(admin, args), out, err, "consumer")
+
+
+def delete_reporting(admin, groups: list[str], out, err, kind: str) -> int:
+    """DeleteGroups for each group, reported in Kafka's words (``kind``: "consumer" or
+    "share"); 1 when any failed."""
     ok, failed = [], {}
-    for group in _group_ids(admin, args):
+    for group in groups:
         try:
             admin.delete_groups([group])
             ok.append(group)
         except errors.KafkaError as exc:
             failed[group] = exc
     if ok:
-        out.write("Deletion of requested consumer groups (" + ", ".join(f"'{g}'" for g in ok)
+        out.write(f"Deletion of requested {kind} groups (" + ", ".join(f"'{g}'" for g in ok)
                   + ") was successful.\n")
     if failed:
-        err.write("Error: Deletion of some consumer groups failed:\n")
+        err.write(f"Error: Deletion of some {kind} groups failed:\n")
         for group, exc in failed.items():
             err.write(f"* Group '{group}' could not be deleted due to: {type(exc).__name__}: {exc}\n")
         return 1

@@ -21,6 +21,7 @@ COMMANDS = [
     "pybroker.cli.verify_log",
     "pybroker.cli.perf",
     "pybroker.cli.groups",
+    "pybroker.cli.share_groups",
     "pybroker.cli.delete_records",
     "pybroker.cli.top",
     "pybroker.cli.transactions",

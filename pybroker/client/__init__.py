@@ -11,10 +11,12 @@ from pybroker.client.container import (
     FixedBackOff, ListenerContainer,
 )
 from pybroker.client.producer import Producer, RecordFuture, RecordMetadata
+from pybroker.client.share_consumer import AcknowledgeType, ShareConsumer, ShareRecord
 
 __all__ = [
-    "AckMode", "Acknowledgment", "Admin", "BrokerConnection", "Client", "ClusterDescription",
+    "AckMode", "AcknowledgeType", "Acknowledgment", "Admin", "BrokerConnection", "Client", "ClusterDescription",
     "ClusterMetadata", "ConfigEntry", "Consumer", "ConsumerRecord", "DeadLetterPublishingRecoverer",
     "DefaultErrorHandler", "ExponentialBackOff", "FixedBackOff", "GroupDescription", "GroupListing",
     "ListenerContainer", "MemberDescription", "NewTopic", "Producer", "RecordFuture", "RecordMetadata",
+    "ShareConsumer", "ShareRecord",
 ]

@@ -37,6 +37,18 @@ gets the failing record and the rest of the batch runs in a new transaction. The
 mode does not apply.
 
 Threads: ``concurrency`` workers, each a thread with its own Consumer in the same group.
+
+Share-group mode (``share=True``, KIP-932): each worker is a ``ShareConsumer`` of the share
+group ``group.id``, so the workers take records from the same partitions — a queue worker
+pool, as many workers as you like whatever the partition count. Each record is
+acknowledged on its own: ACCEPT when the listener returns; on a failure the worker waits
+the back-off's next delay (the delivery count says which) and RELEASEs it, so any worker
+may get it again; once the back-off is exhausted (or for an exception in the error
+handler's ``not_retryable``) the recoverer runs and the record is REJECTed, never
+delivered again. A recoverer that raises leaves the record RELEASEd. The group's
+``group.share.delivery.count.limit`` (default 5) archives a record after that many
+deliveries whatever the back-off says. The acknowledgements of a poll are committed before
+the next one; ``ack_mode`` and the MANUAL listener form do not apply.
 """
 from __future__ import annotations
 
@@ -51,6 +63,7 @@ from typing import Callable
 from pybroker import errors
 from pybroker.client.consumer import Consumer, ConsumerRecord
 from pybroker.client.producer import Producer
+from pybroker.client.share_consumer import ACCEPT, REJECT, RELEASE, ShareConsumer, ShareRecord
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +141,21 @@ class DeadLetterPublishingRecoverer:
 
 
 class DefaultErrorHandler:
+    """``not_retryable``: exception classes that go to the recoverer at once."""
+
     def __init__(self, recoverer: Callable[[ConsumerRecord, BaseException], None] = log_recoverer,
-                 backoff=None):
+                 backoff=None, not_retryable: tuple[type[BaseException], ...] = ()):
         self.recoverer = recoverer
         self.backoff = backoff if backoff is not None else FixedBackOff(0, 9)
+        self.not_retryable = tuple(not_retryable)
+
+    def delay_after(self, failures: int) -> float | None:
+        """The back-off before retry number ``failures`` (1 = the first retry), or None
+        once it is exhausted."""
+        for n, delay in enumerate(self.backoff.delays(), 1):
+            if n == failures:
+                return delay
+        return None
 
 
 class Acknowledgment:
@@ -157,7 +181,10 @@ class ListenerContainer:
                  ack_mode: AckMode | str = AckMode.BATCH, ack_count: int = 1,
                  ack_time_ms: int = 5000, concurrency: int = 1,
                  error_handler: DefaultErrorHandler | None = None, poll_timeout_ms: int = 1000,
-                 transactional_producer: dict | None = None):
+                 transactional_producer: dict | None = None, share: bool = False):
+        self.share = share
+        if share and transactional_producer is not None:
+            raise ValueError("share mode has no offsets to commit in a transaction")
         self.ack_mode = AckMode(ack_mode) if isinstance(ack_mode, str) else ack_mode
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -166,7 +193,12 @@ class ListenerContainer:
         config = {k.replace(".", "_"): v for k, v in consumer_config.items()}
         if not config.get("group_id"):
             raise ValueError("the container needs a group.id")
-        config["enable_auto_commit"] = False
+        if share:
+            if self.ack_mode is not AckMode.BATCH:
+                raise ValueError("share mode acknowledges each record itself: ack_mode does not apply")
+            config["share_acknowledgement_mode"] = "explicit"
+        else:
+            config["enable_auto_commit"] = False
         self.consumer_config = config
         self.topics = topics
         self.listener = listener
@@ -237,6 +269,9 @@ class _Worker:
     def _run(self) -> None:
         c = self.container
         try:
+            if c.share:
+                self._run_share()
+                return
             if c.producer_config is not None:
                 self.producer = Producer({**c.producer_config,
                                           "transactional_id": f"{c.producer_config['transactional_id']}-{self.index}"})
@@ -261,7 +296,9 @@ class _Worker:
             self.error = exc
             log.exception("listener container worker stopped")
         finally:
-            if self.consumer is not None:
+            if isinstance(self.consumer, ShareConsumer):
+                self.consumer.close()
+            elif self.consumer is not None:
                 self.consumer.close(autocommit=False)
             if self.producer is not None:
                 self.producer.close()
@@ -307,6 +344,44 @@ class _Worker:
         self.producer.send_offsets_to_transaction({(record.topic, record.partition): record.offset + 1},
                                                   self.consumer.group_metadata())
         self.producer.commit_transaction()
+
+    # -- share-group mode -----------------------------------------------------------
+
+    def _run_share(self) -> None:
+        c = self.container
+        self.consumer = ShareConsumer(c.consumer_config)
+        self.consumer.subscribe(c.topics)
+        while not c._stop.is_set():
+            records = self.consumer.poll(c.poll_timeout_ms)
+            for record in records:
+                if c._stop.is_set():
+                    break     # the rest are released when the consumer closes
+                self.consumer.acknowledge(record, self._process_share(record))
+            if records:
+                for tp, exc in self.consumer.commit_sync().items():
+                    if exc is not None:
+                        log.warning("acknowledging records of %s-%d failed: %s", tp[0], tp[1], exc)
+
+    def _process_share(self, record: ShareRecord) -> int:
+        """The listener over one delivery of ``record``; how to acknowledge it."""
+        handler = self.container.error_handler
+        try:
+            self.container.listener(record)
+            return ACCEPT
+        except Exception as exc:
+            delay = None if isinstance(exc, handler.not_retryable) else handler.delay_after(record.delivery_count)
+            if delay is not None:
+                log.debug("listener failed on %s-%d@%d (delivery %d), releasing: %s", record.topic,
+                          record.partition, record.offset, record.delivery_count, exc)
+                self.container._stop.wait(delay)
+                return RELEASE
+            try:
+                handler.recoverer(record, exc)
+            except Exception:
+                log.exception("recoverer failed on %s-%d@%d; releasing it", record.topic, record.partition,
+                              record.offset)
+                return RELEASE
+            return REJECT
 
     def _process(self, record: ConsumerRecord) -> None:
         manual = self.mode in MANUAL_MODES

@@ -223,6 +223,26 @@ class GroupCoordinator:
                         "members": []})
         return out
 
+    def share_offsets(self, group_id: str, topics: dict[str, list[int]] | None) -> list[list]:
+        """DescribeShareGroupOffsets: [topic, partition, start offset, records done past
+        it] for each share-partition asked for (``topics`` None: every one with state);
+        one never read has start offset -1."""
+        group = self.share_groups.get(group_id)
+        if group is None:
+            message = (f"Group {group_id} is not a share group." if self._other_type(group_id, "share")
+                       else f"Group {group_id} not found.")
+            raise errors.GroupIdNotFound(message)
+        wanted = sorted(group.partitions) if topics is None else \
+            sorted((t, p) for t, ps in topics.items() for p in ps)
+        out = []
+        for tp in wanted:
+            sp = group.partitions.get(tp)
+            if sp is None:
+                out.append([tp[0], tp[1], -1, 0])
+            else:
+                out.append([tp[0], tp[1], sp.start, sp.done()])
+        return out
+
     def _share_member(self, group_id: str, member_id: str) -> ShareGroup:
         group = self._share_group(group_id, create=False)
         if group is None:

@@ -119,11 +119,23 @@ class GroupHost:
             result = c.share_heartbeat(group_id, now, self.topics, self.topics_version, **args)
         elif method == "share_group_describe":
             result = c.share_group_describe(args["group_ids"])
+        elif method == "share_offsets":
+            result = c.share_offsets(group_id, args.get("topics"))
         elif method == "share_acquire":
-            found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
-                                    args["max_records"])
-            result = {"lock_ms": found["lock_ms"],
-                      "acquired": [[t, p, [list(r) for r in ranges]] for (t, p), ranges in found["acquired"].items()]}
+            # A ShareFetch's acknowledgements come with it: one call for both.
+            result = {"ack": [], "ack_error": 0, "error": 0, "message": None, "lock_ms": 0, "acquired": []}
+            try:
+                if args.get("batches"):
+                    codes = c.share_acknowledge(group_id, args["member_id"], now, args["batches"])
+                    result["ack"] = [[t, p, code] for (t, p), code in codes.items()]
+                found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
+                                        args["max_records"])
+                result.update(lock_ms=found["lock_ms"], acquired=[
+                    [t, p, [list(r) for r in ranges]] for (t, p), ranges in found["acquired"].items()])
+            except errors.KafkaError as exc:
+                result.update(error=exc.code, message=str(exc))
+                if not result["ack"] and args.get("batches"):
+                    result["ack_error"] = exc.code
         elif method == "share_unacquire":
             result = c.share_unacquire(group_id, args["member_id"], args["ranges"])
         elif method == "share_acknowledge":

@@ -74,6 +74,10 @@ class SharePartition:
         """Records between SPSO and SPEO not yet done (a share group's lag-like figure)."""
         return sum(r.last - r.first + 1 for r in self.ranges if r.state in (AVAILABLE, ACQUIRED))
 
+    def done(self) -> int:
+        """Records past SPSO acknowledged or archived (they count in no lag)."""
+        return sum(r.last - r.first + 1 for r in self.ranges if r.state in (ACKNOWLEDGED, ARCHIVED))
+
     # ------------------------------------------------------------------ acquire
 
     def acquire(self, member: str, now_ms: int, log_start: int, end_offset: int, max_records: int,

@@ -70,6 +70,7 @@ HANDLERS = {
     api.SHARE_GROUP_DESCRIBE: share.describe,
     api.SHARE_FETCH: share.share_fetch,
     api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
+    api.DESCRIBE_SHARE_GROUP_OFFSETS: share.describe_offsets,
     # Cluster administration and client telemetry.
     api.DESCRIBE_CLUSTER: describe_cluster.handle,
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,

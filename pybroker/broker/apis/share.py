@@ -1,5 +1,5 @@
 """KIP-932 share groups: ShareGroupHeartbeat (76), ShareGroupDescribe (77), ShareFetch
-(78) and ShareAcknowledge (79).
+(78), ShareAcknowledge (79) and DescribeShareGroupOffsets (90).
 
 Membership and every share-partition's state (which records are acquired, by whom, and
 their delivery counts) live with the group coordinator in the supervisor, so a partition
@@ -10,11 +10,11 @@ leaders like a Fetch:
    partitions asked for, each later request carries the next epoch and may add partitions
    or forget some, -1 closes it; a wrong epoch is INVALID_SHARE_SESSION_EPOCH, a missing
    session SHARE_SESSION_NOT_FOUND);
-2. forwards the acknowledgements it carries;
-3. asks the coordinator to acquire up to ``max_records`` records below each led
-   partition's high watermark, and answers with the whole batches that hold them, read
-   from the segment files (sendfile, like Fetch) and the acquired ranges with their
-   delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
+2. hands the coordinator the acknowledgements it carries and, in the same call, asks it
+   to acquire up to ``max_records`` records below each led partition's high watermark
+   (one round trip to the supervisor), and answers with the whole batches that hold
+   them, read from the segment files (sendfile, like Fetch) and the acquired ranges with
+   their delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
 Records acquired but not sent (the answer's byte budget ran out) go back at once.
 """
 from __future__ import annotations
@@ -80,6 +80,43 @@ async def describe(broker, request) -> dict:
     return {"throttle_time_ms": 0, "groups": groups}
 
 
+async def describe_offsets(broker, request) -> dict:
+    """Each share-partition's start offset (SPSO) and lag: the records below the high
+    watermark not yet acknowledged or archived. The lag needs the high watermark, which
+    this broker knows for the partitions it leads; elsewhere it is -1 (unknown)."""
+    topics = broker.image.topics
+    out = []
+    for group in request.body["groups"]:
+        asked = None if group.get("topics") is None else \
+            {t["topic_name"]: list(t["partitions"]) for t in group["topics"]}
+        try:
+            rows = await broker.controller.group("share_offsets", group["group_id"], {"topics": asked})
+        except errors.KafkaError as exc:
+            out.append({"group_id": group["group_id"], "topics": [], "error_code": exc.code,
+                        "error_message": str(exc)})
+            continue
+        by_topic: dict[str, list] = {}
+        for topic, index, start, done in rows:
+            state = broker.image.partitions.get((topic, index))
+            entry = {"partition_index": index, "start_offset": start,
+                     "leader_epoch": state.leader_epoch if state else -1, "lag": -1, "error_code": 0,
+                     "error_message": None}
+            if topic not in topics or state is None:
+                entry["error_code"] = errors.UnknownTopicOrPartition.code
+            elif start >= 0:
+                try:
+                    partition = broker.logs.get_partition(topic, index)
+                    partition.require_leader()
+                    entry["lag"] = max(0, partition.high_watermark - start - done)
+                except errors.KafkaError:
+                    pass
+            by_topic.setdefault(topic, []).append(entry)
+        out.append({"group_id": group["group_id"], "error_code": 0, "error_message": None, "topics": [
+            {"topic_name": t, "topic_id": uuid.UUID(str(topics[t].topic_id)) if t in topics else uuid.UUID(int=0),
+             "partitions": parts} for t, parts in by_topic.items()]})
+    return {"throttle_time_ms": 0, "groups": out}
+
+
 # -- sessions -----------------------------------------------------------------------------
 
 def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSession | None, int, str | None]:
@@ -111,13 +148,17 @@ def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSessi
     return session, 0, None
 
 
+def _ack_batches(body: dict, names: dict[str, str]) -> list[list]:
+    return [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
+             list(b["acknowledge_types"])]
+            for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
+            for b in p.get("acknowledgement_batches") or ()]
+
+
 async def _acknowledge(broker, body: dict, names: dict[str, str]) -> tuple[dict, int]:
     """Forwards the request's acknowledgement batches: an error code per partition, and
     a group-level error code (unknown member or group) if any."""
-    batches = [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
-                list(b["acknowledge_types"])]
-               for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
-               for b in p.get("acknowledgement_batches") or ()]
+    batches = _ack_batches(body, names)
     if not batches:
         return {}, 0
     try:
@@ -144,13 +185,14 @@ async def share_fetch(broker, request) -> dict:
     if session is None:
         return base
     group_id, member_id = body.get("group_id") or "", body.get("member_id") or ""
-    ack_codes, group_code = await _acknowledge(broker, body, names)
     if body["share_session_epoch"] == FINAL_EPOCH:
+        ack_codes, _ = await _acknowledge(broker, body, names)
         await broker.controller.group("share_release", group_id, {"member_id": member_id})
         return {**base, "responses": _answer(broker, {}, ack_codes, {}, {})}
-    if group_code:
-        return {**base, "error_code": group_code, "responses": _answer(broker, {}, ack_codes, {}, {})}
 
+    # The acknowledgements go with the first acquisition: one call to the coordinator.
+    batches = _ack_batches(body, names)
+    ack_codes: dict = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     while True:
@@ -164,10 +206,16 @@ async def share_fetch(broker, request) -> dict:
                 part_errors[(topic, index)] = exc.code
         try:
             found = await broker.controller.group("share_acquire", group_id, {
-                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500),
+                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500), "batches": batches,
                 "partitions": [[p.topic, p.index, p.log_start_offset, p.high_watermark] for p in led]})
-        except errors.KafkaError as exc:
-            return {**base, "error_code": exc.code, "error_message": str(exc),
+        except errors.KafkaError as exc:     # the coordinator did not answer
+            found = {"error": exc.code, "message": str(exc), "ack_error": exc.code, "ack": []}
+        if batches:
+            ack_codes = {(t, p): found["ack_error"] for t, p, *_ in batches} if found["ack_error"] else \
+                {(t, p): code for t, p, code in found["ack"]}
+            batches = []
+        if found["error"]:
+            return {**base, "error_code": found["error"], "error_message": found["message"],
                     "responses": _answer(broker, part_errors, ack_codes, {}, {})}
         acquired = {(t, p): [tuple(r) for r in ranges] for t, p, ranges in found["acquired"] if ranges}
         records, regions = await _read_acquired(broker, group_id, member_id, acquired, body)

@@ -1,7 +1,8 @@
 """KIP-932 share groups (Queues for Kafka): ShareGroupHeartbeat (76) and
 ShareGroupDescribe (77) for membership, ShareFetch (78) to acquire records (with the
 acknowledgements of earlier ones piggybacked) and ShareAcknowledge (79). Version 0 was
-Kafka 4.0's early access and is gone; v1 is the stable protocol, v2 adds renewals."""
+Kafka 4.0's early access and is gone; v1 is the stable protocol, v2 adds renewals.
+DescribeShareGroupOffsets (90) reports each share-partition's start offset and lag."""
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, INT64, RECORDS, STRING, UUID
 
 _UNKNOWN_OPERATIONS = -2147483648
@@ -168,5 +169,39 @@ SHARE_ACKNOWLEDGE = Api(
             ])),
         ])),
         Field("node_endpoints", _NODE_ENDPOINTS),
+    ],
+)
+
+
+DESCRIBE_SHARE_GROUP_OFFSETS = Api(
+    90, "DescribeShareGroupOffsets", (0, 1), flexible=0,
+    request=[
+        Field("groups", Array([
+            Field("group_id", STRING),
+            Field("topics", Array([
+                Field("topic_name", STRING),
+                Field("partitions", Array(INT32)),
+            ]), nullable="0+", default=None),          # null: every partition with share state
+        ])),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32),
+        Field("groups", Array([
+            Field("group_id", STRING),
+            Field("topics", Array([
+                Field("topic_name", STRING),
+                Field("topic_id", UUID),
+                Field("partitions", Array([
+                    Field("partition_index", INT32),
+                    Field("start_offset", INT64),
+                    Field("leader_epoch", INT32),
+                    Field("lag", INT64, "1+", default=-1),
+                    Field("error_code", INT16),
+                    Field("error_message", STRING, nullable="0+", default=None),
+                ])),
+            ])),
+            Field("error_code", INT16),
+            Field("error_message", STRING, nullable="0+", default=None),
+        ])),
     ],
 )
