@@ -189,11 +189,15 @@ class Index:
             self._map = None
         self._closed = True
 
-    def close_and_delete(self) -> None:
+    def release(self) -> None:
+        """Close without trimming or writing anything (the file is about to go)."""
         if self._map is not None:
             self._map.close()
             self._map = None
         self._closed = True
+
+    def close_and_delete(self) -> None:
+        self.release()
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -746,7 +746,7 @@ class Log:
         self._deleted = True
         if not self._closed:
             for segment in self._segments:
-                segment.close()
+                segment.release()
             self._closed = True
         doomed = f"{self.directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
         try:

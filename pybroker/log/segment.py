@@ -339,6 +339,18 @@ class LogSegment:
         os.close(self._fd)
         self._fd = -1
 
+    def release(self) -> None:
+        """Let go of every file without sealing or writing to any: the segment is being
+        deleted, and a full disk must not stop that."""
+        if self._fd < 0:
+            return
+        self._unmap()
+        self.index.release()
+        self.time_index.release()
+        self.txn_index.close()
+        os.close(self._fd)
+        self._fd = -1
+
     @property
     def paths(self) -> tuple[str, str, str]:
         """The .log, .index and .timeindex files (with the segment's suffix)."""
