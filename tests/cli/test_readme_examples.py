@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -114,6 +115,21 @@ EXPECTED_OUTPUT = {
 }
 
 
+def run_in_own_group(argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in a process group of its own: a block that outlives ``timeout``
+    is killed with everything it started (a ``pybroker top`` or ``up`` it left running),
+    by the group's id, and reported as exit code -9."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(timed out after {timeout:.0f} s: the block and its processes were killed)"
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def run_block(block: Block, cluster, workdir: Path) -> str | None:
     """Run one block; None when it did what it should, else what went wrong."""
     data = str(cluster.data_dir)
@@ -121,8 +137,7 @@ def run_block(block: Block, cluster, workdir: Path) -> str | None:
     demo = workdir / "demo"
     if block.lang == "python":
         text = text.replace('"./data"', repr(data))
-        result = subprocess.run([sys.executable, "-c", text], cwd=workdir, capture_output=True, text=True,
-                                timeout=120, stdin=subprocess.DEVNULL)
+        result = run_in_own_group([sys.executable, "-c", text], 120, cwd=workdir)
     else:
         base = free_port_run(3)
         for i, port in enumerate(("19092", "19093", "19094")):
@@ -132,8 +147,7 @@ def run_block(block: Block, cluster, workdir: Path) -> str | None:
         text = re.sub(r"(?<=\s)pybroker-data(?=\s)", data, text)
         env = {**os.environ, "PYTHON": sys.executable, "BOOTSTRAP": cluster.bootstrap}
         try:
-            result = subprocess.run(["bash", "-c", SHELL_PRELUDE + text], cwd=workdir, capture_output=True,
-                                    text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
+            result = run_in_own_group(["bash", "-c", SHELL_PRELUDE + text], 180, cwd=workdir, env=env)
         finally:
             if (demo / "run" / "supervisor.pid").exists():
                 subprocess.run([sys.executable, "-m", "pybroker.cli.main", "down", "--data", str(demo)],
