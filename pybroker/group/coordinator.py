@@ -120,7 +120,6 @@ class GroupCoordinator:
             group.tick(now_ms)
             for tp in group.expire_locks(now_ms):
                 self._share_changed(group, tp)
-            self._share_released(group)
         return out + self.take_completions()
 
     def take_completions(self) -> list[tuple[str, Completion]]:
@@ -187,13 +186,6 @@ class GroupCoordinator:
         if state is None:
             self.share_states.pop(key)
 
-    def _share_released(self, group: ShareGroup) -> None:
-        """Partitions whose records a departed member released."""
-        for tp, sp in group.partitions.items():
-            key = (group.group_id, tp[0], tp[1])
-            if self.share_states.get(key) != sp.to_json():
-                self._share_changed(group, tp)
-
     def share_heartbeat(self, group_id: str, now_ms: int, topics, topics_version, **request) -> dict:
         """ShareGroupHeartbeat; ``request`` as for ``ShareGroup.share_heartbeat``."""
         if not group_id:
@@ -205,9 +197,9 @@ class GroupCoordinator:
             if self._other_type(group_id, "share"):
                 return heartbeat_error(errors.GroupIdNotFound.code, f"Group {group_id} is not a share group.")
             group = self._share_group(group_id, create=True)
-        response = group.share_heartbeat(now_ms, topics, topics_version, **request)
-        self._share_released(group)
-        return response
+        # Membership never touches share-partition state: records a departed member
+        # held go back when its share session closes or their locks expire.
+        return group.share_heartbeat(now_ms, topics, topics_version, **request)
 
     def share_group_describe(self, group_ids: list[str]) -> list[dict]:
         out = []
