@@ -364,6 +364,7 @@ class Broker:
         try:
             request = api.decode_request(frame)
             request.peer = conn.peer
+            request.principal = conn.principal
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]

@@ -67,6 +67,9 @@ class Connection(asyncio.BufferedProtocol):
         self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.peer = None
+        # Who this connection speaks for (Kafka's KafkaPrincipal, "User:name"): anonymous
+        # until a listener authenticates it.
+        self.principal = "User:ANONYMOUS"
         self._size_buf = bytearray(4)
         self._size = 0                       # declared size of the frame being read; 0: reading the size
         self._frame: bytearray | None = None

@@ -164,7 +164,7 @@ API_NAMES: dict[int, str] = {key: api.name for key, api in APIS.items()}
 class Request:
     """A decoded request. ``body`` holds every field of the API across versions."""
 
-    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer")
+    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer", "principal")
 
     def __init__(self, api_key, api_version, correlation_id, client_id, body, header_version):
         self.api_key = api_key
@@ -175,6 +175,8 @@ class Request:
         self.header_version = header_version
         # The server sets the client's address here (JoinGroup reports it as client host).
         self.peer = None
+        # Set by the server too: the authenticated principal ("User:name").
+        self.principal = "User:ANONYMOUS"
 
     def __repr__(self):
         return (f"Request({API_NAMES.get(self.api_key, self.api_key)} v{self.api_version}, "
