@@ -77,6 +77,9 @@ def _private_opener(path, flags):
 _BOOTSTRAP_LINE = re.compile(rb"^bootstrap:\s*(\S+)\s*$", re.MULTILINE)
 # ... followed by the address of the web console and /metrics.
 _CONSOLE_LINE = re.compile(rb"^console:\s*(\S+)\s*$", re.MULTILINE)
+# ... and between them, with --listener, each listener's addresses and the --tls-self-signed CA.
+_LISTENER_LINE = re.compile(rb"^listener (\S+):\s*(\S+)\s*$", re.MULTILINE)
+_CA_LINE = re.compile(rb"^ssl ca:\s*(\S+)\s*$", re.MULTILINE)
 _REPORT_TAIL_BYTES = 20_000
 
 # Clusters still running, so an interrupted test run (Ctrl-C, a crashed worker) does not
@@ -124,6 +127,9 @@ class BrokerCluster:
         self.log_path = self.data_dir / LOG_NAME
         self.bootstrap: str | None = None
         self.console_url: str | None = None
+        # Listener name -> bootstrap addresses (``--listener``), and the self-signed CA file.
+        self.listeners: dict[str, str] = {}
+        self.ssl_cafile: str | None = None
         self.returncode: int | None = None
         self._proc: subprocess.Popen | None = None
 
@@ -180,6 +186,10 @@ class BrokerCluster:
             console = _CONSOLE_LINE.search(text, match.end()) if match else None
             if console:
                 self.console_url = console.group(1).decode()
+                between = text[match.end():console.start()]
+                self.listeners = {m.group(1).decode(): m.group(2).decode() for m in _LISTENER_LINE.finditer(between)}
+                ca = _CA_LINE.search(between)
+                self.ssl_cafile = ca.group(1).decode() if ca else None
                 return match.group(1).decode()
             code = self._proc.poll()
             if code is not None:

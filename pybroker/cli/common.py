@@ -13,6 +13,38 @@ def add_bootstrap(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT",
         help=f"broker(s) to connect to, comma separated (default {DEFAULT_BOOTSTRAP})",
     )
+    parser.add_argument(
+        "--command-config", metavar="FILE",
+        help="Kafka client properties for connecting: security.protocol, sasl.mechanism, sasl.jaas.config "
+             "(or sasl.username/sasl.password), ssl.ca.location / ssl.truststore.location (PEM), ... "
+             "as Kafka's tools take them",
+    )
+
+
+def client_security(args):
+    """The ClientSecurity of ``--command-config`` (None without one); a bad file is a
+    usage error."""
+    path = getattr(args, "command_config", None)
+    if not path:
+        return None
+    from pybroker.client.security import from_properties, read_properties
+
+    try:
+        return from_properties(read_properties(path))
+    except OSError as exc:
+        raise UsageError(f"--command-config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"--command-config {path}: {exc}") from None
+
+
+def security_options(args) -> dict:
+    """``--command-config``'s settings as client options (kafka-python's names)."""
+    security = client_security(args)
+    if security is None:
+        return {}
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(security).items() if v is not None}
 
 
 def add_command_timeout(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +92,8 @@ def unescape(text: str) -> str:
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
 
 
-def check_reachable(bootstrap: str, client_id: str, topic: str | None = None, auto_create: bool = False) -> None:
+def check_reachable(bootstrap: str, client_id: str, topic: str | None = None, auto_create: bool = False,
+                    security=None) -> None:
     """Fail at once instead of retrying until a client timeout: NetworkException ("no
     broker reachable among ...") when no bootstrap broker answers, and with ``topic``
     UnknownTopicOrPartition when the cluster does not have it (``auto_create``: nor
@@ -68,7 +101,7 @@ def check_reachable(bootstrap: str, client_id: str, topic: str | None = None, au
     from pybroker import errors
     from pybroker.client.cluster import Client
 
-    with Client(bootstrap, client_id=client_id, timeout=10.0) as client:
+    with Client(bootstrap, client_id=client_id, timeout=10.0, security=security) as client:
         if topic is None:
             client.any_connection()
             return

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail, parse_properties
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail, parse_properties
 
 ENTITY_TYPES = ("topics",)
 
@@ -47,7 +47,7 @@ def run(args) -> int:
         topic = check_args(args)
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             if args.describe:
                 return describe(admin, topic, args.all, sys.stdout)
             return alter(admin, topic, parse_add_config(args.add_config), parse_delete_config(args.delete_config),

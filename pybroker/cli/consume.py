@@ -26,7 +26,7 @@ import sys
 import time
 
 from pybroker import errors
-from pybroker.cli.common import (UsageError, add_bootstrap, add_client_properties, client_properties, fail,
+from pybroker.cli.common import (UsageError, add_bootstrap, client_security, security_options, add_client_properties, client_properties, fail,
                                  parse_bool, parse_properties, unescape)
 
 BOOL_PROPERTIES = ("print.timestamp", "print.partition", "print.offset", "print.headers", "print.key", "print.value")
@@ -154,7 +154,7 @@ def consumer_config(args, from_beginning: bool) -> dict:
     group = args.group or group
     if group and args.partition is not None:
         raise UsageError("Options group and partition cannot be specified together.")
-    config = {"client.id": "console-consumer", "isolation.level": "read_uncommitted", **props}
+    config = {"client.id": "console-consumer", "isolation.level": "read_uncommitted", **security_options(args), **props}
     if args.isolation_level is not None:
         config["isolation.level"] = args.isolation_level
     if from_beginning or "auto.offset.reset" not in props:

@@ -21,7 +21,7 @@ import json
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail
 
 SUPPORTED_VERSION = 1
 
@@ -81,7 +81,7 @@ def run(args) -> int:
             raise UsageError(f"cannot read {args.offset_json_file}: {exc.strerror}") from None
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             out = sys.stdout
             out.write("Executing records delete operation\n")
             results = admin.delete_records(offsets, timeout=args.command_timeout)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, fail
 
 MISSING = "-"
 ACTIONS = ("list", "describe", "reset_offsets", "delete", "delete_offsets")
@@ -103,7 +103,8 @@ def run(args, out=None, err=None) -> int:
         check_args(args)
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, client_id="pybroker-groups", timeout=args.timeout) as admin:
+        with Admin(args.bootstrap_server, client_id="pybroker-groups", timeout=args.timeout,
+                   security=client_security(args)) as admin:
             return ACTION_HANDLERS[action_of(args)](admin, args, out, err)
     except UsageError as exc:
         return fail(f"Error: {exc}")

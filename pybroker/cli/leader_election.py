@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail
 from pybroker.cli.java_order import hash_order, topic_partition_hash
 
 
@@ -72,7 +72,7 @@ def run(args) -> int:
 
     try:
         wanted = _partitions(args)
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             results = admin.elect_leaders(args.election_type == "UNCLEAN", wanted)
     except UsageError as exc:
         return fail(f"Error: {exc}")

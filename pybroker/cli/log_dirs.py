@@ -15,7 +15,7 @@ import json
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail
 from pybroker.cli.java_order import hash_order, topic_partition_hash
 
 
@@ -64,7 +64,7 @@ def run(args) -> int:
     try:
         wanted = _ids(args.broker_list)
         topics = {t.strip() for t in args.topic_list.split(",") if t.strip()}
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             cluster = sorted(b.node_id for b in admin.describe_cluster().brokers)
             missing = [b for b in wanted if b not in cluster]
             if missing:

@@ -27,6 +27,7 @@ COMMANDS = [
     "pybroker.cli.transactions",
     "pybroker.cli.log_dirs",
     "pybroker.cli.leader_election",
+    "pybroker.cli.users",
 ]
 
 

@@ -17,7 +17,7 @@ from contextlib import nullcontext
 from datetime import datetime
 
 from pybroker import errors
-from pybroker.cli.common import check_reachable, fail
+from pybroker.cli.common import check_reachable, client_security, fail, security_options
 
 
 def register(subparsers) -> None:
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="perf_command", metavar="produce|consume", required=True)
     prod = sub.add_parser("produce", help="like kafka-producer-perf-test")
     prod.add_argument("--bootstrap-server", default="127.0.0.1:9092")
+    prod.add_argument("--command-config", metavar="FILE", help="Kafka client properties (security.protocol, sasl.*, ssl.*)")
     prod.add_argument("--topic", required=True)
     prod.add_argument("--num-records", type=int, required=True)
     prod.add_argument("--record-size", type=int, default=100)
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
     prod.set_defaults(func=run_produce)
     cons = sub.add_parser("consume", help="like kafka-consumer-perf-test")
     cons.add_argument("--bootstrap-server", default="127.0.0.1:9092")
+    cons.add_argument("--command-config", metavar="FILE", help="Kafka client properties (security.protocol, sasl.*, ssl.*)")
     cons.add_argument("--topic", required=True)
     cons.add_argument("--messages", type=int, required=True, help="records to consume")
     cons.add_argument("--group", default=None, help="consumer group (default: none, assign every partition)")
@@ -90,7 +92,7 @@ class Window:
 def run_produce(args) -> int:
     from pybroker.client import Producer
 
-    config = {"bootstrap.servers": args.bootstrap_server, **_props(args.producer_props)}
+    config = {"bootstrap.servers": args.bootstrap_server, **security_options(args), **_props(args.producer_props)}
     try:
         producer = Producer(config)
     except ValueError as exc:
@@ -98,7 +100,8 @@ def run_produce(args) -> int:
         return 2
     status = None
     try:
-        check_reachable(args.bootstrap_server, "producer-performance", args.topic, auto_create=True)
+        check_reachable(args.bootstrap_server, "producer-performance", args.topic, auto_create=True,
+                        security=client_security(args))
         status = _produce(args, producer)
         return status
     except errors.KafkaError as exc:
@@ -167,12 +170,12 @@ def _produce(args, producer) -> int:
 def run_consume(args) -> int:
     from pybroker.client import Consumer
 
-    config = {"bootstrap.servers": args.bootstrap_server, "auto.offset.reset": "earliest",
+    config = {"bootstrap.servers": args.bootstrap_server, **security_options(args), "auto.offset.reset": "earliest",
               "enable.auto.commit": False}
     if args.group:
         config["group.id"] = args.group
     try:
-        check_reachable(args.bootstrap_server, "consumer-performance", args.topic)
+        check_reachable(args.bootstrap_server, "consumer-performance", args.topic, security=client_security(args))
         consumer = Consumer(config)
         try:
             return _consume(args, consumer)
@@ -190,7 +193,7 @@ def _consume(args, consumer) -> int:
     if args.group:
         consumer.subscribe([args.topic])
     else:
-        with Admin(args.bootstrap_server) as admin:
+        with Admin(args.bootstrap_server, security=client_security(args)) as admin:
             (info,) = admin.describe_topics([args.topic])
         consumer.assign([(args.topic, p) for p in sorted(info.partitions)])
     records = nbytes = 0

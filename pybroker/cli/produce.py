@@ -12,7 +12,7 @@ import select
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import (UsageError, add_bootstrap, add_client_properties, check_reachable, client_properties,
+from pybroker.cli.common import (UsageError, add_bootstrap, client_security, security_options, add_client_properties, check_reachable, client_properties,
                                  fail, parse_bool, parse_properties, unescape)
 
 READ_CHUNK = 64 * 1024
@@ -50,7 +50,8 @@ OPTION_PROPERTIES = {"acks": "acks", "compression_codec": "compression.type", "b
 
 
 def producer_config(args) -> dict:
-    config = {**PRODUCER_DEFAULTS, "client.id": "console-producer", **client_properties(args, "producer")}
+    config = {**PRODUCER_DEFAULTS, "client.id": "console-producer", **security_options(args),
+              **client_properties(args, "producer")}
     for option, name in OPTION_PROPERTIES.items():
         if getattr(args, option) is not None:
             config[name] = getattr(args, option)
@@ -125,7 +126,8 @@ def run(args) -> int:
     except UsageError as exc:
         return fail(f"Error: {exc}")
     try:
-        check_reachable(args.bootstrap_server, "console-producer", args.topic, auto_create=True)
+        check_reachable(args.bootstrap_server, "console-producer", args.topic, auto_create=True,
+                        security=client_security(args))
     except errors.KafkaError as exc:
         return fail(f"ERROR {errors.name_of(exc.code)}: {exc}")
     except ValueError as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, fail
 from pybroker.cli.groups import MISSING, delete_reporting, find_coordinator, format_assignment, format_table
 
 ACTIONS = ("list", "describe", "delete")
@@ -59,7 +59,8 @@ def run(args, out=None, err=None) -> int:
             raise UsageError("--group and --all-groups cannot be used together")
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, client_id="pybroker-share-groups", timeout=args.timeout) as admin:
+        with Admin(args.bootstrap_server, client_id="pybroker-share-groups", timeout=args.timeout,
+                   security=client_security(args)) as admin:
             return {"list": list_, "describe": describe, "delete": delete}[action](admin, args, out, err)
     except UsageError as exc:
         return fail(f"Error: {exc}")

@@ -19,7 +19,7 @@ import sys
 import time
 
 from pybroker import errors
-from pybroker.cli.common import add_bootstrap, fail
+from pybroker.cli.common import add_bootstrap, client_security, fail
 
 MAX_PARTITION_ROWS = 40
 
@@ -48,11 +48,11 @@ def supervisor_snapshot(data: str) -> dict:
 class KafkaSource:
     """The same snapshot from any Kafka cluster, over the Kafka protocol."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, security=None):
         from pybroker.client.admin import Admin
 
         self.bootstrap = bootstrap
-        self.admin = Admin(bootstrap, client_id="pybroker-top", timeout=10.0)
+        self.admin = Admin(bootstrap, client_id="pybroker-top", timeout=10.0, security=security)
 
     def close(self) -> None:
         self.admin.close()
@@ -200,7 +200,7 @@ def _source(args):
     if args.data:
         data = os.path.abspath(args.data)
         return (lambda: supervisor_snapshot(data)), None
-    source = KafkaSource(args.bootstrap_server or "127.0.0.1:9092")
+    source = KafkaSource(args.bootstrap_server or "127.0.0.1:9092", client_security(args))
     return source, source.close
 
 

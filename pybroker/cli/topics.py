@@ -16,7 +16,7 @@ import sys
 import uuid
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail, parse_properties
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail, parse_properties
 
 ACTIONS = ("create", "list", "describe", "alter", "delete")
 
@@ -47,7 +47,7 @@ def run(args) -> int:
         check_args(args)
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             return ACTION_HANDLERS[action_of(args)](admin, args, sys.stdout)
     except UsageError as exc:
         return fail(f"Error: {exc}")

@@ -17,7 +17,7 @@ import sys
 import time
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail
 
 
 def register(subparsers) -> None:
@@ -69,7 +69,7 @@ def run(args) -> int:
     from pybroker.client.admin import Admin
 
     try:
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             return ACTIONS[args.action](admin, ta, args)
     except UsageError as exc:
         return fail(f"Error: {exc}")

@@ -88,7 +88,12 @@ ALIASES = {"compression": "compression_type", "compression_codec": "compression_
 
 def normalize_config(config: dict | None, kwargs: dict, defaults: dict, aliases: dict) -> dict:
     """Merge Kafka-style ``config`` (dots) and keyword arguments (underscores) over
-    ``defaults``; an unknown name raises ValueError naming it."""
+    ``defaults`` and the security options every client takes (pybroker.client.security);
+    an unknown name raises ValueError naming it."""
+    from pybroker.client import security
+
+    defaults = {**security.DEFAULTS, **defaults}
+    aliases = {**security.ALIASES, **aliases}
     out = dict(defaults)
     for source in (config or {}), kwargs:
         for name, value in source.items():
