@@ -137,3 +137,27 @@ def test_a_kip848_consumer_group_shows_its_members_assignment_and_lag(pybroker_c
         assert (row["current_offset"], row["log_end_offset"], row["lag"]) == (5, 20, 15)
     finally:
         consumer.close()
+
+
+def test_console_actions_and_status_work_on_a_sasl_only_cluster(pybroker_cluster_factory, http, topic):
+    """No PLAINTEXT listener: the console reaches the brokers on their private sockets,
+    status reads the supervisor, and both see what a SASL client produced."""
+    import subprocess
+    import sys
+
+    cluster = pybroker_cluster_factory(brokers=2, extra_args=["--listener", "SASL_PLAINTEXT",
+                                                              "--super-user", "admin:admin-secret"])
+    base = cluster.console_url
+    code, answer = http.call(base + "api/topics", {"name": topic, "partitions": 2, "replication_factor": 2})
+    assert (code, answer) == (200, {"result": f"created topic {topic}"})
+    code, stored = http.call(base + "api/produce", {"topic": topic, "partition": 1, "value": "v"})
+    assert code == 200 and stored == {"topic": topic, "partition": 1, "offset": 0}
+    code, read = http.call(base + f"api/messages?topic={topic}&partition=1&offset=0")
+    assert code == 200 and [r["value"]["text"] for r in read["records"]] == ["v"]
+    status = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "status", "--data", str(cluster.data_dir),
+                             "--json"], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert [b["listeners"]["SASL_PLAINTEXT"] for b in doc["brokers"]] == \
+        [int(a.rsplit(":", 1)[1]) for a in cluster.bootstrap.split(",")]
+    assert {p["partition"]: p["high_watermark"] for p in doc["partitions"] if p["topic"] == topic} == {0: 0, 1: 1}

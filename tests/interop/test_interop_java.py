@@ -112,3 +112,32 @@ def test_java_consumers_with_the_consumer_protocol_share_and_take_over(java_prog
     assert "taken over: true" in run.stdout, run.stdout
     assert "committed: 600" in run.stdout, run.stdout
     assert "type: Consumer" in run.stdout, run.stdout
+
+
+@pytest.fixture(scope="module")
+def sasl_brokers(tmp_path_factory):
+    from pybroker.testing import BrokerCluster
+
+    cluster = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=2, start_timeout=60,
+                            extra_args=["--listener", "SASL_SSL", "--listener", "SASL_PLAINTEXT", "--tls-self-signed",
+                                        "--super-user", "admin:admin-secret", "--group-initial-rebalance-delay-ms", "0"])
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("listener,mechanism", [("SASL_SSL", "SCRAM-SHA-512"), ("SASL_PLAINTEXT", "PLAIN")])
+def test_java_client_over_sasl(java_program, sasl_brokers, listener, mechanism):
+    args = [sasl_brokers.listeners[listener], listener, mechanism, "admin", "admin-secret"]
+    if listener == "SASL_SSL":
+        args.append(sasl_brokers.ssl_cafile)
+    run = subprocess.run([*java_program, "SaslInterop", *args], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "cluster: 2 brokers" in run.stdout
+    assert "consumed 200 of 200" in run.stdout
+    expected = ("Authentication failed: Invalid username or password" if mechanism == "PLAIN" else
+                f"Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+    assert f"wrong password: SaslAuthenticationException: {expected}" in run.stdout, run.stdout
