@@ -100,3 +100,31 @@ def test_alter_follows_kafkas_rules():
         ("alice", errors.DuplicateResource.code), ("bob", errors.ResourceNotFound.code)]
     assert store.describe(None) == [{"user": "alice", "error_code": 0, "error_message": None,
                                      "credential_infos": [{"mechanism": 1, "iterations": 4096}]}]
+
+
+def test_credentials_replay_from_the_metadata_log_and_its_snapshot(tmp_path, monkeypatch):
+    from pybroker.cluster import metadata_log
+    from pybroker.cluster.controller import Controller, ControllerService
+
+    log = metadata_log.MetadataLog(str(tmp_path))
+    controller = Controller()
+    log.load_into(controller)
+    service = ControllerService(controller, persist=log.append, publish=lambda delta: None)
+    service.put_credentials(user_records("alice", "pw"))
+    results = service.alter_scram_credentials([{"name": "alice", "mechanism": 2}], [])
+    assert results == [{"user": "alice", "error_code": 0, "error_message": None}]
+    log.close()
+    on_disk = (tmp_path / "metadata.log").read_bytes()
+    assert b"pw" not in on_disk.replace(b"type", b"")  # salted keys only
+    replayed = Controller()
+    metadata_log.MetadataLog(str(tmp_path)).load_into(replayed)
+    assert list(replayed.credentials.mechanisms("alice")) == [scram.SCRAM_SHA_256]
+    assert replayed.credentials.verify_plain("alice", "pw")
+    monkeypatch.setattr(metadata_log, "SNAPSHOT_BYTES", 0)
+    log = metadata_log.MetadataLog(str(tmp_path))
+    log.load_into(Controller())
+    assert log.maybe_snapshot(replayed)
+    log.close()
+    again = Controller()
+    metadata_log.MetadataLog(str(tmp_path)).load_into(again)
+    assert again.credentials.records() == replayed.credentials.records()
