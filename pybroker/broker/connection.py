@@ -53,6 +53,12 @@ GROWTH = 4
 # A frame whose first EAGER_FRAME_BYTES arrived within this time is being sent at full
 # speed: it gets its whole buffer at the first growth (the memory pool still bounds it).
 FAST_FILL_S = 0.005
+# A file region of a response up to this size is read and sent with the bytes around it
+# in one write instead of by sendfile: asyncio's loop.sendfile costs a dozen syscalls and
+# several callbacks per call (pause the transport, wait for its buffer to drain, a writer
+# callback, resume), which dwarfs copying a few KiB; a long-polling consumer's fetch
+# mostly answers with a small tail. Larger regions keep the zero-copy path.
+SMALL_REGION_BYTES = 64 * 1024
 # Reasons reading is paused.
 _QUEUE, _MEMORY = "queue", "memory"
 
@@ -65,6 +71,18 @@ class ShortSendfile(Exception):
 
 # TLS connections cannot sendfile: a segment range goes out in reads of this size.
 TLS_READ_BYTES = 1024 * 1024
+
+
+def _read_region(region) -> bytes:
+    """The bytes of a small file region, released after; ShortSendfile if the file was
+    truncated underneath (as a sendfile that stops early)."""
+    try:
+        data = os.pread(region.file.fileno(), region.length, region.position)
+    finally:
+        region.release()
+    if len(data) != region.length:
+        raise ShortSendfile(f"read {len(data)} of {region.length} bytes of {region.file.name}")
+    return data
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -278,23 +296,44 @@ class Connection(asyncio.BufferedProtocol):
                 self.memory.release(len(frame))
 
     async def _write(self, chunks) -> None:
+        if len(chunks) == 1 and not getattr(chunks[0], "is_file_region", False):
+            self.transport.write(chunks[0])
+        else:
+            await self._write_with_regions(chunks)
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+
+    async def _write_with_regions(self, chunks) -> None:
+        """A response holding file regions: the small ones are read (one pread each)
+        and joined with the bytes around them into one write; a large one goes with
+        ``loop.sendfile``."""
         loop = asyncio.get_running_loop()
+        pending: list = []
         for chunk in chunks:
             if self.closed:
                 return
-            if isinstance(chunk, (bytes, bytearray, memoryview)):
-                self.transport.write(chunk)
-            elif self.tls:
+            if not getattr(chunk, "is_file_region", False):
+                pending.append(chunk)
+                continue
+            if chunk.length <= SMALL_REGION_BYTES:
+                pending.append(_read_region(chunk))
+                continue
+            if pending:
+                self.transport.write(b"".join(pending))
+                pending = []
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+            if self.tls:
                 await self._write_region(chunk)
-            else:
-                sent = await loop.sendfile(self.transport, chunk.file, chunk.position, chunk.length)
-                chunk.release()
-                if sent != chunk.length:
-                    # The response already declared its size; the only honest way out is
-                    # to drop the connection, and the client refetches.
-                    raise ShortSendfile(f"sent {sent} of {chunk.length} bytes of {chunk.file.name}")
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+                continue
+            sent = await loop.sendfile(self.transport, chunk.file, chunk.position, chunk.length)
+            chunk.release()
+            if sent != chunk.length:
+                # The response already declared its size; the only honest way out is
+                # to drop the connection, and the client refetches.
+                raise ShortSendfile(f"sent {sent} of {chunk.length} bytes of {chunk.file.name}")
+        if pending and not self.closed:
+            self.transport.write(b"".join(pending))
 
     async def _write_region(self, region) -> None:
         """A segment range over TLS: read in TLS_READ_BYTES pieces (the page cache
