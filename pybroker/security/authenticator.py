@@ -6,8 +6,9 @@ States, in the order a client goes through them::
                    ("Unexpected Kafka request of type ... during SASL handshake")
     AUTHENTICATE   SaslHandshake v1+ (KIP-152): SaslAuthenticate requests carry the tokens
     RAW_TOKEN      SaslHandshake v0: the next frames are bare SASL tokens, answered bare
-    AUTHENTICATED  every API, through the broker; a SaslHandshake starts re-authentication
-                   (KIP-368) and the principal may not change
+    AUTHENTICATED  every API, through the broker; with connections.max.reauth.ms a
+                   SaslHandshake starts re-authentication (KIP-368; the principal and the
+                   mechanism may not change), else the broker answers ILLEGAL_SASL_STATE
 
 A failed exchange is answered with SASL_AUTHENTICATION_FAILED and Kafka's message after
 ``failed_authentication_delay_ms`` (later still for an address failing again and again:
@@ -47,6 +48,8 @@ MAX_TRACKED_ADDRESSES = 4096
 # FAILURE_WINDOW_S, up to MAX_FAILURE_DELAY_S.
 FAILURE_WINDOW_S = 60.0
 MAX_FAILURE_DELAY_S = 5.0
+# Kafka re-authenticates a connection at most once a second.
+MIN_REAUTH_INTERVAL_S = 1.0
 
 
 class AuthFailures:
@@ -78,7 +81,7 @@ class SaslGate:
     """Stands between a SASL listener's connection and the broker."""
 
     __slots__ = ("broker", "failures", "state", "mechanism", "expires_at", "_server",
-                 "_handshake_version", "_reauthenticating")
+                 "_handshake_version", "_reauthenticating", "_reauth_started")
 
     def __init__(self, broker, failures: AuthFailures):
         self.broker = broker
@@ -89,6 +92,7 @@ class SaslGate:
         self._server = None
         self._handshake_version = 1
         self._reauthenticating = False
+        self._reauth_started = 0.0
 
     async def handle_frame(self, conn, frame: memoryview):
         """The connection's frame handler: the same contract as ``Broker.handle_frame``."""
@@ -97,8 +101,9 @@ class SaslGate:
             return await self._raw_token(conn, frame)
         api_key = API_KEY.unpack_from(frame, 0)[0] if len(frame) >= 2 else -1
         if state == AUTHENTICATED:
-            if api_key == SASL_HANDSHAKE:
+            if api_key == SASL_HANDSHAKE and self._may_reauthenticate():
                 self._reauthenticating = True
+                self._reauth_started = time.monotonic()
                 return self._handshake(conn, frame)
             if self.expires_at and time.monotonic() > self.expires_at:
                 log.info("closing connection from %s: SASL session of %s expired (connections.max.reauth.ms)",
@@ -109,12 +114,18 @@ class SaslGate:
             return await self.broker.handle_frame(conn, frame)
         if api_key == SASL_HANDSHAKE and state == HANDSHAKE:
             return self._handshake(conn, frame)
-        if api_key == SASL_AUTHENTICATE:
+        if api_key == SASL_AUTHENTICATE and state == AUTHENTICATE:
             return await self._authenticate(conn, frame)
         name = api.API_NAMES.get(api_key, api_key)
         log.info("closing connection from %s: Unexpected Kafka request of type %s during SASL %s",
                  conn.peer, name, "handshake" if state == HANDSHAKE else "authentication")
         return False
+
+    def _may_reauthenticate(self) -> bool:
+        """Kafka's rule (KafkaChannel.maybeBeginServerReauthentication): only sessions that
+        expire re-authenticate, at most once a second; any other SaslHandshake on an
+        authenticated connection goes to the broker, which answers ILLEGAL_SASL_STATE."""
+        return bool(self.expires_at) and time.monotonic() - self._reauth_started >= MIN_REAUTH_INTERVAL_S
 
     # -- SaslHandshake ------------------------------------------------------------------
 
@@ -152,11 +163,6 @@ class SaslGate:
         request = _decode(frame)
         if request is None:
             return False
-        if self.state != AUTHENTICATE:
-            log.info("closing connection from %s: SaslAuthenticate before SaslHandshake", conn.peer)
-            return self._answer_and_close(conn, request, {
-                "error_code": errors.IllegalSaslState.code,
-                "error_message": "Unexpected Kafka request of type SASL_AUTHENTICATE during SASL handshake."})
         try:
             token = self._server.step(bytes(request.body["auth_bytes"]))
         except scram.ScramError as exc:
@@ -170,8 +176,9 @@ class SaslGate:
                 return self._answer_and_close(conn, request, {
                     "error_code": errors.SaslAuthenticationFailed.code, "error_message": refusal})
             lifetime_ms = self.broker.config.connections_max_reauth_ms
+        # Kafka sends an empty message, not null, with success.
         return api.encode_response(SASL_AUTHENTICATE, request.api_version, request.correlation_id, {
-            "error_code": 0, "error_message": None, "auth_bytes": token, "session_lifetime_ms": lifetime_ms})
+            "error_code": 0, "error_message": "", "auth_bytes": token, "session_lifetime_ms": lifetime_ms})
 
     async def _raw_token(self, conn, frame: memoryview):
         """SaslHandshake v0 framing: bare tokens both ways; a failure just closes."""

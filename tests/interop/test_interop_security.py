@@ -121,12 +121,30 @@ def test_plaintext_client_on_a_sasl_listener_is_refused(cluster):
         admin.list_topics(timeout=5)
 
 
-def test_authenticate_before_handshake_gets_illegal_sasl_state_and_v0_raw_tokens_work(cluster):
+def test_sasl_states_as_kafka_has_them_and_v0_raw_tokens_work(cluster):
+    """Checked against Kafka 4.4 (tools/kafka_ref.py up --sasl-user): SaslAuthenticate before
+    SaslHandshake closes the connection; an unknown mechanism gets UNSUPPORTED_SASL_MECHANISM
+    and the list; success carries an empty message; without connections.max.reauth.ms a
+    second SaslHandshake or SaslAuthenticate gets ILLEGAL_SASL_STATE on a live connection."""
     host, port = _host_port(cluster.listeners["SASL_PLAINTEXT"])
     conn = BrokerConnection(host, port, timeout=10)
     conn.connect()
-    reply = conn.request(api.SASL_AUTHENTICATE, {"auth_bytes": b"\0a\0b"}, version=1)
-    assert reply["error_code"] == errors.IllegalSaslState.code
+    with pytest.raises(errors.NetworkException):
+        conn.request(api.SASL_AUTHENTICATE, {"auth_bytes": b"\0a\0b"}, version=1)
+    conn = BrokerConnection(host, port, timeout=10)
+    reply = conn.request(api.SASL_HANDSHAKE, {"mechanism": "GSSAPI"}, version=1)
+    assert reply == {"error_code": errors.UnsupportedSaslMechanism.code,
+                     "mechanisms": ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]}
+    conn = BrokerConnection(host, port, timeout=10)
+    assert conn.request(api.SASL_HANDSHAKE, {"mechanism": "PLAIN"}, version=1)["error_code"] == 0
+    ok = conn.request(api.SASL_AUTHENTICATE, {"auth_bytes": scram.plain_token(*ADMIN)}, version=2)
+    assert ok == {"error_code": 0, "error_message": "", "auth_bytes": b"", "session_lifetime_ms": 0}
+    assert conn.request(api.SASL_HANDSHAKE, {"mechanism": "PLAIN"}, version=1) == \
+        {"error_code": errors.IllegalSaslState.code, "mechanisms": []}
+    again = conn.request(api.SASL_AUTHENTICATE, {"auth_bytes": scram.plain_token(*ADMIN)}, version=2)
+    assert (again["error_code"], again["error_message"]) == \
+        (errors.IllegalSaslState.code, "SaslAuthenticate request received after successful authentication")
+    assert conn.request(api.METADATA, {"topics": None})["brokers"]
     # SaslHandshake v0: the token then travels bare (size + bytes), as old clients send it.
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(api.encode_request(api.SASL_HANDSHAKE, 0, 1, "raw", {"mechanism": "PLAIN"}))
@@ -349,7 +367,7 @@ def test_session_lifetime_is_announced_and_expired_sessions_are_closed(reauth_cl
     final = conn.request(api.SASL_AUTHENTICATE, {"auth_bytes": client.final(first["auth_bytes"])}, version=1)
     assert final["error_code"] == 0 and final["session_lifetime_ms"] == 3000
     conn.request(api.METADATA, {"topics": None})
-    # Re-authentication on the live connection gives a new session.
+    # Re-authentication on the live connection gives a new session (Kafka allows one a second).
     time.sleep(2)
     conn.request(api.SASL_HANDSHAKE, {"mechanism": "SCRAM-SHA-256"}, version=1)
     client = scram.ScramClient("SCRAM-SHA-256", *ADMIN)

@@ -2,8 +2,9 @@
 credential APIs: DescribeUserScramCredentials (50), AlterUserScramCredentials (51).
 
 On a SASL listener the connection's gate (pybroker.security.authenticator) answers 17 and
-36 itself, before the broker sees them; what reaches these handlers comes on a listener
-without SASL, and Kafka answers it with ILLEGAL_SASL_STATE.
+36 itself during authentication and re-authentication; what reaches these handlers comes
+on a listener without SASL or on an authenticated connection that may not re-authenticate,
+and Kafka answers it with ILLEGAL_SASL_STATE (the same message in both cases).
 
 Describe answers from the broker's copy of the user store; Alter goes to the controller,
 which validates it as Kafka's does, records it in the metadata log and pushes it to every
@@ -20,7 +21,7 @@ def sasl_handshake(broker, request) -> dict:
 
 def sasl_authenticate(broker, request) -> dict:
     return {"error_code": errors.IllegalSaslState.code,
-            "error_message": "SaslAuthenticate request received on a listener without SASL",
+            "error_message": "SaslAuthenticate request received after successful authentication",
             "auth_bytes": b"", "session_lifetime_ms": 0}
 
 
