@@ -68,8 +68,11 @@ class Log:
         self._recovery_point = loaded.recovery_point
         self.recovery_truncated_bytes = loaded.truncated_bytes
         self.recovery_quarantined_bytes = loaded.quarantined_bytes
+        # A new partition: no checkpoint, snapshot or .corrupt file of it exists yet (the
+        # partition skips looking for them: thousands are created at once).
+        self.created = loaded.created
         # Ranges set aside as .corrupt files (pybroker.log.damage): offsets readers skip.
-        self.quarantined: list[damage.Quarantined] = damage.quarantined(directory)
+        self.quarantined: list[damage.Quarantined] = [] if self.created else damage.quarantined(directory)
         self._dir_dirty = False
         self._closed = False
         self._deleted = False  # read by flusher jobs: a deleted log's files are not written
@@ -83,7 +86,8 @@ class Log:
         # two fsyncs, and a broker opens and closes thousands of partitions).
         self._queued_recovery_point = loaded.stored_recovery_point
         # Where the dirty (not yet compacted) part of a compacted log begins.
-        self._cleaner_checkpoint = checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
+        self._cleaner_checkpoint = 0 if self.created else \
+            checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
         # The partition's LeaderEpochCache when replication keeps one: truncation and
         # retention here must move it in step with the offsets it describes.
         self.epoch_cache = None
@@ -98,7 +102,12 @@ class Log:
         except OSError as exc:
             raise storage_error(directory, exc) from None
         self = cls(directory, config, loaded)
-        self.flush()
+        if not clean_shutdown or loaded.truncated_bytes or loaded.quarantined_bytes:
+            # Make what recovery checked (or cut) durable before the recovery point says
+            # so. After a clean shutdown the files were flushed when they were closed:
+            # nothing to wait for (an fsync per partition made restarts of thousands of
+            # partitions take minutes); a rebuilt index is left to the next flush.
+            self.flush()
         if self._log_start_offset != loaded.stored_log_start_offset:
             checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
         return self
