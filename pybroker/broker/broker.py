@@ -26,6 +26,7 @@ from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.replica_repair import ReplicaRepairer
 from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
@@ -64,6 +65,8 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # Quarantined ranges of replicated partitions refetched from another replica.
+        self.repairer = ReplicaRepairer(self)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
         # The shared-memory link, when the cluster has a region this broker could attach.
@@ -283,6 +286,7 @@ class Broker:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        self._tasks.append(loop.create_task(self.repairer.run()))
         if self.config.log_scrub_interval_ms > 0:
             self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)

@@ -469,11 +469,39 @@ class Log:
         ``damage.quarantine`` from the first ``size`` bytes of ``segment``, and report the
         ranges at ERROR. When the segment changed since (deleted, truncated, cleaned) the
         rewrite and its ``.corrupt`` files are discarded and False returned."""
+        corrupt = [damage.corrupt_path(self.directory, d.first_offset, d.end_offset) for d in ranges]
+        if not self._swap_rewritten(segment, size, paths, discard_if_changed=corrupt):
+            return False
+        damage.report(self.directory, segment.log_path, ranges)
+        return True
+
+    def segment_holding(self, offset: int) -> tuple[LogSegment, int] | None:
+        """The closed segment whose offsets cover ``offset``, with the next segment's base
+        offset; None when that is the active segment or no segment."""
+        n = bisect.bisect_right(self._bases, offset) - 1
+        if n < 0 or n >= len(self._segments) - 1:
+            return None
+        return self._segments[n], self._segments[n + 1].base_offset
+
+    def replace_restored(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                         restored: damage.Quarantined) -> bool:
+        """Swap in ``paths``, the segment rewritten by ``damage.RestoreJob`` from the
+        first ``size`` bytes of ``segment`` with the quarantined range ``restored``
+        filled in again, and remove that range's ``.corrupt`` file: the offsets are
+        readable here again. When the segment changed since (deleted, truncated,
+        cleaned) the rewrite is discarded and False returned."""
+        return self._swap_rewritten(segment, size, paths, unlink_after=restored.path)
+
+    def _swap_rewritten(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                        discard_if_changed: list[str] = (), unlink_after: str | None = None) -> bool:
+        """Swap a closed segment rewritten from its first ``size`` bytes (the cleaner's
+        crash-safe swap) in for ``segment``, then remove ``unlink_after`` (the swapped-in
+        bytes are durable first). When the segment changed since, ``paths`` and
+        ``discard_if_changed`` are removed instead and False returned."""
         self._check_open()
         n = next((i for i, s in enumerate(self._segments) if s is segment), -1)
         if n < 0 or n == len(self._segments) - 1 or segment.size != size:
-            for path in list(paths) + [damage.corrupt_path(self.directory, d.first_offset, d.end_offset)
-                                       for d in ranges]:
+            for path in list(paths) + list(discard_if_changed):
                 cleaner.unlink_if_present(path)
             return False
         try:
@@ -482,11 +510,13 @@ class Log:
             repaired = LogSegment(self.directory, segment.base_offset, self._config.index_interval_bytes,
                                   self._config.segment_index_bytes, _now_ms())
             repaired.load()
+            if unlink_after is not None:
+                cleaner.unlink_if_present(unlink_after)
+                fsync_dir(self.directory)
         except OSError as exc:
             raise storage_error(self.directory, exc) from None
         self._segments[n] = repaired
         self.quarantined = damage.quarantined(self.directory)
-        damage.report(self.directory, segment.log_path, ranges)
         return True
 
     # --- retention and truncation -------------------------------------------------------
