@@ -16,7 +16,10 @@ partitions are created as topics of at most 1,000 partitions (replication factor
   the stop took;
 - produce/consume: ``--records`` keyed records of ``--size`` bytes (``--keys`` distinct keys,
   confluent-kafka, acks=1) to the first topic (1 partition at the first point, else 1,000
-  partitions), then all of them consumed back from the start.
+  partitions), then all of them consumed back from the start. Over 1,000 partitions
+  librdkafka's default ``max.in.flight`` (1,000,000) sends a stream of small requests and
+  the rate is set by the client's pacing, brokers and client mostly idle;
+  ``--producer-property max.in.flight=5`` shows what the brokers take.
 
 The targets alternate at every point (pybroker, Kafka, pybroker, ...), so machine load
 hits both alike. ``--targets pybroker`` skips Kafka (no java/mvn needed).
@@ -175,10 +178,12 @@ def idle_cpu_pct(pids: list[int], seconds: float) -> float:
     return max(100.0 * (a - b) / seconds for a, b in zip(after, before))
 
 
-def produce_keyed(bootstrap: str, topic: str, records: int, size: int, keys: int) -> float:
+def produce_keyed(bootstrap: str, topic: str, records: int, size: int, keys: int,
+                  extra: dict | None = None) -> float:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 1_048_576, "message.timeout.ms": 300_000, **QUIET})
+                         "queue.buffering.max.kbytes": 1_048_576, "message.timeout.ms": 300_000, **QUIET,
+                         **(extra or {})})
     failures = []
 
     def on_delivery(err, _msg):
@@ -241,7 +246,8 @@ def measure(target, total: int, rf: int, args) -> Point:
         point.idle_cpu_pct = idle_cpu_pct(target.broker_pids(), args.idle_s)
         first, n = topics[0]
         point.produce_partitions = n
-        point.produce_rate = produce_keyed(target.bootstrap, first, args.records, args.size, args.keys)
+        point.produce_rate = produce_keyed(target.bootstrap, first, args.records, args.size, args.keys,
+                                           dict(kv.split("=", 1) for kv in args.producer_property))
         point.consume_rate = consume_all(target.bootstrap, first, n, args.records)
         progress(point, f"produced {point.produce_rate:,.0f}/s, consumed {point.consume_rate:,.0f}/s")
         t0 = time.perf_counter()
@@ -289,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--producer-property", action="append", default=[], metavar="KEY=VALUE",
+                        help="a librdkafka setting of the keyed producer (e.g. max.in.flight=5)")
     parser.add_argument("--idle-s", type=float, default=10.0)
     parser.add_argument("--settle-s", type=float, default=5.0)
     parser.add_argument("--pybroker-arg", action="append", default=None,

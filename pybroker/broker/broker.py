@@ -26,6 +26,7 @@ from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.replica_repair import ReplicaRepairer
 from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
@@ -42,6 +43,11 @@ log = logging.getLogger("pybroker.broker")
 # How long a controller push may hold the event loop before it lets others run (opening a
 # partition's files takes milliseconds on a busy disk, and a push may open thousands).
 APPLY_STEP_S = 0.05
+# Replicas whose logs are opened in one go on the log manager's threads (between two
+# batches the event loop serves whatever else is waiting).
+OPEN_BATCH = 200
+# Partitions named in the one line that reports the leaderships a step of a push gave.
+LEADERS_LOGGED = 10
 # Frames the broker cannot serve are logged a line per interval, whatever their rate.
 _refused_frame_log = RateLimitedLog(log, logging.INFO)
 
@@ -62,6 +68,8 @@ class Broker:
                                          default_partitions=config.num_partitions)
         self.controller = controller
         self.replicas = ReplicaManager(self)
+        # Quarantined ranges of replicated partitions refetched from another replica.
+        self.repairer = ReplicaRepairer(self)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
         # The shared-memory link, when the cluster has a region this broker could attach.
@@ -122,8 +130,14 @@ class Broker:
         open, and meanwhile the broker must keep heartbeating (or the supervisor fences it)
         and serving. Pushes are applied whole and in the order they arrive."""
         async with self._apply_lock:
-            for _ in self._apply_steps(doc, full):
-                await asyncio.sleep(0)
+            try:
+                for to_open in self._apply_steps(doc, full):
+                    if to_open:
+                        await self.logs.open_logs(to_open)
+                    else:
+                        await asyncio.sleep(0)
+            finally:
+                self.logs.close_unused_opened()
 
     def _apply_steps(self, doc: dict, full: bool):
         """The cluster view first (brokers, topics, deletions, every partition state: dict
@@ -187,17 +201,33 @@ class Broker:
             self.topic_entries.forget(state.topic)
             if self.node_id in state.replicas and state.topic in self.image.topics:
                 local_states.append(state)
+        # The logs not open yet are opened off the event loop first (the async caller
+        # does that with what is yielded here; ``apply_update`` opens them inline).
+        to_open = [(self.image.topics[s.topic], s.partition) for s in local_states
+                   if (s.topic, s.partition) not in self.logs.partitions]
+        for at in range(0, len(to_open), OPEN_BATCH):
+            yield to_open[at:at + OPEN_BATCH]
         changed = []
+        led: list = []
         step_began = time.monotonic()
         for n, state in enumerate(local_states, 1):
             topic = self.image.topics.get(state.topic)
             if topic is not None and self.image.partitions.get(state.key) is state:
                 partition = self.logs.ensure_partition(topic, state.partition)
                 partition.broker_alive = self._broker_alive
+                led_before = partition.leader_epoch if partition.state is not None and partition.is_leader else None
                 if partition.apply_state(state):
                     changed.append(partition)
+                    if partition.is_leader and partition.leader_epoch != led_before:
+                        led.append(partition)
             if n < len(local_states) and time.monotonic() - step_began < APPLY_STEP_S:
                 continue
+            if led:
+                log.info("leader of %d partition(s): %s%s", len(led),
+                         ", ".join(f"{p.topic}-{p.index} (epoch {p.leader_epoch} from offset {p.log_end_offset})"
+                                   for p in led[:LEADERS_LOGGED]),
+                         ", ..." if len(led) > LEADERS_LOGGED else "")
+                led = []
             if changed or gone:
                 self.replicas.on_states_applied(changed)
             changed = []
@@ -285,6 +315,7 @@ class Broker:
             self.shm = link
         self._tasks.append(loop.create_task(self._housekeeping()))
         self._tasks.append(loop.create_task(self._log_cleaner()))
+        self._tasks.append(loop.create_task(self.repairer.run()))
         if self.config.log_scrub_interval_ms > 0:
             self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)

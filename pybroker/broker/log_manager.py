@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import uuid
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from pybroker.broker.partition import Partition
 from pybroker.cluster.producer_ids import ProducerIdBlock
@@ -39,6 +39,11 @@ from pybroker.log.record_file import write_atomically
 log = logging.getLogger("pybroker.broker")
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+# Threads opening logs for ``open_logs``: creating a partition is a mkdir and three file
+# creations, reopening one reads a few small files, and each such call waits on the
+# filesystem journal (1-2 ms each on a loaded disk), not on the CPU, so a few in parallel
+# overlap their waits; more would take the GIL from the event loop.
+OPEN_WORKERS = 2
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 
 
@@ -69,6 +74,9 @@ class LogManager:
         self.flusher = Flusher()
         # (partition, base offset, size) of closed segments the scrubber found whole.
         self._scrubbed: set[tuple] = set()
+        # Replicas opened on worker threads (open_logs) that ensure_partition has not taken yet.
+        self._opened: dict[tuple[str, int], Partition] = {}
+        self._open_pool: ThreadPoolExecutor | None = None
         self._remove_deleted_dirs()
 
     def start_flusher(self, deliver) -> None:
@@ -110,6 +118,9 @@ class LogManager:
         for partition in self.partitions.values():
             partition.close()
         self.partitions.clear()
+        if self._open_pool is not None:
+            self._open_pool.shutdown(wait=True)
+        self.close_unused_opened()
         self.flusher.drain()
         with open(os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE), "wb") as f:
             f.flush()
@@ -127,15 +138,55 @@ class LogManager:
             raise UnknownTopicOrPartition(f"This server does not host this topic-partition: {topic}-{index}")
         raise NotLeaderOrFollower(f"Broker {self.config.broker_id} hosts no replica of {topic}-{index}")
 
+    async def open_logs(self, replicas: list[tuple[TopicMetadata, int]]) -> None:
+        """Open (recovering) or create, on worker threads, the logs of replicas not open
+        yet, for ``ensure_partition`` to take: the event loop keeps serving meanwhile
+        (thousands of new partitions take seconds of file creation). A log touches only
+        its own directory while it opens. One that fails to open is left for
+        ``ensure_partition``, which opens it again and raises as it would have."""
+        todo = [(topic, index) for topic, index in replicas
+                if (topic.name, index) not in self.partitions and (topic.name, index) not in self._opened]
+        if not todo:
+            return
+        if self._open_pool is None:
+            self._open_pool = ThreadPoolExecutor(max_workers=OPEN_WORKERS, thread_name_prefix="log-open")
+        loop = asyncio.get_running_loop()
+        clean = self.clean_shutdown
+
+        node_id = self.config.broker_id
+
+        def open_one(topic: TopicMetadata, index: int) -> Partition:
+            directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
+            return Partition(topic.name, index, Log.open(directory, topic.config, clean_shutdown=clean),
+                             node_id=node_id)
+
+        futures = [loop.run_in_executor(self._open_pool, open_one, topic, index) for topic, index in todo]
+        for (topic, index), result in zip(todo, await asyncio.gather(*futures, return_exceptions=True)):
+            if isinstance(result, Partition):
+                self._opened[(topic.name, index)] = result
+
+    def close_unused_opened(self) -> None:
+        """Close logs ``open_logs`` opened that no partition took (its state was replaced
+        or its topic deleted meanwhile)."""
+        for partition in self._opened.values():
+            partition.log.close()
+        self._opened.clear()
+
     def ensure_partition(self, topic: TopicMetadata, index: int) -> Partition:
         """Open (recovering) or create the log of a replica this broker hosts."""
         partition = self.partitions.get((topic.name, index))
         if partition is None:
             started = time.monotonic()
             directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
-            plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
+            partition = self._opened.pop((topic.name, index), None)
+            if partition is None:
+                plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
+                partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
+            else:
+                plog = partition.log
+                if plog.config != topic.config:
+                    plog.update_config(topic.config)
             plog.flusher = self.flusher
-            partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
             self.partitions[(topic.name, index)] = partition
             if plog.recovery_truncated_bytes:
                 log.warning("%s-%d: recovery dropped %d bytes of torn or corrupt tail in %.0f ms",

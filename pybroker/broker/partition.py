@@ -214,12 +214,18 @@ class Partition:
         # Whether a broker is live (the broker sets it from the cluster image): replicas on
         # dead brokers do not hold the low watermark back, as in Kafka.
         self.broker_alive: Callable[[int], bool] = lambda _node_id: True
-        self.epochs = self._load_epoch_cache()
+        if log_.created:
+            # Nothing to load: no epoch, high watermark or producer of a new log exists.
+            self.epochs = LeaderEpochCache(log_.directory, on_disk=False)
+            stored = None
+        else:
+            self.epochs = self._load_epoch_cache()
+            stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
         log_.epoch_cache = self.epochs
-        stored = checkpoint.read_offset(log_.directory, HIGH_WATERMARK_FILE)
         self._hw = min(max(stored or 0, log_.log_start_offset), log_.log_end_offset)
         self._hw_checkpointed = stored
-        self._rebuild_producer_state()
+        if not log_.created:
+            self._rebuild_producer_state()
 
     def _load_epoch_cache(self) -> LeaderEpochCache:
         cache = LeaderEpochCache.load(self.log.directory)
@@ -292,7 +298,9 @@ class Partition:
             if new_epoch or not was_leader:
                 self.epochs.assign_at_log_end(state.leader_epoch, self.log.log_end_offset)
                 self.followers = {r: FollowerState(now) for r in self.replicas if r != self.node_id}
-                log.info("%s-%d: leader of epoch %d from offset %d, isr %s",
+                # One line per partition at DEBUG: the broker logs a summary of the
+                # leaderships a push gave it (thousands at once at start or failover).
+                log.debug("%s-%d: leader of epoch %d from offset %d, isr %s",
                          self.topic, self.index, state.leader_epoch, self.log.log_end_offset, self.isr)
             else:
                 for r in self.replicas:
@@ -735,7 +743,7 @@ class Partition:
         self.abandon()
         self.write_high_watermark()
         self.snapshot_producer_state()
-        self.epochs.save_if_absent()
+        self.epochs.save_if_absent(self.log.log_end_offset)
         self.log.close()
 
 

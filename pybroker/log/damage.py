@@ -28,6 +28,7 @@ scan with a short read, not a SIGBUS. Any thread.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -267,18 +268,27 @@ def _kept_batches(fd: int, headers: list[rb.BatchHeader]) -> Iterator[tuple[byte
 
 
 def write_repaired(directory: str, base_offset: int, fd: int, headers: list[rb.BatchHeader],
-                   index_interval_bytes: int, max_index_size: int, now_ms: int) -> tuple[str, str, str]:
+                   index_interval_bytes: int, max_index_size: int, now_ms: int,
+                   restored: tuple[bytes, list[rb.BatchHeader]] | None = None) -> tuple[str, str, str]:
     """Write the segment anew as ``<base>.log.cleaned`` (+ indexes) holding only the
-    valid batches ``headers`` of ``fd``, fsynced and closed. Returns its three paths
-    (log last), ready for the cleaner's ``commit_swap``/``install_swap``."""
+    valid batches ``headers`` of ``fd`` and, in offset order among them, the batches of
+    ``restored`` (a buffer and its headers: a range refetched from another replica),
+    fsynced and closed. Returns its three paths (log last), ready for the cleaner's
+    ``commit_swap``/``install_swap``."""
     from pybroker.log import cleaner
 
     for stale in cleaner.suffixed_paths(directory, base_offset, cleaner.CLEANED_SUFFIX):
         cleaner.unlink_if_present(stale)
     segment = LogSegment(directory, base_offset, index_interval_bytes, max_index_size, now_ms,
                          suffix=cleaner.CLEANED_SUFFIX)
+    if restored is None:
+        runs = _kept_batches(fd, headers)
+    else:
+        at = restored[1][0].base_offset
+        runs = itertools.chain(_kept_batches(fd, [h for h in headers if h.base_offset < at]), [restored],
+                               _kept_batches(fd, [h for h in headers if h.base_offset > at]))
     try:
-        for buf, rel in _kept_batches(fd, headers):
+        for buf, rel in runs:
             segment.append(buf, rel, None)
         segment.on_become_inactive()
         segment.flush()
@@ -354,6 +364,58 @@ class ScrubJob:
             os.close(self.fd)
 
 
+@dataclass
+class RestoreJob:
+    """A quarantined range refetched from another replica, for a worker thread: check
+    that ``records`` (the batches fetched from the range's first offset) hold whole,
+    valid batches wholly inside [first_offset, end_offset) and none of the segment's own
+    (the first ``size`` bytes of ``fd``, a dup the job closes), then write the segment
+    anew with them in place. ``run`` returns the repaired paths, or raises ValueError
+    naming why the batches cannot fill the range (the caller tries again later)."""
+
+    directory: str
+    fd: int
+    size: int
+    base_offset: int
+    next_base: int
+    first_offset: int
+    end_offset: int
+    records: bytes
+    index_interval_bytes: int
+    max_index_size: int
+    # Filled in by run: how many bytes and batches went in.
+    restored_bytes: int = 0
+    restored_batches: int = 0
+
+    def run(self) -> tuple[str, str, str]:
+        try:
+            fetched = self._batches_in_range()
+            found = scan(self.fd, self.size, self.base_offset, self.next_base)
+            if found.damaged or found.tail is not None:
+                raise ValueError("the segment has damage of its own besides the quarantined range")
+            first, last = fetched[1][0].base_offset, fetched[1][-1].last_offset
+            if any(h.base_offset <= last and h.last_offset >= first for h in found.headers):
+                raise ValueError(f"the segment already holds offsets in {first}..{last}")
+            return write_repaired(self.directory, self.base_offset, self.fd, found.headers,
+                                  self.index_interval_bytes, self.max_index_size, int(time.time() * 1000),
+                                  restored=fetched)
+        finally:
+            os.close(self.fd)
+
+    def _batches_in_range(self) -> tuple[bytes, list[rb.BatchHeader]]:
+        headers, valid_end, _ = rb.scan_valid_prefix(self.records)
+        inside = [h for h in headers if h.base_offset >= self.first_offset and h.last_offset < self.end_offset]
+        if not inside:
+            raise ValueError(f"no batch of offsets {self.first_offset}..{self.end_offset - 1} came back")
+        if any(h.base_offset < self.end_offset and h.last_offset >= self.end_offset for h in headers):
+            raise ValueError(f"a batch there runs past offset {self.end_offset - 1}: the replicas' batches differ")
+        start = inside[0].position
+        stop = inside[-1].position + inside[-1].size
+        self.restored_bytes = stop - start
+        self.restored_batches = len(inside)
+        return (bytes(self.records[start:stop]), [h._replace(position=h.position - start) for h in inside])
+
+
 def report(directory: str, segment_path: str, ranges: list[Damage]) -> None:
     """Log each quarantined range at ERROR: partition, offsets, bytes, why."""
     partition = os.path.basename(directory)
@@ -379,6 +441,6 @@ def to_quarantine(scan_: SegmentScan, is_last: bool, next_base: int | None) -> t
     return ranges, torn
 
 
-__all__ = ["CORRUPT_SUFFIX", "Damage", "Pacer", "ScrubJob", "Quarantined", "SegmentScan", "commit_repaired", "corrupt_path",
+__all__ = ["CORRUPT_SUFFIX", "Damage", "Pacer", "RestoreJob", "ScrubJob", "Quarantined", "SegmentScan", "commit_repaired", "corrupt_path",
            "quarantine", "quarantined", "report", "scan", "to_quarantine", "write_corrupt_files",
            "write_repaired"]

@@ -165,10 +165,13 @@ class LeaderEpochCache:
         if self._pending:
             self._write_if_on_disk()
 
-    def save_if_absent(self) -> None:
+    def save_if_absent(self, log_end_offset: int) -> None:
         """At a clean shutdown: write the file a new partition never needed, so the next
-        start loads it instead of rebuilding it from every batch header."""
-        if not self._on_disk and self._entries:
+        start loads it instead of rebuilding it from every batch header. Not for a log
+        whose every epoch starts at its end (an empty partition): loading would drop
+        those entries and rewrite the file, an fsync per partition at every start, where
+        rebuilding from no batches costs nothing."""
+        if not self._on_disk and self._entries and self._entries[0].start_offset < log_end_offset:
             self.flush()
 
     def _write_if_on_disk(self) -> None:

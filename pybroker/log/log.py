@@ -68,8 +68,11 @@ class Log:
         self._recovery_point = loaded.recovery_point
         self.recovery_truncated_bytes = loaded.truncated_bytes
         self.recovery_quarantined_bytes = loaded.quarantined_bytes
+        # A new partition: no checkpoint, snapshot or .corrupt file of it exists yet (the
+        # partition skips looking for them: thousands are created at once).
+        self.created = loaded.created
         # Ranges set aside as .corrupt files (pybroker.log.damage): offsets readers skip.
-        self.quarantined: list[damage.Quarantined] = damage.quarantined(directory)
+        self.quarantined: list[damage.Quarantined] = [] if self.created else damage.quarantined(directory)
         self._dir_dirty = False
         self._closed = False
         self._deleted = False  # read by flusher jobs: a deleted log's files are not written
@@ -83,7 +86,8 @@ class Log:
         # two fsyncs, and a broker opens and closes thousands of partitions).
         self._queued_recovery_point = loaded.stored_recovery_point
         # Where the dirty (not yet compacted) part of a compacted log begins.
-        self._cleaner_checkpoint = checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
+        self._cleaner_checkpoint = 0 if self.created else \
+            checkpoint.read_offset(directory, checkpoint.CLEANER_OFFSET) or 0
         # The partition's LeaderEpochCache when replication keeps one: truncation and
         # retention here must move it in step with the offsets it describes.
         self.epoch_cache = None
@@ -98,7 +102,12 @@ class Log:
         except OSError as exc:
             raise storage_error(directory, exc) from None
         self = cls(directory, config, loaded)
-        self.flush()
+        if not clean_shutdown or loaded.truncated_bytes or loaded.quarantined_bytes:
+            # Make what recovery checked (or cut) durable before the recovery point says
+            # so. After a clean shutdown the files were flushed when they were closed:
+            # nothing to wait for (an fsync per partition made restarts of thousands of
+            # partitions take minutes); a rebuilt index is left to the next flush.
+            self.flush()
         if self._log_start_offset != loaded.stored_log_start_offset:
             checkpoint.write_offset(directory, checkpoint.LOG_START_OFFSET, self._log_start_offset)
         return self
@@ -460,11 +469,39 @@ class Log:
         ``damage.quarantine`` from the first ``size`` bytes of ``segment``, and report the
         ranges at ERROR. When the segment changed since (deleted, truncated, cleaned) the
         rewrite and its ``.corrupt`` files are discarded and False returned."""
+        corrupt = [damage.corrupt_path(self.directory, d.first_offset, d.end_offset) for d in ranges]
+        if not self._swap_rewritten(segment, size, paths, discard_if_changed=corrupt):
+            return False
+        damage.report(self.directory, segment.log_path, ranges)
+        return True
+
+    def segment_holding(self, offset: int) -> tuple[LogSegment, int] | None:
+        """The closed segment whose offsets cover ``offset``, with the next segment's base
+        offset; None when that is the active segment or no segment."""
+        n = bisect.bisect_right(self._bases, offset) - 1
+        if n < 0 or n >= len(self._segments) - 1:
+            return None
+        return self._segments[n], self._segments[n + 1].base_offset
+
+    def replace_restored(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                         restored: damage.Quarantined) -> bool:
+        """Swap in ``paths``, the segment rewritten by ``damage.RestoreJob`` from the
+        first ``size`` bytes of ``segment`` with the quarantined range ``restored``
+        filled in again, and remove that range's ``.corrupt`` file: the offsets are
+        readable here again. When the segment changed since (deleted, truncated,
+        cleaned) the rewrite is discarded and False returned."""
+        return self._swap_rewritten(segment, size, paths, unlink_after=restored.path)
+
+    def _swap_rewritten(self, segment: LogSegment, size: int, paths: tuple[str, str, str],
+                        discard_if_changed: list[str] = (), unlink_after: str | None = None) -> bool:
+        """Swap a closed segment rewritten from its first ``size`` bytes (the cleaner's
+        crash-safe swap) in for ``segment``, then remove ``unlink_after`` (the swapped-in
+        bytes are durable first). When the segment changed since, ``paths`` and
+        ``discard_if_changed`` are removed instead and False returned."""
         self._check_open()
         n = next((i for i, s in enumerate(self._segments) if s is segment), -1)
         if n < 0 or n == len(self._segments) - 1 or segment.size != size:
-            for path in list(paths) + [damage.corrupt_path(self.directory, d.first_offset, d.end_offset)
-                                       for d in ranges]:
+            for path in list(paths) + list(discard_if_changed):
                 cleaner.unlink_if_present(path)
             return False
         try:
@@ -473,11 +510,13 @@ class Log:
             repaired = LogSegment(self.directory, segment.base_offset, self._config.index_interval_bytes,
                                   self._config.segment_index_bytes, _now_ms())
             repaired.load()
+            if unlink_after is not None:
+                cleaner.unlink_if_present(unlink_after)
+                fsync_dir(self.directory)
         except OSError as exc:
             raise storage_error(self.directory, exc) from None
         self._segments[n] = repaired
         self.quarantined = damage.quarantined(self.directory)
-        damage.report(self.directory, segment.log_path, ranges)
         return True
 
     # --- retention and truncation -------------------------------------------------------

@@ -45,6 +45,8 @@ class LoadedLog(NamedTuple):
     # rewrites a checkpoint only when its value changes.
     stored_recovery_point: int = 0
     stored_log_start_offset: int = 0
+    # The directory was made by this load: no file of it exists beyond the new segment's.
+    created: bool = False
 
 
 def remove_stray_files(directory: str) -> None:
@@ -76,7 +78,7 @@ def load(directory: str, config: TopicConfig, clean_shutdown: bool, now_ms: int)
 
     if _created(directory):
         # A new partition: nothing to complete, clean up or recover.
-        return LoadedLog([new_segment(0, active=True)], 0, 0, 0)
+        return LoadedLog([new_segment(0, active=True)], 0, 0, 0, created=True)
     cleaner.complete_interrupted_swaps(directory)
     remove_stray_files(directory)
     recovery_point = checkpoint.read_offset(directory, checkpoint.RECOVERY_POINT)

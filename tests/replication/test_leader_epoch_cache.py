@@ -144,10 +144,23 @@ def test_a_new_partitions_cache_writes_no_file_until_shutdown(tmp_path):
     cache.write_pending()
     assert cache.assign(1, 10)
     assert not (tmp_path / CHECKPOINT_FILE).exists()
-    cache.save_if_absent()
+    cache.save_if_absent(log_end_offset=20)
     assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0), (1, 10)]
     cache.truncate_from_end(5)  # from now on every change is written
     assert LeaderEpochCache.load(str(tmp_path)).entries == [(0, 0)]
+
+
+def test_an_empty_partitions_cache_writes_no_file_at_shutdown(tmp_path):
+    """Epochs that start at the log end of a log holding nothing would be dropped (and the
+    file rewritten) by the next load: the shutdown writes no file, the load rebuilds an
+    empty cache for free."""
+    from pybroker.log.leader_epoch import CHECKPOINT_FILE
+
+    cache = LeaderEpochCache.rebuild(str(tmp_path), [])
+    assert cache.assign_at_log_end(3, 0)
+    cache.save_if_absent(log_end_offset=0)
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+    assert LeaderEpochCache.load(str(tmp_path)) is None
 
 
 def test_truncating_at_the_log_end_drops_an_epoch_that_wrote_nothing(tmp_path):

@@ -8,7 +8,8 @@ behind a big batch.
 
 Consumers (``replica_id`` -1) read only below the high watermark, and only from the
 leader; read_committed consumers (isolation_level 1) only below the last stable offset,
-with the aborted transactions overlapping what they get (from the ``.txnindex``); follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
+with the aborted transactions overlapping what they get (from the ``.txnindex``); a debugging consumer (``replica_id`` -2) may ask any replica, for what lies below that
+replica's high watermark; follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
 offset tells the leader their log end (the high watermark and ISR follow from it). A
 ``current_leader_epoch`` older than the partition's gets FENCED_LEADER_EPOCH, a newer one
 UNKNOWN_LEADER_EPOCH (KIP-320). From v12 a consumer's ``last_fetched_epoch`` is checked
@@ -31,6 +32,10 @@ import asyncio
 from pybroker.errors import KafkaError, OffsetOutOfRange
 
 READ_COMMITTED = 1
+# Kafka's debugging-consumer replica id: served by any replica, leader or follower, up to
+# that replica's high watermark. A broker refetching a quarantined range from another
+# replica (pybroker.broker.replica_repair) asks this way.
+DEBUGGING_REPLICA_ID = -2
 
 
 class _FdFile:
@@ -107,8 +112,9 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
             }
             try:
                 partition = broker.logs.get_partition(name, index)
-                partition.require_leader()
-                partition.check_leader_epoch(req.get("current_leader_epoch", -1))
+                if replica_id != DEBUGGING_REPLICA_ID:
+                    partition.require_leader()
+                    partition.check_leader_epoch(req.get("current_leader_epoch", -1))
                 if replica_id >= 0:
                     if first:
                         hw_before = partition.high_watermark
