@@ -401,6 +401,12 @@ class BrokerConfig:
     shm_name: str | None = None
     # Followers read a co-located leader's tail ring before fetching over the socket.
     replica_shm_enabled: bool = True
+    # Authorization (Kafka's authorizer.class.name, super.users and
+    # allow.everyone.if.no.acl.found): "acl" checks every request against the cluster's
+    # ACLs (pybroker.security.authorizer); "" lets every client do everything.
+    authorizer: str = ""
+    super_users: str = ""  # principals separated by ";", e.g. "User:admin;User:ops"
+    allow_everyone_if_no_acl_found: bool = False
 
     @property
     def advertised(self) -> str:

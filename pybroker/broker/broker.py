@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pybroker.broker.acceptor import Acceptor, listen_sockets
+from pybroker.broker.authorization import make_authorizer
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
@@ -33,6 +34,7 @@ from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
+from pybroker.security.acls import AclBinding
 
 log = logging.getLogger("pybroker.broker")
 
@@ -58,6 +60,9 @@ class Broker:
             controller = LocalController(groups=GroupHost(self.logs.data_dir),
                                          default_partitions=config.num_partitions)
         self.controller = controller
+        # The ACL authorizer (``--authorizer acl``), its ACLs kept in step with the
+        # controller's pushes; None lets every client do everything.
+        self.authorizer = make_authorizer(config)
         self.replicas = ReplicaManager(self)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
@@ -114,6 +119,9 @@ class Broker:
             if key == (RESOURCE_BROKER, ""):
                 # The topics whose effective config changed come in this same update.
                 self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
+        acls = doc.get("acls")
+        if acls is not None and self.authorizer is not None:
+            self.authorizer.set_acls(AclBinding.from_json(a) for a in acls)
         for t in doc["topics"]:
             topic = TopicMetadata.from_json(t, self.topic_defaults)
             self.image.topics[topic.name] = topic
@@ -207,17 +215,18 @@ class Broker:
             rows.append(row)
         return rows
 
-    def ensure_topic(self, name: str) -> KafkaError | None:
+    def ensure_topic(self, name: str, may_create: bool = True) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
-        the controller is asked to create it, and the producer is told to retry
-        (UNKNOWN_TOPIC_OR_PARTITION is retriable; its metadata refresh then finds it)."""
+        (and ``may_create``: the client is authorized to create it) the controller is
+        asked to create it, and the producer is told to retry (UNKNOWN_TOPIC_OR_PARTITION
+        is retriable; its metadata refresh then finds it)."""
         if name in self.image.topics:
             return None
         try:
             validate_topic_name(name)
         except KafkaError as exc:
             return exc
-        if self.config.auto_create_topics_enable and name not in self._creating:
+        if self.config.auto_create_topics_enable and may_create and name not in self._creating:
             self._creating.add(name)
             task = asyncio.get_running_loop().create_task(self.create_topic_now(name))
             task.add_done_callback(lambda _t: self._creating.discard(name))

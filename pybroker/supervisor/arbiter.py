@@ -469,6 +469,10 @@ class Supervisor:
                                                           doc.get("validate_only", False))}
         if kind == "elect_leaders":
             return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
+        if kind == "create_acls":
+            return {"results": self.service.create_acls(doc["creations"])}
+        if kind == "delete_acls":
+            return {"results": self.service.delete_acls(doc["filters"])}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])
