@@ -10,6 +10,7 @@ produce costs one dict lookup per topic per request, never anything per record.
 """
 from __future__ import annotations
 
+from pybroker.security import INTER_BROKER_PRINCIPAL
 from pybroker.security.acls import (CLUSTER, CLUSTER_NAME, CREATE, DENIED_ERRORS, DESCRIBE_CONFIGS, GROUP,
                                     SUPPORTED_OPERATIONS, TOPIC)
 from pybroker.security.authorizer import Authorizer, parse_super_users
@@ -21,7 +22,10 @@ def make_authorizer(config) -> Authorizer | None:
         return None
     if kind != "acl":
         raise SystemExit(f"unknown authorizer {config.authorizer!r}: 'acl' or none")
-    return Authorizer(parse_super_users(config.super_users), config.allow_everyone_if_no_acl_found)
+    # The brokers' own principal (replication, local tools over the private inter-broker
+    # socket) is always a super user, as Kafka's inter-broker principal must be.
+    return Authorizer(parse_super_users(config.super_users) | {INTER_BROKER_PRINCIPAL},
+                      config.allow_everyone_if_no_acl_found)
 
 
 def client_host(request) -> str:

@@ -2,6 +2,7 @@
 
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
+                      (optional: listeners [[name, port]], internal_socket)
     heartbeat         node_id                             (one-way, every second)
     report            node_id, boot, topics, requests, isr, partitions
                                                           (one-way, every 2 s: counters, see broker/stats.py)
@@ -18,10 +19,13 @@ Broker -> supervisor
     delete_acls       filters[AclFilter as a list]        -> results[{error_code, error_message, acls}]
     group             method, group_id, args              -> result (consumer-group coordinator)
     txn               method, args                        -> result (transaction coordinator)
+    alter_scram_credentials deletions[{name, mechanism}], upsertions[{name, mechanism, iterations, salt,
+                      salted_password}]                   -> results[{user, error_code, error_message}]
 
 Supervisor -> broker
     update            brokers, topics, deleted_topics, partitions, resource_configs, acls (a Delta,
                       or the full image; resource_configs: whole BROKER / GROUP config sets;
+                      scram_credentials: scram_credential records, credential null = removed;
                       acls: the whole ACL set, present when it changed)
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
@@ -31,6 +35,8 @@ Supervisor -> broker
 
 Tools -> supervisor
     status            (no fields)                         -> supervisor, brokers, partitions, groups
+    users             create[{name, password, mechanisms}], delete[names], list
+                                                          -> users[{name, mechanisms{name: iterations}}]
 """
 from __future__ import annotations
 
@@ -55,6 +61,8 @@ TYPES: dict[str, tuple[str, ...]] = {
     "shutdown": (),
     "write_txn_markers": ("markers",),
     "status": (),
+    "alter_scram_credentials": ("deletions", "upsertions"),
+    "users": (),
 }
 
 
