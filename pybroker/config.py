@@ -419,6 +419,12 @@ class BrokerConfig:
     connection_failed_authentication_delay_ms: int = 100
     # The private inter-broker Unix socket ("": none; followers use the PLAINTEXT port).
     internal_socket: str = ""
+    # Authorization (Kafka's authorizer.class.name, super.users and
+    # allow.everyone.if.no.acl.found): "acl" checks every request against the cluster's
+    # ACLs (pybroker.security.authorizer); "" lets every client do everything.
+    authorizer: str = ""
+    super_users: str = ""  # principals separated by ";", e.g. "User:admin;User:ops"
+    allow_everyone_if_no_acl_found: bool = False
 
     @property
     def advertised(self) -> str:

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pybroker.broker.acceptor import Acceptor, listen_sockets, listen_unix
+from pybroker.broker.authorization import make_authorizer
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
@@ -37,6 +38,7 @@ from pybroker.protocol import api
 from pybroker.security import listener as listeners
 from pybroker.security.authenticator import AuthFailures, SaslGate
 from pybroker.security.credentials import CredentialStore
+from pybroker.security.acls import AclBinding
 
 log = logging.getLogger("pybroker.broker")
 
@@ -67,6 +69,9 @@ class Broker:
             controller = LocalController(groups=GroupHost(self.logs.data_dir),
                                          default_partitions=config.num_partitions)
         self.controller = controller
+        # The ACL authorizer (``--authorizer acl``), its ACLs kept in step with the
+        # controller's pushes; None lets every client do everything.
+        self.authorizer = make_authorizer(config)
         self.replicas = ReplicaManager(self)
         # Quarantined ranges of replicated partitions refetched from another replica.
         self.repairer = ReplicaRepairer(self)
@@ -159,6 +164,9 @@ class Broker:
             if key == (RESOURCE_BROKER, ""):
                 # The topics whose effective config changed come in this same update.
                 self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
+        acls = doc.get("acls")
+        if acls is not None and self.authorizer is not None:
+            self.authorizer.set_acls(AclBinding.from_json(a) for a in acls)
         for t in doc["topics"]:
             topic = TopicMetadata.from_json(t, self.topic_defaults)
             self.image.topics[topic.name] = topic
@@ -268,17 +276,18 @@ class Broker:
             rows.append(row)
         return rows
 
-    def ensure_topic(self, name: str) -> KafkaError | None:
+    def ensure_topic(self, name: str, may_create: bool = True) -> KafkaError | None:
         """A produce to a topic the cluster doesn't have: with ``auto.create.topics.enable``
-        the controller is asked to create it, and the producer is told to retry
-        (UNKNOWN_TOPIC_OR_PARTITION is retriable; its metadata refresh then finds it)."""
+        (and ``may_create``: the client is authorized to create it) the controller is
+        asked to create it, and the producer is told to retry (UNKNOWN_TOPIC_OR_PARTITION
+        is retriable; its metadata refresh then finds it)."""
         if name in self.image.topics:
             return None
         try:
             validate_topic_name(name)
         except KafkaError as exc:
             return exc
-        if self.config.auto_create_topics_enable and name not in self._creating:
+        if self.config.auto_create_topics_enable and may_create and name not in self._creating:
             self._creating.add(name)
             task = asyncio.get_running_loop().create_task(self.create_topic_now(name))
             task.add_done_callback(lambda _t: self._creating.discard(name))

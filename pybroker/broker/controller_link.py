@@ -11,6 +11,7 @@ Two implementations of one interface:
 Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
 ``alter_configs(resources, incremental, validate_only)``, ``elect_leaders(unclean, partitions)``,
+``create_acls(creations)``, ``delete_acls(filters)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
 PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
 """
@@ -172,6 +173,12 @@ class RemoteController:
     async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         return (await self._request({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
 
+    async def create_acls(self, creations: list[list]) -> list[list]:
+        return (await self._request({"type": "create_acls", "creations": creations}))["results"]
+
+    async def delete_acls(self, filters: list[list]) -> list[dict]:
+        return (await self._request({"type": "delete_acls", "filters": filters}))["results"]
+
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr) -> PartitionState:
         reply = await self._request({
             "type": "alter_partition", "topic": topic, "partition": partition, "leader": leader,
@@ -246,6 +253,12 @@ class LocalController:
 
     async def elect_leaders(self, unclean, partitions):
         return self.service.elect_leaders(unclean, partitions)
+
+    async def create_acls(self, creations):
+        return self.service.create_acls(creations)
+
+    async def delete_acls(self, filters):
+        return self.service.delete_acls(filters)
 
     async def alter_scram_credentials(self, deletions, upsertions):
         return self.service.alter_scram_credentials(deletions, upsertions)

@@ -15,6 +15,7 @@ COMMANDS = [
     "pybroker.cli.status",
     "pybroker.cli.topics",
     "pybroker.cli.configs",
+    "pybroker.cli.acls",
     "pybroker.cli.produce",
     "pybroker.cli.consume",
     "pybroker.cli.dump_log",

@@ -80,6 +80,14 @@ def register(subparsers) -> None:
     sec.add_argument("--tls-self-signed", action="store_true",
                      help="make (once) a CA and a broker certificate for 127.0.0.1/localhost in DATA/tls "
                           "and serve SSL listeners with them; prints the CA file for clients")
+    sec.add_argument("--authorizer", choices=("acl", "none"), default="none",
+                     help="acl: check every request against the cluster's ACLs (`pybroker acls`), as Kafka's "
+                          "StandardAuthorizer; none (default): every client may do everything")
+    sec.add_argument("--super-users", default="", metavar="'User:a;User:b'",
+                     help="principals allowed everything whatever the ACLs (Kafka's super.users, ';'-separated)")
+    sec.add_argument("--allow-everyone-if-no-acl-found", action="store_true",
+                     help="with --authorizer acl, allow a resource that has no ACL at all "
+                          "(Kafka's allow.everyone.if.no.acl.found; default: refuse)")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -93,6 +101,22 @@ def _pairs(items: list[str], flag: str) -> dict:
         key, value = item.split("=", 1)
         out[key] = value
     return out
+
+
+def authorizer_settings(args) -> dict:
+    """The broker settings of ``--authorizer``, ``--super-users`` and the principal of
+    ``--super-user NAME:PASSWORD``."""
+    if args.authorizer != "acl":
+        return {}
+    supers = [p.strip() for p in args.super_users.split(";") if p.strip()]
+    if args.super_user:
+        supers.append("User:" + args.super_user.split(":", 1)[0])
+    for principal in supers:
+        kind, sep, name = principal.partition(":")
+        if not (sep and kind and name):
+            raise SystemExit(f"pybroker up: --super-users takes principals as Type:name, got {principal!r}")
+    return {"authorizer": "acl", "super_users": ";".join(dict.fromkeys(supers)),
+            "allow_everyone_if_no_acl_found": str(args.allow_everyone_if_no_acl_found).lower()}
 
 
 def run(args) -> int:
@@ -109,6 +133,7 @@ def run(args) -> int:
         print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
+    authorizer_settings(args)  # a bad --super-users fails here, before anything starts
     try:
         TopicConfig.parse(topic_settings)
     except KafkaError as exc:
@@ -242,7 +267,8 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
     supervisor = Supervisor(
         data, brokers=args.brokers, host=args.host, base_port=args.port, topic_settings=topic_settings,
         num_partitions=args.num_partitions, replication_factor=args.replication_factor,
-        auto_create=not args.no_auto_create, broker_settings=_pairs(args.broker_config, "--broker-config"),
+        auto_create=not args.no_auto_create,
+        broker_settings={**_pairs(args.broker_config, "--broker-config"), **authorizer_settings(args)},
         session_timeout_s=args.session_timeout_ms / 1000.0, log_level=args.log_level,
         shared_memory=not args.no_shm, shm_slots=args.shm_slots, max_partitions=args.max_partitions,
         group_settings=CoordinatorSettings(

@@ -17,6 +17,7 @@ from pybroker.client.connection import BrokerConnection
 from pybroker.config import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT
 from pybroker.group.consumer_protocol import decode_assignment
 from pybroker.protocol import api
+from pybroker.security.acls import AclBinding, AclFilter
 
 EARLIEST = -2
 LATEST = -1
@@ -371,6 +372,36 @@ class Admin:
                 if p["error_code"] else None
                 for r in response["replica_election_results"] for p in r["partition_result"]}
 
+    # -- ACLs ----------------------------------------------------------------------
+
+    def describe_acls(self, acl_filter: AclFilter = AclFilter()) -> list[AclBinding]:
+        """DescribeAcls: the ACLs the filter matches."""
+        response = self.client.request_any(api.DESCRIBE_ACLS, _filter_body(acl_filter))
+        _raise_for(response["error_code"], response.get("error_message"), "DescribeAcls")
+        return [AclBinding(r["resource_type"], r["resource_name"], r["pattern_type"], a["principal"], a["host"],
+                           a["operation"], a["permission_type"])
+                for r in response["resources"] for a in r["acls"]]
+
+    def create_acls(self, bindings: list[AclBinding]) -> None:
+        """CreateAcls; raises the first ACL's error."""
+        response = self.client.request_any(api.CREATE_ACLS, {"creations": [
+            {"resource_type": b.resource_type, "resource_name": b.name, "resource_pattern_type": b.pattern_type,
+             "principal": b.principal, "host": b.host, "operation": b.operation, "permission_type": b.permission}
+            for b in bindings]})
+        for binding, result in zip(bindings, response["results"]):
+            _raise_for(result["error_code"], result.get("error_message"), f"ACL {binding}")
+
+    def delete_acls(self, filters: list[AclFilter]) -> list[list[AclBinding]]:
+        """DeleteAcls: per filter, the ACLs it matched and deleted."""
+        response = self.client.request_any(api.DELETE_ACLS, {"filters": [_filter_body(f) for f in filters]})
+        out = []
+        for result in response["filter_results"]:
+            _raise_for(result["error_code"], result.get("error_message"), "DeleteAcls")
+            out.append([AclBinding(m["resource_type"], m["resource_name"], m["pattern_type"], m["principal"],
+                                   m["host"], m["operation"], m["permission_type"])
+                        for m in result["matching_acls"]])
+        return out
+
     def list_groups(self) -> list[GroupListing]:
         """Groups known to every broker (each coordinates some), sorted by id."""
         self.client.refresh([])
@@ -549,6 +580,12 @@ class Admin:
         """Offsets by spec: -2 earliest, -1 latest, or a timestamp (first offset whose
         timestamp is >= it; -1 when none). Returns {(topic, p): (offset, timestamp)}."""
         return list_offsets(self.client, specs, isolation_level)
+
+
+def _filter_body(f: AclFilter) -> dict:
+    return {"resource_type_filter": f.resource_type, "resource_name_filter": f.name,
+            "pattern_type_filter": f.pattern_type, "principal_filter": f.principal, "host_filter": f.host,
+            "operation": f.operation, "permission_type": f.permission}
 
 
 def list_offsets(client: Client, specs: dict[tuple[str, int], int], isolation_level: int = 0) -> dict[tuple[str, int], tuple[int, int]]:

@@ -20,6 +20,8 @@ Kafka's rules, in brief:
   partition epoch, keep the leader in the ISR, and name only live replicas.
 - Preferred leaders: when a partition's first replica is alive and in the ISR but not
   leader, leadership moves back to it.
+- ACLs are a set: creating one that exists changes nothing; DeleteAcls removes every
+  ACL a filter matches and answers with them. Brokers get the whole set on each change.
 - Limits, checked before anything is built: one CreateTopics / CreatePartitions request
   adds at most ``MAX_PARTITIONS_PER_REQUEST`` partitions (Kafka's
   MAX_PARTITIONS_PER_BATCH, POLICY_VIOLATION), and the cluster holds at most
@@ -45,6 +47,7 @@ from pybroker.config import (
     topic_defaults_with,
 )
 from pybroker import errors
+from pybroker.security.acls import AclBinding, AclFilter
 from pybroker.security.credentials import CredentialStore
 
 log = logging.getLogger("pybroker.controller")
@@ -53,6 +56,9 @@ log = logging.getLogger("pybroker.controller")
 # create, over all its topics. The check runs before any assignment is computed, so a
 # request for 2**31-1 partitions costs nothing.
 MAX_PARTITIONS_PER_REQUEST = 10_000
+# Kafka's AclControlManager.MAX_RECORDS_PER_USER_OP: ACLs one CreateAcls or DeleteAcls
+# request may add or remove.
+MAX_ACLS_PER_REQUEST = 10_000
 # Partitions the whole cluster may hold (``--max-partitions``): every partition costs
 # directories, open files and memory on some broker.
 DEFAULT_MAX_PARTITIONS = 100_000
@@ -95,11 +101,12 @@ class Delta:
     partitions: list = field(default_factory=list)        # PartitionState
     brokers_changed: bool = False
     resource_configs: list = field(default_factory=list)  # (resource type, name) of BROKER / GROUP configs
+    acls_changed: bool = False
     credentials: list = field(default_factory=list)       # scram_credential records
 
     def __bool__(self) -> bool:
         return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed
-                    or self.resource_configs or self.credentials)
+                    or self.resource_configs or self.acls_changed or self.credentials)
 
     def merge(self, other: "Delta") -> "Delta":
         self.topics += other.topics
@@ -107,6 +114,7 @@ class Delta:
         self.partitions += other.partitions
         self.brokers_changed |= other.brokers_changed
         self.resource_configs += other.resource_configs
+        self.acls_changed |= other.acls_changed
         self.credentials += other.credentials
         return self
 
@@ -147,6 +155,7 @@ class Controller:
         self.resource_configs: dict[tuple[int, str], dict[str, str]] = {}
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.acls: set[AclBinding] = set()
         self.live: dict[int, BrokerInfo] = {}
         # Listener ports by broker id, kept so a restarted broker comes back where
         # clients last saw it.
@@ -185,6 +194,10 @@ class Controller:
             self.credentials.apply_record(record)
         elif kind == "resource_config":
             self._set_resource_configs(int(record["resource_type"]), record["resource_name"], record["configs"])
+        elif kind == "acl":
+            self.acls.add(AclBinding.from_json(record["acl"]))
+        elif kind == "delete_acl":
+            self.acls.discard(AclBinding.from_json(record["acl"]))
         else:
             raise ValueError(f"unknown metadata record type {kind!r}")
 
@@ -518,6 +531,52 @@ class Controller:
         delta.resource_configs.append((resource_type, name))
         return delta
 
+    # -- ACLs ---------------------------------------------------------------------------
+
+    def create_acls(self, bindings: list[AclBinding]) -> tuple[list[errors.KafkaError | None], Delta]:
+        """CreateAcls: one result per binding (None: created, or already there)."""
+        if len(bindings) > MAX_ACLS_PER_REQUEST:
+            refusal = errors.InvalidRequest(f"Cannot create more than {MAX_ACLS_PER_REQUEST} acls in a single request.")
+            return [refusal] * len(bindings), Delta()
+        results: list[errors.KafkaError | None] = []
+        delta = Delta()
+        for acl in bindings:
+            try:
+                acl.check_new()
+            except errors.KafkaError as exc:
+                results.append(exc)
+                continue
+            if acl not in self.acls:
+                self.acls.add(acl)
+                self._record({"type": "acl", "acl": acl.to_json()})
+                delta.acls_changed = True
+            results.append(None)
+        return results, delta
+
+    def delete_acls(self, filters: list[AclFilter]) -> tuple[list[list[AclBinding] | errors.KafkaError], Delta]:
+        """DeleteAcls: per filter, the ACLs it matched (and removed), or its error. An
+        ACL two filters match is removed once and reported by both, as Kafka does."""
+        results: list[list[AclBinding] | errors.KafkaError] = []
+        doomed: set[AclBinding] = set()
+        for f in filters:
+            try:
+                f.check()
+            except errors.KafkaError as exc:
+                results.append(exc)
+                continue
+            matched = sorted(acl for acl in self.acls if f.matches(acl))
+            doomed.update(matched)
+            if len(doomed) > MAX_ACLS_PER_REQUEST:
+                refusal = errors.InvalidRequest(f"Cannot remove more than {MAX_ACLS_PER_REQUEST} acls in a "
+                                                "single delete operation.")
+                return [refusal] * len(filters), Delta()
+            results.append(matched)
+        delta = Delta(acls_changed=bool(doomed))
+        for acl in sorted(doomed):
+            self.acls.discard(acl)
+            self._record({"type": "delete_acl", "acl": acl.to_json()})
+        return results, delta
+
     # -- SCRAM credentials --------------------------------------------------------------
 
     def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> tuple[list[dict], Delta]:
@@ -597,8 +656,14 @@ def delta_to_json(delta: Delta, controller: Controller) -> dict:
         "partitions": [s.to_json() for s in delta.partitions],
         # Whole config sets (empty: back to defaults); brokers apply them before topics.
         "resource_configs": [resource_config_record(controller, key) for key in dict.fromkeys(delta.resource_configs)],
+        # The whole ACL set, when it changed (and in every full image).
+        **({"acls": acls_json(controller)} if delta.acls_changed else {}),
         "scram_credentials": list(delta.credentials),
     }
+
+
+def acls_json(controller: Controller) -> list[list]:
+    return [acl.to_json() for acl in sorted(controller.acls)]
 
 
 def broker_port_record(controller: Controller, node_id: int) -> dict:
@@ -617,7 +682,8 @@ def image_to_json(controller: Controller) -> dict:
     """The full image as an ``update`` message (a broker's first, or after a reconnect)."""
     return delta_to_json(
         Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values()),
-              resource_configs=list(controller.resource_configs), credentials=controller.credentials.records()),
+              resource_configs=list(controller.resource_configs), credentials=controller.credentials.records(),
+              acls_changed=True),
         controller,
     )
 
@@ -772,6 +838,43 @@ class ControllerService:
             results.append(result)
         self._commit(delta)
         return results
+
+    def create_acls(self, creations: list[list]) -> list[list]:
+        """CreateAcls: ``creations`` are AclBinding lists; ``[[error_code, error_message]]``."""
+        results, failure = self._change_acls(self.controller.create_acls, [AclBinding.from_json(c) for c in creations])
+        if failure is not None:
+            return [[failure.code, failure.detail or failure.message]] * len(creations)
+        return [[0, None] if exc is None else [exc.code, exc.detail or exc.message] for exc in results]
+
+    def delete_acls(self, filters: list[list]) -> list[dict]:
+        """DeleteAcls: ``filters`` are AclFilter lists; per filter ``{error_code,
+        error_message, acls}`` (the matched AclBinding lists)."""
+        results, failure = self._change_acls(self.controller.delete_acls, [AclFilter(*f) for f in filters])
+        if failure is not None:
+            results = [failure] * len(filters)
+        return [{"error_code": r.code, "error_message": r.detail or r.message, "acls": []}
+                if isinstance(r, errors.KafkaError) else
+                {"error_code": 0, "error_message": None, "acls": [acl.to_json() for acl in r]}
+                for r in results]
+
+    def _change_acls(self, operation, items: list) -> tuple[list, errors.KafkaError | None]:
+        """Run an ACL change and commit it; when it cannot be made durable the ACLs are
+        as before and the error is returned."""
+        before = set(self.controller.acls)
+        results, delta = operation(items)
+
+        def undo() -> None:
+            self.controller.acls.clear()
+            self.controller.acls.update(before)
+
+        try:
+            self._commit(delta, undo=undo)
+        except Exception as exc:
+            if isinstance(exc, errors.KafkaError):
+                return results, exc
+            log.exception("ACL change not committed")
+            return results, errors.UnknownServerError(f"not committed: {exc}")
+        return results, None
 
     def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         """ElectLeaders: ``[[topic, partition, error_code, error_message]]``."""

@@ -1,5 +1,6 @@
 """The controller's metadata log: ``<data>/meta/metadata.log``, one JSON record per change
-(topic created or grown, partition state, topic deleted, broker port), CRC-framed
+(topic created or grown, partition state, topic deleted, broker port, dynamic
+config set, ACL created or deleted), CRC-framed
 (pybroker.log.record_file). Replaying it rebuilds the controller exactly; when it grows
 past ``SNAPSHOT_BYTES`` it is rewritten as a snapshot of the current state.
 
@@ -47,6 +48,7 @@ class MetadataLog:
         records += [resource_config_record(controller, key) for key in controller.resource_configs]
         records += [{"type": "topic", "topic": t.to_json()} for t in controller.topics.values()]
         records += [{"type": "partition", "state": s.to_json()} for s in controller.partitions.values()]
+        records += [{"type": "acl", "acl": acl.to_json()} for acl in sorted(controller.acls)]
         self.file.rewrite(json.dumps(r, separators=(",", ":")).encode() for r in records)
         return True
 

@@ -15,15 +15,18 @@ Broker -> supervisor
     elect_leaders     unclean, partitions[[topic, partition]] (null: all)
                                                           -> results[[topic, partition, error_code, error_message]]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
+    create_acls       creations[AclBinding as a list]     -> results[[error_code, error_message]]
+    delete_acls       filters[AclFilter as a list]        -> results[{error_code, error_message, acls}]
     group             method, group_id, args              -> result (consumer-group coordinator)
     txn               method, args                        -> result (transaction coordinator)
     alter_scram_credentials deletions[{name, mechanism}], upsertions[{name, mechanism, iterations, salt,
                       salted_password}]                   -> results[{user, error_code, error_message}]
 
 Supervisor -> broker
-    update            brokers, topics, deleted_topics, partitions, resource_configs (a Delta, or
-                      the full image; resource_configs: whole BROKER / GROUP config sets;
-                      scram_credentials: scram_credential records, credential null = removed)
+    update            brokers, topics, deleted_topics, partitions, resource_configs, acls (a Delta,
+                      or the full image; resource_configs: whole BROKER / GROUP config sets;
+                      scram_credentials: scram_credential records, credential null = removed;
+                      acls: the whole ACL set, present when it changed)
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
     shutdown          (no fields)
@@ -48,6 +51,8 @@ TYPES: dict[str, tuple[str, ...]] = {
     "create_partitions": ("topics",),
     "alter_configs": ("resources", "incremental"),
     "elect_leaders": ("unclean", "partitions"),
+    "create_acls": ("creations",),
+    "delete_acls": ("filters",),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
     "group": ("method", "group_id", "args"),
     "txn": ("method", "args"),

@@ -25,8 +25,8 @@ import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import (api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit, offsets,
-                       produce, producer_id, security, share_group, telemetry, topics, transactions)
+from .messages import (acls, api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit,
+                       offsets, produce, producer_id, security, share_group, telemetry, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -65,6 +65,9 @@ class ApiKey(enum.IntEnum):
     END_TXN = 26
     WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
@@ -122,6 +125,9 @@ ADD_OFFSETS_TO_TXN = ApiKey.ADD_OFFSETS_TO_TXN
 END_TXN = ApiKey.END_TXN
 WRITE_TXN_MARKERS = ApiKey.WRITE_TXN_MARKERS
 TXN_OFFSET_COMMIT = ApiKey.TXN_OFFSET_COMMIT
+DESCRIBE_ACLS = ApiKey.DESCRIBE_ACLS
+CREATE_ACLS = ApiKey.CREATE_ACLS
+DELETE_ACLS = ApiKey.DELETE_ACLS
 DESCRIBE_PRODUCERS = ApiKey.DESCRIBE_PRODUCERS
 DESCRIBE_TRANSACTIONS = ApiKey.DESCRIBE_TRANSACTIONS
 LIST_TRANSACTIONS = ApiKey.LIST_TRANSACTIONS
@@ -160,6 +166,7 @@ APIS: dict[int, Api] = {api.key: api for api in (
     share_group.SHARE_GROUP_HEARTBEAT, share_group.SHARE_GROUP_DESCRIBE, share_group.SHARE_FETCH,
     share_group.SHARE_ACKNOWLEDGE, share_group.DESCRIBE_SHARE_GROUP_OFFSETS,
     cluster_admin.DESCRIBE_CLUSTER, cluster_admin.DESCRIBE_TOPIC_PARTITIONS, cluster_admin.DESCRIBE_LOG_DIRS,
+    acls.DESCRIBE_ACLS, acls.CREATE_ACLS, acls.DELETE_ACLS,
     cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
     security.SASL_HANDSHAKE, security.SASL_AUTHENTICATE, security.DESCRIBE_USER_SCRAM_CREDENTIALS,
     security.ALTER_USER_SCRAM_CREDENTIALS,

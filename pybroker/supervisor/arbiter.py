@@ -183,7 +183,6 @@ class Supervisor:
         # (protocol, port or None) of each client listener (pybroker.security.listener);
         # None: one PLAINTEXT listener on base_port.. as ever.
         self.listeners = list(listeners) if listeners else None
-        self.secured = bool(self.listeners) and any(p != "PLAINTEXT" for p, _ in self.listeners)
         self.super_user = super_user
         make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
@@ -191,6 +190,11 @@ class Supervisor:
         self.base_port = base_port
         self.topic_settings = dict(topic_settings or {})
         self.broker_settings = dict(broker_settings or {})
+        # Brokers replicate over their private sockets (as INTER_BROKER_PRINCIPAL, a super
+        # user of the authorizer) when a listener is secured or ACLs are enforced: on a
+        # PLAINTEXT port a follower would be User:ANONYMOUS, which ACLs may refuse.
+        self.secured = (bool(self.listeners) and any(p != "PLAINTEXT" for p, _ in self.listeners)) \
+            or self.broker_settings.get("authorizer") == "acl"
         self.num_partitions = num_partitions
         self.auto_create = auto_create
         self.session_timeout_s = session_timeout_s
@@ -491,6 +495,10 @@ class Supervisor:
                                                           doc.get("validate_only", False))}
         if kind == "elect_leaders":
             return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
+        if kind == "create_acls":
+            return {"results": self.service.create_acls(doc["creations"])}
+        if kind == "delete_acls":
+            return {"results": self.service.delete_acls(doc["filters"])}
         if kind == "alter_partition":
             new = self.service.alter_partition(doc["topic"], doc["partition"], doc["leader"], doc["leader_epoch"],
                                                doc["partition_epoch"], doc["isr"])

@@ -64,7 +64,7 @@ def test_a_supervisor_that_does_not_answer_gets_a_kafka_error(tmp_path, monkeypa
         server = await silent_supervisor(path)
         controller, serving = await linked_controller(path)
         try:
-            broker = SimpleNamespace(controller=controller)
+            broker = SimpleNamespace(controller=controller, authorizer=None)
             return await asyncio.wait_for(handler(broker, request_factory()), 10)
         finally:
             serving.cancel()
@@ -79,7 +79,7 @@ def test_a_supervisor_that_does_not_answer_gets_a_kafka_error(tmp_path, monkeypa
 def test_a_supervisor_that_went_away_means_coordinator_not_available():
     async def run():
         controller = RemoteController("/nonexistent")
-        return await groups.heartbeat(SimpleNamespace(controller=controller), Request(
+        return await groups.heartbeat(SimpleNamespace(controller=controller, authorizer=None), Request(
             12, 3, 1, "test", {"group_id": "g", "member_id": "m", "generation_id": 1, "group_instance_id": None}, 1))
 
     assert asyncio.run(run())["error_code"] == errors.CoordinatorNotAvailable.code

@@ -24,7 +24,7 @@ def answer(create_error: int, auto_create: bool = True) -> dict:
     broker = SimpleNamespace(
         image=ClusterImage(brokers={0: BrokerInfo(0, "127.0.0.1", 9092)}),
         config=SimpleNamespace(auto_create_topics_enable=True),
-        create_topic_now=create_topic_now,
+        create_topic_now=create_topic_now, authorizer=None,
     )
     body = {"topics": [{"name": "orders"}], "allow_auto_topic_creation": auto_create}
     response = asyncio.run(metadata.handle(broker, Request(3, 9, 1, "test", body, 2)))

@@ -5,45 +5,15 @@ producer with each codec, a consumer group reading everything back and committin
 sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
 sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
 (UiSequence.java); and three consumers with group.protocol=consumer (KIP-848,
-ConsumerProtocol.java)."""
+ConsumerProtocol.java). The programs are built by the ``java_program`` fixture
+(tests/interop/conftest.py)."""
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import subprocess
 
 import pytest
 
 pytestmark = pytest.mark.interop
-
-KAFKA_CLIENTS = "org.apache.kafka:kafka-clients:4.4.0"
-SOURCES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "java", "*.java")))
-M2 = os.path.expanduser("~/.m2/repository")
-JARS = ("org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar", "org/slf4j/slf4j-api/*/slf4j-api-*.jar",
-        "com/github/luben/zstd-jni/*/zstd-jni-*.jar", "at/yawk/lz4/lz4-java/*/lz4-java-*.jar",
-        "org/xerial/snappy/snappy-java/*/snappy-java-*.jar")
-
-
-@pytest.fixture(scope="module")
-def java_program(tmp_path_factory):
-    if not all(shutil.which(tool) for tool in ("java", "javac", "mvn")):
-        pytest.skip("the Java interop test needs java, javac and mvn")
-    fetched = subprocess.run(["mvn", "-q", "dependency:get", f"-Dartifact={KAFKA_CLIENTS}"],
-                             capture_output=True, text=True, timeout=600)
-    assert fetched.returncode == 0, f"fetching {KAFKA_CLIENTS} failed:\n{fetched.stdout}\n{fetched.stderr}"
-    jars = []
-    for pattern in JARS:
-        found = sorted(glob.glob(os.path.join(M2, pattern)))
-        assert found, f"no {pattern} under {M2}"
-        jars.append(found[-1])
-    out = tmp_path_factory.mktemp("java")
-    classpath = os.pathsep.join(jars)
-    compiled = subprocess.run(["javac", "-cp", classpath, "-d", str(out), *SOURCES],
-                              capture_output=True, text=True, timeout=120)
-    assert compiled.returncode == 0, compiled.stderr
-    return ["java", "-cp", classpath + os.pathsep + str(out)]
-
 
 @pytest.fixture(scope="module")
 def three_brokers(tmp_path_factory):

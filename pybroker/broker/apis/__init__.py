@@ -5,6 +5,7 @@ a handler builds one dict for every version."""
 from __future__ import annotations
 
 from pybroker.broker.apis import (
+    acls,
     alter_configs,
     api_versions,
     consumer_group,
@@ -72,6 +73,9 @@ HANDLERS = {
     api.SHARE_FETCH: share.share_fetch,
     api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
     api.DESCRIBE_SHARE_GROUP_OFFSETS: share.describe_offsets,
+    api.DESCRIBE_ACLS: acls.describe_acls,
+    api.CREATE_ACLS: acls.create_acls,
+    api.DELETE_ACLS: acls.delete_acls,
     # Cluster administration and client telemetry.
     api.DESCRIBE_CLUSTER: describe_cluster.handle,
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from pybroker.broker.authorization import require_config_access
 from pybroker.config import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC
 from pybroker.errors import InvalidRequest, KafkaError
+from pybroker.security.acls import ALTER_CONFIGS
 
 _ALTERABLE = (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
 
 
-def _refusal(resource: dict, counts: Counter) -> KafkaError | None:
+def _refusal(broker, request, resource: dict, counts: Counter) -> KafkaError | None:
     """Why a resource is answered here without asking the controller, if it is."""
     key = (resource["resource_type"], resource["resource_name"])
     if counts[key] > 1:
@@ -36,6 +38,10 @@ def _refusal(resource: dict, counts: Counter) -> KafkaError | None:
     if key[0] not in _ALTERABLE:
         return InvalidRequest(f"Unsupported resource type {key[0]}: only topic, broker and group configs "
                               "can be altered")
+    try:
+        require_config_access(broker, request, ALTER_CONFIGS, key[0], key[1])
+    except KafkaError as exc:
+        return exc
     return None
 
 
@@ -49,7 +55,7 @@ async def _alter(broker, request, incremental: bool) -> dict:
         answer = {"error_code": 0, "error_message": None, "resource_type": res["resource_type"],
                   "resource_name": res["resource_name"]}
         answers.append(answer)
-        refusal = _refusal(res, counts)
+        refusal = _refusal(broker, request, res, counts)
         if refusal is not None:
             answer.update(error_code=refusal.code, error_message=refusal.detail)
             continue

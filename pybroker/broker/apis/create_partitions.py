@@ -1,7 +1,9 @@
 """CreatePartitions (37): partitions grow, never shrink (the controller's rule)."""
 from __future__ import annotations
 
+from pybroker.broker.authorization import allowed, denied_entry
 from pybroker.errors import KafkaError
+from pybroker.security.acls import ALTER, TOPIC
 
 
 async def handle(broker, request) -> dict:
@@ -11,8 +13,13 @@ async def handle(broker, request) -> dict:
          "assignments": [list(a["broker_ids"]) for a in t["assignments"]] if t.get("assignments") else None}
         for t in body["topics"]
     ]
-    try:
-        results = await broker.controller.create_partitions(specs, body.get("validate_only", False))
-    except KafkaError as exc:
-        results = [{"name": s["name"], "error_code": exc.code, "error_message": exc.detail or exc.message} for s in specs]
-    return {"throttle_time_ms": 0, "results": results}
+    by_name = {s["name"]: denied_entry(s["name"], "alter topic") for s in specs}
+    permitted = [s for s in specs if allowed(broker, request, ALTER, TOPIC, s["name"])]
+    if permitted:
+        try:
+            results = await broker.controller.create_partitions(permitted, body.get("validate_only", False))
+        except KafkaError as exc:
+            results = [{"name": s["name"], "error_code": exc.code, "error_message": exc.detail or exc.message}
+                       for s in permitted]
+        by_name.update({r["name"]: r for r in results})
+    return {"throttle_time_ms": 0, "results": [by_name[s["name"]] for s in specs]}

@@ -1,8 +1,14 @@
-"""CreateTopics (19): validated and carried out by the controller."""
+"""CreateTopics (19): validated and carried out by the controller.
+
+Authorization (with an authorizer), as Kafka's: CREATE on the cluster or on the topic,
+else TOPIC_AUTHORIZATION_FAILED; the new topic's configs are returned only with
+DESCRIBE_CONFIGS on it (else ``topic_config_error_code`` TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from pybroker.config import TopicConfig
-from pybroker.errors import InvalidConfig, InvalidRequest, InvalidReplicaAssignment, KafkaError
+from pybroker.broker.authorization import allowed, denied_entry, may_create_topic
+from pybroker.errors import InvalidConfig, InvalidRequest, InvalidReplicaAssignment, KafkaError, TopicAuthorizationFailed
+from pybroker.security.acls import DESCRIBE_CONFIGS, TOPIC
 
 # ConfigSource values, as DescribeConfigs reports them.
 DYNAMIC_TOPIC_CONFIG = 1
@@ -46,6 +52,9 @@ async def handle(broker, request) -> dict:
     body = request.body
     results, specs = {}, []
     for spec in body["topics"]:
+        if not may_create_topic(broker, request, spec["name"]):
+            results[spec["name"]] = denied_entry(spec["name"], "create topic")
+            continue
         try:
             specs.append(_spec(spec))
         except KafkaError as exc:
@@ -55,7 +64,10 @@ async def handle(broker, request) -> dict:
             by_name = {spec["name"]: spec for spec in specs}
             for result in await broker.controller.create_topics(specs, body.get("validate_only", False)):
                 if result["error_code"] == 0:
-                    result = {**result, "configs": _created_configs(broker, by_name[result["name"]])}
+                    if allowed(broker, request, DESCRIBE_CONFIGS, TOPIC, result["name"]):
+                        result = {**result, "configs": _created_configs(broker, by_name[result["name"]])}
+                    else:
+                        result = {**result, "topic_config_error_code": TopicAuthorizationFailed.code}
                 results[result["name"]] = result
         except KafkaError as exc:
             for spec in specs:

@@ -16,9 +16,11 @@ last offset given.
 """
 from __future__ import annotations
 
+from pybroker.broker.authorization import require
 from pybroker.broker.delayed import settle
 from pybroker.broker.partition import Partition
 from pybroker.errors import KafkaError, RequestTimedOut
+from pybroker.security.acls import DELETE, TOPIC
 
 
 def _entry(index: int, low_watermark: int = -1, error_code: int = 0) -> dict:
@@ -37,6 +39,7 @@ async def handle(broker, request) -> dict:
     pending = []
     for (name, index), offset in wanted.items():
         try:
+            require(broker, request, DELETE, TOPIC, name, "delete records of")
             partition = broker.logs.get_partition(name, index)
             required = partition.delete_records(offset)
             entry = _entry(index, partition.low_watermark)

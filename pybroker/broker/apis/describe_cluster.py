@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pybroker import errors
 from pybroker.broker.apis.metadata import controller_id
+from pybroker.broker.authorization import operations
+from pybroker.security.acls import CLUSTER, CLUSTER_NAME
 
 BROKERS = 1
-# With no authorizer every client may do everything: the bits of the cluster operations
-# (AclOperation CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
-# ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), as Kafka without an authorizer reports them.
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 UNKNOWN_OPERATIONS = -2147483648
 
 
@@ -20,8 +18,8 @@ def handle(broker, request) -> dict:
     endpoint_type = body.get("endpoint_type", BROKERS)
     response = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "endpoint_type": endpoint_type,
                 "cluster_id": broker.image.cluster_id, "controller_id": controller_id(broker), "brokers": [],
-                "cluster_authorized_operations": CLUSTER_OPERATIONS if body.get("include_cluster_authorized_operations")
-                else UNKNOWN_OPERATIONS}
+                "cluster_authorized_operations": operations(broker, request, CLUSTER, CLUSTER_NAME)
+                if body.get("include_cluster_authorized_operations") else UNKNOWN_OPERATIONS}
     if endpoint_type != BROKERS:
         return {**response, "error_code": errors.UnsupportedEndpointType.code, "controller_id": -1,
                 "error_message": "pybroker brokers describe brokers only (endpoint type 1)"}

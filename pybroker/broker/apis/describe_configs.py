@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from pybroker.broker.authorization import require_config_access
 from pybroker.config import (
     BROKER_SYNONYM_OF,
     DYNAMIC_BROKER_CONFIGS,
@@ -30,7 +31,9 @@ from pybroker.config import (
     TOPIC_CONFIGS,
     topic_config_key,
 )
-from pybroker.errors import InvalidRequest, UnknownTopicOrPartition
+from pybroker.errors import (ClusterAuthorizationFailed, GroupAuthorizationFailed, InvalidRequest,
+                             TopicAuthorizationFailed, UnknownTopicOrPartition)
+from pybroker.security.acls import DESCRIBE_CONFIGS
 
 TOPIC, BROKER, GROUP = RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP
 # ConfigSource values of DescribeConfigs v1+ (Kafka's DescribeConfigsResponse.ConfigSource).
@@ -203,6 +206,7 @@ def handle(broker, request) -> dict:
         result = {"error_code": 0, "error_message": None, "resource_type": kind, "resource_name": name,
                   "configs": []}
         try:
+            require_config_access(broker, request, DESCRIBE_CONFIGS, kind, name)
             if kind == TOPIC:
                 result["configs"] = _topic_configs(broker, name, keys, synonyms, docs)
             elif kind == BROKER and name == "":
@@ -215,7 +219,8 @@ def handle(broker, request) -> dict:
                 result["configs"] = _group_configs(broker, name, keys, synonyms, docs)
             else:
                 raise InvalidRequest(f"Unsupported resource type {kind}")
-        except (UnknownTopicOrPartition, InvalidRequest) as exc:
+        except (UnknownTopicOrPartition, InvalidRequest, TopicAuthorizationFailed, ClusterAuthorizationFailed,
+                GroupAuthorizationFailed) as exc:
             result.update(error_code=exc.code, error_message=exc.detail or exc.message)
         results.append(result)
     return {"throttle_time_ms": 0, "results": results}

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import os
 
+from pybroker.broker.authorization import allowed_on_cluster
+from pybroker.errors import ClusterAuthorizationFailed
+from pybroker.security.acls import DESCRIBE
+
 
 def _volume(path: str) -> tuple[int, int]:
     try:
@@ -16,6 +20,8 @@ def _volume(path: str) -> tuple[int, int]:
 
 
 def handle(broker, request) -> dict:
+    if not allowed_on_cluster(broker, request, DESCRIBE):
+        return {"throttle_time_ms": 0, "error_code": ClusterAuthorizationFailed.code, "results": []}
     wanted = request.body.get("topics")
     selected = None if wanted is None else {(t["topic"], p) for t in wanted for p in t["partitions"]}
     by_topic: dict[str, list] = {}

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from pybroker import errors
 from pybroker.broker.apis.metadata import partition_entry
+from pybroker.broker.authorization import allowed, operations
 from pybroker.cluster.topics import validate_topic_name
 from pybroker.protocol.primitives import ZERO_UUID
+from pybroker.security.acls import DESCRIBE, TOPIC
 
 MAX_PARTITIONS = 2000
-# With no authorizer every client may do everything to a topic: READ 3, WRITE 4, CREATE 5,
-# DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11 (Kafka fills this
-# field in every answer).
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 def _unknown(name: str) -> dict:
@@ -48,6 +46,10 @@ def handle(broker, request) -> dict:
         if remaining == 0:
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
+        if not allowed(broker, request, DESCRIBE, TOPIC, name):
+            if not every_topic:
+                topics.append({**_unknown(name), "error_code": errors.TopicAuthorizationFailed.code})
+            continue
         topic = broker.image.topics.get(name)
         if topic is None:
             if not every_topic:
@@ -61,7 +63,7 @@ def handle(broker, request) -> dict:
             partitions.append({**partition_entry(broker, name, index), "error_code": 0,
                                "eligible_leader_replicas": [], "last_known_elr": []})
         topics.append({"error_code": 0, "name": name, "topic_id": topic.topic_id, "is_internal": False,
-                       "partitions": partitions, "topic_authorized_operations": TOPIC_OPERATIONS})
+                       "partitions": partitions, "topic_authorized_operations": operations(broker, request, TOPIC, name)})
         if last < topic.partitions:
             next_cursor = {"topic_name": name, "partition_index": last}
             break

@@ -3,7 +3,10 @@ controller for the named partitions or, with none named, for every partition
 (``kafka-leader-election`` and AdminClient.electLeaders)."""
 from __future__ import annotations
 
+from pybroker.broker.authorization import allowed_on_cluster
 from pybroker.errors import InvalidRequest, KafkaError
+from pybroker.errors import ClusterAuthorizationFailed
+from pybroker.security.acls import ALTER
 
 PREFERRED, UNCLEAN = 0, 1
 
@@ -13,6 +16,12 @@ async def handle(broker, request) -> dict:
     election = body.get("election_type", PREFERRED) if request.api_version >= 1 else PREFERRED
     wanted = body.get("topic_partitions")
     partitions = None if wanted is None else [[t["topic"], p] for t in wanted for p in t["partitions"]]
+    if not allowed_on_cluster(broker, request, ALTER):
+        denied = ClusterAuthorizationFailed.code
+        return {"throttle_time_ms": 0, "error_code": denied, "replica_election_results": [
+            {"topic": t["topic"], "partition_result": [
+                {"partition_id": p, "error_code": denied, "error_message": ClusterAuthorizationFailed.message}
+                for p in t["partitions"]]} for t in wanted or ()]}
     if election not in (PREFERRED, UNCLEAN):
         return {"throttle_time_ms": 0, "error_code": InvalidRequest.code, "replica_election_results": []}
     try:

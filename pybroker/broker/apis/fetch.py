@@ -24,12 +24,18 @@ ring still fetches, to report its log end (the ISR and high watermark follow fro
 learn the high watermark, but with ``max_bytes`` 0. Such a fetch carries no record bytes
 and its long poll ends as soon as a partition's log end passes the fetch offset or its
 high watermark passes what that follower was last told.
+
+Authorization (with an authorizer): a consumer needs READ on each topic, a follower
+CLUSTER_ACTION on the cluster; the partitions of a topic it may not read are answered
+TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
 """
 from __future__ import annotations
 
 import asyncio
 
-from pybroker.errors import KafkaError, OffsetOutOfRange
+from pybroker.broker.authorization import allowed, allowed_on_cluster
+from pybroker.errors import KafkaError, OffsetOutOfRange, TopicAuthorizationFailed
+from pybroker.security.acls import CLUSTER_ACTION, READ, TOPIC
 
 READ_COMMITTED = 1
 # Kafka's debugging-consumer replica id: served by any replica, leader or follower, up to
@@ -80,10 +86,12 @@ def release_regions(chunks) -> None:
             chunk.release()
 
 
-def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> tuple[list, int, bool, bool]:
+def _read_partitions(broker, body: dict, regions: list, first: bool = True,
+                     denied: frozenset = frozenset()) -> tuple[list, int, bool, bool]:
     """Build the response topics. Returns (responses, bytes of records, any error, any
     news for a positions-only fetch). ``first`` is set on the first pass of a long poll:
-    a follower's fetch offset is recorded then, not again on each wake-up."""
+    a follower's fetch offset is recorded then, not again on each wake-up. Topics in
+    ``denied`` are answered TOPIC_AUTHORIZATION_FAILED."""
     replica_id = body.get("replica_id", -1)
     replicas = getattr(broker, "replicas", None)
     shm = getattr(broker, "shm", None)
@@ -111,6 +119,8 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True) -> t
                 "records": b"",
             }
             try:
+                if name in denied:
+                    raise TopicAuthorizationFailed()
                 partition = broker.logs.get_partition(name, index)
                 if replica_id != DEBUGGING_REPLICA_ID:
                     partition.require_leader()
@@ -192,9 +202,10 @@ async def handle(broker, request) -> dict:
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     min_bytes = body.get("min_bytes", 1)
     first = True
+    denied = _denied_topics(broker, request)
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors, news = _read_partitions(broker, body, regions, first)
+        responses, total, errors, news = _read_partitions(broker, body, regions, first, denied)
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
@@ -208,6 +219,15 @@ async def handle(broker, request) -> dict:
             }
         release_regions(regions)
         await _wait_for_append(broker, body, wait)
+
+
+def _denied_topics(broker, request) -> frozenset:
+    if broker.authorizer is None:
+        return frozenset()
+    names = {topic["topic"] for topic in request.body["topics"]}
+    if request.body.get("replica_id", -1) >= 0:
+        return frozenset() if allowed_on_cluster(broker, request, CLUSTER_ACTION) else frozenset(names)
+    return frozenset(n for n in names if not allowed(broker, request, READ, TOPIC, n))
 
 
 def _count_bytes_out(broker, responses: list, follower: bool) -> None:

@@ -13,12 +13,22 @@ brokers come or go. Transactional ids (key type 1) are placed the same way.
 OffsetFetch with ``require_stable`` (read_committed consumers, KIP-447) answers
 UNSTABLE_OFFSET_COMMIT for a partition whose offsets wait in an unfinished transaction,
 so a consumer taking over does not start from offsets about to be replaced.
+
+Authorization (with an authorizer), as Kafka's KafkaApis: FindCoordinator needs DESCRIBE
+on the group or transactional id; joining, syncing, heartbeating, leaving and committing
+need READ on the group (GROUP_AUTHORIZATION_FAILED), a commit READ on each topic and an
+offset fetch DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED; a fetch of every
+partition leaves those topics out); DescribeGroups needs DESCRIBE and DeleteGroups and
+OffsetDelete DELETE on the group; ListGroups lists the groups the principal may
+DESCRIBE (all of them with DESCRIBE on the cluster).
 """
 from __future__ import annotations
 
 import zlib
 
 from pybroker import errors
+from pybroker.broker.authorization import allowed, allowed_on_cluster, operations, require
+from pybroker.security.acls import DELETE, DESCRIBE, GROUP, READ, TOPIC, TRANSACTIONAL_ID
 
 GROUP_KEY = 0
 TRANSACTION_KEY = 1
@@ -42,6 +52,10 @@ def find_coordinator(broker, request) -> dict:
             coordinators.append({"key": key, "node_id": -1, "host": "", "port": -1,
                                  "error_code": errors.InvalidRequest.code,
                                  "error_message": f"unknown coordinator key type {key_type}"})
+        elif not allowed(broker, request, DESCRIBE, GROUP if key_type == GROUP_KEY else TRANSACTIONAL_ID, key):
+            refusal = errors.GroupAuthorizationFailed if key_type == GROUP_KEY else errors.TransactionalIdAuthorizationFailed
+            coordinators.append({"key": key, "node_id": -1, "host": "", "port": -1,
+                                 "error_code": refusal.code, "error_message": refusal.message})
         else:
             chosen = coordinator_for(broker, key)
             if chosen is None:
@@ -65,6 +79,7 @@ async def join_group(broker, request) -> dict:
     body = request.body
     peer = request.peer[0] if request.peer else ""
     try:
+        require(broker, request, READ, GROUP, body["group_id"], "join group")
         response = await _group(broker, "join", body["group_id"], {
             "member_id": body["member_id"],
             "protocol_type": body["protocol_type"],
@@ -88,6 +103,7 @@ async def join_group(broker, request) -> dict:
 async def sync_group(broker, request) -> dict:
     body = request.body
     try:
+        require(broker, request, READ, GROUP, body["group_id"], "sync group")
         response = await _group(broker, "sync", body["group_id"], {
             "member_id": body["member_id"],
             "generation_id": body["generation_id"],
@@ -104,6 +120,7 @@ async def sync_group(broker, request) -> dict:
 async def heartbeat(broker, request) -> dict:
     body = request.body
     try:
+        require(broker, request, READ, GROUP, body["group_id"], "heartbeat group")
         response = await _group(broker, "heartbeat", body["group_id"], {
             "member_id": body["member_id"], "generation_id": body["generation_id"],
             "group_instance_id": body.get("group_instance_id"),
@@ -117,6 +134,7 @@ async def leave_group(broker, request) -> dict:
     body = request.body
     members = body.get("members") or [{"member_id": body.get("member_id", ""), "group_instance_id": None}]
     try:
+        require(broker, request, READ, GROUP, body["group_id"], "leave group")
         response = await _group(broker, "leave", body["group_id"], {"members": members})
     except errors.KafkaError as exc:
         response = {"error_code": exc.code, "members": []}
@@ -140,6 +158,15 @@ def _unknown_partitions(broker, topics) -> dict[tuple[str, int], int]:
     return codes
 
 
+def _topics_denied(broker, request, operation: int, topics, codes: dict) -> None:
+    """TOPIC_AUTHORIZATION_FAILED for the partitions of topics the principal may not
+    ``operation`` (before the check for unknown partitions, as Kafka orders them)."""
+    for topic in topics:
+        if not allowed(broker, request, operation, TOPIC, topic["name"]):
+            for p in topic["partitions"]:
+                codes[(topic["name"], p["partition_index"])] = errors.TopicAuthorizationFailed.code
+
+
 def _per_partition(topics, codes) -> list[dict]:
     return [
         {"name": topic["name"], "partitions": [
@@ -152,7 +179,13 @@ def _per_partition(topics, codes) -> list[dict]:
 
 async def offset_commit(broker, request) -> dict:
     body = request.body
-    codes = _unknown_partitions(broker, body["topics"])
+    if not allowed(broker, request, READ, GROUP, body["group_id"]):
+        codes = {(t["name"], p["partition_index"]): errors.GroupAuthorizationFailed.code
+                 for t in body["topics"] for p in t["partitions"]}
+        return {"throttle_time_ms": 0, "topics": _per_partition(body["topics"], codes)}
+    denied: dict = {}
+    _topics_denied(broker, request, READ, body["topics"], denied)
+    codes = {**_unknown_partitions(broker, body["topics"]), **denied}
     rows = [
         [topic["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
          p.get("committed_leader_epoch", -1)]
@@ -180,8 +213,14 @@ async def _unstable(broker, group_id: str) -> set:
     return {tuple(tp) for tp in rows}
 
 
-async def _fetch_group(broker, group_id: str, topics, require_stable: bool = False, member_id=None,
+async def _fetch_group(broker, request, group_id: str, topics, require_stable: bool = False, member_id=None,
                        member_epoch=-1) -> tuple[list, int]:
+    if not allowed(broker, request, READ, GROUP, group_id):
+        return [], errors.GroupAuthorizationFailed.code
+    denied = []
+    if topics is not None and broker.authorizer is not None:
+        denied = [t for t in topics if not allowed(broker, request, DESCRIBE, TOPIC, t["name"])]
+        topics = [t for t in topics if t not in denied]
     wanted = None if topics is None else [[t["name"], i] for t in topics for i in t["partition_indexes"]]
     try:
         rows = await _group(broker, "fetch_offsets", group_id, {"partitions": wanted, "member_id": member_id,
@@ -190,7 +229,13 @@ async def _fetch_group(broker, group_id: str, topics, require_stable: bool = Fal
     except errors.KafkaError as exc:
         return [], exc.code
     by_topic: dict[str, list] = {}
+    for t in denied:
+        by_topic[t["name"]] = [{"partition_index": i, "committed_offset": -1, "committed_leader_epoch": -1,
+                                "metadata": "", "error_code": errors.TopicAuthorizationFailed.code}
+                               for i in t["partition_indexes"]]
     for name, index, offset, metadata, epoch in rows:
+        if topics is None and not allowed(broker, request, DESCRIBE, TOPIC, name):
+            continue  # every partition asked: those of topics it may not describe are left out
         code = errors.UnstableOffsetCommit.code if (name, index) in unstable else 0
         by_topic.setdefault(name, []).append({
             "partition_index": index, "committed_offset": -1 if code else offset,
@@ -204,21 +249,30 @@ async def offset_fetch(broker, request) -> dict:
     if request.api_version >= 8:
         groups = []
         for g in body["groups"]:
-            topics, code = await _fetch_group(broker, g["group_id"], g.get("topics"), body.get("require_stable", False),
+            topics, code = await _fetch_group(broker, request, g["group_id"], g.get("topics"), body.get("require_stable", False),
                                               g.get("member_id"), g.get("member_epoch", -1))
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
-    topics, code = await _fetch_group(broker, body["group_id"], body.get("topics"), body.get("require_stable", False))
+    topics, code = await _fetch_group(broker, request, body["group_id"], body.get("topics"), body.get("require_stable", False))
     return {"throttle_time_ms": 0, "topics": topics, "error_code": code}
 
 
 async def describe_groups(broker, request) -> dict:
-    try:
-        groups = await _group(broker, "describe_groups", "", {"group_ids": request.body["groups"]})
-    except errors.KafkaError as exc:
-        groups = [{"error_code": exc.code, "group_id": g, "group_state": "", "protocol_type": "",
-                   "protocol_data": "", "members": []} for g in request.body["groups"]]
-    return {"throttle_time_ms": 0, "groups": groups}
+    names = request.body["groups"]
+    permitted = [g for g in names if allowed(broker, request, DESCRIBE, GROUP, g)]
+    by_id = {g: {"error_code": errors.GroupAuthorizationFailed.code, "group_id": g, "group_state": "",
+                 "protocol_type": "", "protocol_data": "", "members": []} for g in names}
+    if permitted:
+        try:
+            described = await _group(broker, "describe_groups", "", {"group_ids": permitted})
+        except errors.KafkaError as exc:
+            described = [{"error_code": exc.code, "group_id": g, "group_state": "", "protocol_type": "",
+                          "protocol_data": "", "members": []} for g in permitted]
+        for group in described:
+            if request.body.get("include_authorized_operations"):
+                group = {**group, "authorized_operations": operations(broker, request, GROUP, group["group_id"])}
+            by_id[group["group_id"]] = group
+    return {"throttle_time_ms": 0, "groups": [by_id[g] for g in names]}
 
 
 async def list_groups(broker, request) -> dict:
@@ -230,24 +284,35 @@ async def list_groups(broker, request) -> dict:
                                                            "types": request.body.get("types_filter") or None})
     except errors.KafkaError as exc:
         response = {"error_code": exc.code, "groups": []}
+    everything = allowed_on_cluster(broker, request, DESCRIBE)
     mine = [g for g in response["groups"]
-            if getattr(coordinator_for(broker, g["group_id"]), "node_id", None) == broker.node_id]
+            if getattr(coordinator_for(broker, g["group_id"]), "node_id", None) == broker.node_id
+            and (everything or allowed(broker, request, DESCRIBE, GROUP, g["group_id"]))]
     return {"throttle_time_ms": 0, **response, "groups": mine}
 
 
 async def delete_groups(broker, request) -> dict:
-    try:
-        results = await _group(broker, "delete_groups", "", {"group_ids": request.body["groups_names"]})
-    except errors.KafkaError as exc:
-        results = [{"group_id": g, "error_code": exc.code} for g in request.body["groups_names"]]
-    return {"throttle_time_ms": 0, "results": results}
+    names = request.body["groups_names"]
+    permitted = [g for g in names if allowed(broker, request, DELETE, GROUP, g)]
+    by_id = {g: {"group_id": g, "error_code": errors.GroupAuthorizationFailed.code} for g in names}
+    if permitted:
+        try:
+            results = await _group(broker, "delete_groups", "", {"group_ids": permitted})
+        except errors.KafkaError as exc:
+            results = [{"group_id": g, "error_code": exc.code} for g in permitted]
+        by_id.update({r["group_id"]: r for r in results})
+    return {"throttle_time_ms": 0, "results": [by_id[g] for g in names]}
 
 
 async def offset_delete(broker, request) -> dict:
     """Partitions of topics this broker does not know get UNKNOWN_TOPIC_OR_PARTITION here,
     as Kafka's broker answers before asking its coordinator; the rest go to the group."""
     body = request.body
-    codes = _unknown_partitions(broker, body["topics"])
+    if not allowed(broker, request, DELETE, GROUP, body["group_id"]):
+        return {"error_code": errors.GroupAuthorizationFailed.code, "throttle_time_ms": 0, "topics": []}
+    denied: dict = {}
+    _topics_denied(broker, request, READ, body["topics"], denied)
+    codes = {**_unknown_partitions(broker, body["topics"]), **denied}
     known = [(topic["name"], p["partition_index"]) for topic in body["topics"] for p in topic["partitions"]
              if (topic["name"], p["partition_index"]) not in codes]
     try:

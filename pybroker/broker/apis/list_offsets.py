@@ -8,7 +8,9 @@ high watermark are never reported to consumers, nor at or above the last stable 
 to read_committed ones (isolation_level 1)."""
 from __future__ import annotations
 
+from pybroker.broker.authorization import require
 from pybroker.errors import InvalidRequest, KafkaError
+from pybroker.security.acls import DESCRIBE, TOPIC
 
 LATEST = -1
 EARLIEST = -2
@@ -32,6 +34,7 @@ def handle(broker, request) -> dict:
             index = req["partition_index"]
             entry = {"partition_index": index, "error_code": 0, "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
             try:
+                require(broker, request, DESCRIBE, TOPIC, name, "describe topic")
                 partition = broker.logs.get_partition(name, index)
                 if body["replica_id"] != DEBUGGING_REPLICA_ID:
                     partition.require_leader()

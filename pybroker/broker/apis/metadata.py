@@ -3,18 +3,25 @@ leader, replicas, ISR and offline replicas, from the controller's image. Request
 that don't exist are created when the request allows it (v4+
 ``allow_auto_topic_creation``) and ``auto.create.topics.enable`` is on.
 
+With an authorizer, as Kafka: a listing of every topic shows only those the principal
+may DESCRIBE; a topic asked by name it may not DESCRIBE gets TOPIC_AUTHORIZATION_FAILED
+(whether or not it exists); auto-creation needs CREATE on the cluster or the topic, else
+TOPIC_AUTHORIZATION_FAILED. The authorized-operations fields are filled when asked for.
+
 Each topic's entry is encoded once per Metadata version and kept until the topic, one of
 its partitions or the live brokers change (``TopicEntryCache``): a client's Metadata for
 every topic of a cluster holding 20,000 partitions then costs a join of cached bytes, not
 20,000 structs encoded."""
 from __future__ import annotations
 
+from pybroker.broker.authorization import allowed, may_create_topic, operations
 from pybroker.cluster.metadata import NO_LEADER
 from pybroker.cluster.topics import validate_topic_name
-from pybroker.errors import (KafkaError, LeaderNotAvailable, TopicAlreadyExists, UnknownTopicId,
-                             UnknownTopicOrPartition)
+from pybroker.errors import (KafkaError, LeaderNotAvailable, TopicAlreadyExists, TopicAuthorizationFailed,
+                             UnknownTopicId, UnknownTopicOrPartition)
 from pybroker.protocol import api
 from pybroker.protocol.schema import PreEncoded
+from pybroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, TOPIC
 
 
 class TopicEntryCache:
@@ -70,8 +77,11 @@ def topic_entry(broker, name: str) -> dict:
 async def handle(broker, request) -> dict:
     body = request.body
     requested = body.get("topics")
-    if requested is None or (request.api_version == 0 and not requested):
+    listing = requested is None or (request.api_version == 0 and not requested)
+    if listing:
         names = sorted(broker.image.topics)
+        if broker.authorizer is not None:
+            names = [n for n in names if allowed(broker, request, DESCRIBE, TOPIC, n)]
     else:
         names = [t["name"] for t in requested]
     topics = []
@@ -86,15 +96,26 @@ async def handle(broker, request) -> dict:
                     topics.append({"error_code": UnknownTopicId.code, "name": None, "topic_id": t.get("topic_id"),
                                    "partitions": []})
                     continue
+                if not allowed(broker, request, DESCRIBE, TOPIC, name):
+                    topics.append({"error_code": TopicAuthorizationFailed.code, "name": None,
+                                   "topic_id": t.get("topic_id"), "partitions": []})
+                    continue
             resolved.append(name)
         names = resolved
     allow_create = body.get("allow_auto_topic_creation", True) and broker.config.auto_create_topics_enable
+    with_operations = body.get("include_topic_authorized_operations", False)
     for name in names:
+        if not listing and not allowed(broker, request, DESCRIBE, TOPIC, name):
+            # Not a word on whether it exists.
+            topics.append({"error_code": TopicAuthorizationFailed.code, "name": name, "partitions": []})
+            continue
         if name not in broker.image.topics:
             try:
                 validate_topic_name(name)
                 if not allow_create:
                     raise UnknownTopicOrPartition()
+                if not may_create_topic(broker, request, name):
+                    raise TopicAuthorizationFailed()
                 result = await broker.create_topic_now(name)
                 if result["error_code"] not in (0, TopicAlreadyExists.code) and name not in broker.image.topics:
                     topics.append({"error_code": result["error_code"], "name": name, "partitions": []})
@@ -108,8 +129,13 @@ async def handle(broker, request) -> dict:
                 # non-retriable code here makes kafka-python stop refreshing metadata.
                 topics.append({"error_code": LeaderNotAvailable.code, "name": name, "partitions": []})
                 continue
-        topics.append(broker.topic_entries.get(broker, name, request.api_version))
-    return {
+        if with_operations:
+            # Per principal: built for this answer, never cached.
+            topics.append({**topic_entry(broker, name),
+                           "topic_authorized_operations": operations(broker, request, TOPIC, name)})
+        else:
+            topics.append(broker.topic_entries.get(broker, name, request.api_version))
+    response = {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": None}
                     for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
@@ -118,6 +144,9 @@ async def handle(broker, request) -> dict:
         "controller_id": controller_id(broker),
         "topics": topics,
     }
+    if body.get("include_cluster_authorized_operations", False):
+        response["cluster_authorized_operations"] = operations(broker, request, CLUSTER, CLUSTER_NAME)
+    return response
 
 
 def controller_id(broker) -> int:

@@ -8,11 +8,16 @@ current one; (-1, -1) for an epoch newer than any here. Only the leader answers.
 """
 from __future__ import annotations
 
+from pybroker.broker.authorization import allowed_on_cluster, require
 from pybroker.errors import KafkaError
+from pybroker.errors import ClusterAuthorizationFailed
+from pybroker.security.acls import CLUSTER_ACTION, DESCRIBE, TOPIC
 
 
 def handle(broker, request) -> dict:
     topics = []
+    follower = request.body.get("replica_id", -2) >= 0
+    cluster_denied = follower and not allowed_on_cluster(broker, request, CLUSTER_ACTION)
     for topic in request.body["topics"]:
         name = topic["topic"]
         parts = []
@@ -20,6 +25,10 @@ def handle(broker, request) -> dict:
             index = req["partition"]
             entry = {"error_code": 0, "partition": index, "leader_epoch": -1, "end_offset": -1}
             try:
+                if cluster_denied:
+                    raise ClusterAuthorizationFailed()
+                if not follower:
+                    require(broker, request, DESCRIBE, TOPIC, name, "describe topic")
                 partition = broker.logs.get_partition(name, index)
                 partition.require_leader()
                 partition.check_leader_epoch(req.get("current_leader_epoch", -1))

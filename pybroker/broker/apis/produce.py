@@ -10,14 +10,22 @@ leader that loses leadership meanwhile answers NOT_LEADER_OR_FOLLOWER.
 
 With a shared-memory region, each partition's appended batches also go to this broker's
 tail ring (one entry per partition per request) for co-located followers.
+
+Authorization (with an authorizer), as Kafka's: a transactional producer needs WRITE on
+its transactional id (else every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+each topic needs WRITE (else TOPIC_AUTHORIZATION_FAILED), and auto-creating it needs
+CREATE on the cluster or the topic. One cached decision per topic per request.
 """
 from __future__ import annotations
 
 import logging
 
+from pybroker.broker.authorization import allowed, may_create_topic
 from pybroker.broker.delayed import settle
 from pybroker.broker.partition import Partition
-from pybroker.errors import CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut
+from pybroker.errors import (CorruptMessage, InvalidRequiredAcks, KafkaError, RequestTimedOut,
+                             TopicAuthorizationFailed, TransactionalIdAuthorizationFailed)
+from pybroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE
 
 log = logging.getLogger("pybroker.broker")
 
@@ -42,15 +50,29 @@ async def handle(broker, request) -> dict | None:
     # (partition, its response entry, future) of acks=-1 appends not yet committed.
     pending = []
     shm = getattr(broker, "shm", None)
+    authorizing = broker.authorizer is not None
+    refusal = None
+    if acks not in (0, 1, -1):
+        refusal = InvalidRequiredAcks(f"Invalid required acks value {acks}: must be -1, 0 or 1")
+    elif authorizing and body.get("transactional_id") is not None \
+            and not allowed(broker, request, WRITE, TRANSACTIONAL_ID, body["transactional_id"]):
+        refusal = TransactionalIdAuthorizationFailed()
     for topic in body["topic_data"]:
         name = topic["name"]
         results = []
-        if acks not in (0, 1, -1):
-            error = InvalidRequiredAcks(f"Invalid required acks value {acks}: must be -1, 0 or 1")
-            results = [_partition_error(p["index"], error) for p in topic["partition_data"]]
+        if refusal is not None:
+            results = [_partition_error(p["index"], refusal) for p in topic["partition_data"]]
             responses.append({"name": name, "partition_responses": results})
             continue
-        topic_error = broker.ensure_topic(name)
+        if authorizing:
+            if not allowed(broker, request, WRITE, TOPIC, name):
+                topic_error = TopicAuthorizationFailed()
+            elif name in broker.image.topics:
+                topic_error = None
+            else:
+                topic_error = broker.ensure_topic(name, may_create_topic(broker, request, name))
+        else:
+            topic_error = broker.ensure_topic(name)
         for part in topic["partition_data"]:
             index = part["index"]
             try:

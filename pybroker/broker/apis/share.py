@@ -16,6 +16,11 @@ leaders like a Fetch:
    them, read from the segment files (sendfile, like Fetch) and the acquired ranges with
    their delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
 Records acquired but not sent (the answer's byte budget ran out) go back at once.
+
+Authorization (with an authorizer), as Kafka's: heartbeats, ShareFetch and
+ShareAcknowledge need READ on the group (GROUP_AUTHORIZATION_FAILED), ShareFetch READ on
+each topic (TOPIC_AUTHORIZATION_FAILED for its partitions); the describe APIs need
+DESCRIBE on the group (and on each topic whose offsets they show).
 """
 from __future__ import annotations
 
@@ -24,9 +29,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from pybroker import errors
-from pybroker.broker.apis.consumer_group import heartbeat_answer
+from pybroker.broker.apis.consumer_group import denied_group, group_heartbeat_refusal, heartbeat_answer
+from pybroker.broker.authorization import allowed, operations
 from pybroker.broker.apis.fetch import SendfileRegion, release_regions, wait_for_append
 from pybroker.group.consumer_group import heartbeat_error
+from pybroker.security.acls import DESCRIBE, GROUP, READ, TOPIC
 
 FINAL_EPOCH = -1
 INITIAL_EPOCH = 0
@@ -61,6 +68,9 @@ async def heartbeat(broker, request) -> dict:
     body = request.body
     peer = request.peer[0] if request.peer else ""
     try:
+        refusal = group_heartbeat_refusal(broker, request)
+        if refusal is not None:
+            raise refusal
         response = await broker.controller.group("share_heartbeat", body["group_id"], {
             "member_id": body["member_id"], "member_epoch": body["member_epoch"], "rack_id": body.get("rack_id"),
             "subscribed_topic_names": body.get("subscribed_topic_names"),
@@ -72,12 +82,17 @@ async def heartbeat(broker, request) -> dict:
 
 
 async def describe(broker, request) -> dict:
-    groups = await broker.controller.group("share_group_describe", "", {"group_ids": request.body["group_ids"]})
+    names = request.body["group_ids"]
+    permitted = [g for g in names if allowed(broker, request, DESCRIBE, GROUP, g)]
+    groups = await broker.controller.group("share_group_describe", "", {"group_ids": permitted}) if permitted else []
     for group in groups:
+        if request.body.get("include_authorized_operations", False):
+            group["authorized_operations"] = operations(broker, request, GROUP, group["group_id"])
         for member in group["members"]:
             for tp in member["assignment"]["topic_partitions"]:
                 tp["topic_id"] = uuid.UUID(tp["topic_id"])
-    return {"throttle_time_ms": 0, "groups": groups}
+    by_id = {g["group_id"]: g for g in groups}
+    return {"throttle_time_ms": 0, "groups": [by_id.get(g) or denied_group(g) for g in names]}
 
 
 async def describe_offsets(broker, request) -> dict:
@@ -89,6 +104,10 @@ async def describe_offsets(broker, request) -> dict:
     for group in request.body["groups"]:
         asked = None if group.get("topics") is None else \
             {t["topic_name"]: list(t["partitions"]) for t in group["topics"]}
+        if not allowed(broker, request, DESCRIBE, GROUP, group["group_id"]):
+            out.append({"group_id": group["group_id"], "topics": [], "error_code": errors.GroupAuthorizationFailed.code,
+                        "error_message": f"Not authorized to describe group {group['group_id']}"})
+            continue
         try:
             rows = await broker.controller.group("share_offsets", group["group_id"], {"topics": asked})
         except errors.KafkaError as exc:
@@ -101,7 +120,11 @@ async def describe_offsets(broker, request) -> dict:
             entry = {"partition_index": index, "start_offset": start,
                      "leader_epoch": state.leader_epoch if state else -1, "lag": -1, "error_code": 0,
                      "error_message": None}
-            if topic not in topics or state is None:
+            if not allowed(broker, request, DESCRIBE, TOPIC, topic):
+                if asked is None:
+                    continue  # every topic asked: those it may not describe are left out
+                entry["error_code"] = errors.TopicAuthorizationFailed.code
+            elif topic not in topics or state is None:
                 entry["error_code"] = errors.UnknownTopicOrPartition.code
             elif start >= 0:
                 try:
@@ -179,6 +202,10 @@ def _leader_entry(broker, topic: str, partition: int) -> dict:
 async def share_fetch(broker, request) -> dict:
     body = request.body
     names = _ids(broker)
+    if not allowed(broker, request, READ, GROUP, body.get("group_id") or ""):
+        return {"throttle_time_ms": 0, "error_code": errors.GroupAuthorizationFailed.code,
+                "error_message": "Not authorized to read the share group", "acquisition_lock_timeout_ms": 0,
+                "responses": [], "node_endpoints": []}
     session, code, message = _open_session(broker, body, names)
     base = {"throttle_time_ms": 0, "error_code": code, "error_message": message,
             "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
@@ -199,6 +226,8 @@ async def share_fetch(broker, request) -> dict:
         part_errors, led = {}, []
         for topic, index in sorted(session.partitions):
             try:
+                if not allowed(broker, request, READ, TOPIC, topic):
+                    raise errors.TopicAuthorizationFailed()
                 partition = broker.logs.get_partition(topic, index)
                 partition.require_leader()
                 led.append(partition)
@@ -281,6 +310,9 @@ async def share_acknowledge(broker, request) -> dict:
     names = _ids(broker)
     base = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "acquisition_lock_timeout_ms": 0,
             "responses": [], "node_endpoints": []}
+    if not allowed(broker, request, READ, GROUP, body.get("group_id") or ""):
+        return {**base, "error_code": errors.GroupAuthorizationFailed.code,
+                "error_message": "Not authorized to read the share group"}
     if body["share_session_epoch"] == INITIAL_EPOCH:
         return {**base, "error_code": errors.InvalidShareSessionEpoch.code,
                 "error_message": "ShareAcknowledge cannot open a share session"}

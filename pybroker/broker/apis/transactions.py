@@ -10,11 +10,21 @@ Every broker forwards, so FindCoordinator may name any of them (it names one per
 transactional id, as for groups). Errors a client version does not know are mapped as
 Kafka maps them: PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH before InitProducerId v4
 and before v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn.
+
+Authorization (with an authorizer), as Kafka's: every transactional request needs WRITE
+on its transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn
+WRITE on each topic (TOPIC_AUTHORIZATION_FAILED, the other partitions
+OPERATION_NOT_ATTEMPTED); AddOffsetsToTxn and TxnOffsetCommit READ on the group
+(GROUP_AUTHORIZATION_FAILED), the latter READ on each topic; DescribeTransactions
+DESCRIBE on each id, ListTransactions lists the ids the principal may DESCRIBE;
+DescribeProducers needs READ on the topic, WriteTxnMarkers CLUSTER_ACTION.
 """
 from __future__ import annotations
 
 from pybroker import errors
 from pybroker.broker import txn_markers
+from pybroker.broker.authorization import allowed, allowed_on_cluster
+from pybroker.security.acls import CLUSTER_ACTION, DESCRIBE, GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE
 
 # The first version of each API that knows PRODUCER_FENCED.
 _FENCED_SINCE = {22: 4, 24: 2, 25: 2, 26: 2}
@@ -68,7 +78,14 @@ def _topic_results(topics, codes: dict) -> list:
 
 
 async def _add_partitions(broker, request, txn_id: str, pid: int, epoch: int, topics, verify_only: bool) -> list:
-    known, codes = _partitions(broker, topics)
+    if not allowed(broker, request, WRITE, TRANSACTIONAL_ID, txn_id):
+        denied = errors.TransactionalIdAuthorizationFailed.code
+        return _topic_results(topics, {(t["name"], p): denied for t in topics for p in t["partitions"]})
+    denied = {t["name"] for t in topics if not allowed(broker, request, WRITE, TOPIC, t["name"])}
+    codes = {(t["name"], p): errors.TopicAuthorizationFailed.code for t in topics if t["name"] in denied
+             for p in t["partitions"]}
+    known, unknown = _partitions(broker, [t for t in topics if t["name"] not in denied])
+    codes.update(unknown)
     if codes:
         # Kafka's rule: nothing is added when any partition is unknown.
         codes.update({tuple(tp): errors.OperationNotAttempted.code for tp in known})
@@ -102,6 +119,10 @@ async def add_partitions_to_txn(broker, request) -> dict:
 
 async def _simple(broker, request, method: str, args: dict) -> dict:
     try:
+        if not allowed(broker, request, WRITE, TRANSACTIONAL_ID, args["transactional_id"]):
+            raise errors.TransactionalIdAuthorizationFailed()
+        if "group_id" in args and not allowed(broker, request, READ, GROUP, args["group_id"]):
+            raise errors.GroupAuthorizationFailed()
         code = await _txn(broker, method, args)
     except errors.KafkaError as exc:
         code = exc.code
@@ -124,10 +145,21 @@ async def end_txn(broker, request) -> dict:
 
 async def txn_offset_commit(broker, request) -> dict:
     body = request.body
+    codes: dict[str, int] = {}
+    if not allowed(broker, request, WRITE, TRANSACTIONAL_ID, body["transactional_id"]):
+        codes = {t["name"]: errors.TransactionalIdAuthorizationFailed.code for t in body["topics"]}
+    elif not allowed(broker, request, READ, GROUP, body["group_id"]):
+        codes = {t["name"]: errors.GroupAuthorizationFailed.code for t in body["topics"]}
+    else:
+        codes = {t["name"]: errors.TopicAuthorizationFailed.code for t in body["topics"]
+                 if not allowed(broker, request, READ, TOPIC, t["name"])}
     rows = [[t["name"], p["partition_index"], p["committed_offset"], p.get("committed_metadata"),
-             p.get("committed_leader_epoch", -1)] for t in body["topics"] for p in t["partitions"]]
+             p.get("committed_leader_epoch", -1)] for t in body["topics"] if t["name"] not in codes
+            for p in t["partitions"]]
+    code = 0
     try:
-        code = await _txn(broker, "commit_offsets", {
+        if rows:
+            code = await _txn(broker, "commit_offsets", {
             "transactional_id": body["transactional_id"], "group_id": body["group_id"],
             "producer_id": body["producer_id"], "producer_epoch": body["producer_epoch"],
             "member_id": body.get("member_id", ""), "generation_id": body.get("generation_id", -1),
@@ -135,19 +167,28 @@ async def txn_offset_commit(broker, request) -> dict:
     except errors.KafkaError as exc:
         code = exc.code
     return {"throttle_time_ms": 0, "topics": [
-        {"name": t["name"], "partitions": [{"partition_index": p["partition_index"], "error_code": code}
+        {"name": t["name"], "partitions": [{"partition_index": p["partition_index"],
+                                            "error_code": codes.get(t["name"], code)}
                                            for p in t["partitions"]]} for t in body["topics"]]}
 
 
 async def describe_transactions(broker, request) -> dict:
     ids = request.body["transactional_ids"]
-    try:
-        states = await _txn(broker, "describe", {"transactional_ids": ids})
-    except errors.KafkaError as exc:
-        states = [{"error_code": exc.code, "transactional_id": i, "transaction_state": "",
-                   "transaction_timeout_ms": 0, "transaction_start_time_ms": -1, "producer_id": -1,
-                   "producer_epoch": -1, "topics": []} for i in ids]
-    return {"throttle_time_ms": 0, "transaction_states": states}
+
+    def failed(txn_id: str, code: int) -> dict:
+        return {"error_code": code, "transactional_id": txn_id, "transaction_state": "",
+                "transaction_timeout_ms": 0, "transaction_start_time_ms": -1, "producer_id": -1,
+                "producer_epoch": -1, "topics": []}
+
+    permitted = [i for i in ids if allowed(broker, request, DESCRIBE, TRANSACTIONAL_ID, i)]
+    by_id = {i: failed(i, errors.TransactionalIdAuthorizationFailed.code) for i in ids}
+    if permitted:
+        try:
+            states = await _txn(broker, "describe", {"transactional_ids": permitted})
+        except errors.KafkaError as exc:
+            states = [failed(i, exc.code) for i in permitted]
+        by_id.update({s["transactional_id"]: s for s in states})
+    return {"throttle_time_ms": 0, "transaction_states": [by_id[i] for i in ids]}
 
 
 async def list_transactions(broker, request) -> dict:
@@ -158,6 +199,10 @@ async def list_transactions(broker, request) -> dict:
                                              "duration_ms": body.get("duration_filter", -1)})
     except errors.KafkaError as exc:
         result = {"error_code": exc.code, "unknown_state_filters": [], "transaction_states": []}
+    if broker.authorizer is not None:
+        result = {**result, "transaction_states": [
+            s for s in result["transaction_states"]
+            if allowed(broker, request, DESCRIBE, TRANSACTIONAL_ID, s["transactional_id"])]}
     return {"throttle_time_ms": 0, **result}
 
 
@@ -168,6 +213,8 @@ def describe_producers(broker, request) -> dict:
         for index in topic["partition_indexes"]:
             entry = {"partition_index": index, "error_code": 0, "error_message": None, "active_producers": []}
             try:
+                if not allowed(broker, request, READ, TOPIC, topic["name"]):
+                    raise errors.TopicAuthorizationFailed()
                 # Any replica answers from its own table (kafka-transactions --broker-id).
                 partition = broker.logs.get_partition(topic["name"], index)
                 entry["active_producers"] = [{
@@ -184,6 +231,12 @@ def describe_producers(broker, request) -> dict:
 
 async def write_txn_markers(broker, request) -> dict:
     results = []
+    if not allowed_on_cluster(broker, request, CLUSTER_ACTION):
+        denied = errors.ClusterAuthorizationFailed.code
+        return {"markers": [{"producer_id": m["producer_id"], "topics": [
+            {"name": t["name"], "partitions": [{"partition_index": p, "error_code": denied}
+                                               for p in t["partition_indexes"]]} for t in m["topics"]]}
+            for m in request.body["markers"]]}
     for marker in request.body["markers"]:
         answer = await txn_markers.write_txn_markers(broker, [{
             "producer_id": marker["producer_id"], "producer_epoch": marker["producer_epoch"],
