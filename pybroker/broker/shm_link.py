@@ -8,6 +8,8 @@ What this broker publishes there, and when:
 - an **offsets row** (leader, epoch, log start, log end, high watermark) for every
   partition it leads. Appends and high-watermark moves only mark the partition dirty; the
   rows are written once per burst (``FLUSH_INTERVAL_S`` apart at most), never per record;
+- its **news word** (in its broker row): changed and futex-woken after each write of
+  its offsets rows, so tail consumers wait for news instead of polling;
 - its **tail ring**: after a successful leader append, the request's batches for that
   partition as one entry, exactly as written to the log (offsets and leader epoch
   assigned). The ring entry is written before the row is: a follower that reads the row's
@@ -235,6 +237,7 @@ class ShmLink:
         node_id = self.broker.node_id
         offsets = region.offsets
         hosted = self.broker.logs.partitions
+        written = False
         for key, partition in dirty.items():
             if hosted.get(key) is not partition:
                 self.forget(*key)  # deleted meanwhile: its slot may go to another partition
@@ -247,6 +250,12 @@ class ShmLink:
                     partition.log_start_offset, partition.log_end_offset, partition.high_watermark, now):
                 self.forget(*key)  # the row went to another partition: look it up again
                 self._missing[key] = (time.monotonic() + MISSING_SLOT_RETRY_S, MISSING_SLOT_RETRY_S)
+            elif ring_key is not None:
+                written = True
+        if written:
+            # Tail readers waiting for news of this broker's partitions wake now, not
+            # at the end of a sleep.
+            region.brokers.announce(node_id)
 
     # -- follower side -----------------------------------------------------------------
 

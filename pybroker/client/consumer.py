@@ -39,6 +39,7 @@ from pybroker.client.transaction_manager import GroupMetadata
 from pybroker.client.producer import normalize_config
 from pybroker.client.security import ClientSecurity
 from pybroker.client.shm_tail import ShmTail
+from pybroker.shm import futex as shm_futex
 from pybroker.protocol import api
 from pybroker.record import control
 from pybroker.record.batch import CREATE_TIME, decode_batch, iter_batches
@@ -547,6 +548,8 @@ class Consumer:
         by_leader: dict[int, dict[str, list[dict]]] = {}
         records: list[ConsumerRecord] = []
         from_shm = 0
+        # Each ring leader's news word as it was before reading (see _shm_backoff).
+        self._shm_news: dict[int, int] = {}
         for tp in self._assignment:
             if tp not in self._positions or tp in self._paused:
                 continue
@@ -603,7 +606,7 @@ class Consumer:
                     self._handle_partition(t["topic"], p, records)
         self.socket_records += len(records) - socket_start
         if from_shm:
-            self._shm_backoff(bool(records), max_wait_ms)
+            self._shm_backoff(bool(records), max_wait_ms, sockets_too=True)
         return records
 
     def _read_shm_tail(self, tp: TopicPartition, leader: int, out: list[ConsumerRecord]) -> bool:
@@ -613,6 +616,8 @@ class Consumer:
         meta = info.partitions.get(tp[1]) if info is not None else None
         if meta is None:
             return False
+        if leader not in self._shm_news:
+            self._shm_news[leader] = self._shm.news(leader)
         got = self._shm.read(tp[0], tp[1], leader, meta.leader_epoch, self._positions[tp],
                              self._partition_bytes.get(tp, self.max_partition_fetch_bytes),
                              topic_id=info.topic_id)
@@ -628,11 +633,17 @@ class Consumer:
         self.shm_records += len(out) - before
         return True
 
-    def _shm_backoff(self, got_records: bool, max_wait_ms: int) -> None:
-        """Between ring polls that found nothing, sleep a little longer each time (the
-        ring has no wake-up signal); data resets the wait to its minimum."""
+    def _shm_backoff(self, got_records: bool, max_wait_ms: int, sockets_too: bool = False) -> None:
+        """After ring reads that found nothing: wait for the leader's news (its futex
+        word) up to ``max_wait_ms``, as a long-polling Fetch would. Where that cannot be
+        done (no futexes, partitions of several leaders, or sockets used too) sleep a
+        little longer each time; data resets the sleep to its minimum."""
         if got_records:
             self._shm_idle = SHM_IDLE_SLEEP_S[0]
+            return
+        if not sockets_too and len(self._shm_news) == 1 and shm_futex.SUPPORTED:
+            ((leader, seen),) = self._shm_news.items()
+            self._shm.wait_for_news(leader, seen, max_wait_ms / 1000.0)
             return
         time.sleep(min(self._shm_idle, max_wait_ms / 1000.0))
         self._shm_idle = min(self._shm_idle * 2, SHM_IDLE_SLEEP_S[1])

@@ -27,6 +27,11 @@ The read rule, per partition, from the consumer's position P:
 
 The bytes returned are decoded by the consumer exactly as a Fetch response's records.
 
+Waiting: a consumer that finds nothing new waits on the leader's news word (a futex in
+its broker row, changed after each write of the leader's offsets rows) with the value it
+read before looking, so it wakes the moment the leader publishes, as a long-polling Fetch
+would, instead of sleeping and polling.
+
 Owned by the consumer's polling thread (not thread-safe); the region is mapped read-write
 by ``SharedRegion`` but this module only reads it.
 """
@@ -107,6 +112,16 @@ class ShmTail:
         if reader is None:
             reader = self._readers[leader] = shm.TailReader(self.region.ring(leader))
         return reader
+
+    def news(self, leader: int) -> int:
+        """The value of ``leader``'s news word: take it before reading, and
+        ``wait_for_news`` with it when the reads found nothing."""
+        return self.region.brokers.news_word(leader).value()
+
+    def wait_for_news(self, leader: int, seen: int, timeout_s: float) -> bool:
+        """Sleep until ``leader`` publishes new offsets (its news word leaves ``seen``)
+        or ``timeout_s`` passes. False at once where futexes are unsupported."""
+        return self.region.brokers.news_word(leader).wait(seen, timeout_s)
 
     def read(self, topic: str, partition: int, leader: int, leader_epoch: int,
              position: int, max_bytes: int, topic_id=None) -> TailRead | None:

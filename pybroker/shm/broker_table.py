@@ -12,8 +12,12 @@ Row layout (native byte order, 64 bytes, 8-aligned)::
           "q"   # heartbeat   => wall-clock ms of the last heartbeat
           "q"   # state       => EMPTY / STARTING / ALIVE / STOPPING
           "q"   # started_ms  => wall-clock ms when the broker registered
-          "16x" # reserved
+          "I"   # news        => futex word, changed after each write of this broker's
+                  #                offsets rows (tail readers wait on it; see futex.py)
+          "12x" # reserved
 
+``news`` is outside the seqlock too: readers only compare it with what they saw before
+they looked for new data, and wait on it while it is unchanged.
 ``heartbeat`` stores one aligned 8-byte word and needs no seqlock (see seqlock.py for why
 that is atomic); registration and state changes rewrite several fields under the seqlock.
 Writer: the broker owning the row (its event-loop thread). Readers: anyone.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from pybroker.shm.futex import Futex
 from pybroker.shm.seqlock import SeqlockRows
 
 ROW = struct.Struct(
@@ -32,12 +37,14 @@ ROW = struct.Struct(
     "q"    # heartbeat_ms
     "q"    # state
     "q"    # started_ms
-    "16x"  # reserved
+    "I"    # news
+    "12x"  # reserved
 )
 ROW_SIZE = 64
 assert ROW.size == ROW_SIZE
 _FIELDS = struct.Struct("@qqqqq")  # pid .. started_ms, written after the seq word
 _HEARTBEAT_WORD = 3
+_NEWS_OFFSET = 48
 
 EMPTY, STARTING, ALIVE, STOPPING = 0, 1, 2, 3
 STATE_NAMES = {EMPTY: "empty", STARTING: "starting", ALIVE: "alive", STOPPING: "stopping"}
@@ -68,6 +75,7 @@ class BrokerTable:
         self._data = data
         self._words = words
         self.capacity = capacity
+        self._news: dict[int, Futex] = {}
 
     @staticmethod
     def size_for(capacity: int) -> int:
@@ -93,6 +101,22 @@ class BrokerTable:
         """One aligned 8-byte store: cheap enough for every ~100 ms tick."""
         self._words[(self._rows.offset(broker_id) >> 3) + _HEARTBEAT_WORD] = now_ms
 
+    def news_word(self, broker_id: int) -> Futex:
+        """The futex word broker ``broker_id`` changes after each write of its offsets
+        rows: its owner ``announce``s, tail readers ``wait`` on it."""
+        word = self._news.get(broker_id)
+        if word is None:
+            if not 0 <= broker_id < self.capacity:
+                raise IndexError(f"broker id {broker_id} outside 0..{self.capacity - 1}")
+            word = self._news[broker_id] = Futex(self._data, self._rows.offset(broker_id) + _NEWS_OFFSET)
+        return word
+
+    def announce(self, broker_id: int) -> None:
+        """New offsets are published: change the news word and wake its waiters."""
+        word = self.news_word(broker_id)
+        word.bump()
+        word.wake()
+
     def clear(self, broker_id: int) -> None:
         """Forget a broker (supervisor, after reaping it for good)."""
         rows = self._rows
@@ -101,7 +125,7 @@ class BrokerTable:
         rows.end_write(broker_id, token)
 
     def read(self, broker_id: int) -> BrokerRow:
-        _seq, pid, port, _hb, state, started_ms = ROW.unpack(self._rows.snapshot(broker_id))
+        _seq, pid, port, _hb, state, started_ms, _news = ROW.unpack(self._rows.snapshot(broker_id))
         # The heartbeat is outside the seqlock protocol (it is one word), so it is loaded
         # as one word rather than trusted from a bulk copy that might split it.
         heartbeat_ms = self._words[(self._rows.offset(broker_id) >> 3) + _HEARTBEAT_WORD]
