@@ -71,6 +71,8 @@ HANDLERS = {
     api.SHARE_FETCH: share.share_fetch,
     api.SHARE_ACKNOWLEDGE: share.share_acknowledge,
     api.DESCRIBE_SHARE_GROUP_OFFSETS: share.describe_offsets,
+    api.ALTER_SHARE_GROUP_OFFSETS: share.alter_offsets,
+    api.DELETE_SHARE_GROUP_OFFSETS: share.delete_offsets,
     # Cluster administration and client telemetry.
     api.DESCRIBE_CLUSTER: describe_cluster.handle,
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,
