@@ -401,6 +401,24 @@ class BrokerConfig:
     shm_name: str | None = None
     # Followers read a co-located leader's tail ring before fetching over the socket.
     replica_shm_enabled: bool = True
+    # Security (pybroker.security.listener). Kafka's listeners as "PROTOCOL:PORT,...";
+    # empty: one PLAINTEXT listener on ``port``. The first listener's port is ``port``.
+    listeners: str = ""
+    sasl_enabled_mechanisms: str = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_cafile: str = ""
+    # Kafka's ssl.client.auth: none | requested | required (mTLS; the principal is then the
+    # certificate's subject).
+    ssl_client_auth: str = "none"
+    # KIP-368: a SASL session lasts this long, then the client must re-authenticate on
+    # the connection or it is closed (0: sessions never end, Kafka's default).
+    connections_max_reauth_ms: int = 0
+    # A failed authentication is answered this late (and later for an address that keeps
+    # failing): Kafka's connection.failed.authentication.delay.ms.
+    connection_failed_authentication_delay_ms: int = 100
+    # The private inter-broker Unix socket ("": none; followers use the PLAINTEXT port).
+    internal_socket: str = ""
 
     @property
     def advertised(self) -> str:

@@ -97,12 +97,38 @@ def listen_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.soc
     return sockets
 
 
+def listen_unix(path: str, backlog: int = 1024) -> list[socket.socket]:
+    """The listening socket of the private inter-broker listener (security.listener)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return [sock]
+
+
 class Acceptor:
-    def __init__(self, broker, sockets: list[socket.socket]):
+    """One listener: its sockets, its security protocol (``listener``, None: PLAINTEXT),
+    the TLS context of an SSL listener. The broker's listeners share one memory pool and
+    the first one expires idle connections for all."""
+
+    def __init__(self, broker, sockets: list[socket.socket], listener=None, ssl_context=None,
+                 memory: MemoryPool | None = None, expires: bool = True):
         self.broker = broker
         self.config = broker.config
         self.sockets = sockets
-        self.memory = MemoryPool(self.config.queued_max_request_bytes)
+        self.listener = listener
+        self.ssl_context = ssl_context
+        self.expires = expires
+        self.memory = memory if memory is not None else MemoryPool(self.config.queued_max_request_bytes)
         self.per_ip: Counter[str] = Counter()
         self._spare: int | None = None
         self._own_fds = 0
@@ -122,7 +148,8 @@ class Acceptor:
 
     def start(self) -> None:
         self._resume_accepting()
-        self._expiry = asyncio.get_running_loop().create_task(self._expire_connections())
+        if self.expires:
+            self._expiry = asyncio.get_running_loop().create_task(self._expire_connections())
 
     def close(self) -> None:
         if self.closed:
@@ -132,6 +159,11 @@ class Acceptor:
         if self._expiry is not None:
             self._expiry.cancel()
         for sock in self.sockets:
+            if sock.family == socket.AF_UNIX:
+                try:
+                    os.unlink(sock.getsockname())
+                except OSError:
+                    pass
             sock.close()
         if self._spare is not None:
             os.close(self._spare)
@@ -220,7 +252,7 @@ class Acceptor:
         return None
 
     def _admit(self, conn: socket.socket, address) -> None:
-        ip = address[0] if isinstance(address, tuple) else str(address)
+        ip = address[0] if isinstance(address, tuple) else "unix"
         reason = self._refusal(ip)
         if reason is not None:
             self._refused_log("refused a connection from %s: %s", ip, reason)
@@ -236,8 +268,9 @@ class Acceptor:
         loop = asyncio.get_running_loop()
         try:
             await loop.connect_accepted_socket(
-                lambda: Connection(self.broker, self.memory, on_lost=lambda: self._forget(ip)), conn)
-        except OSError as exc:
+                lambda: Connection(self.broker, self.memory, on_lost=lambda: self._forget(ip), listener=self.listener),
+                conn, ssl=self.ssl_context)
+        except (OSError, asyncio.TimeoutError) as exc:
             log.info("connection from %s failed before it was served: %s", ip, exc)
             conn.close()
             self._forget(ip)

@@ -18,7 +18,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pybroker.broker.acceptor import Acceptor, listen_sockets
+from pybroker.broker.acceptor import Acceptor, listen_sockets, listen_unix
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
@@ -33,6 +33,9 @@ from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
+from pybroker.security import listener as listeners
+from pybroker.security.authenticator import AuthFailures, SaslGate
+from pybroker.security.credentials import CredentialStore
 
 log = logging.getLogger("pybroker.broker")
 
@@ -68,6 +71,14 @@ class Broker:
         self.stopping = False
         self.stop_requested = asyncio.Event()
         self.acceptor: Acceptor | None = None
+        # Every listener's acceptor (the first is ``acceptor``; see pybroker.security.listener).
+        self.acceptors: list[Acceptor] = []
+        self.listeners = self._listeners(config)
+        self.sasl_mechanisms = listeners.parse_mechanisms(config.sasl_enabled_mechanisms)
+        self.internal_socket = config.internal_socket or None
+        # SCRAM users, as the controller pushes them (pybroker.security.credentials).
+        self.credentials = CredentialStore()
+        self.auth_failures = AuthFailures(config.connection_failed_authentication_delay_ms / 1000.0)
         self._tasks: list[asyncio.Task] = []
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
@@ -77,6 +88,24 @@ class Broker:
         self.topic_entries = TopicEntryCache()
         self.api_versions = {k: v for k, v in api.SUPPORTED_VERSIONS.items() if k in HANDLERS}
         self._handlers = {k: (h, inspect.iscoroutinefunction(h)) for k, h in HANDLERS.items()}
+
+    @staticmethod
+    def _listeners(config: BrokerConfig) -> list:
+        if not config.listeners:
+            return [listeners.Listener(listeners.PLAINTEXT, listeners.PLAINTEXT, config.port)]
+        out = []
+        for n, spec in enumerate(s for s in config.listeners.split(",") if s.strip()):
+            protocol, port = listeners.parse_listener(spec)
+            out.append(listeners.Listener(protocol, protocol, config.port if n == 0 else (port or 0)))
+        return out
+
+    def sasl_gate(self) -> SaslGate:
+        """The authenticator of a new connection on a SASL listener."""
+        return SaslGate(self, self.auth_failures)
+
+    def listener_ports(self) -> list[list]:
+        """[name, port] of every client listener, as bound."""
+        return [[a.listener.name, a.port] for a in self.acceptors if a.listener.name != listeners.INTERNAL]
 
     # -- cluster view --------------------------------------------------------------------
 
@@ -105,6 +134,8 @@ class Broker:
         if brokers != self.image.brokers:
             self.topic_entries.clear()
         self.image.brokers = brokers
+        for record in doc.get("scram_credentials", ()):
+            self.credentials.apply_record(record)
         for r in doc.get("resource_configs", ()):
             key = (int(r["resource_type"]), r["resource_name"])
             if r["configs"]:
@@ -246,9 +277,7 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.acceptor = Acceptor(self, listen_sockets(self.config.host, self.config.port))
-        self.acceptor.start()
-        self.port = self.acceptor.port
+        self._start_listeners()
         self.logs.start_flusher(loop.call_soon_threadsafe)
         link = ShmLink(self)
         link.start()
@@ -260,7 +289,41 @@ class Broker:
             self._tasks.append(loop.create_task(self._log_scrubber()))
         self.controller.start(self)
         self.replicas.start()
-        log.info("broker %d listening on %s:%d", self.node_id, self.config.host, self.port)
+        log.info("broker %d listening on %s", self.node_id, ", ".join(
+            f"{a.listener.name} {a.port}" if a.listener.name != listeners.INTERNAL else f"{a.listener.name} {self.internal_socket}"
+            for a in self.acceptors))
+
+    def _start_listeners(self) -> None:
+        """Bind every listener (an OSError, e.g. a port taken, fails the start), TLS
+        contexts first so a bad certificate fails before anything listens."""
+        from pybroker.security import tls
+
+        contexts = {}
+        for listener in self.listeners:
+            if listener.uses_tls:
+                contexts[listener.name] = tls.server_context(self.config.ssl_certfile, self.config.ssl_keyfile,
+                                                             self.config.ssl_cafile, self.config.ssl_client_auth)
+        bound = []
+        try:
+            for listener in self.listeners:
+                bound.append((listener, listen_sockets(self.config.host, listener.port)))
+            if self.internal_socket:
+                internal = listeners.Listener(listeners.INTERNAL, listeners.PLAINTEXT, 0)
+                bound.append((internal, listen_unix(self.internal_socket)))
+        except OSError:
+            for _listener, sockets in bound:
+                for sock in sockets:
+                    sock.close()
+            raise
+        memory = None
+        for listener, sockets in bound:
+            acceptor = Acceptor(self, sockets, listener, contexts.get(listener.name), memory=memory,
+                                expires=not self.acceptors)
+            memory = acceptor.memory
+            acceptor.start()
+            self.acceptors.append(acceptor)
+        self.acceptor = self.acceptors[0]
+        self.port = self.acceptor.port
 
     async def stop(self) -> None:
         """Stop accepting, answer waiting fetches, close connections, flush and mark the
@@ -269,8 +332,8 @@ class Broker:
         for fut in list(self._stop_waiters):
             if not fut.done():
                 fut.set_result(None)
-        if self.acceptor is not None:
-            self.acceptor.close()
+        for acceptor in self.acceptors:
+            acceptor.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.sleep(0)
@@ -365,6 +428,7 @@ class Broker:
             request = api.decode_request(frame)
             request.peer = conn.peer
             request.principal = conn.principal
+            request.listener = conn.listener_name
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]

@@ -30,12 +30,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 import time
 
 from pybroker.broker.apis.fetch import release_regions
 from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.memory_pool import MemoryPool
+from pybroker.security import ANONYMOUS, INTER_BROKER_PRINCIPAL
+from pybroker.security.listener import INTERNAL
+from pybroker.security.tls import principal_of
 
 log = logging.getLogger("pybroker.broker")
 
@@ -49,6 +53,12 @@ GROWTH = 4
 # A frame whose first EAGER_FRAME_BYTES arrived within this time is being sent at full
 # speed: it gets its whole buffer at the first growth (the memory pool still bounds it).
 FAST_FILL_S = 0.005
+# A file region of a response up to this size is read and sent with the bytes around it
+# in one write instead of by sendfile: asyncio's loop.sendfile costs a dozen syscalls and
+# several callbacks per call (pause the transport, wait for its buffer to drain, a writer
+# callback, resume), which dwarfs copying a few KiB; a long-polling consumer's fetch
+# mostly answers with a small tail. Larger regions keep the zero-copy path.
+SMALL_REGION_BYTES = 64 * 1024
 # Reasons reading is paused.
 _QUEUE, _MEMORY = "queue", "memory"
 
@@ -59,9 +69,34 @@ class ShortSendfile(Exception):
     """sendfile moved fewer bytes than the response declared: the file shrank under us."""
 
 
+# TLS connections cannot sendfile: a segment range goes out in reads of this size.
+TLS_READ_BYTES = 1024 * 1024
+
+
+def _read_region(region) -> bytes:
+    """The bytes of a small file region, released after; ShortSendfile if the file was
+    truncated underneath (as a sendfile that stops early)."""
+    try:
+        data = os.pread(region.file.fileno(), region.length, region.position)
+    finally:
+        region.release()
+    if len(data) != region.length:
+        raise ShortSendfile(f"read {len(data)} of {region.length} bytes of {region.file.name}")
+    return data
+
+
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, server, memory: MemoryPool | None = None, on_lost=None) -> None:
+    def __init__(self, server, memory: MemoryPool | None = None, on_lost=None, listener=None) -> None:
         self.server = server
+        # The listener it came in on (pybroker.security.listener.Listener; None: the
+        # PLAINTEXT listener of an embedded broker). Which protocol it speaks is decided
+        # here, once per connection: a SASL listener's frames pass its gate first, the
+        # others go straight to the broker.
+        self.listener = listener
+        self.listener_name = listener.name if listener is not None else None
+        self.tls = listener is not None and listener.uses_tls
+        gate = server.sasl_gate() if listener is not None and listener.uses_sasl else None
+        self._handle_frame = gate.handle_frame if gate is not None else server.handle_frame
         self.max_request_bytes = server.config.socket_request_max_bytes
         self.memory = memory if memory is not None else MemoryPool()
         self._on_lost = on_lost
@@ -69,7 +104,7 @@ class Connection(asyncio.BufferedProtocol):
         self.peer = None
         # Who this connection speaks for (Kafka's KafkaPrincipal, "User:name"): anonymous
         # until a listener authenticates it.
-        self.principal = "User:ANONYMOUS"
+        self.principal = ANONYMOUS if self.listener_name != INTERNAL else INTER_BROKER_PRINCIPAL
         self._size_buf = bytearray(4)
         self._size = 0                       # declared size of the frame being read; 0: reading the size
         self._frame: bytearray | None = None
@@ -90,6 +125,11 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        if self.tls:
+            # mTLS: the client certificate names the principal (SASL, if any, replaces it).
+            principal = principal_of(transport.get_extra_info("ssl_object"))
+            if principal is not None:
+                self.principal = principal
         self.server.connections.add(self)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
@@ -219,7 +259,7 @@ class Connection(asyncio.BufferedProtocol):
                 if self._paused and self._queue.qsize() < MAX_QUEUED_REQUESTS // 2:
                     self._resume(_QUEUE)
                 try:
-                    chunks = await self.server.handle_frame(self, memoryview(frame))
+                    chunks = await self._handle_frame(self, memoryview(frame))
                 finally:
                     self._in_flight -= 1
                     self.memory.release(len(frame))
@@ -256,21 +296,63 @@ class Connection(asyncio.BufferedProtocol):
                 self.memory.release(len(frame))
 
     async def _write(self, chunks) -> None:
+        if len(chunks) == 1 and not getattr(chunks[0], "is_file_region", False):
+            self.transport.write(chunks[0])
+        else:
+            await self._write_with_regions(chunks)
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+
+    async def _write_with_regions(self, chunks) -> None:
+        """A response holding file regions: the small ones are read (one pread each)
+        and joined with the bytes around them into one write; a large one goes with
+        ``loop.sendfile``."""
         loop = asyncio.get_running_loop()
+        pending: list = []
         for chunk in chunks:
             if self.closed:
                 return
-            if isinstance(chunk, (bytes, bytearray, memoryview)):
-                self.transport.write(chunk)
-            else:
-                sent = await loop.sendfile(self.transport, chunk.file, chunk.position, chunk.length)
-                chunk.release()
-                if sent != chunk.length:
-                    # The response already declared its size; the only honest way out is
-                    # to drop the connection, and the client refetches.
-                    raise ShortSendfile(f"sent {sent} of {chunk.length} bytes of {chunk.file.name}")
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+            if not getattr(chunk, "is_file_region", False):
+                pending.append(chunk)
+                continue
+            if chunk.length <= SMALL_REGION_BYTES:
+                pending.append(_read_region(chunk))
+                continue
+            if pending:
+                self.transport.write(b"".join(pending))
+                pending = []
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+            if self.tls:
+                await self._write_region(chunk)
+                continue
+            sent = await loop.sendfile(self.transport, chunk.file, chunk.position, chunk.length)
+            chunk.release()
+            if sent != chunk.length:
+                # The response already declared its size; the only honest way out is
+                # to drop the connection, and the client refetches.
+                raise ShortSendfile(f"sent {sent} of {chunk.length} bytes of {chunk.file.name}")
+        if pending and not self.closed:
+            self.transport.write(b"".join(pending))
+
+    async def _write_region(self, region) -> None:
+        """A segment range over TLS: read in TLS_READ_BYTES pieces (the page cache
+        serves them) and written through the TLS transport, which encrypts; the range is
+        whole batches, so this is per batch set, never per record."""
+        fd = region.file.fileno()
+        position, left = region.position, region.length
+        try:
+            while left > 0 and not self.closed:
+                data = os.pread(fd, min(left, TLS_READ_BYTES), position)
+                if not data:
+                    raise ShortSendfile(f"read {region.length - left} of {region.length} bytes of {region.file.name}")
+                self.transport.write(data)
+                position += len(data)
+                left -= len(data)
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+        finally:
+            region.release()
 
     def close(self) -> None:
         if not self.closed:

@@ -93,7 +93,8 @@ class RemoteController:
                 # pushes right after it (another broker registering) are newer.
                 await channel.request({
                     "type": "register", "node_id": broker.node_id, "host": broker.config.advertised,
-                    "port": broker.port, "pid": os.getpid(),
+                    "port": broker.port, "pid": os.getpid(), "listeners": broker.listener_ports(),
+                    "internal_socket": broker.internal_socket or "",
                 }, on_reply=lambda reply: self._apply(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
                 beats = 0
@@ -164,6 +165,10 @@ class RemoteController:
         return (await self._request({"type": "alter_configs", "resources": resources, "incremental": incremental,
                                      "validate_only": validate_only}))["results"]
 
+    async def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> list[dict]:
+        return (await self._request({"type": "alter_scram_credentials", "deletions": deletions,
+                                     "upsertions": upsertions}))["results"]
+
     async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         return (await self._request({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
 
@@ -213,7 +218,8 @@ class LocalController:
     def start(self, broker) -> None:
         self.brokers[broker.node_id] = broker
         self.service.apply(self.controller.register_broker,
-                           BrokerInfo(broker.node_id, broker.config.advertised, broker.port, os.getpid()))
+                           BrokerInfo(broker.node_id, broker.config.advertised, broker.port, os.getpid(),
+                                      tuple(broker.listener_ports()), broker.internal_socket or ""))
         broker.apply_update(image_to_json(self.controller), full=True)
 
     async def stop(self) -> None:
@@ -240,6 +246,9 @@ class LocalController:
 
     async def elect_leaders(self, unclean, partitions):
         return self.service.elect_leaders(unclean, partitions)
+
+    async def alter_scram_credentials(self, deletions, upsertions):
+        return self.service.alter_scram_credentials(deletions, upsertions)
 
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr):
         return self.service.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)

@@ -172,9 +172,16 @@ class ReplicaFetcher:
         info = self.broker.image.brokers.get(self.leader_id)
         if info is None:
             raise errors.BrokerNotAvailable(f"leader {self.leader_id} is not a live broker")
+        if info.internal_socket:
+            # A secured cluster: the leader's private inter-broker socket (security.listener).
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(info.internal_socket), RESPONSE_GRACE_S)
+            log.info("%r: connected to %s", self, info.internal_socket)
+            return
+        port = info.port_for("PLAINTEXT")
         self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(info.host, info.port), RESPONSE_GRACE_S)
-        log.info("%r: connected to %s:%d", self, info.host, info.port)
+            asyncio.open_connection(info.host, port), RESPONSE_GRACE_S)
+        log.info("%r: connected to %s:%d", self, info.host, port)
 
     async def _roundtrip(self, api_key: int, version: int, body: dict, wait_s: float = 0.0) -> dict:
         self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF

@@ -62,6 +62,24 @@ def register(subparsers) -> None:
     p.add_argument("--shm-slots", type=int, default=None, metavar="N",
                    help="offsets-table rows of the shared-memory region (default: 32768, or room for twice "
                         "the partitions the cluster has at start); partitions beyond 3/4 of it use sockets only")
+    sec = p.add_argument_group("security (see the README's Security section)")
+    sec.add_argument("--listener", action="append", default=[], metavar="PROTOCOL[:PORT]",
+                     help="a client listener: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, with its first port "
+                          "(brokers use PORT..PORT+N-1); repeatable; the first is the bootstrap line's. "
+                          "Default: PLAINTEXT on --port")
+    sec.add_argument("--sasl-mechanisms", default="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", metavar="LIST",
+                     help="SASL mechanisms of SASL listeners (default PLAIN,SCRAM-SHA-256,SCRAM-SHA-512)")
+    sec.add_argument("--super-user", metavar="NAME:PASSWORD",
+                     help="create this user (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN) on the first start")
+    sec.add_argument("--ssl-certfile", help="PEM certificate (chain) of SSL listeners")
+    sec.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+    sec.add_argument("--ssl-cafile", help="CA bundle that client certificates must chain to (mTLS)")
+    sec.add_argument("--ssl-client-auth", choices=("none", "requested", "required"), default=None,
+                     help="ssl.client.auth: require a client certificate (mTLS; default none, "
+                          "required when --ssl-cafile is given)")
+    sec.add_argument("--tls-self-signed", action="store_true",
+                     help="make (once) a CA and a broker certificate for 127.0.0.1/localhost in DATA/tls "
+                          "and serve SSL listeners with them; prints the CA file for clients")
     p.add_argument("--daemon", action="store_true", help="detach after start; stop with `pybroker down`")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
@@ -96,6 +114,11 @@ def run(args) -> int:
     except KafkaError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         return 2
+    try:
+        security = _security(args)
+    except ValueError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 2
     from pybroker.private_files import make_private
 
     data = os.path.abspath(args.data)
@@ -105,6 +128,18 @@ def run(args) -> int:
     if running is not None:
         print(f"pybroker up: a supervisor (pid {running}) already runs on {data}", file=sys.stderr)
         return 1
+    if args.tls_self_signed:
+        from pybroker.security import tls
+
+        paths = tls.self_signed(os.path.join(data, "tls"), (args.host,))
+        args.ssl_certfile, args.ssl_keyfile = paths["certfile"], paths["keyfile"]
+        security["settings"].update(ssl_certfile=paths["certfile"], ssl_keyfile=paths["keyfile"])
+        security["ca"] = paths["cafile"]
+    if any(p in ("SSL", "SASL_SSL") for p, _ in security["listeners"] or ()) and not args.ssl_certfile:
+        print("pybroker up: an SSL listener needs --ssl-certfile and --ssl-keyfile, or --tls-self-signed",
+              file=sys.stderr)
+        return 2
+    args.security = security
     if args.daemon:
         return _daemonize(args, data, topic_settings)
     from pybroker.supervisor.arbiter import StartError
@@ -116,9 +151,50 @@ def run(args) -> int:
         return 1
 
 
-def _print_ready(bootstrap: str, console: str) -> None:
+def _security(args) -> dict:
+    """The security options as the supervisor takes them: listeners, broker settings
+    (by BrokerConfig's names), the super user."""
+    from pybroker.security.listener import parse_listener, parse_mechanisms
+
+    listeners = [parse_listener(spec) for spec in args.listener] or None
+    settings = {}
+    if listeners:
+        settings["sasl_enabled_mechanisms"] = ",".join(parse_mechanisms(args.sasl_mechanisms))
+    for name in ("ssl_certfile", "ssl_keyfile", "ssl_cafile"):
+        value = getattr(args, name)
+        if value:
+            if not os.path.exists(value):
+                raise ValueError(f"--{name.replace('_', '-')} {value}: no such file")
+            settings[name] = os.path.abspath(value)
+    client_auth = args.ssl_client_auth or ("required" if args.ssl_cafile else "none")
+    if client_auth != "none":
+        if not args.ssl_cafile:
+            raise ValueError("--ssl-client-auth needs --ssl-cafile")
+        settings["ssl_client_auth"] = client_auth
+    super_user = None
+    if args.super_user:
+        name, sep, password = args.super_user.partition(":")
+        if not sep or not name or not password:
+            raise ValueError("--super-user takes NAME:PASSWORD")
+        super_user = (name, password)
+    return {"listeners": listeners, "settings": settings, "super_user": super_user, "ca": None}
+
+
+def _print_ready(bootstrap: str, console: str, extra: tuple[str, ...] = ()) -> None:
     print(f"bootstrap: {bootstrap}", flush=True)
+    for line in extra:
+        print(line, flush=True)
     print(f"console: {console}", flush=True)
+
+
+def _ready_lines(supervisor, security: dict) -> tuple[str, ...]:
+    """``listener NAME: ADDRESSES`` per listener when there are listeners, and the CA."""
+    lines = []
+    if security["listeners"]:
+        lines += [f"listener {name}: {addresses}" for name, addresses in supervisor.listener_bootstraps().items()]
+    if security["ca"]:
+        lines.append(f"ssl ca: {security['ca']}")
+    return tuple(lines)
 
 
 def running_supervisor(data: str) -> int | None:
@@ -180,9 +256,12 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],
+        listeners=args.security["listeners"], super_user=args.security["super_user"],
     )
+    supervisor.broker_settings.update(args.security["settings"])
     try:
-        return asyncio.run(supervisor.run(lambda bootstrap: on_ready(bootstrap, console.url)))
+        return asyncio.run(supervisor.run(
+            lambda bootstrap: on_ready(bootstrap, console.url, _ready_lines(supervisor, args.security))))
     finally:
         logging.shutdown()
 
@@ -201,6 +280,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
         with os.fdopen(read_fd) as pipe:
             kind, _, line = pipe.readline().strip().partition(" ")
             console = pipe.readline().strip()
+            extra = tuple(pipe.read().splitlines())
         if kind == "error":
             print(f"pybroker up: {line}", file=sys.stderr)
             return 1
@@ -208,7 +288,7 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
             print(f"pybroker up: the cluster did not start; see {data}/logs/supervisor.out and "
                   f"{data}/logs/supervisor.log", file=sys.stderr)
             return 1
-        _print_ready(line, console)
+        _print_ready(line, console, extra)
         print(f"supervisor pid file: {data}/run/supervisor.pid (stop with: pybroker down --data {data})", flush=True)
         return 0
     os.close(read_fd)
@@ -229,7 +309,8 @@ def _daemonize(args, data: str, topic_settings: dict) -> int:
     code = 1
     try:
         code = _run_supervisor(args, data, topic_settings,
-                               lambda bootstrap, url: tell_parent(f"bootstrap {bootstrap}", url), console)
+                               lambda bootstrap, url, extra=(): tell_parent(f"bootstrap {bootstrap}", url, *extra),
+                               console)
     except StartError as exc:
         print(f"pybroker up: {exc}", file=sys.stderr)
         tell_parent(f"error {exc}")

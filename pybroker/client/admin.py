@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from pybroker import errors
+from pybroker.client.security import OPTION_NAMES as SECURITY_OPTIONS, ClientSecurity
 from pybroker.client.cluster import BrokerInfo, Client, TopicInfo
 from pybroker.client.connection import BrokerConnection
 from pybroker.config import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT
@@ -125,8 +126,16 @@ class Admin:
     (list, describe, committed offsets, alter and delete offsets, delete), partition
     offsets and record deletion."""
 
-    def __init__(self, bootstrap_servers, client_id: str = "pybroker-admin", timeout: float = 30.0):
-        self.client = Client(bootstrap_servers, client_id=client_id, timeout=timeout)
+    def __init__(self, bootstrap_servers, client_id: str = "pybroker-admin", timeout: float = 30.0, security=None,
+                 **security_options):
+        """``security``: a pybroker.client.security.ClientSecurity, or its options by
+        kafka-python's names (``security_protocol="SASL_SSL", sasl_mechanism=...``)."""
+        if security is None and security_options:
+            unknown = sorted(set(security_options) - set(SECURITY_OPTIONS))
+            if unknown:
+                raise TypeError(f"unknown Admin option {unknown[0]!r}")
+            security = ClientSecurity.from_options(security_options)
+        self.client = Client(bootstrap_servers, client_id=client_id, timeout=timeout, security=security)
         self.timeout_ms = int(timeout * 1000)
 
     def close(self) -> None:

@@ -111,6 +111,9 @@ def parse_bootstrap(servers: str | list[str] | tuple[str, ...]) -> list[tuple[st
         item = item.strip()
         if not item:
             continue
+        if item.startswith("/"):
+            out.append((item, -1))  # a broker's private Unix socket (pybroker.client.security)
+            continue
         host, sep, port = item.rpartition(":")
         if not sep or not host:
             raise ValueError(f"bootstrap server {item!r} is not HOST:PORT")
@@ -133,8 +136,10 @@ class Client:
     connection per broker, opened on first use.
     """
 
-    def __init__(self, bootstrap_servers, client_id: str = "pybroker", timeout: float = 30.0):
+    def __init__(self, bootstrap_servers, client_id: str = "pybroker", timeout: float = 30.0, security=None):
         self.bootstrap = parse_bootstrap(bootstrap_servers)
+        # pybroker.client.security.ClientSecurity for every connection (None: PLAINTEXT).
+        self.security = security
         self.client_id = client_id
         self.timeout = timeout
         self.metadata = ClusterMetadata()
@@ -168,7 +173,7 @@ class Client:
         candidates += self.bootstrap
         last: Exception | None = None
         for host, port in candidates:
-            conn = BrokerConnection(host, port, self.client_id, self.timeout)
+            conn = self.connect_to(host, port)
             try:
                 conn.connect()
             except (errors.NetworkException, errors.RequestTimedOut) as exc:
@@ -180,6 +185,11 @@ class Client:
             f"no broker reachable among {', '.join(f'{h}:{p}' for h, p in candidates)}: {last}"
         )
 
+    def connect_to(self, host: str, port: int, timeout: float | None = None) -> BrokerConnection:
+        """A (not yet connected) connection to ``host:port`` with this client's security."""
+        return BrokerConnection(host, port, self.client_id, self.timeout if timeout is None else timeout,
+                                security=self.security)
+
     def connection(self, node_id: int) -> BrokerConnection:
         conn = self._connections.get(node_id)
         if conn is None:
@@ -189,7 +199,7 @@ class Client:
                 broker = self.metadata.brokers.get(node_id)
                 if broker is None:
                     raise errors.BrokerNotAvailable(f"broker {node_id} is not in the cluster metadata")
-            conn = BrokerConnection(broker.host, broker.port, self.client_id, self.timeout)
+            conn = self.connect_to(broker.host, broker.port)
             self._connections[node_id] = conn
         return conn
 

@@ -21,6 +21,7 @@ Not thread-safe: one thread owns a connection.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 
 from pybroker import errors
@@ -60,7 +61,10 @@ class BrokerConnection:
         client_id: str = "pybroker",
         timeout: float = 30.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        security=None,
     ):
+        # pybroker.client.security.ClientSecurity; None: PLAINTEXT.
+        self.security = security
         self.host = host
         self.port = int(port)
         self.client_id = client_id
@@ -83,22 +87,43 @@ class BrokerConnection:
     def connect(self) -> None:
         if self._sock is not None:
             return
+        unix = self.host.startswith("/")
+        security = None if unix else self.security
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if unix:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(self.host)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if security is not None and security.uses_tls:
+                try:
+                    sock = security.ssl_context().wrap_socket(sock, server_hostname=self.host)
+                except BaseException:
+                    sock.close()
+                    raise
         except socket.timeout:
             raise errors.RequestTimedOut(f"connecting to {self.host}:{self.port} timed out") from None
+        except ssl.SSLError as exc:
+            raise errors.NetworkException(f"TLS with {self.host}:{self.port} failed: {exc}") from None
         except OSError as exc:
             raise errors.NetworkException(
                 f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
             ) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        if self.broker_versions is None:
-            try:
+        try:
+            if self.broker_versions is None:
                 self.broker_versions = self._negotiate()
-            except BaseException:
-                self.close()
-                raise
+            if security is not None and security.uses_sasl:
+                self._authenticate(security)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
@@ -127,6 +152,32 @@ class BrokerConnection:
         if response["error_code"]:
             raise errors.for_code(response["error_code"])("ApiVersions failed")
         return {k["api_key"]: (k["min_version"], k["max_version"]) for k in response["api_keys"]}
+
+    def _authenticate(self, security) -> None:
+        """SaslHandshake v1, then SaslAuthenticate until the mechanism completes (KIP-152)."""
+        from pybroker.security import scram
+
+        mechanism = security.sasl_mechanism
+        response = self.request(api.SASL_HANDSHAKE, {"mechanism": mechanism}, version=1)
+        if response["error_code"]:
+            raise errors.for_code(response["error_code"])(
+                f"SASL mechanism {mechanism} is not enabled on the broker (enabled: {', '.join(response['mechanisms'])})")
+        version = min(2, self.broker_versions.get(api.SASL_AUTHENTICATE, (0, 0))[1])
+
+        def step(token: bytes) -> bytes:
+            reply = self.request(api.SASL_AUTHENTICATE, {"auth_bytes": token}, version=version)
+            if reply["error_code"]:
+                raise errors.for_code(reply["error_code"])(reply.get("error_message"))
+            return bytes(reply["auth_bytes"])
+
+        if mechanism == "PLAIN":
+            step(scram.plain_token(security.sasl_plain_username, security.sasl_plain_password))
+            return
+        client = scram.ScramClient(mechanism, security.sasl_plain_username, security.sasl_plain_password)
+        try:
+            client.verify(step(client.final(step(client.first()))))
+        except scram.ScramError as exc:
+            raise errors.SaslAuthenticationFailed(str(exc)) from None
 
     def version_for(self, api_key: int) -> int:
         """Highest version of ``api_key`` both this codec and the broker support."""

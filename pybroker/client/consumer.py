@@ -37,6 +37,7 @@ from pybroker.client.consumer_group_member import ConsumerGroupMember
 from pybroker.client.coordinator import COOPERATIVE, GroupCoordinatorClient
 from pybroker.client.transaction_manager import GroupMetadata
 from pybroker.client.producer import normalize_config
+from pybroker.client.security import ClientSecurity
 from pybroker.client.shm_tail import ShmTail
 from pybroker.protocol import api
 from pybroker.record import control
@@ -136,7 +137,8 @@ class Consumer:
             raise ValueError("max.poll.records must be >= 1")
         request_timeout_ms = int(cfg["request_timeout_ms"])
         self.client = Client(cfg["bootstrap_servers"], client_id=cfg["client_id"],
-                             timeout=(request_timeout_ms + self.fetch_max_wait_ms) / 1000.0)
+                             timeout=(request_timeout_ms + self.fetch_max_wait_ms) / 1000.0,
+                             security=ClientSecurity.from_options(cfg))
         self.group_id = cfg["group_id"]
         auto_commit = cfg["enable_auto_commit"]
         self.enable_auto_commit = bool(self.group_id) if auto_commit is None else bool(auto_commit)

@@ -160,7 +160,7 @@ class ConsumerGroupMember(GroupCoordinatorClient):
                 if conn is not None:
                     conn.close()
                 address = coordinator
-                conn = BrokerConnection(coordinator[1], coordinator[2], self.client.client_id, self.client.timeout)
+                conn = self.client.connect_to(coordinator[1], coordinator[2])
             try:
                 response = conn.request(api.CONSUMER_GROUP_HEARTBEAT, {
                     "group_id": self.group_id, "member_id": self.member_id, "member_epoch": epoch,

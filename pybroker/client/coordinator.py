@@ -86,7 +86,7 @@ class GroupCoordinatorClient:
             self._conn.close()
         # JoinGroup may be parked for the whole rebalance timeout.
         timeout = max(self.client.timeout, self.rebalance_timeout_ms / 1000.0 + 5)
-        self._conn = BrokerConnection(host, port, self.client.client_id, timeout)
+        self._conn = self.client.connect_to(host, port, timeout)
         self.coordinator_unknown = False
         return self._conn
 
@@ -268,8 +268,7 @@ class GroupCoordinatorClient:
                 if conn is not None:
                     conn.close()
                 address = coordinator
-                conn = BrokerConnection(coordinator[1], coordinator[2], self.client.client_id,
-                                        self.session_timeout_ms / 1000.0)
+                conn = self.client.connect_to(coordinator[1], coordinator[2], self.session_timeout_ms / 1000.0)
             try:
                 response = conn.request(api_key, body)
             except errors.KafkaError as exc:

@@ -46,6 +46,7 @@ from typing import Callable, NamedTuple
 
 from pybroker import errors
 from pybroker.client.cluster import REFRESH_CODES, Client
+from pybroker.client.security import ClientSecurity
 from pybroker.client.partitioner import sticky_partition
 from pybroker.client.records import build_batch_from_columns, murmur2
 from pybroker.client.transaction_manager import GroupMetadata, TransactionManager
@@ -222,8 +223,9 @@ class Producer:
         self.max_request_size = int(cfg["max_request_size"])
         self.metadata_max_age = int(cfg["metadata_max_age_ms"]) / 1000.0
         self.on_batch_error = cfg["on_batch_error"]
+        self.security = ClientSecurity.from_options(cfg)
         self.client = Client(cfg["bootstrap_servers"], client_id=cfg["client_id"],
-                             timeout=self.request_timeout_ms / 1000.0 + 5)
+                             timeout=self.request_timeout_ms / 1000.0 + 5, security=self.security)
 
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -247,7 +249,8 @@ class Producer:
         self.txn: TransactionManager | None = None
         if cfg["transactional_id"] is not None:
             self.txn = TransactionManager(
-                Client(cfg["bootstrap_servers"], client_id=cfg["client_id"], timeout=self.request_timeout_ms / 1000.0 + 5),
+                Client(cfg["bootstrap_servers"], client_id=cfg["client_id"], timeout=self.request_timeout_ms / 1000.0 + 5,
+                       security=self.security),
                 cfg["transactional_id"], int(cfg["transaction_timeout_ms"]), self.retry_backoff)
         self._sender = threading.Thread(target=self._run, name="pybroker-producer-sender", daemon=True)
         self._sender.start()

@@ -42,6 +42,7 @@ from pybroker.client.connection import BrokerConnection
 from pybroker.client.consumer_group_member import FENCED_CODES, LEAVE_EPOCH
 from pybroker.client.coordinator import COORDINATOR_CODES, GroupCoordinatorClient
 from pybroker.client.producer import normalize_config
+from pybroker.client.security import ClientSecurity
 from pybroker.protocol import api
 from pybroker.record.batch import decode_batch, iter_batches
 
@@ -187,7 +188,7 @@ class ShareGroupMember(GroupCoordinatorClient):
                 if conn is not None:
                     conn.close()
                 address = coordinator
-                conn = BrokerConnection(coordinator[1], coordinator[2], self.client.client_id, self.client.timeout)
+                conn = self.client.connect_to(coordinator[1], coordinator[2])
             try:
                 self._note(conn.request(api.SHARE_GROUP_HEARTBEAT, self._body(epoch)), epoch)
             except errors.KafkaError as exc:
@@ -228,7 +229,8 @@ class ShareConsumer:
             raise ValueError(f"share_acknowledgement_mode must be 'implicit' or 'explicit', not {mode!r}")
         self.explicit = mode == "explicit"
         self.config = cfg
-        self.client = Client(cfg["bootstrap_servers"], cfg["client_id"], cfg["request_timeout_ms"] / 1000.0)
+        self.client = Client(cfg["bootstrap_servers"], cfg["client_id"], cfg["request_timeout_ms"] / 1000.0,
+                             security=ClientSecurity.from_options(cfg))
         self.member = ShareGroupMember(self.client, cfg["group_id"], cfg["retry_backoff_ms"])
         self.max_poll_records = int(cfg["max_poll_records"])
         self._sessions: dict[int, int] = {}                 # leader -> next share session epoch

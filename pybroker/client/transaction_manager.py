@@ -105,7 +105,7 @@ class TransactionManager:
                 "coordinator_keys": [self.transactional_id]}, version)
             entry = response["coordinators"][0] if version >= 4 else response
             if not entry["error_code"]:
-                self._conn = BrokerConnection(entry["host"], entry["port"], self.client.client_id, self.client.timeout)
+                self._conn = self.client.connect_to(entry["host"], entry["port"])
                 return self._conn
             if not errors.for_code(entry["error_code"]).retriable or time.monotonic() > deadline:
                 errors.raise_for_code(entry["error_code"], f"FindCoordinator for {self.transactional_id!r}")

@@ -56,8 +56,7 @@ def _coordinators(admin, transactional_ids: list[str]) -> dict[str, tuple[int, B
     out = {}
     for entry in entries:
         errors.raise_for_code(entry["error_code"], f"coordinator of transactional id {entry['key']!r}")
-        out[entry["key"]] = (entry["node_id"], BrokerConnection(entry["host"], entry["port"],
-                                                                 admin.client.client_id, admin.client.timeout))
+        out[entry["key"]] = (entry["node_id"], admin.client.connect_to(entry["host"], entry["port"]))
     return out
 
 

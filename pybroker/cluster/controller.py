@@ -45,6 +45,7 @@ from pybroker.config import (
     topic_defaults_with,
 )
 from pybroker import errors
+from pybroker.security.credentials import CredentialStore
 
 log = logging.getLogger("pybroker.controller")
 
@@ -94,10 +95,11 @@ class Delta:
     partitions: list = field(default_factory=list)        # PartitionState
     brokers_changed: bool = False
     resource_configs: list = field(default_factory=list)  # (resource type, name) of BROKER / GROUP configs
+    credentials: list = field(default_factory=list)       # scram_credential records
 
     def __bool__(self) -> bool:
         return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed
-                    or self.resource_configs)
+                    or self.resource_configs or self.credentials)
 
     def merge(self, other: "Delta") -> "Delta":
         self.topics += other.topics
@@ -105,6 +107,7 @@ class Delta:
         self.partitions += other.partitions
         self.brokers_changed |= other.brokers_changed
         self.resource_configs += other.resource_configs
+        self.credentials += other.credentials
         return self
 
 
@@ -148,6 +151,10 @@ class Controller:
         # Listener ports by broker id, kept so a restarted broker comes back where
         # clients last saw it.
         self.ports: dict[int, int] = {}
+        # ... and the port of each of its listeners (name -> port), when it has several.
+        self.listener_ports: dict[int, dict[str, int]] = {}
+        # SCRAM users (pybroker.security.credentials): salted keys, never passwords.
+        self.credentials = CredentialStore()
         self._records: list[dict] = []
         self._rng = rng or random.Random()
 
@@ -172,6 +179,10 @@ class Controller:
             self._forget_topic(record["name"])
         elif kind == "broker_port":
             self.ports[int(record["node_id"])] = int(record["port"])
+            if record.get("listeners"):
+                self.listener_ports[int(record["node_id"])] = {k: int(v) for k, v in record["listeners"].items()}
+        elif kind == "scram_credential":
+            self.credentials.apply_record(record)
         elif kind == "resource_config":
             self._set_resource_configs(int(record["resource_type"]), record["resource_name"], record["configs"])
         else:
@@ -215,9 +226,11 @@ class Controller:
         """A broker came up (or was adopted by a restarted supervisor)."""
         delta = Delta(brokers_changed=True)
         self.live[info.node_id] = info
-        if self.ports.get(info.node_id) != info.port:
+        listeners = dict(info.listeners)
+        if self.ports.get(info.node_id) != info.port or self.listener_ports.get(info.node_id, {}) != listeners:
             self.ports[info.node_id] = info.port
-            self._record({"type": "broker_port", "node_id": info.node_id, "port": info.port})
+            self.listener_ports[info.node_id] = listeners
+            self._record(broker_port_record(self, info.node_id))
         for state in list(self.partitions.values()):
             if state.leader == NO_LEADER and info.node_id in state.replicas:
                 self._elect(state, delta)
@@ -505,6 +518,21 @@ class Controller:
         delta.resource_configs.append((resource_type, name))
         return delta
 
+    # -- SCRAM credentials --------------------------------------------------------------
+
+    def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> tuple[list[dict], Delta]:
+        """AlterUserScramCredentials: Kafka's per-user results; the valid changes are
+        recorded and pushed."""
+        results, records = self.credentials.plan_alter(deletions, upsertions)
+        return results, self.put_credentials(records)
+
+    def put_credentials(self, records: list[dict]) -> Delta:
+        """Apply ``scram_credential`` records (made by pybroker.security.credentials)."""
+        for record in records:
+            self.credentials.apply_record(record)
+            self._record(record)
+        return Delta(credentials=list(records))
+
     # -- ISR ----------------------------------------------------------------------------
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
@@ -569,7 +597,15 @@ def delta_to_json(delta: Delta, controller: Controller) -> dict:
         "partitions": [s.to_json() for s in delta.partitions],
         # Whole config sets (empty: back to defaults); brokers apply them before topics.
         "resource_configs": [resource_config_record(controller, key) for key in dict.fromkeys(delta.resource_configs)],
+        "scram_credentials": list(delta.credentials),
     }
+
+
+def broker_port_record(controller: Controller, node_id: int) -> dict:
+    record = {"type": "broker_port", "node_id": node_id, "port": controller.ports[node_id]}
+    if controller.listener_ports.get(node_id):
+        record["listeners"] = dict(controller.listener_ports[node_id])
+    return record
 
 
 def resource_config_record(controller: Controller, key: tuple[int, str]) -> dict:
@@ -581,7 +617,7 @@ def image_to_json(controller: Controller) -> dict:
     """The full image as an ``update`` message (a broker's first, or after a reconnect)."""
     return delta_to_json(
         Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values()),
-              resource_configs=list(controller.resource_configs)),
+              resource_configs=list(controller.resource_configs), credentials=controller.credentials.records()),
         controller,
     )
 
@@ -744,6 +780,14 @@ class ControllerService:
         self._commit(delta)
         return [[t, p, exc.code if exc else 0, (exc.detail or exc.message) if exc else None]
                 for (t, p), exc in results.items()]
+
+    def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> list[dict]:
+        results, delta = self.controller.alter_scram_credentials(deletions, upsertions)
+        self._commit(delta)
+        return results
+
+    def put_credentials(self, records: list[dict]) -> None:
+        self._commit(self.controller.put_credentials(records))
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
                         partition_epoch: int, isr: list[int]) -> PartitionState:

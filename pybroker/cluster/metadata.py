@@ -11,7 +11,7 @@ only writer; brokers hold a copy and apply each update as a whole.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 NO_LEADER = -1
 
@@ -22,13 +22,39 @@ class BrokerInfo:
     host: str
     port: int
     pid: int = 0
+    # Every client listener's (name, port); empty: one PLAINTEXT listener on ``port``.
+    listeners: tuple[tuple[str, int], ...] = ()
+    # The private inter-broker Unix socket, when the broker has one (security.listener).
+    internal_socket: str = ""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        doc = {"node_id": self.node_id, "host": self.host, "port": self.port, "pid": self.pid}
+        if self.listeners:
+            doc["listeners"] = [list(item) for item in self.listeners]
+        if self.internal_socket:
+            doc["internal_socket"] = self.internal_socket
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> "BrokerInfo":
-        return cls(int(doc["node_id"]), doc["host"], int(doc["port"]), int(doc.get("pid", 0)))
+        return cls(int(doc["node_id"]), doc["host"], int(doc["port"]), int(doc.get("pid", 0)),
+                   tuple((str(n), int(p)) for n, p in doc.get("listeners", ())), doc.get("internal_socket", ""))
+
+    def port_for(self, listener: str | None) -> int:
+        """The port of ``listener`` (the one a client connected to): Kafka advertises
+        the addresses of that listener. None, or a listener this broker lacks: ``port``."""
+        if listener is not None:
+            for name, port in self.listeners:
+                if name == listener:
+                    return port
+        return self.port
+
+    def address_for(self, listener: str | None) -> tuple[str, int]:
+        """(host, port) a client of ``listener`` is told; on the inter-broker socket,
+        (its path, -1): pybroker's client takes a host starting with "/" for a Unix socket."""
+        if listener == "INTERNAL" and self.internal_socket:
+            return self.internal_socket, -1
+        return self.host, self.port_for(listener)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-from pybroker.cluster.controller import Controller, resource_config_record
+from pybroker.cluster.controller import Controller, broker_port_record, resource_config_record
 from pybroker.log.record_file import RecordFile
 
 log = logging.getLogger("pybroker.controller")
@@ -41,7 +41,8 @@ class MetadataLog:
     def maybe_snapshot(self, controller: Controller) -> bool:
         if self.file.size < SNAPSHOT_BYTES:
             return False
-        records = [{"type": "broker_port", "node_id": b, "port": p} for b, p in controller.ports.items()]
+        records = [broker_port_record(controller, b) for b in controller.ports]
+        records += controller.credentials.records()
         # Before the topics, so they replay on top of the cluster's dynamic defaults.
         records += [resource_config_record(controller, key) for key in controller.resource_configs]
         records += [{"type": "topic", "topic": t.to_json()} for t in controller.topics.values()]

@@ -2,6 +2,7 @@
 
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
+                      (optional: listeners [[name, port]], internal_socket)
     heartbeat         node_id                             (one-way, every second)
     report            node_id, boot, topics, requests, isr, partitions
                                                           (one-way, every 2 s: counters, see broker/stats.py)
@@ -16,10 +17,13 @@ Broker -> supervisor
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
     group             method, group_id, args              -> result (consumer-group coordinator)
     txn               method, args                        -> result (transaction coordinator)
+    alter_scram_credentials deletions[{name, mechanism}], upsertions[{name, mechanism, iterations, salt,
+                      salted_password}]                   -> results[{user, error_code, error_message}]
 
 Supervisor -> broker
     update            brokers, topics, deleted_topics, partitions, resource_configs (a Delta, or
-                      the full image; resource_configs: whole BROKER / GROUP config sets)
+                      the full image; resource_configs: whole BROKER / GROUP config sets;
+                      scram_credentials: scram_credential records, credential null = removed)
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
     shutdown          (no fields)
@@ -28,6 +32,8 @@ Supervisor -> broker
 
 Tools -> supervisor
     status            (no fields)                         -> supervisor, brokers, partitions, groups
+    users             create[{name, password, mechanisms}], delete[names], list
+                                                          -> users[{name, mechanisms{name: iterations}}]
 """
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ TYPES: dict[str, tuple[str, ...]] = {
     "shutdown": (),
     "write_txn_markers": ("markers",),
     "status": (),
+    "alter_scram_credentials": ("deletions", "upsertions"),
+    "users": (),
 }
 
 

@@ -160,10 +160,10 @@ class HttpServer:
         return web.json_response({"points": self.metrics.throughput()})
 
     def _bootstrap(self) -> str:
-        bootstrap = self.supervisor.bootstrap()
-        if not bootstrap or any(p.port == 0 for p in self.supervisor.brokers.values()):
+        if not self.supervisor.bootstrap() or any(p.port == 0 for p in self.supervisor.brokers.values()):
             raise actions.ActionError("the brokers are not listening yet")
-        return bootstrap
+        # On a secured cluster, the brokers' private sockets: the console is the cluster's own.
+        return self.supervisor.local_bootstrap()
 
     async def messages(self, request: web.Request) -> web.Response:
         q = request.query

@@ -26,7 +26,7 @@ import struct
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
 from .messages import (api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit, offsets,
-                       produce, producer_id, share_group, telemetry, topics, transactions)
+                       produce, producer_id, security, share_group, telemetry, topics, transactions)
 from .schema import Api
 
 REQUEST_HEADER_PREFIX = struct.Struct(
@@ -53,6 +53,7 @@ class ApiKey(enum.IntEnum):
     SYNC_GROUP = 14
     DESCRIBE_GROUPS = 15
     LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -67,11 +68,14 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
+    SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
     LIST_TRANSACTIONS = 66
@@ -138,6 +142,10 @@ DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
 GET_TELEMETRY_SUBSCRIPTIONS = ApiKey.GET_TELEMETRY_SUBSCRIPTIONS
 PUSH_TELEMETRY = ApiKey.PUSH_TELEMETRY
 DESCRIBE_TOPIC_PARTITIONS = ApiKey.DESCRIBE_TOPIC_PARTITIONS
+SASL_HANDSHAKE = ApiKey.SASL_HANDSHAKE
+SASL_AUTHENTICATE = ApiKey.SASL_AUTHENTICATE
+DESCRIBE_USER_SCRAM_CREDENTIALS = ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS
+ALTER_USER_SCRAM_CREDENTIALS = ApiKey.ALTER_USER_SCRAM_CREDENTIALS
 
 APIS: dict[int, Api] = {api.key: api for api in (
     produce.PRODUCE, fetch.FETCH, offsets.LIST_OFFSETS, metadata.METADATA,
@@ -158,6 +166,8 @@ APIS: dict[int, Api] = {api.key: api for api in (
     share_group.ALTER_SHARE_GROUP_OFFSETS, share_group.DELETE_SHARE_GROUP_OFFSETS,
     cluster_admin.DESCRIBE_CLUSTER, cluster_admin.DESCRIBE_TOPIC_PARTITIONS, cluster_admin.DESCRIBE_LOG_DIRS,
     cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
+    security.SASL_HANDSHAKE, security.SASL_AUTHENTICATE, security.DESCRIBE_USER_SCRAM_CREDENTIALS,
+    security.ALTER_USER_SCRAM_CREDENTIALS,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 
@@ -169,7 +179,8 @@ API_NAMES: dict[int, str] = {key: api.name for key, api in APIS.items()}
 class Request:
     """A decoded request. ``body`` holds every field of the API across versions."""
 
-    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer", "principal")
+    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer", "principal",
+                 "listener")
 
     def __init__(self, api_key, api_version, correlation_id, client_id, body, header_version):
         self.api_key = api_key
@@ -182,6 +193,8 @@ class Request:
         self.peer = None
         # Set by the server too: the authenticated principal ("User:name").
         self.principal = "User:ANONYMOUS"
+        # ... and the name of the listener it came in on (Metadata advertises that listener).
+        self.listener = None
 
     def __repr__(self):
         return (f"Request({API_NAMES.get(self.api_key, self.api_key)} v{self.api_version}, "

@@ -144,9 +144,13 @@ def last_error_line(path: str, offset: int = 0) -> str | None:
 class BrokerProcess:
     """What the supervisor knows of one broker id."""
 
-    def __init__(self, node_id: int, port: int):
+    def __init__(self, node_id: int, port: int, listener_ports: dict[str, int] | None = None):
         self.node_id = node_id
         self.port = port
+        # Each listener's port, in listener order (the first is ``port``); empty: a single
+        # PLAINTEXT listener on ``port``.
+        self.listener_ports: dict[str, int] = dict(listener_ports or {})
+        self.info: BrokerInfo | None = None
         self.popen: subprocess.Popen | None = None
         self.pid: int | None = None
         self.channel: Channel | None = None
@@ -173,8 +177,14 @@ class Supervisor:
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
-                 extensions=(), txn_settings=None, shm_slots: int | None = None):
+                 extensions=(), txn_settings=None, shm_slots: int | None = None,
+                 listeners: list[tuple[str, int | None]] | None = None, super_user: tuple[str, str] | None = None):
         self.data_dir = os.path.abspath(data_dir)
+        # (protocol, port or None) of each client listener (pybroker.security.listener);
+        # None: one PLAINTEXT listener on base_port.. as ever.
+        self.listeners = list(listeners) if listeners else None
+        self.secured = bool(self.listeners) and any(p != "PLAINTEXT" for p, _ in self.listeners)
+        self.super_user = super_user
         make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
@@ -235,7 +245,7 @@ class Supervisor:
             sys.executable, "-m", "pybroker.broker.main",
             "--node-id", str(proc.node_id),
             "--data", os.path.join(self.data_dir, f"broker-{proc.node_id}"),
-            "--host", self.host, "--port", str(proc.port),
+            "--host", self.host, "--port", str(next(iter(proc.listener_ports.values()), proc.port)),
             "--control", socket_path(self.data_dir),
             "--pid-file", os.path.join(run_dir(self.data_dir), f"broker-{proc.node_id}.pid"),
             "--num-partitions", str(self.num_partitions),
@@ -249,7 +259,15 @@ class Supervisor:
             cmd += ["--config", f"{key}={value}"]
         for key, value in self.broker_settings.items():
             cmd += ["--broker-config", f"{key}={value}"]
+        if proc.listener_ports:
+            cmd += ["--broker-config", "listeners=" + ",".join(f"{n}:{p}" for n, p in proc.listener_ports.items())]
+        if self.secured:
+            cmd += ["--broker-config", f"internal_socket={self.internal_socket(proc.node_id)}"]
         return cmd
+
+    def internal_socket(self, node_id: int) -> str:
+        """The broker's private inter-broker listener (a Unix socket in the 0700 run dir)."""
+        return os.path.join(run_dir(self.data_dir), f"broker-{node_id}.sock")
 
     def broker_log(self, node_id: int) -> str:
         return os.path.join(self.data_dir, "logs", f"broker-{node_id}.log")
@@ -396,13 +414,17 @@ class Supervisor:
         """Every broker to be spawned can listen on its port, else StartError: a taken
         port found now is one clear message instead of brokers failing one by one."""
         for proc in self.brokers.values():
-            if proc.pid is not None or not proc.port:
+            if proc.pid is not None:
                 continue
-            try:
-                check_port_free(self.host, proc.port)
-            except OSError as exc:
-                raise StartError(f"cannot listen on {self.host}:{proc.port} for broker {proc.node_id}: "
-                                 f"{exc.strerror or exc} (choose other ports with --port)") from None
+            for name, port in (proc.listener_ports or {"PLAINTEXT": proc.port}).items():
+                if not port:
+                    continue
+                try:
+                    check_port_free(self.host, port)
+                except OSError as exc:
+                    raise StartError(f"cannot listen on {self.host}:{port} for broker {proc.node_id}"
+                                     f"{'' if not proc.listener_ports else ' (' + name + ')'}: "
+                                     f"{exc.strerror or exc} (choose other ports with --port or --listener)") from None
 
     # -- control plane ------------------------------------------------------------------
 
@@ -448,7 +470,7 @@ class Supervisor:
                     log.info("broker %d is back: unfenced", proc.node_id)
                     proc.fenced = False
                     self.service.apply(self.controller.register_broker, self.controller.live.get(proc.node_id) or
-                                       BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
+                                       proc.info or BrokerInfo(proc.node_id, self.host, proc.port, proc.pid or 0))
                     channel.send(image_to_json(self.controller))
             return None
         if kind == "report":
@@ -479,6 +501,10 @@ class Supervisor:
             return {"result": await self.txns.handle(doc["method"], doc["args"])}
         if kind == "status":
             return await self.status()
+        if kind == "alter_scram_credentials":
+            return {"results": self.service.alter_scram_credentials(doc["deletions"], doc["upsertions"])}
+        if kind == "users":
+            return self.users(doc)
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
 
     def _leader_of(self, topic: str, partition: int) -> int | None:
@@ -503,10 +529,14 @@ class Supervisor:
         proc.channel = channel
         proc.pid = int(doc["pid"])
         proc.port = int(doc["port"])
+        listeners = tuple((str(n), int(p)) for n, p in doc.get("listeners", ()))
+        if proc.listener_ports:
+            proc.listener_ports = dict(listeners)
         proc.registered = True
         proc.fenced = False
         proc.last_heartbeat = time.monotonic()
-        info = BrokerInfo(node_id, doc["host"], proc.port, proc.pid)
+        info = proc.info = BrokerInfo(node_id, doc["host"], proc.port, proc.pid,
+                                      listeners if self.listeners else (), doc.get("internal_socket", ""))
         self.service.apply(self.controller.register_broker, info)
         log.info("broker %d registered (pid %d, %s:%d)", node_id, proc.pid, info.host, info.port)
         self._wake.set()
@@ -550,6 +580,7 @@ class Supervisor:
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
             "brokers": [
                 {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
+                 **({"listeners": dict(p.listener_ports)} if p.listener_ports else {}),
                  "alive": bool(p.registered and not p.fenced), "restarts": p.restarts,
                  "heartbeat_fresh": self._fresh_in_shm(p.node_id) if self.region is not None else None}
                 for p in sorted(self.brokers.values(), key=lambda p: p.node_id)
@@ -613,15 +644,83 @@ class Supervisor:
     def bootstrap(self) -> str:
         return ",".join(f"{self.host}:{self.brokers[i].port}" for i in sorted(self.brokers))
 
+    def listener_bootstraps(self) -> dict[str, str]:
+        """Each client listener's bootstrap addresses (the first is ``bootstrap()``)."""
+        if not self.listeners:
+            return {"PLAINTEXT": self.bootstrap()}
+        names = list(self.brokers[0].listener_ports) if self.brokers else []
+        return {name: ",".join(f"{self.host}:{self.brokers[i].listener_ports.get(name, 0)}" for i in sorted(self.brokers))
+                for name in names}
+
+    def local_bootstrap(self) -> str:
+        """Where the supervisor's own tools (the console) reach the brokers: the private
+        inter-broker sockets on a secured cluster, else the PLAINTEXT listener."""
+        if self.secured:
+            return ",".join(self.internal_socket(i) for i in sorted(self.brokers))
+        return self.bootstrap()
+
+    def users(self, doc: dict) -> dict:
+        """``pybroker users``: create (SCRAM credentials from a password, made here so
+        the password never reaches a broker), delete, list."""
+        from pybroker.security import credentials, scram
+
+        records = []
+        for spec in doc.get("create", ()):
+            mechanisms = spec.get("mechanisms") or [scram.SCRAM_SHA_256, scram.SCRAM_SHA_512]
+            unknown = [m for m in mechanisms if m not in scram.MECHANISM_CODES]
+            if unknown or not spec.get("name"):
+                raise errors.InvalidRequest(f"cannot create user {spec.get('name')!r}: "
+                                            + (f"unknown SCRAM mechanism {unknown[0]}" if unknown else "no name"))
+            records += credentials.user_records(spec["name"], spec["password"], mechanisms,
+                                                int(spec.get("iterations") or scram.DEFAULT_ITERATIONS))
+        store = self.controller.credentials
+        for name in doc.get("delete", ()):
+            if name not in store.users():
+                raise errors.ResourceNotFound(f"no user {name!r}")
+            records += [credentials.credential_record(name, m, None) for m in store.mechanisms(name)]
+        if records:
+            self.service.put_credentials(records)
+        return {"users": [{"name": user, "mechanisms": {m: c.iterations for m, c in sorted(store.mechanisms(user).items())}}
+                          for user in store.users()]}
+
+    def _create_super_user(self) -> None:
+        """``--super-user NAME:PASSWORD``: the user's SCRAM credentials (which PLAIN is
+        checked against too), on the first start only: a later password change with
+        ``pybroker users`` or AlterUserScramCredentials is not undone by a restart."""
+        if self.super_user is None:
+            return
+        name, password = self.super_user
+        if name not in self.controller.credentials.users():
+            from pybroker.security import credentials
+
+            self.service.put_credentials(credentials.user_records(name, password))
+            log.info("created user %s (SCRAM-SHA-256, SCRAM-SHA-512; PLAIN)", name)
+
     async def run(self, on_ready=None) -> int:
         os.makedirs(run_dir(self.data_dir), mode=0o700, exist_ok=True)
         os.chmod(run_dir(self.data_dir), 0o700)
         self.metadata.load_into(self.controller)
+        self._create_super_user()
+        planned = None
+        if self.listeners:
+            from pybroker.security.listener import broker_ports
+
+            try:
+                planned = broker_ports(self.listeners, self.base_port, self.count)
+            except ValueError as exc:
+                raise StartError(str(exc)) from None
         for node_id in range(self.count):
             port = self.controller.ports.get(node_id)
             if port is None:
                 port = self.base_port + node_id if self.base_port else 0
-            self.brokers[node_id] = BrokerProcess(node_id, port)
+            listener_ports = None
+            if planned is not None:
+                known = self.controller.listener_ports.get(node_id, {})
+                # A port the system picked last time is kept, so clients find the broker again.
+                listener_ports = {name: known.get(name) if not p and known.get(name) else p
+                                  for name, p in planned[node_id].items()}
+                port = next(iter(listener_ports.values()))
+            self.brokers[node_id] = BrokerProcess(node_id, port, listener_ports)
         self._adopt_running_brokers()
         self.check_ports()
         path = socket_path(self.data_dir)

@@ -24,6 +24,7 @@ from pybroker.broker.apis import (
     metadata,
     offset_for_leader_epoch,
     produce,
+    scram_credentials,
     share,
     transactions,
     telemetry,
@@ -80,4 +81,9 @@ HANDLERS = {
     api.ELECT_LEADERS: elect_leaders.handle,
     api.GET_TELEMETRY_SUBSCRIPTIONS: telemetry.get_subscriptions,
     api.PUSH_TELEMETRY: telemetry.push,
+    # Security: SASL outside a SASL listener's gate, SCRAM credentials.
+    api.SASL_HANDSHAKE: scram_credentials.sasl_handshake,
+    api.SASL_AUTHENTICATE: scram_credentials.sasl_authenticate,
+    api.DESCRIBE_USER_SCRAM_CREDENTIALS: scram_credentials.describe,
+    api.ALTER_USER_SCRAM_CREDENTIALS: scram_credentials.alter,
 }

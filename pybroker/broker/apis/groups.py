@@ -49,8 +49,9 @@ def find_coordinator(broker, request) -> dict:
                                      "error_code": errors.CoordinatorNotAvailable.code,
                                      "error_message": "no live broker"})
             else:
-                coordinators.append({"key": key, "node_id": chosen.node_id, "host": chosen.host,
-                                     "port": chosen.port, "error_code": 0, "error_message": None})
+                host, port = chosen.address_for(request.listener)
+                coordinators.append({"key": key, "node_id": chosen.node_id, "host": host,
+                                     "port": port, "error_code": 0, "error_message": None})
     first = coordinators[0]
     return {"throttle_time_ms": 0, "coordinators": coordinators,
             **{k: first[k] for k in ("error_code", "error_message", "node_id", "host", "port")}}

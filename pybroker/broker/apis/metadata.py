@@ -111,8 +111,9 @@ async def handle(broker, request) -> dict:
         topics.append(broker.topic_entries.get(broker, name, request.api_version))
     return {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": None}
-                    for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)],
+        "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": None}
+                    for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
+                    for host, port in (b.address_for(request.listener),)],
         "cluster_id": broker.image.cluster_id,
         "controller_id": controller_id(broker),
         "topics": topics,
