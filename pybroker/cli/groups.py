@@ -71,29 +71,39 @@ def register(subparsers) -> None:
                         "describe --state: add a consumer group's epochs")
     p.add_argument("--type", nargs="?", const="", metavar="TYPES",
                    help="list: with each group's type (classic, consumer); a comma-separated list filters by it")
+    add_reset_arguments(p, "committed", shift=True, dry_run_default=True)
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the cluster (default 30)")
+    p.set_defaults(func=run)
+
+
+def add_reset_arguments(p, current: str, shift: bool, dry_run_default: bool) -> None:
+    """--topic, --all-topics, the reset scenarios and --dry-run/--execute/--export, as
+    kafka-consumer-groups (``shift``: also --shift-by and --by-duration) and
+    kafka-share-groups have them; ``current`` names the offset --to-current keeps."""
     p.add_argument("--topic", action="append", metavar="TOPIC[:P,...]",
                    help="reset, delete-offsets: topic, optionally with partitions (repeatable)")
     p.add_argument("--all-topics", action="store_true", help="reset: every topic the group has offsets for")
     specs = p.add_mutually_exclusive_group()
     specs.add_argument("--to-earliest", action="store_true", help="reset to the earliest offset")
     specs.add_argument("--to-latest", action="store_true", help="reset to the log-end offset")
-    specs.add_argument("--to-current", action="store_true", help="reset to the committed offset")
+    specs.add_argument("--to-current", action="store_true", help=f"reset to the {current} offset")
     specs.add_argument("--to-offset", type=int, metavar="N", help="reset to offset N (clamped to the log)")
-    specs.add_argument("--shift-by", type=int, metavar="N", help="move the committed offset by N (may be negative)")
+    if shift:
+        specs.add_argument("--shift-by", type=int, metavar="N", help="move the committed offset by N (may be negative)")
     specs.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS.sss",
                        help="reset to the first offset at or after this time (local time unless a zone is given)")
-    specs.add_argument("--by-duration", metavar="PnDTnHnMnS",
-                       help="reset to the first offset at or after now minus this ISO-8601 duration, e.g. PT10M")
+    if shift:
+        specs.add_argument("--by-duration", metavar="PnDTnHnMnS",
+                           help="reset to the first offset at or after now minus this ISO-8601 duration, e.g. PT10M")
     specs.add_argument("--from-file", metavar="FILE",
                        help="reset to the offsets of a CSV file as --export writes it")
     run_mode = p.add_mutually_exclusive_group()
-    run_mode.add_argument("--dry-run", action="store_true", help="reset: only show the new offsets (default)")
+    run_mode.add_argument("--dry-run", action="store_true",
+                          help="reset: only show the new offsets" + (" (default)" if dry_run_default else ""))
     run_mode.add_argument("--execute", action="store_true", help="reset: apply the new offsets")
     p.add_argument("--export", action="store_true",
                    help="reset: print the new offsets as CSV (the format --from-file reads)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for the cluster (default 30)")
-    p.set_defaults(func=run)
 
 
 def run(args, out=None, err=None) -> int:
@@ -167,9 +177,9 @@ def check_args(args) -> None:
         raise UsageError("--type is only valid with --list")
 
 
-def reset_spec(args) -> tuple[str, object] | None:
+def reset_spec(args, specs: tuple[str, ...] = RESET_SPECS) -> tuple[str, object] | None:
     """The reset scenario as (name, argument), e.g. ("shift_by", -3); None if not given."""
-    for name in RESET_SPECS:
+    for name in specs:
         value = getattr(args, name)
         if value is not None and value is not False:
             return name, value

@@ -514,6 +514,43 @@ class Admin:
                 out[(t["name"], p["partition_index"])] = errors.for_code(code)() if code else None
         return dict(sorted(out.items()))
 
+    def list_share_group_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """A share group's start offset (SPSO) of every share-partition it has state for
+        (DescribeShareGroupOffsets); a share-partition never initialised is left out."""
+        response = self._coordinator(group_id).request(
+            api.DESCRIBE_SHARE_GROUP_OFFSETS, {"groups": [{"group_id": group_id, "topics": None}]})
+        (answer,) = response["groups"]
+        _raise_for(answer["error_code"], answer.get("error_message"), f"share group {group_id!r}")
+        return dict(sorted(((t["topic_name"], p["partition_index"]), p["start_offset"])
+                           for t in answer["topics"] for p in t["partitions"]
+                           if not p["error_code"] and p["start_offset"] >= 0))
+
+    def alter_share_group_offsets(self, group_id: str, offsets: dict[tuple[str, int], int]
+                                  ) -> dict[tuple[str, int], errors.KafkaError | None]:
+        """Set the start offsets of an empty share group's share-partitions
+        (AlterShareGroupOffsets; in-flight state is forgotten). Returns each partition's
+        outcome (None, or e.g. UnknownTopicOrPartition); a group-level error
+        (NonEmptyGroup, GroupIdNotFound for a group of another type) is raised."""
+        topics: dict[str, list] = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            topics.setdefault(topic, []).append({"partition_index": partition, "start_offset": offset})
+        response = self._coordinator(group_id).request(api.ALTER_SHARE_GROUP_OFFSETS, {
+            "group_id": group_id, "topics": [{"topic_name": t, "partitions": ps} for t, ps in topics.items()]})
+        _raise_for(response["error_code"], response.get("error_message"), f"share group {group_id!r}")
+        return dict(sorted(((t["topic_name"], p["partition_index"]),
+                            errors.for_code(p["error_code"])(p.get("error_message")) if p["error_code"] else None)
+                           for t in response["responses"] for p in t["partitions"]))
+
+    def delete_share_group_offsets(self, group_id: str, topics: list[str]) -> dict[str, errors.KafkaError | None]:
+        """Drop an empty share group's state for whole topics (DeleteShareGroupOffsets;
+        the next fetch starts at ``share.auto.offset.reset``). Returns each topic's outcome;
+        a group-level error (GroupIdNotFound, NonEmptyGroup) is raised."""
+        response = self._coordinator(group_id).request(api.DELETE_SHARE_GROUP_OFFSETS, {
+            "group_id": group_id, "topics": [{"topic_name": t} for t in dict.fromkeys(topics)]})
+        _raise_for(response["error_code"], response.get("error_message"), f"share group {group_id!r}")
+        return {t["topic_name"]: errors.for_code(t["error_code"])(t.get("error_message")) if t["error_code"] else None
+                for t in response["responses"]}
+
     def _coordinator(self, group_id: str) -> BrokerConnection:
         body = {"key": group_id, "key_type": 0, "coordinator_keys": [group_id]}
         response = self.client.request_any(api.FIND_COORDINATOR, body)

@@ -13,6 +13,7 @@ OffsetStore it is handed, it does no I/O and reads no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from pybroker import errors
 from pybroker.group.consumer_group import (ConsumerGroup, ConsumerGroupSettings, ConsumerGroupState,
@@ -166,6 +167,13 @@ class GroupCoordinator:
             (classic is not None and classic.state is not GroupState.DEAD) or \
             (kind == "share" and bool(self.store.fetch(group_id)))
 
+    def load_share_states(self, states: dict[tuple[str, str, int], dict]) -> None:
+        """The durable share-partition states, as the host read them: every group with
+        state is a (so far empty) share group again, as Kafka reloads it."""
+        self.share_states = dict(states)
+        for group_id in {g for g, _, _ in states}:
+            self._share_group(group_id, create=True)
+
     def _share_group(self, group_id: str, create: bool) -> ShareGroup | None:
         group = self.share_groups.get(group_id)
         if group is None and create:
@@ -218,12 +226,11 @@ class GroupCoordinator:
     def share_offsets(self, group_id: str, topics: dict[str, list[int]] | None) -> list[list]:
         """DescribeShareGroupOffsets: [topic, partition, start offset, records done past
         it] for each share-partition asked for (``topics`` None: every one with state);
-        one never read has start offset -1."""
+        one never read has start offset -1. A group that is not a share group (or none at
+        all) has no share-partitions, without an error, as Kafka answers."""
         group = self.share_groups.get(group_id)
         if group is None:
-            message = (f"Group {group_id} is not a share group." if self._other_type(group_id, "share")
-                       else f"Group {group_id} not found.")
-            raise errors.GroupIdNotFound(message)
+            return []
         wanted = sorted(group.partitions) if topics is None else \
             sorted((t, p) for t, ps in topics.items() for p in ps)
         out = []
@@ -234,6 +241,77 @@ class GroupCoordinator:
             else:
                 out.append([tp[0], tp[1], sp.start, sp.done()])
         return out
+
+    def _share_admin_group(self, group_id: str) -> tuple[int, str | None, ShareGroup | None]:
+        """The share group an offsets admin request (Alter/DeleteShareGroupOffsets) acts
+        on, or its error (code, message) as Kafka's coordinator answers: an empty id is
+        INVALID_GROUP_ID, a group of another type GROUP_ID_NOT_FOUND, one with members
+        NON_EMPTY_GROUP. The group is None when no share group has this id."""
+        if not group_id:
+            return errors.InvalidGroupId.code, "The group id is invalid.", None
+        group = self._share_group(group_id, create=False)
+        if group is None and self._other_type(group_id, "share"):
+            return errors.GroupIdNotFound.code, f"Group {group_id} is not a share group.", None
+        if group is not None and not group.is_empty():
+            return errors.NonEmptyGroup.code, errors.NonEmptyGroup.message, None
+        return NONE, None, group
+
+    def alter_share_offsets(self, group_id: str, topics: list[tuple[str, list[tuple[int, int]]]],
+                            partition_counts: Mapping[str, int]) -> tuple[int, str | None, list]:
+        """AlterShareGroupOffsets: each named share-partition starts again at its offset,
+        forgetting its in-flight records (a negative offset drops its state, so the next
+        fetch starts at ``share.auto.offset.reset``). Only an empty group; a share group
+        that does not exist yet is created, as Kafka does. Returns (group error, message,
+        [topic, [[partition, error, message]]]); a topic or partition that does not exist
+        is UNKNOWN_TOPIC_OR_PARTITION."""
+        code, message, group = self._share_admin_group(group_id)
+        if code or not topics:
+            return code, message, []
+        if group is None:
+            group = self._share_group(group_id, create=True)
+        out = []
+        for topic, partitions in topics:
+            count = partition_counts.get(topic)
+            rows = []
+            for partition, start in partitions:
+                if count is None or not 0 <= partition < count:
+                    rows.append([partition, errors.UnknownTopicOrPartition.code, errors.UnknownTopicOrPartition.message])
+                    continue
+                tp = (topic, partition)
+                if start < 0:
+                    group.partitions.pop(tp, None)
+                else:
+                    group.partitions.setdefault(tp, SharePartition(start, group.delivery_limit)).reset(start)
+                self._share_changed(group, tp)
+                rows.append([partition, NONE, None])
+            out.append([topic, rows])
+        return NONE, None, out
+
+    def delete_share_offsets(self, group_id: str, topics: list[str], partition_counts: Mapping[str, int]
+                             ) -> tuple[int, str | None, list]:
+        """DeleteShareGroupOffsets: an empty share group forgets its state for whole
+        topics (the next fetch starts at ``share.auto.offset.reset``). Returns (group
+        error, message, [topic, error, message]): a topic that does not exist, or that
+        the group has no state for, is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers."""
+        code, message, group = self._share_admin_group(group_id)
+        if not code and group is None:
+            code, message = errors.GroupIdNotFound.code, f"Group {group_id} not found."
+        if code:
+            return code, message, []
+        out = []
+        for topic in topics:
+            held = [tp for tp in group.partitions if tp[0] == topic]
+            if topic not in partition_counts:
+                out.append([topic, errors.UnknownTopicOrPartition.code, errors.UnknownTopicOrPartition.message])
+                continue
+            if not held:
+                out.append([topic, errors.UnknownTopicOrPartition.code, "There is no offset information to delete."])
+                continue
+            for tp in held:
+                del group.partitions[tp]
+                self._share_changed(group, tp)
+            out.append([topic, NONE, None])
+        return NONE, None, out
 
     def _share_member(self, group_id: str, member_id: str) -> ShareGroup:
         group = self._share_group(group_id, create=False)

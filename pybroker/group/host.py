@@ -56,7 +56,7 @@ class GroupHost:
         self.topics_version = 0
         # Share groups' durable state (KIP-932), beside the committed offsets.
         self.shares = ShareStateStore(data_dir)
-        self.coordinator.share_states = dict(self.shares.states)
+        self.coordinator.load_share_states(self.shares.states)
 
     def watch_topics(self, topics: dict, resource_configs: dict | None = None) -> None:
         """The controller's topics and (when it has them) its dynamic resource configs,
@@ -121,6 +121,14 @@ class GroupHost:
             result = c.share_group_describe(args["group_ids"])
         elif method == "share_offsets":
             result = c.share_offsets(group_id, args.get("topics"))
+        elif method in ("alter_share_offsets", "delete_share_offsets"):
+            counts = {name: t.partitions for name, t in self.topics.items()}
+            if method == "alter_share_offsets":
+                code, message, rows = c.alter_share_offsets(
+                    group_id, [(t, [tuple(p) for p in ps]) for t, ps in args["topics"]], counts)
+            else:
+                code, message, rows = c.delete_share_offsets(group_id, args["topics"], counts)
+            result = {"error_code": code, "error_message": message, "topics": rows}
         elif method == "share_acquire":
             # A ShareFetch's acknowledgements come with it: one call for both.
             result = {"ack": [], "ack_error": 0, "error": 0, "message": None, "lock_ms": 0, "acquired": []}

@@ -76,6 +76,8 @@ HANDLERS = {
     api.DESCRIBE_ACLS: acls.describe_acls,
     api.CREATE_ACLS: acls.create_acls,
     api.DELETE_ACLS: acls.delete_acls,
+    api.ALTER_SHARE_GROUP_OFFSETS: share.alter_offsets,
+    api.DELETE_SHARE_GROUP_OFFSETS: share.delete_offsets,
     # Cluster administration and client telemetry.
     api.DESCRIBE_CLUSTER: describe_cluster.handle,
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,

@@ -1,5 +1,6 @@
 """KIP-932 share groups: ShareGroupHeartbeat (76), ShareGroupDescribe (77), ShareFetch
-(78), ShareAcknowledge (79) and DescribeShareGroupOffsets (90).
+(78), ShareAcknowledge (79), and the offsets admin APIs DescribeShareGroupOffsets (90),
+AlterShareGroupOffsets (91) and DeleteShareGroupOffsets (92).
 
 Membership and every share-partition's state (which records are acquired, by whom, and
 their delivery counts) live with the group coordinator in the supervisor, so a partition
@@ -138,6 +139,43 @@ async def describe_offsets(broker, request) -> dict:
             {"topic_name": t, "topic_id": uuid.UUID(str(topics[t].topic_id)) if t in topics else uuid.UUID(int=0),
              "partitions": parts} for t, parts in by_topic.items()]})
     return {"throttle_time_ms": 0, "groups": out}
+
+
+def _topic_id(broker, name: str) -> uuid.UUID:
+    topic = broker.image.topics.get(name)
+    return uuid.UUID(str(topic.topic_id)) if topic is not None else uuid.UUID(int=0)
+
+
+async def alter_offsets(broker, request) -> dict:
+    """New start offsets for share-partitions of an empty share group (the coordinator
+    decides; see GroupCoordinator.alter_share_offsets)."""
+    body = request.body
+    topics = [[t["topic_name"], [[p["partition_index"], p["start_offset"]] for p in t["partitions"]]]
+              for t in body["topics"]]
+    try:
+        answer = await broker.controller.group("alter_share_offsets", body["group_id"], {"topics": topics})
+    except errors.KafkaError as exc:
+        answer = {"error_code": exc.code, "error_message": str(exc), "topics": []}
+    return {"throttle_time_ms": 0, "error_code": answer["error_code"], "error_message": answer["error_message"],
+            "responses": [{"topic_name": name, "topic_id": _topic_id(broker, name) if any(
+                code == 0 for _, code, _ in rows) else uuid.UUID(int=0), "partitions": [
+                    {"partition_index": p, "error_code": code, "error_message": message}
+                    for p, code, message in rows]} for name, rows in answer["topics"]]}
+
+
+async def delete_offsets(broker, request) -> dict:
+    """An empty share group forgets its state for whole topics (see
+    GroupCoordinator.delete_share_offsets)."""
+    body = request.body
+    try:
+        answer = await broker.controller.group("delete_share_offsets", body["group_id"],
+                                               {"topics": [t["topic_name"] for t in body["topics"]]})
+    except errors.KafkaError as exc:
+        answer = {"error_code": exc.code, "error_message": str(exc), "topics": []}
+    return {"throttle_time_ms": 0, "error_code": answer["error_code"], "error_message": answer["error_message"],
+            "responses": [{"topic_name": name, "topic_id": _topic_id(broker, name) if not code else uuid.UUID(int=0),
+                           "error_code": code, "error_message": message}
+                          for name, code, message in answer["topics"]]}
 
 
 # -- sessions -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 ShareGroupDescribe (77) for membership, ShareFetch (78) to acquire records (with the
 acknowledgements of earlier ones piggybacked) and ShareAcknowledge (79). Version 0 was
 Kafka 4.0's early access and is gone; v1 is the stable protocol, v2 adds renewals.
-DescribeShareGroupOffsets (90) reports each share-partition's start offset and lag."""
+DescribeShareGroupOffsets (90) reports each share-partition's start offset and lag;
+AlterShareGroupOffsets (91) sets start offsets (the group must be empty) and
+DeleteShareGroupOffsets (92) drops a group's share state for whole topics."""
 from .consumer_group import DESCRIBED_ASSIGNMENT as _DESCRIBED_ASSIGNMENT
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, INT64, RECORDS, STRING, UUID
 
@@ -193,6 +195,54 @@ DESCRIBE_SHARE_GROUP_OFFSETS = Api(
                     Field("error_message", STRING, nullable="0+", default=None),
                 ])),
             ])),
+            Field("error_code", INT16),
+            Field("error_message", STRING, nullable="0+", default=None),
+        ])),
+    ],
+)
+
+
+ALTER_SHARE_GROUP_OFFSETS = Api(
+    91, "AlterShareGroupOffsets", (0, 0), flexible=0,
+    request=[
+        Field("group_id", STRING),
+        Field("topics", Array([
+            Field("topic_name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("start_offset", INT64),
+            ])),
+        ])),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32),
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("responses", Array([
+            Field("topic_name", STRING),
+            Field("topic_id", UUID),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("error_code", INT16),
+                Field("error_message", STRING, nullable="0+", default=None),
+            ])),
+        ])),
+    ],
+)
+
+DELETE_SHARE_GROUP_OFFSETS = Api(
+    92, "DeleteShareGroupOffsets", (0, 0), flexible=0,
+    request=[
+        Field("group_id", STRING),
+        Field("topics", Array([Field("topic_name", STRING)])),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32),
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("responses", Array([
+            Field("topic_name", STRING),
+            Field("topic_id", UUID),
             Field("error_code", INT16),
             Field("error_message", STRING, nullable="0+", default=None),
         ])),
