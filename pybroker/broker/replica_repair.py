@@ -57,10 +57,13 @@ class ReplicaRepairer:
         self.broker = broker
         self._logged: dict[tuple, float] = {}
         self.restored_ranges = 0
+        # damage.generation() at the last pass (-1: the first pass looks at everything),
+        # and the partitions that pass left with quarantined ranges.
+        self._seen_generation = -1
+        self._damaged: set = set()
 
     async def run(self) -> None:
-        """Every ``REPAIR_INTERVAL_S``, a pass over the partitions (a check of a list for
-        those with nothing quarantined)."""
+        """Every ``REPAIR_INTERVAL_S``, a pass over the damaged partitions."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-repair")
         try:
             while True:
@@ -73,22 +76,40 @@ class ReplicaRepairer:
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def repair_pass(self, executor: Executor) -> int:
-        """Try every quarantined range once. Returns how many were restored."""
+        """Try every quarantined range once. Returns how many were restored. Every
+        partition is looked at only when a log has been quarantined since the last pass
+        (``damage.generation``); otherwise just those left with ranges last time, so an
+        undamaged broker of 20,000 partitions spends nothing here."""
+        partitions = self.broker.logs.partitions
+        generation = damage.generation()
+        keys = list(partitions) if generation != self._seen_generation else list(self._damaged)
+        self._seen_generation = generation
+        damaged = set()
         restored = 0
-        for key, partition in list(self.broker.logs.partitions.items()):
-            if not partition.log.quarantined or partition.log.closed or len(partition.replicas) < 2:
+        for key in keys:
+            partition = partitions.get(key)
+            if partition is None or not partition.log.quarantined or partition.log.closed:
                 continue
-            for q in list(partition.log.quarantined):
-                source = self._source(partition)
-                if source is None:
-                    self._error(partition, q, None, "no other in-sync replica on a live broker")
-                    break
-                try:
-                    if await self._restore(executor, partition, q, source):
-                        restored += 1
-                except (OSError, asyncio.TimeoutError, ValueError, errors.KafkaError) as exc:
-                    self._error(partition, q, source, str(exc) or type(exc).__name__)
+            if len(partition.replicas) >= 2:
+                restored += await self._repair_partition(executor, partition)
+            if partition.log.quarantined and not partition.log.closed:
+                damaged.add(key)
+        self._damaged = damaged
         self.restored_ranges += restored
+        return restored
+
+    async def _repair_partition(self, executor: Executor, partition) -> int:
+        restored = 0
+        for q in list(partition.log.quarantined):
+            source = self._source(partition)
+            if source is None:
+                self._error(partition, q, None, "no other in-sync replica on a live broker")
+                break
+            try:
+                if await self._restore(executor, partition, q, source):
+                    restored += 1
+            except (OSError, asyncio.TimeoutError, ValueError, errors.KafkaError) as exc:
+                self._error(partition, q, source, str(exc) or type(exc).__name__)
         return restored
 
     def _source(self, partition) -> int | None:

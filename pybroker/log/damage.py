@@ -188,6 +188,21 @@ def scan(fd: int, size: int, base_offset: int, limit_offset: int | None = None,
 
 # --- quarantine ---------------------------------------------------------------------------
 
+# Moves whenever a log of this process comes to hold quarantined ranges (opened with
+# them, or a range newly set aside): the replica repairer looks over every partition only
+# after it moved, and otherwise just at the ranges it could not restore yet.
+_generation = 0
+
+
+def note_quarantined() -> None:
+    global _generation
+    _generation += 1
+
+
+def generation() -> int:
+    return _generation
+
+
 def corrupt_path(directory: str, first_offset: int, end_offset: int) -> str:
     return os.path.join(directory, f"{file_name(first_offset)}-{file_name(end_offset)}{CORRUPT_SUFFIX}")
 

@@ -73,6 +73,8 @@ class Log:
         self.created = loaded.created
         # Ranges set aside as .corrupt files (pybroker.log.damage): offsets readers skip.
         self.quarantined: list[damage.Quarantined] = [] if self.created else damage.quarantined(directory)
+        if self.quarantined:
+            damage.note_quarantined()
         self._dir_dirty = False
         self._closed = False
         self._deleted = False  # read by flusher jobs: a deleted log's files are not written
@@ -517,6 +519,8 @@ class Log:
             raise storage_error(self.directory, exc) from None
         self._segments[n] = repaired
         self.quarantined = damage.quarantined(self.directory)
+        if self.quarantined:
+            damage.note_quarantined()
         return True
 
     # --- retention and truncation -------------------------------------------------------

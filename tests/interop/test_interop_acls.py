@@ -13,10 +13,9 @@ subscribe, sees no topics in a listing and TOPIC_AUTHORIZATION_FAILED for a name
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -28,6 +27,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+import acl_outcomes
 from pybroker.client.admin import Admin
 from pybroker.security import acls
 from pybroker.testing import BrokerCluster
@@ -69,29 +69,11 @@ def grant(cluster, resource_type, name, *operations, pattern=ResourcePatternType
 
 
 def produce(cluster, topic: str, value: bytes = b"v") -> str | None:
-    """The delivery error's name, or None when acknowledged."""
-    reports = []
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "message.timeout.ms": 8000})
-    producer.produce(topic, value, on_delivery=lambda err, msg: reports.append(err))
-    producer.flush(TIMEOUT)
-    assert len(reports) == 1
-    return reports[0].name() if reports[0] else None
+    return acl_outcomes.produce({"bootstrap.servers": cluster.bootstrap}, topic, value)
 
 
 def consume(cluster, topic: str, group: str) -> str:
-    """The first record's value, or the name of the first error the consumer reports."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
-    consumer.subscribe([topic])
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None:
-                return msg.error().name() if msg.error() else msg.value().decode()
-        return "nothing"
-    finally:
-        consumer.close()
+    return acl_outcomes.consume({"bootstrap.servers": cluster.bootstrap}, topic, group)
 
 
 def visible_topics(cluster) -> list[str]:

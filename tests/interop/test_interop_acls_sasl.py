@@ -12,10 +12,8 @@ import glob
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -30,6 +28,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from acl_outcomes import consume, produce
 from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
@@ -68,28 +67,6 @@ def grant(cluster, user: str, resource_type, name: str, *operations, pattern=Res
     bindings = [AclBinding(resource_type, name, pattern, f"User:{user}", "*", op, permission) for op in operations]
     for future in admin.create_acls(bindings).values():
         assert future.result(TIMEOUT) is None
-
-
-def produce(conf: dict, topic: str, value: bytes) -> str | None:
-    reports = []
-    producer = Producer({**conf, "acks": "all", "message.timeout.ms": 8000})
-    producer.produce(topic, value, on_delivery=lambda err, msg: reports.append(err))
-    producer.flush(TIMEOUT)
-    return reports[0].name() if reports[0] else None
-
-
-def consume(conf: dict, topic: str, group: str) -> str:
-    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None:
-                return msg.error().name() if msg.error() else msg.value().decode()
-        return "nothing"
-    finally:
-        consumer.close()
 
 
 def test_a_scram_user_without_acls_is_refused_and_works_after_create_acls(cluster):

@@ -121,7 +121,7 @@ def test_plaintext_client_on_a_sasl_listener_is_refused(cluster):
         admin.list_topics(timeout=5)
 
 
-def test_sasl_states_as_kafka_has_them_and_v0_raw_tokens_work(cluster):
+def test_sasl_states_as_kafka_has_them_and_v0_raw_tokens_work(cluster, raw_client):
     """Checked against Kafka 4.4 (tools/kafka_ref.py up --sasl-user): SaslAuthenticate before
     SaslHandshake closes the connection; an unknown mechanism gets UNSUPPORTED_SASL_MECHANISM
     and the list; success carries an empty message; without connections.max.reauth.ms a
@@ -146,33 +146,19 @@ def test_sasl_states_as_kafka_has_them_and_v0_raw_tokens_work(cluster):
         (errors.IllegalSaslState.code, "SaslAuthenticate request received after successful authentication")
     assert conn.request(api.METADATA, {"topics": None})["brokers"]
     # SaslHandshake v0: the token then travels bare (size + bytes), as old clients send it.
-    with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(api.encode_request(api.SASL_HANDSHAKE, 0, 1, "raw", {"mechanism": "PLAIN"}))
-        _, body = api.decode_response(api.SASL_HANDSHAKE, 0, _read_frame(sock))
-        assert body["error_code"] == 0 and "SCRAM-SHA-512" in body["mechanisms"]
-        token = scram.plain_token(*ADMIN)
-        sock.sendall(struct.pack(">i", len(token)) + token)
-        assert _read_frame(sock) == b""
-        sock.sendall(api.encode_request(api.METADATA, 4, 2, "raw", {"topics": None, "allow_auto_topic_creation": False}))
-        _, metadata = api.decode_response(api.METADATA, 4, _read_frame(sock))
-        assert len(metadata["brokers"]) == 2
-        # Advertised: the addresses of the listener this client came in on.
-        assert {(b["host"], b["port"]) for b in metadata["brokers"]} == \
-            {_host_port(a) for a in cluster.listeners["SASL_PLAINTEXT"].split(",")}
-
-
-def _read_frame(sock) -> bytes:
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-
-    (size,) = struct.unpack(">i", exact(4))
-    return exact(size)
+    raw = raw_client((host, port))
+    raw.send_bytes(api.encode_request(api.SASL_HANDSHAKE, 0, 1, "raw", {"mechanism": "PLAIN"}))
+    _, body = api.decode_response(api.SASL_HANDSHAKE, 0, raw.read_frame())
+    assert body["error_code"] == 0 and "SCRAM-SHA-512" in body["mechanisms"]
+    token = scram.plain_token(*ADMIN)
+    raw.send_bytes(struct.pack(">i", len(token)) + token)
+    assert raw.read_frame() == b""
+    raw.send_bytes(api.encode_request(api.METADATA, 4, 2, "raw", {"topics": None, "allow_auto_topic_creation": False}))
+    _, metadata = api.decode_response(api.METADATA, 4, raw.read_frame())
+    assert len(metadata["brokers"]) == 2
+    # Advertised: the addresses of the listener this client came in on.
+    assert {(b["host"], b["port"]) for b in metadata["brokers"]} == \
+        {_host_port(a) for a in cluster.listeners["SASL_PLAINTEXT"].split(",")}
 
 
 def _kafka_python_options(cluster, listener, mechanism, user=ADMIN):
