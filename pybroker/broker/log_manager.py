@@ -151,16 +151,7 @@ class LogManager:
         if self._open_pool is None:
             self._open_pool = ThreadPoolExecutor(max_workers=OPEN_WORKERS, thread_name_prefix="log-open")
         loop = asyncio.get_running_loop()
-        clean = self.clean_shutdown
-
-        node_id = self.config.broker_id
-
-        def open_one(topic: TopicMetadata, index: int) -> Partition:
-            directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
-            return Partition(topic.name, index, Log.open(directory, topic.config, clean_shutdown=clean),
-                             node_id=node_id)
-
-        futures = [loop.run_in_executor(self._open_pool, open_one, topic, index) for topic, index in todo]
+        futures = [loop.run_in_executor(self._open_pool, self._open_partition, topic, index) for topic, index in todo]
         for (topic, index), result in zip(todo, await asyncio.gather(*futures, return_exceptions=True)):
             if isinstance(result, Partition):
                 self._opened[(topic.name, index)] = result
@@ -172,20 +163,24 @@ class LogManager:
             partition.log.close()
         self._opened.clear()
 
+    def _open_partition(self, topic: TopicMetadata, index: int) -> Partition:
+        """Open (recovering) or create one replica's log; touches only its directory, so
+        worker threads may run it side by side."""
+        directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
+        return Partition(topic.name, index, Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown),
+                         node_id=self.config.broker_id)
+
     def ensure_partition(self, topic: TopicMetadata, index: int) -> Partition:
         """Open (recovering) or create the log of a replica this broker hosts."""
         partition = self.partitions.get((topic.name, index))
         if partition is None:
             started = time.monotonic()
-            directory = os.path.join(self.data_dir, f"{topic.name}-{index}")
             partition = self._opened.pop((topic.name, index), None)
             if partition is None:
-                plog = Log.open(directory, topic.config, clean_shutdown=self.clean_shutdown)
-                partition = Partition(topic.name, index, plog, node_id=self.config.broker_id)
-            else:
-                plog = partition.log
-                if plog.config != topic.config:
-                    plog.update_config(topic.config)
+                partition = self._open_partition(topic, index)
+            elif partition.log.config != topic.config:
+                partition.log.update_config(topic.config)
+            plog = partition.log
             plog.flusher = self.flusher
             self.partitions[(topic.name, index)] = partition
             if plog.recovery_truncated_bytes:
