@@ -129,7 +129,13 @@ class ReplicaFetcher:
 
     async def _run(self) -> None:
         backoff = self.broker.config.replica_fetch_backoff_ms / 1000.0
+        task = asyncio.current_task()
         while not self._stopped:
+            if task.cancelling():
+                # A cancel that no stop() came with (the loop shutting down) and that an
+                # asyncio.wait_for swallowed on the way: honour it, or the fetcher spins on
+                # and the loop's shutdown never ends.
+                raise asyncio.CancelledError()
             if not self._active():
                 self._wakeup.clear()
                 try:

@@ -57,6 +57,7 @@ class Node:
         self.logs = Logs()
         self.replicas = ReplicaManager(self)
         self.stats = BrokerStats()
+        self.authorizer = None           # no --authorizer: every request is allowed
         self.stopping = False
         # A paused node (a SIGSTOPped broker) neither fetches nor hears from the controller.
         self.paused = False
