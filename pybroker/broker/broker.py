@@ -96,6 +96,11 @@ class Broker:
         self._stop_waiters: set[asyncio.Future] = set()
         self._creating: set[str] = set()
         self._heap_frozen = False
+        # Set once the first full image is applied and its logs are open: until then
+        # every request but ApiVersions waits (Kafka serves nothing before its logs are
+        # loaded and it has caught up with the metadata), so a restarted broker never
+        # answers for topics it has not loaded yet.
+        self.serving = asyncio.Event()
         self._apply_lock = asyncio.Lock()
         # Metadata's encoded topic entries, kept in step with the image by _apply_steps.
         self.topic_entries = TopicEntryCache()
@@ -128,6 +133,8 @@ class Broker:
         the image no longer has are deleted."""
         for _ in self._apply_steps(doc, full):
             pass
+        if full:
+            self.serving.set()
 
     async def apply_update_in_steps(self, doc: dict, full: bool = False) -> None:
         """``apply_update``, giving the event loop a turn every ``APPLY_STEP_S`` while
@@ -143,11 +150,26 @@ class Broker:
                         await asyncio.sleep(0)
             finally:
                 self.logs.close_unused_opened()
+                if full:
+                    self.serving.set()
 
     def _apply_steps(self, doc: dict, full: bool):
         """The cluster view first (brokers, topics, deletions, every partition state: dict
         work), then the local replicas, yielding between batches of them. A state already
-        replaced in the image, or of a topic deleted meanwhile, is skipped."""
+        replaced in the image, or of a topic deleted meanwhile, is skipped.
+
+        The logs of new local replicas are opened first, off the event loop (the async
+        caller does that with the lists yielded here; ``apply_update`` opens them
+        inline), before anything of the push is applied: until it is, the cluster view
+        says what it said before, so no client is told of a leader whose log is not
+        open yet (and requests wait for the first full image: ``serving``). A topic
+        the push deletes is not opened early: its name may come back in the same push
+        as a new topic, on a new directory."""
+        states = [PartitionState.from_json(d) for d in doc["partitions"]]
+        deleted = set(doc["deleted_topics"])
+        to_open = self._replicas_to_open(doc, states, deleted)
+        for at in range(0, len(to_open), OPEN_BATCH):
+            yield to_open[at:at + OPEN_BATCH]
         self.image.cluster_id = doc.get("cluster_id", self.image.cluster_id)
         brokers = {b["node_id"]: BrokerInfo.from_json(b) for b in doc["brokers"]}
         if brokers != self.image.brokers:
@@ -175,7 +197,6 @@ class Broker:
                 partition = self.logs.partitions.get((topic.name, index))
                 if partition is not None and partition.log.config != topic.config:
                     partition.log.update_config(topic.config)
-        deleted = set(doc["deleted_topics"])
         stray: set[str] = set()
         local = self.logs.local_partition_dirs() if deleted or full else set()
         if full:
@@ -203,18 +224,11 @@ class Broker:
                 else:
                     self.logs.drop_partition(topic, index)
         local_states = []
-        for doc_state in doc["partitions"]:
-            state = PartitionState.from_json(doc_state)
+        for state in states:
             self.image.partitions[state.key] = state
             self.topic_entries.forget(state.topic)
             if self.node_id in state.replicas and state.topic in self.image.topics:
                 local_states.append(state)
-        # The logs not open yet are opened off the event loop first (the async caller
-        # does that with what is yielded here; ``apply_update`` opens them inline).
-        to_open = [(self.image.topics[s.topic], s.partition) for s in local_states
-                   if (s.topic, s.partition) not in self.logs.partitions]
-        for at in range(0, len(to_open), OPEN_BATCH):
-            yield to_open[at:at + OPEN_BATCH]
         changed = []
         led: list = []
         step_began = time.monotonic()
@@ -254,6 +268,22 @@ class Broker:
             # for ~0.5 s per 2,000 partitions (perf/flush_lag_bench.py).
             gc.collect()
             gc.freeze()
+
+    def _replicas_to_open(self, doc: dict, states: list, deleted: set) -> list:
+        """(topic, index) of the push's local replicas whose logs are not open yet."""
+        pushed = {t["name"]: t for t in doc["topics"]}
+        topics: dict[str, TopicMetadata | None] = {}
+        to_open = []
+        for state in states:
+            if self.node_id not in state.replicas or state.topic in deleted or state.key in self.logs.partitions:
+                continue
+            if state.topic not in topics:
+                t = pushed.get(state.topic)
+                topics[state.topic] = TopicMetadata.from_json(t, self.topic_defaults) if t is not None \
+                    else self.image.topics.get(state.topic)
+            if topics[state.topic] is not None:
+                to_open.append((topics[state.topic], state.partition))
+        return to_open
 
     def _broker_alive(self, node_id: int) -> bool:
         return node_id in self.image.brokers
@@ -469,6 +499,8 @@ class Broker:
             request.peer = conn.peer
             request.principal = conn.principal
             request.listener = conn.listener_name
+            if not self.serving.is_set() and request.api_key != api.API_VERSIONS:
+                await self.serving.wait()
         except api.UnsupportedVersionRequest as exc:
             if exc.api_key == api.API_VERSIONS:
                 return [api.encode_api_versions_fallback(exc.correlation_id)]

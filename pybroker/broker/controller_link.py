@@ -152,32 +152,42 @@ class RemoteController:
         except asyncio.TimeoutError:
             raise errors.RequestTimedOut(f"the supervisor did not answer {doc['type']} within {timeout:.0f} s") from None
 
+    async def _change(self, doc: dict) -> dict:
+        """An admin change's answer, once this broker has applied every push that came
+        before it (the supervisor pushes a change before it answers, on the same
+        channel): what the client was told was done, this broker's Metadata shows."""
+        reply = await self._request(doc)
+        pending = list(self._applying)
+        if pending:
+            await asyncio.wait(pending)
+        return reply
+
     async def create_topics(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        return (await self._request({"type": "create_topics", "topics": topics, "validate_only": validate_only}))["results"]
+        return (await self._change({"type": "create_topics", "topics": topics, "validate_only": validate_only}))["results"]
 
     async def delete_topics(self, names: list[str]) -> list[dict]:
-        return (await self._request({"type": "delete_topics", "names": names}))["results"]
+        return (await self._change({"type": "delete_topics", "names": names}))["results"]
 
     async def create_partitions(self, topics: list[dict], validate_only: bool = False) -> list[dict]:
-        return (await self._request({"type": "create_partitions", "topics": topics, "validate_only": validate_only}))["results"]
+        return (await self._change({"type": "create_partitions", "topics": topics, "validate_only": validate_only}))["results"]
 
     async def alter_configs(self, resources: list[dict], incremental: bool,
                             validate_only: bool = False) -> list[dict]:
-        return (await self._request({"type": "alter_configs", "resources": resources, "incremental": incremental,
+        return (await self._change({"type": "alter_configs", "resources": resources, "incremental": incremental,
                                      "validate_only": validate_only}))["results"]
 
     async def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> list[dict]:
-        return (await self._request({"type": "alter_scram_credentials", "deletions": deletions,
+        return (await self._change({"type": "alter_scram_credentials", "deletions": deletions,
                                      "upsertions": upsertions}))["results"]
 
     async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
-        return (await self._request({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
+        return (await self._change({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
 
     async def create_acls(self, creations: list[list]) -> list[list]:
-        return (await self._request({"type": "create_acls", "creations": creations}))["results"]
+        return (await self._change({"type": "create_acls", "creations": creations}))["results"]
 
     async def delete_acls(self, filters: list[list]) -> list[dict]:
-        return (await self._request({"type": "delete_acls", "filters": filters}))["results"]
+        return (await self._change({"type": "delete_acls", "filters": filters}))["results"]
 
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr) -> PartitionState:
         reply = await self._request({

@@ -58,6 +58,8 @@ class Node:
         self.replicas = ReplicaManager(self)
         self.stats = BrokerStats()
         self.authorizer = None           # no --authorizer: every request is allowed
+        self.serving = asyncio.Event()   # the harness's image is whole from the start
+        self.serving.set()
         self.stopping = False
         # A paused node (a SIGSTOPped broker) neither fetches nor hears from the controller.
         self.paused = False
