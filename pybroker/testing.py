@@ -38,6 +38,7 @@ import errno
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,29 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition", interv
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 LOG_NAME = "pybroker.log"
+
+
+def free_port_run(count: int) -> int:
+    """A first port of ``count`` consecutive free ones."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        try:
+            socks = []
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
 
 
 def _private_opener(path, flags):

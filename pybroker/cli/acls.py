@@ -25,7 +25,7 @@ import re
 import sys
 
 from pybroker import errors
-from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, fail
+from pybroker.cli.common import UsageError, add_bootstrap, add_command_timeout, client_security, fail
 from pybroker.security import acls as a
 
 
@@ -168,7 +168,7 @@ def run(args) -> int:
         check_args(args)
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
-        with Admin(args.bootstrap_server, timeout=args.command_timeout) as admin:
+        with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
             if args.add:
                 return add(admin, args, sys.stdout)
             if args.remove:

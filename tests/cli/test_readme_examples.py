@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from pybroker.testing import free_port_run
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -80,29 +81,6 @@ def test_every_example_runs_or_says_why_not():
     assert all(b.skip is None or len(b.skip) > 10 for b in BLOCKS)
     # Most command examples really run (benchmarks, tool launchers and fragments do not).
     assert sum(b.skip is None for b in BLOCKS) >= 12
-
-
-def free_port_run(count: int) -> int:
-    """A first port of ``count`` consecutive free ones."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
 
 
 # What some blocks must print, beyond exiting with 0.
