@@ -4,8 +4,9 @@ producer with each codec, a consumer group reading everything back and committin
 (tests/interop/java/Interop.java); a transactional producer (commit, abort,
 sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
 sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
-(UiSequence.java); and three consumers with group.protocol=consumer (KIP-848,
-ConsumerProtocol.java). The programs are built by the ``java_program`` fixture
+(UiSequence.java); three consumers with group.protocol=consumer (KIP-848,
+ConsumerProtocol.java); and three KafkaShareConsumers of one share group (KIP-932,
+ShareInterop.java). The programs are built by the ``java_program`` fixture
 (tests/interop/conftest.py)."""
 from __future__ import annotations
 
@@ -111,3 +112,17 @@ def test_java_client_over_sasl(java_program, sasl_brokers, listener, mechanism):
     expected = ("Authentication failed: Invalid username or password" if mechanism == "PLAIN" else
                 f"Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
     assert f"wrong password: SaslAuthenticationException: {expected}" in run.stdout, run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_share_consumers_split_one_partition_and_acknowledge(java_program, three_brokers):
+    run = subprocess.run([*java_program, "ShareInterop", three_brokers.bootstrap], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert "accepted: 299 duplicates 0" in run.stdout, run.stdout  # all but the REJECTed one, each once
+    assert "released came back with delivery count 2" in run.stdout, run.stdout
+    assert "rejected came back: 0" in run.stdout, run.stdout
+    busy = int(run.stdout.split("consumers with records: ")[1].split()[0])
+    assert busy >= 2, run.stdout  # one partition, yet the group's members share it
+    assert "group state: Empty members 0" in run.stdout, run.stdout  # all three closed
+    assert "start offset: 300 " in run.stdout, run.stdout  # every record acknowledged or archived
