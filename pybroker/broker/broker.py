@@ -26,10 +26,12 @@ from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
+from pybroker.broker.quotas import ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.replica_repair import ReplicaRepairer
 from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
+from pybroker.cluster.client_quotas import entity_from_json
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
@@ -77,6 +79,8 @@ class Broker:
         self.repairer = ReplicaRepairer(self)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
+        # Client quotas as the controller pushes them, enforced per request (pybroker.broker.quotas).
+        self.quotas = ClientQuotas(config.quota_window_num, config.quota_window_size_seconds)
         # The shared-memory link, when the cluster has a region this broker could attach.
         self.shm: ShmLink | None = None
         self.port = config.port
@@ -186,6 +190,14 @@ class Broker:
             if key == (RESOURCE_BROKER, ""):
                 # The topics whose effective config changed come in this same update.
                 self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
+        if doc.get("client_quotas"):
+            for r in doc["client_quotas"]:
+                entity = entity_from_json(r["entity"])
+                if r["quotas"]:
+                    self.image.client_quotas[entity] = {k: float(v) for k, v in r["quotas"].items()}
+                else:
+                    self.image.client_quotas.pop(entity, None)
+            self.quotas.set_quotas(self.image.client_quotas)
         acls = doc.get("acls")
         if acls is not None and self.authorizer is not None:
             self.authorizer.set_acls(AclBinding.from_json(a) for a in acls)
@@ -430,6 +442,7 @@ class Broker:
         while True:
             await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
+            self.quotas.expire(now * 1000.0)
             if now >= next_retention:
                 next_retention = now + retention_every
                 deleted = self.logs.apply_retention(int(time.time() * 1000))
@@ -496,6 +509,7 @@ class Broker:
         or False to close the connection."""
         try:
             request = api.decode_request(frame)
+            request.size = len(frame)
             request.peer = conn.peer
             request.principal = conn.principal
             request.listener = conn.listener_name
@@ -520,6 +534,10 @@ class Broker:
             body = await handler(self, request) if is_async else handler(self, request)
         finally:
             self.stats.on_request(_request_name(request), (time.perf_counter() - started) * 1000.0)
+        if request.throttle_ms:
+            # KIP-219: answered now, with throttle_time_ms; the connection then reads
+            # nothing more from this client for that long.
+            conn.throttle(request.throttle_ms)
         if body is None:
             return None
         try:
