@@ -79,13 +79,14 @@ def _run_quotas(args) -> int:
         raise UsageError("--topic cannot be combined with another --entity-type or --entity-name")
     parts = quota_configs.entity_parts(args.entity_types, args.entity_names or [])
     _check_alter_options(args)
+    ops = quota_configs.check_alter(args.entity_types, parts, parse_add_config(args.add_config),
+                                    parse_delete_config(args.delete_config)) if args.alter else None
     from pybroker.client.admin import Admin
 
     with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
         if args.describe:
             return quota_configs.describe(admin, parts, sys.stdout)
-        return quota_configs.alter(admin, args.entity_types, parts, parse_add_config(args.add_config),
-                                   parse_delete_config(args.delete_config), sys.stdout)
+        return quota_configs.alter(admin, args.entity_types, parts, ops, sys.stdout)
 
 
 def check_args(args) -> str:

@@ -52,8 +52,10 @@ def describe(admin, parts: list[tuple[str, str | None]], out) -> int:
     return 0
 
 
-def alter(admin, entity_types: list[str], parts: list[tuple[str, str | None]], add: dict[str, str],
-          delete: list[str], out) -> int:
+def check_alter(entity_types: list[str], parts: list[tuple[str, str | None]], add: dict[str, str],
+                delete: list[str]) -> dict[str, float | None]:
+    """The ops of an --alter (key -> value, None to remove), or the UsageError
+    kafka-configs gives before it connects."""
     if any(name is None for _, name in parts):
         raise UsageError("Exactly one entity name must be specified for every entity type")
     known = IP_KEYS if parts[0][0] == IP else USER_CLIENT_KEYS
@@ -62,13 +64,6 @@ def alter(admin, entity_types: list[str], parts: list[tuple[str, str | None]], a
         what = "connection quota" if parts[0][0] == IP else "quota"
         raise UsageError(f"Only {what} configs can be added for '{entity_types[0]}' using --bootstrap-server. "
                          f"Unexpected config names: {','.join(unknown)}")
-    entity = tuple((t, name or None) for t, name in parts)
-    current = admin.describe_client_quotas(
-        [(t, MATCH_EXACT, n) if n is not None else (t, MATCH_DEFAULT, None) for t, n in entity], strict=True)
-    current = next(iter(current.values()), {})
-    missing = [k for k in delete if k not in current]
-    if missing:
-        raise errors.InvalidConfig(f"Invalid config(s): {','.join(missing)}")
     ops: dict[str, float | None] = {}
     for key, value in add.items():
         try:
@@ -76,6 +71,19 @@ def alter(admin, entity_types: list[str], parts: list[tuple[str, str | None]], a
         except ValueError:
             raise UsageError(f"Cannot parse quota configuration value for {key}: {value}") from None
     ops.update({key: None for key in delete})
+    return ops
+
+
+def alter(admin, entity_types: list[str], parts: list[tuple[str, str | None]], ops: dict[str, float | None],
+          out) -> int:
+    """Remove keys only if set (kafka-configs' "Invalid config(s)"), then alter."""
+    entity = tuple((t, name or None) for t, name in parts)
+    current = admin.describe_client_quotas(
+        [(t, MATCH_EXACT, n) if n is not None else (t, MATCH_DEFAULT, None) for t, n in entity], strict=True)
+    current = next(iter(current.values()), {})
+    missing = [k for k, v in ops.items() if v is None and k not in current]
+    if missing:
+        raise errors.InvalidConfig(f"Invalid config(s): {','.join(missing)}")
     admin.alter_client_quotas([(entity, ops)])
     head_type, head_name = entity_types[0], parts[0][1]
     if head_name:

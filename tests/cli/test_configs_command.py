@@ -26,7 +26,10 @@ def test_add_config_keeps_bracketed_lists_whole():
     (["--describe"], "a topic is needed"),
     (["--alter", "--topic", "t"], "--alter needs --add-config or --delete-config"),
     (["--describe", "--topic", "t", "--add-config", "a=1"], "only valid with --alter"),
-    (["--describe", "--entity-type", "brokers", "--entity-name", "0"], "only topics"),
+    (["--describe", "--entity-type", "brokers", "--entity-name", "0"], "topics, users, clients or ips"),
+    (["--describe", "--entity-type", "users", "--entity-name", "a", "--entity-name", "b"], "More entity names"),
+    (["--describe", "--entity-type", "ips", "--entity-type", "users"], "cannot be combined"),
+    (["--alter", "--entity-type", "users", "--add-config", "producer_byte_rate=1"], "Exactly one entity name"),
     (["--alter", "--topic", "t", "--add-config", "retention.ms=1", "--delete-config", "retention.ms"],
      "both added and deleted: retention.ms"),
 ])
