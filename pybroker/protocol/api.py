@@ -21,6 +21,7 @@ lets a broker answer a version it does not know (see encode_api_versions_fallbac
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 
 from . import primitives as p
@@ -230,6 +231,12 @@ def response_element_schema(api_key: int, api_version: int, field_name: str):
     if api is None:
         raise ValueError(f"no response schema for api key {api_key} version {api_version}")
     return api.response[api_version].element_schema(field_name)
+
+
+@functools.lru_cache(maxsize=None)
+def has_throttle_time(api_key: int, api_version: int) -> bool:
+    """Whether the response of this API version carries ``throttle_time_ms``."""
+    return any(f.name == "throttle_time_ms" and f.in_version(api_version) for f in APIS[api_key].response[api_version].fields)
 
 
 def response_header_version(api_key: int, api_version: int) -> int:

@@ -198,3 +198,44 @@ def test_consumer_byte_rate_holds_a_consumer_near_its_quota(pybroker_cluster_fac
     assert len(got) < 4000, "the quoted consumer read everything: it was not held back"
     free, free_throttles = consume("fast-reader", 10.0)
     assert len(free) == 4000 and not free_throttles
+
+
+def test_request_percentage_throttles_a_busy_client_only(pybroker_cluster, wire):
+    """A client allowed 0.0001 % of a thread's time is throttled after a few Metadata
+    requests; its connection is muted meanwhile (the next answer comes late); another
+    client-id is not throttled; ApiVersions is exempt, as in Kafka."""
+    bootstrap = pybroker_cluster.bootstrap
+    with Admin(bootstrap) as admin:
+        admin.alter_client_quotas([((("client-id", "busy"),), {"request_percentage": 0.0001})])
+    with wire.RawClient(bootstrap, client_id="busy") as busy, wire.RawClient(bootstrap, client_id="idle") as idle:
+        throttles = []
+        while len(throttles) < 20 and not any(throttles):
+            throttles.append(busy.metadata(None, version=4).throttle_time_ms)
+        assert max(throttles) > 0, throttles
+        assert max(throttles) <= 1000, "request_percentage throttles at most one window"
+        began = time.monotonic()
+        busy.metadata(None, version=4)
+        assert time.monotonic() - began >= 0.8 * throttles[-1] / 1000.0
+        assert all(idle.metadata(None, version=4).throttle_time_ms == 0 for _ in range(3))
+
+
+def test_java_admin_client_quotas(pybroker_cluster, java_program):
+    import subprocess
+
+    run = subprocess.run([*java_program, "QuotaInterop", pybroker_cluster.bootstrap],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    alice = "{client-id=null, user=alice}={producer_byte_rate=1024.0, request_percentage=50.0}"
+    c1 = "{client-id=c1}={consumer_byte_rate=2048.0}"
+    assert [line for line in run.stdout.splitlines() if line] == [
+        "altered",
+        "validated",
+        "bogus: InvalidRequestException: Invalid configuration key bogus",
+        f"all: [{c1}, {alice}]",
+        f"user alice: [{alice}]",
+        "user alice strict: []",
+        f"default client-id: [{alice}]",
+        f"any client-id strict: [{c1}]",
+        "user val: []",
+        f"after remove: [{c1}, {{client-id=null, user=alice}}={{producer_byte_rate=1024.0}}]",
+    ]
