@@ -10,7 +10,9 @@ kafka-configs' words::
 An entity is one ``--entity-type`` per part, each with an ``--entity-name`` or
 ``--entity-default`` in the same order; describing without a name lists every entity of
 that type. Describe is strict, as kafka-configs' is: ``--entity-type users`` shows user
-entities, not user + client-id ones.
+entities, not user + client-id ones; for users alone it also lists their SCRAM
+credentials (``SCRAM credential configs for user-principal 'alice' are
+SCRAM-SHA-256=iterations=4096``).
 """
 from __future__ import annotations
 
@@ -49,7 +51,25 @@ def describe(admin, parts: list[tuple[str, str | None]], out) -> int:
                               for t in _ORDER if t in names)
         values = ", ".join(f"{k}={java_double(v)}" for k, v in sorted(quotas[entity].items()))
         out.write(f"Quota configs for {described} are {values}\n")
+    if [t for t, _ in parts] == [USER] and "" not in [n for _, n in parts]:
+        # As kafka-configs: users named (or all users) also show their SCRAM credentials.
+        _describe_scram(admin, [n for _, n in parts if n is not None], out)
     return 0
+
+
+def _describe_scram(admin, names: list[str], out) -> None:
+    if names:
+        found = {}
+        for name in names:
+            try:
+                found.update(admin.describe_user_scram_credentials([name]))
+            except errors.ResourceNotFound:
+                continue
+    else:
+        found = admin.describe_user_scram_credentials(None)
+    for user, mechanisms in found.items():
+        text = ", ".join(f"{mechanism}=iterations={iterations}" for mechanism, iterations in mechanisms.items())
+        out.write(f"SCRAM credential configs for user-principal '{user}' are {text}\n")
 
 
 def check_alter(entity_types: list[str], parts: list[tuple[str, str | None]], add: dict[str, str],
