@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pybroker.broker.acceptor import Acceptor, listen_sockets, listen_unix
 from pybroker.broker.authorization import make_authorizer
 from pybroker.broker.apis import HANDLERS
-from pybroker.broker.apis.fetch import release_regions
+from pybroker.broker.apis.fetch import empty_for_throttle, release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
@@ -563,6 +563,8 @@ class Broker:
             request.throttle_ms = throttle
             if api.has_throttle_time(request.api_key, request.api_version):
                 body["throttle_time_ms"] = throttle
+            if request.api_key == api.FETCH and body.get("responses"):
+                empty_for_throttle(self, request, body)
 
 
 # Kafka's requests exempt from request_percentage: ApiVersions (a client needs it to talk

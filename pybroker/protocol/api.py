@@ -192,7 +192,7 @@ class Request:
     """A decoded request. ``body`` holds every field of the API across versions."""
 
     __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer", "principal",
-                 "listener", "size", "throttle_ms")
+                 "listener", "size", "throttle_ms", "quota_bytes")
 
     def __init__(self, api_key, api_version, correlation_id, client_id, body, header_version):
         self.api_key = api_key
@@ -211,6 +211,8 @@ class Request:
         self.size = 0
         # Set by a handler whose client went over a quota: how long its connection is muted.
         self.throttle_ms = 0
+        # ... and what it counted against a byte-rate quota (a fetch may take it back).
+        self.quota_bytes = 0
 
     def __repr__(self):
         return (f"Request({API_NAMES.get(self.api_key, self.api_key)} v{self.api_version}, "

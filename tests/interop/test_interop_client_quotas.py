@@ -217,6 +217,24 @@ def test_request_percentage_throttles_a_busy_client_only(pybroker_cluster, wire)
         busy.metadata(None, version=4)
         assert time.monotonic() - began >= 0.8 * throttles[-1] / 1000.0
         assert all(idle.metadata(None, version=4).throttle_time_ms == 0 for _ in range(3))
+        # A consumer fetch over request_percentage is answered empty, as Kafka's.
+        topic = f"quota-{uuid.uuid4().hex[:8]}"
+        producer = Producer({"bootstrap.servers": bootstrap, "client.id": "loader"})
+        producer.produce(topic, b"record")
+        assert producer.flush(10) == 0
+        fetched = busy.request(_fetch_request(wire, topic), 10)
+        assert fetched.throttle_time_ms > 0 and fetched.responses == []
+        fetched = idle.request(_fetch_request(wire, topic), 10)
+        assert fetched.throttle_time_ms == 0 and fetched.responses[0].partitions[0].records
+
+
+def _fetch_request(wire, topic: str):
+    request = wire.FetchRequest
+    return request(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0, session_id=0,
+                   session_epoch=-1, topics=[request.FetchTopic(topic=topic, partitions=[
+                       request.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                                         log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                   forgotten_topics_data=[])
 
 
 def test_java_admin_client_quotas(pybroker_cluster, java_program):

@@ -236,6 +236,19 @@ async def handle(broker, request) -> dict:
         await _wait_for_append(broker, body, wait)
 
 
+def empty_for_throttle(broker, request, body: dict) -> None:
+    """A consumer fetch over its request_percentage is answered empty, as Kafka does: its
+    records are not sent, and the bytes counted against consumer_byte_rate taken back."""
+    regions = [p["records"] for t in body["responses"] for p in t["partitions"]
+               if isinstance(p["records"], SendfileRegion)]
+    release_regions(regions)
+    body["responses"] = []
+    if request.quota_bytes:
+        broker.quotas.fetch.unrecord(request.principal, request.client_id, request.quota_bytes,
+                                     time.monotonic() * 1000.0)
+        request.quota_bytes = 0
+
+
 def _throttled(broker, request, quota, nbytes: int) -> bool:
     """Kafka's fetch quota: the response's bytes are counted before it is sent; over
     ``consumer_byte_rate`` they are taken back and the client gets an empty response
@@ -243,6 +256,7 @@ def _throttled(broker, request, quota, nbytes: int) -> bool:
     now = time.monotonic() * 1000.0
     throttle = quota.record(request.principal, request.client_id, nbytes, now)
     if not throttle:
+        request.quota_bytes = nbytes
         return False
     quota.unrecord(request.principal, request.client_id, nbytes, now)
     request.throttle_ms = throttle
