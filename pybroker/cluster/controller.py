@@ -59,9 +59,11 @@ log = logging.getLogger("pybroker.controller")
 # create, over all its topics. The check runs before any assignment is computed, so a
 # request for 2**31-1 partitions costs nothing.
 MAX_PARTITIONS_PER_REQUEST = 10_000
-# Kafka's AclControlManager.MAX_RECORDS_PER_USER_OP: ACLs one CreateAcls or DeleteAcls
-# request may add or remove.
-MAX_ACLS_PER_REQUEST = 10_000
+# Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the records one admin request may
+# write (ACLs one CreateAcls or DeleteAcls adds or removes; quota keys one
+# AlterClientQuotas changes, a record each in Kafka).
+MAX_RECORDS_PER_USER_OP = 10_000
+MAX_ACLS_PER_REQUEST = MAX_RECORDS_PER_USER_OP
 # Partitions the whole cluster may hold (``--max-partitions``): every partition costs
 # directories, open files and memory on some broker.
 DEFAULT_MAX_PARTITIONS = 100_000
@@ -613,6 +615,13 @@ class Controller:
         """AlterClientQuotas: per entity its error (None: done); the entities that
         change are recorded with their whole new set and pushed."""
         results, changes = client_quotas.plan_alter(self.client_quotas, entries)
+        changed_keys = 0
+        for entity, quotas in changes.items():
+            old = self.client_quotas.get(entity, {})
+            changed_keys += sum(1 for k in set(old) | set(quotas) if old.get(k) != quotas.get(k))
+        if changed_keys > MAX_RECORDS_PER_USER_OP:
+            # Kafka's BoundedListTooLongException, answered as POLICY_VIOLATION.
+            raise errors.PolicyViolation()
         delta = Delta()
         if validate_only:
             return results, delta
@@ -934,7 +943,11 @@ class ControllerService:
         or None to remove]]}``; one ``{entity, error_code, error_message}`` per entity."""
         parsed = [(client_quotas.entity_from_json(e["entity"]), [(k, v) for k, v in e["ops"]]) for e in entries]
         before = dict(self.controller.client_quotas)
-        results, delta = self.controller.alter_client_quotas(parsed, validate_only)
+        try:
+            results, delta = self.controller.alter_client_quotas(parsed, validate_only)
+        except errors.PolicyViolation as exc:
+            # The whole request refused: every entry answered, as Kafka's error response.
+            return [{"entity": e["entity"], "error_code": exc.code, "error_message": exc.message} for e in entries]
 
         def undo() -> None:
             self.controller.client_quotas.clear()

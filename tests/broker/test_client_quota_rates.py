@@ -104,3 +104,18 @@ def test_describe_filters():
     assert sorted(names([{"entity_type": CLIENT, "match_type": 2, "match": None}], False), key=str) == [
         ("a", None), ("c",)]
     assert names([], True) == []
+
+
+def test_a_request_changing_more_than_10000_keys_is_refused_whole():
+    from pybroker.cluster.controller import Controller, ControllerService
+
+    service = ControllerService(Controller(), persist=lambda records: None, publish=lambda delta: None)
+    entries = [{"entity": [[USER, f"u{n}"]], "ops": [["producer_byte_rate", 1.0], ["consumer_byte_rate", 1.0]]}
+               for n in range(5001)]
+    results = service.alter_client_quotas(entries)
+    assert len(results) == 5001
+    assert {(r["error_code"], r["error_message"]) for r in results} == {
+        (44, "Request parameters do not satisfy the configured policy.")}
+    assert service.controller.client_quotas == {}
+    assert all(r["error_code"] == 0 for r in service.alter_client_quotas(entries[:5000]))
+    assert len(service.controller.client_quotas) == 5000
