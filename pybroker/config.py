@@ -387,6 +387,10 @@ class BrokerConfig:
     log_cleaner_backoff_ms: int = 15_000
     # Fetch responses never hold more than this many bytes, whatever the client asks.
     fetch_max_bytes: int = 55 * 1024 * 1024
+    # Client quotas (pybroker.broker.quotas): rates are measured over quota.window.num
+    # samples of quota.window.size.seconds each, Kafka's defaults.
+    quota_window_num: int = 11
+    quota_window_size_seconds: int = 1
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)
     cluster_id: str = "pybroker-cluster-0000"
     # Replication (Kafka's names with dots): a follower that has not caught up to the

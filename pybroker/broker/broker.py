@@ -21,21 +21,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pybroker.broker.acceptor import Acceptor, listen_sockets, listen_unix
 from pybroker.broker.authorization import make_authorizer
 from pybroker.broker.apis import HANDLERS
-from pybroker.broker.apis.fetch import release_regions
+from pybroker.broker.apis.fetch import empty_for_throttle, release_regions
 from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
 from pybroker.broker.log_manager import LogManager
+from pybroker.broker.quotas import PERCENT_PER_SECOND, ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.replica_repair import ReplicaRepairer
 from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
+from pybroker.cluster.client_quotas import entity_from_json
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import RESOURCE_BROKER, BrokerConfig, TopicConfig, topic_defaults_with
 from pybroker.errors import KafkaError, UnknownTopicOrPartition
 from pybroker.protocol import api
-from pybroker.security import listener as listeners
+from pybroker.security import INTER_BROKER_PRINCIPAL, listener as listeners
 from pybroker.security.authenticator import AuthFailures, SaslGate
 from pybroker.security.credentials import CredentialStore
 from pybroker.security.acls import AclBinding
@@ -77,6 +79,8 @@ class Broker:
         self.repairer = ReplicaRepairer(self)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
+        # Client quotas as the controller pushes them, enforced per request (pybroker.broker.quotas).
+        self.quotas = ClientQuotas(config.quota_window_num, config.quota_window_size_seconds)
         # The shared-memory link, when the cluster has a region this broker could attach.
         self.shm: ShmLink | None = None
         self.port = config.port
@@ -186,6 +190,14 @@ class Broker:
             if key == (RESOURCE_BROKER, ""):
                 # The topics whose effective config changed come in this same update.
                 self.topic_defaults = topic_defaults_with(self.config.topic_defaults, r["configs"])
+        if doc.get("client_quotas"):
+            for r in doc["client_quotas"]:
+                entity = entity_from_json(r["entity"])
+                if r["quotas"]:
+                    self.image.client_quotas[entity] = {k: float(v) for k, v in r["quotas"].items()}
+                else:
+                    self.image.client_quotas.pop(entity, None)
+            self.quotas.set_quotas(self.image.client_quotas)
         acls = doc.get("acls")
         if acls is not None and self.authorizer is not None:
             self.authorizer.set_acls(AclBinding.from_json(a) for a in acls)
@@ -430,6 +442,7 @@ class Broker:
         while True:
             await asyncio.sleep(min(1.0, retention_every, checkpoint_every))
             now = time.monotonic()
+            self.quotas.expire(now * 1000.0)
             if now >= next_retention:
                 next_retention = now + retention_every
                 deleted = self.logs.apply_retention(int(time.time() * 1000))
@@ -496,6 +509,7 @@ class Broker:
         or False to close the connection."""
         try:
             request = api.decode_request(frame)
+            request.size = len(frame)
             request.peer = conn.peer
             request.principal = conn.principal
             request.listener = conn.listener_name
@@ -515,11 +529,21 @@ class Broker:
             _refused_frame_log("closing %s: no handler for api key %d", conn.peer, request.api_key)
             return False
         handler, is_async = entry
+        timed = self.quotas.request.enabled and _request_quota_applies(request)
         started = time.perf_counter()
         try:
-            body = await handler(self, request) if is_async else handler(self, request)
+            if timed:
+                body, busy_s = await _timed_call(handler, self, request, is_async)
+            else:
+                body = await handler(self, request) if is_async else handler(self, request)
         finally:
             self.stats.on_request(_request_name(request), (time.perf_counter() - started) * 1000.0)
+        if timed and body is not None:
+            self._throttle_for_request_time(request, body, busy_s)
+        if request.throttle_ms:
+            # KIP-219: answered now, with throttle_time_ms; the connection then reads
+            # nothing more from this client for that long.
+            conn.throttle(request.throttle_ms)
         if body is None:
             return None
         try:
@@ -527,6 +551,78 @@ class Broker:
         except Exception:
             release_regions(_regions_in(body))
             raise
+
+
+    def _throttle_for_request_time(self, request, body: dict, busy_s: float) -> None:
+        """request_percentage (KIP-124): the time this request held the event loop, as a
+        percentage of one thread's second; over the quota, the response carries the
+        larger of this and any byte-rate throttle."""
+        throttle = self.quotas.request.record(request.principal, request.client_id,
+                                              busy_s * PERCENT_PER_SECOND, time.monotonic() * 1000.0)
+        if throttle > request.throttle_ms:
+            request.throttle_ms = throttle
+            if api.has_throttle_time(request.api_key, request.api_version):
+                body["throttle_time_ms"] = throttle
+            if request.api_key == api.FETCH and body.get("responses"):
+                empty_for_throttle(self, request, body)
+
+
+# Kafka's requests exempt from request_percentage: ApiVersions (a client needs it to talk
+# at all), and the cluster's own traffic (markers, replication).
+_REQUEST_QUOTA_EXEMPT = frozenset({api.API_VERSIONS, api.WRITE_TXN_MARKERS})
+
+
+def _request_quota_applies(request) -> bool:
+    if request.api_key in _REQUEST_QUOTA_EXEMPT or request.principal == INTER_BROKER_PRINCIPAL:
+        return False
+    if request.api_key == api.FETCH:
+        return request.body.get("replica_id", -1) < 0
+    if request.api_key == api.PRODUCE:
+        return request.body.get("acks") != 0
+    return True
+
+
+class _TimedAwait:
+    """Drives a handler's coroutine and adds up the time each of its steps holds the
+    event loop, leaving out the time it waits (a long poll, replication): Kafka counts
+    a request handler thread's time, not the request's latency."""
+
+    __slots__ = ("coro", "busy_s")
+
+    def __init__(self, coro):
+        self.coro = coro
+        self.busy_s = 0.0
+
+    def __await__(self):
+        steps = self.coro.__await__()
+        value, error = None, None
+        while True:
+            began = time.perf_counter()
+            try:
+                yielded = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as done:
+                self.busy_s += time.perf_counter() - began
+                return done.value
+            self.busy_s += time.perf_counter() - began
+            value, error = None, None
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001  (cancellation too goes into the handler)
+                error = exc
+
+
+async def _timed_call(handler, broker, request, is_async: bool) -> tuple:
+    """(the handler's body, seconds it held the event loop)."""
+    if not is_async:
+        began = time.perf_counter()
+        body = handler(broker, request)
+        return body, time.perf_counter() - began
+    timed = _TimedAwait(handler(broker, request))
+    body = await timed
+    return body, timed.busy_s
 
 
 def _request_name(request) -> str:

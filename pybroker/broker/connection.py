@@ -19,6 +19,9 @@ on it (correlation ids are matched in sequence). Here a connection's requests go
 a queue into one task; reading pauses while too many requests are queued, so a client
 that pipelines without reading cannot grow the broker's memory without bound.
 
+A client over a quota is answered at once and then muted (KIP-219): reading pauses and
+no queued request is handled until its throttle time has passed (``throttle``).
+
 Timeouts (checked by the acceptor, ``expired``): a connection with nothing in flight and
 no traffic for ``connections.max.idle.ms`` is idle; a frame begun but not completed
 within ``socket.request.read.timeout.ms`` (time spent waiting for the memory pool does
@@ -60,7 +63,7 @@ FAST_FILL_S = 0.005
 # mostly answers with a small tail. Larger regions keep the zero-copy path.
 SMALL_REGION_BYTES = 64 * 1024
 # Reasons reading is paused.
-_QUEUE, _MEMORY = "queue", "memory"
+_QUEUE, _MEMORY, _THROTTLE = "queue", "memory", "throttle"
 
 _bad_size_log = RateLimitedLog(log)
 
@@ -118,6 +121,9 @@ class Connection(asyncio.BufferedProtocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._task: asyncio.Task | None = None
+        # A quota's throttle time (s) to mute this connection for once the current
+        # response is out (KIP-219); 0: none.
+        self._throttle_s = 0.0
         self.closed = False
 
     # -- asyncio protocol callbacks -----------------------------------------------------
@@ -264,16 +270,17 @@ class Connection(asyncio.BufferedProtocol):
                     self._in_flight -= 1
                     self.memory.release(len(frame))
                     del frame
-                if chunks is None:
-                    continue
                 if chunks is False:
                     self.close()
                     return
-                try:
-                    await self._write(chunks)
-                finally:
-                    # Regions not sent (the connection closed midway) still hold an fd.
-                    release_regions(chunks)
+                if chunks is not None:
+                    try:
+                        await self._write(chunks)
+                    finally:
+                        # Regions not sent (the connection closed midway) still hold an fd.
+                        release_regions(chunks)
+                if self._throttle_s:
+                    await self._mute()
                 self.last_active = time.monotonic()
         except (ConnectionError, ShortSendfile) as exc:
             log.info("connection from %s ended: %s", self.peer, exc)
@@ -286,6 +293,20 @@ class Connection(asyncio.BufferedProtocol):
             self.close()
         finally:
             self._release_queued()
+
+    def throttle(self, throttle_ms: int) -> None:
+        """Mute this connection for ``throttle_ms`` once the response being made is sent."""
+        self._throttle_s = max(self._throttle_s, throttle_ms / 1000.0)
+
+    async def _mute(self) -> None:
+        """Kafka's channel mute for a throttled client: no request is read or handled
+        until the throttle time has passed (what is already queued waits too)."""
+        delay, self._throttle_s = self._throttle_s, 0.0
+        self._pause(_THROTTLE)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._resume(_THROTTLE)
 
     def _release_queued(self) -> None:
         """Frames read but never to be handled (the connection closed) give their memory back."""

@@ -11,7 +11,7 @@ Two implementations of one interface:
 Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
 ``alter_configs(resources, incremental, validate_only)``, ``elect_leaders(unclean, partitions)``,
-``create_acls(creations)``, ``delete_acls(filters)``,
+``create_acls(creations)``, ``delete_acls(filters)``, ``alter_client_quotas(entries, validate_only)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
 PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
 """
@@ -180,6 +180,10 @@ class RemoteController:
         return (await self._change({"type": "alter_scram_credentials", "deletions": deletions,
                                      "upsertions": upsertions}))["results"]
 
+    async def alter_client_quotas(self, entries: list[dict], validate_only: bool = False) -> list[dict]:
+        return (await self._change({"type": "alter_client_quotas", "entries": entries,
+                                     "validate_only": validate_only}))["results"]
+
     async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         return (await self._change({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
 
@@ -272,6 +276,9 @@ class LocalController:
 
     async def alter_scram_credentials(self, deletions, upsertions):
         return self.service.alter_scram_credentials(deletions, upsertions)
+
+    async def alter_client_quotas(self, entries, validate_only=False):
+        return self.service.alter_client_quotas(entries, validate_only)
 
     async def alter_partition(self, topic, partition, leader, leader_epoch, partition_epoch, isr):
         return self.service.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr)

@@ -1,7 +1,7 @@
-"""`pybroker configs`: describe and change topic configs, like kafka-configs.
+"""`pybroker configs`: describe and change topic configs and client quotas, like kafka-configs.
 
-``--topic T`` is short for ``--entity-type topics --entity-name T``; only topics have
-configs that change at runtime (a broker's settings are fixed when it starts).
+``--topic T`` is short for ``--entity-type topics --entity-name T``. Client quotas are
+``--entity-type users|clients|ips`` (pybroker.cli.quota_configs).
 Output lines are Kafka's::
 
     Dynamic configs for topic T are:
@@ -18,9 +18,10 @@ from __future__ import annotations
 import sys
 
 from pybroker import errors
+from pybroker.cli import quota_configs
 from pybroker.cli.common import UsageError, add_bootstrap, client_security, add_command_timeout, fail, parse_properties
 
-ENTITY_TYPES = ("topics",)
+ENTITY_TYPES = ("topics", "users", "clients", "ips")
 
 
 def register(subparsers) -> None:
@@ -31,8 +32,13 @@ def register(subparsers) -> None:
     actions.add_argument("--describe", action="store_true", help="show the topic's configs")
     actions.add_argument("--alter", action="store_true", help="change the topic's configs")
     p.add_argument("--topic", help="the topic (same as --entity-type topics --entity-name TOPIC)")
-    p.add_argument("--entity-type", help="the kind of entity: topics")
-    p.add_argument("--entity-name", help="the entity's name")
+    p.add_argument("--entity-type", action="append", dest="entity_types", metavar="TYPE",
+                   help="the kind of entity: topics, users, clients, ips (users and clients together: "
+                        "a user's client-id)")
+    p.add_argument("--entity-name", action="append", dest="entity_names", metavar="NAME",
+                   help="the entity's name, one per --entity-type")
+    p.add_argument("--entity-default", action="append_const", const="", dest="entity_names",
+                   help="the default entity of users, clients or ips (in place of an --entity-name)")
     p.add_argument("--add-config", action="append", metavar="K=V[,K2=V2]",
                    help="overrides to set; a list value in brackets: cleanup.policy=[compact,delete]")
     p.add_argument("--delete-config", action="append", metavar="K[,K2]",
@@ -44,6 +50,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     try:
+        if _quota_entity(args):
+            return _run_quotas(args)
         topic = check_args(args)
         from pybroker.client.admin import Admin  # the client is only needed past argument checks
 
@@ -58,16 +66,47 @@ def run(args) -> int:
         return fail(f"Error while executing config command : {exc}")
 
 
+def _quota_entity(args) -> bool:
+    types = getattr(args, "entity_types", None) or []
+    unknown = [t for t in types if t not in ENTITY_TYPES]
+    if unknown:
+        raise UsageError(f"--entity-type {unknown[0]} is not supported: topics, users, clients or ips")
+    return bool(types) and all(t in quota_configs.QUOTA_ENTITY_TYPES for t in types)
+
+
+def _run_quotas(args) -> int:
+    if args.topic:
+        raise UsageError("--topic cannot be combined with another --entity-type or --entity-name")
+    parts = quota_configs.entity_parts(args.entity_types, args.entity_names or [])
+    _check_alter_options(args)
+    ops = quota_configs.check_alter(args.entity_types, parts, parse_add_config(args.add_config),
+                                    parse_delete_config(args.delete_config)) if args.alter else None
+    from pybroker.client.admin import Admin
+
+    with Admin(args.bootstrap_server, timeout=args.command_timeout, security=client_security(args)) as admin:
+        if args.describe:
+            return quota_configs.describe(admin, parts, sys.stdout)
+        return quota_configs.alter(admin, args.entity_types, parts, ops, sys.stdout)
+
+
 def check_args(args) -> str:
     """The topic the command is about; a UsageError for a command kafka-configs refuses."""
-    if args.topic and (args.entity_name or args.entity_type not in (None, "topics")):
+    types = getattr(args, "entity_types", None) or []
+    names = [n for n in getattr(args, "entity_names", None) or [] if n]
+    if len(types) > 1 or len(names) > 1:
+        raise UsageError("a topic is one --entity-type topics with one --entity-name")
+    entity_type = types[0] if types else None
+    entity_name = names[0] if names else None
+    if args.topic and (entity_name or entity_type not in (None, "topics")):
         raise UsageError("--topic cannot be combined with another --entity-type or --entity-name")
-    if args.entity_type is not None and args.entity_type not in ENTITY_TYPES:
-        raise UsageError(f"--entity-type {args.entity_type} is not supported: only topics have configs "
-                         "that change at runtime")
-    topic = args.topic or args.entity_name
+    topic = args.topic or entity_name
     if not topic:
         raise UsageError("a topic is needed: --topic T, or --entity-type topics --entity-name T")
+    _check_alter_options(args)
+    return topic
+
+
+def _check_alter_options(args) -> None:
     if args.alter:
         if not args.add_config and not args.delete_config:
             raise UsageError("--alter needs --add-config or --delete-config")
@@ -77,7 +116,6 @@ def check_args(args) -> str:
             raise UsageError(f"a config cannot be both added and deleted: {', '.join(both)}")
     elif args.add_config or args.delete_config:
         raise UsageError("--add-config and --delete-config are only valid with --alter")
-    return topic
 
 
 def parse_add_config(items: list[str] | None) -> dict[str, str]:

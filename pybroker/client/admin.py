@@ -331,6 +331,37 @@ class Admin:
             for result in response["results"]:
                 _raise_for(result["error_code"], result.get("error_message"), f"user {result['user']!r}")
 
+    # -- client quotas -------------------------------------------------------------
+
+    def describe_client_quotas(self, components: list[tuple[str, int, str | None]] = (), strict: bool = False
+                               ) -> dict[tuple, dict[str, float]]:
+        """{entity: {key: value}} (DescribeClientQuotas). ``components`` filter by
+        ``(entity_type, match_type, match)``: match type 0 (exact name ``match``), 1 (the
+        default entity) or 2 (any name); ``strict`` leaves out entities with other types.
+        An entity is a tuple of ``(entity_type, name)``, name None for the default."""
+        body = {"components": [{"entity_type": t, "match_type": m, "match": v} for t, m, v in components],
+                "strict": strict}
+        response = self.client.any_connection().request(api.DESCRIBE_CLIENT_QUOTAS, body)
+        _raise_for(response["error_code"], response.get("error_message"), "describe client quotas")
+        return {tuple((e["entity_type"], e["entity_name"]) for e in entry["entity"]):
+                {v["key"]: v["value"] for v in entry["values"]} for entry in response["entries"] or ()}
+
+    def alter_client_quotas(self, alterations: list[tuple[tuple, dict[str, float | None]]],
+                            validate_only: bool = False) -> None:
+        """Set quota keys of entities (AlterClientQuotas): ``alterations`` are ``(entity,
+        {key: value, or None to remove it})``, an entity a tuple of ``(entity_type,
+        name)`` (name None: the default entity). Raises the first entity's error; the
+        entities without one are changed all the same, as in Kafka."""
+        body = {"entries": [{"entity": [{"entity_type": t, "entity_name": n} for t, n in entity],
+                             "ops": [{"key": k, "value": 0.0 if v is None else float(v), "remove": v is None}
+                                     for k, v in ops.items()]}
+                            for entity, ops in alterations],
+                "validate_only": validate_only}
+        response = self.client.any_connection().request(api.ALTER_CLIENT_QUOTAS, body)
+        for entry in response["entries"]:
+            _raise_for(entry["error_code"], entry.get("error_message"),
+                       f"client quotas of {[(e['entity_type'], e['entity_name']) for e in entry['entity']]}")
+
     # -- cluster and groups ------------------------------------------------------
 
     def describe_cluster(self) -> ClusterDescription:

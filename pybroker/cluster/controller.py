@@ -20,6 +20,8 @@ Kafka's rules, in brief:
   partition epoch, keep the leader in the ISR, and name only live replicas.
 - Preferred leaders: when a partition's first replica is alive and in the ISR but not
   leader, leadership moves back to it.
+- Client quotas (pybroker.cluster.client_quotas) are ``{entity: {key: value}}``; a change
+  records the entity's whole new set, and brokers get the sets of the entities changed.
 - ACLs are a set: creating one that exists changes nothing; DeleteAcls removes every
   ACL a filter matches and answers with them. Brokers get the whole set on each change.
 - Limits, checked before anything is built: one CreateTopics / CreatePartitions request
@@ -47,6 +49,7 @@ from pybroker.config import (
     topic_defaults_with,
 )
 from pybroker import errors
+from pybroker.cluster import client_quotas
 from pybroker.security.acls import AclBinding, AclFilter
 from pybroker.security.credentials import CredentialStore
 
@@ -56,9 +59,11 @@ log = logging.getLogger("pybroker.controller")
 # create, over all its topics. The check runs before any assignment is computed, so a
 # request for 2**31-1 partitions costs nothing.
 MAX_PARTITIONS_PER_REQUEST = 10_000
-# Kafka's AclControlManager.MAX_RECORDS_PER_USER_OP: ACLs one CreateAcls or DeleteAcls
-# request may add or remove.
-MAX_ACLS_PER_REQUEST = 10_000
+# Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the records one admin request may
+# write (ACLs one CreateAcls or DeleteAcls adds or removes; quota keys one
+# AlterClientQuotas changes, a record each in Kafka).
+MAX_RECORDS_PER_USER_OP = 10_000
+MAX_ACLS_PER_REQUEST = MAX_RECORDS_PER_USER_OP
 # Partitions the whole cluster may hold (``--max-partitions``): every partition costs
 # directories, open files and memory on some broker.
 DEFAULT_MAX_PARTITIONS = 100_000
@@ -103,10 +108,11 @@ class Delta:
     resource_configs: list = field(default_factory=list)  # (resource type, name) of BROKER / GROUP configs
     acls_changed: bool = False
     credentials: list = field(default_factory=list)       # scram_credential records
+    client_quotas: list = field(default_factory=list)     # client quota entities changed
 
     def __bool__(self) -> bool:
         return bool(self.topics or self.deleted_topics or self.partitions or self.brokers_changed
-                    or self.resource_configs or self.acls_changed or self.credentials)
+                    or self.resource_configs or self.acls_changed or self.credentials or self.client_quotas)
 
     def merge(self, other: "Delta") -> "Delta":
         self.topics += other.topics
@@ -116,6 +122,7 @@ class Delta:
         self.resource_configs += other.resource_configs
         self.acls_changed |= other.acls_changed
         self.credentials += other.credentials
+        self.client_quotas += other.client_quotas
         return self
 
 
@@ -156,6 +163,8 @@ class Controller:
         self.topics: dict[str, TopicMetadata] = {}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.acls: set[AclBinding] = set()
+        # Client quotas (KIP-546): entity -> {key: value} (pybroker.cluster.client_quotas).
+        self.client_quotas: dict[tuple, dict[str, float]] = {}
         self.live: dict[int, BrokerInfo] = {}
         # Listener ports by broker id, kept so a restarted broker comes back where
         # clients last saw it.
@@ -198,6 +207,8 @@ class Controller:
             self.acls.add(AclBinding.from_json(record["acl"]))
         elif kind == "delete_acl":
             self.acls.discard(AclBinding.from_json(record["acl"]))
+        elif kind == "client_quota":
+            self._set_client_quotas(client_quotas.entity_from_json(record["entity"]), record["quotas"])
         else:
             raise ValueError(f"unknown metadata record type {kind!r}")
 
@@ -592,6 +603,34 @@ class Controller:
             self._record(record)
         return Delta(credentials=list(records))
 
+    # -- client quotas ------------------------------------------------------------------
+
+    def _set_client_quotas(self, entity: tuple, quotas: dict[str, float]) -> None:
+        if quotas:
+            self.client_quotas[entity] = {k: float(v) for k, v in quotas.items()}
+        else:
+            self.client_quotas.pop(entity, None)
+
+    def alter_client_quotas(self, entries: list, validate_only: bool = False) -> tuple[dict, Delta]:
+        """AlterClientQuotas: per entity its error (None: done); the entities that
+        change are recorded with their whole new set and pushed."""
+        results, changes = client_quotas.plan_alter(self.client_quotas, entries)
+        changed_keys = 0
+        for entity, quotas in changes.items():
+            old = self.client_quotas.get(entity, {})
+            changed_keys += sum(1 for k in set(old) | set(quotas) if old.get(k) != quotas.get(k))
+        if changed_keys > MAX_RECORDS_PER_USER_OP:
+            # Kafka's BoundedListTooLongException, answered as POLICY_VIOLATION.
+            raise errors.PolicyViolation()
+        delta = Delta()
+        if validate_only:
+            return results, delta
+        for entity, quotas in changes.items():
+            self._set_client_quotas(entity, quotas)
+            self._record(client_quota_record(self, entity))
+            delta.client_quotas.append(entity)
+        return results, delta
+
     # -- ISR ----------------------------------------------------------------------------
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
@@ -659,6 +698,8 @@ def delta_to_json(delta: Delta, controller: Controller) -> dict:
         # The whole ACL set, when it changed (and in every full image).
         **({"acls": acls_json(controller)} if delta.acls_changed else {}),
         "scram_credentials": list(delta.credentials),
+        # Whole quota sets of the entities changed (empty: removed).
+        "client_quotas": [client_quota_record(controller, e) for e in dict.fromkeys(delta.client_quotas)],
     }
 
 
@@ -673,6 +714,11 @@ def broker_port_record(controller: Controller, node_id: int) -> dict:
     return record
 
 
+def client_quota_record(controller: Controller, entity: tuple) -> dict:
+    return {"type": "client_quota", "entity": client_quotas.entity_to_json(entity),
+            "quotas": dict(controller.client_quotas.get(entity, {}))}
+
+
 def resource_config_record(controller: Controller, key: tuple[int, str]) -> dict:
     return {"type": "resource_config", "resource_type": key[0], "resource_name": key[1],
             "configs": controller.resource_configs.get(key, {})}
@@ -683,7 +729,7 @@ def image_to_json(controller: Controller) -> dict:
     return delta_to_json(
         Delta(topics=list(controller.topics.values()), partitions=list(controller.partitions.values()),
               resource_configs=list(controller.resource_configs), credentials=controller.credentials.records(),
-              acls_changed=True),
+              acls_changed=True, client_quotas=list(controller.client_quotas)),
         controller,
     )
 
@@ -891,6 +937,35 @@ class ControllerService:
 
     def put_credentials(self, records: list[dict]) -> None:
         self._commit(self.controller.put_credentials(records))
+
+    def alter_client_quotas(self, entries: list[dict], validate_only: bool = False) -> list[dict]:
+        """AlterClientQuotas: ``entries`` are ``{entity: [[type, name]], ops: [[key, value
+        or None to remove]]}``; one ``{entity, error_code, error_message}`` per entity."""
+        parsed = [(client_quotas.entity_from_json(e["entity"]), [(k, v) for k, v in e["ops"]]) for e in entries]
+        before = dict(self.controller.client_quotas)
+        try:
+            results, delta = self.controller.alter_client_quotas(parsed, validate_only)
+        except errors.PolicyViolation as exc:
+            # The whole request refused: every entry answered, as Kafka's error response.
+            return [{"entity": e["entity"], "error_code": exc.code, "error_message": exc.message} for e in entries]
+
+        def undo() -> None:
+            self.controller.client_quotas.clear()
+            self.controller.client_quotas.update(before)
+
+        try:
+            self._commit(delta, undo=undo)
+        except Exception as exc:
+            if not isinstance(exc, errors.KafkaError):
+                log.exception("client quota change not committed")
+                exc = errors.UnknownServerError(f"not committed: {exc}")
+            failure = exc
+            for entity in delta.client_quotas:
+                results[entity] = failure
+        return [{"entity": client_quotas.entity_to_json(entity),
+                 "error_code": 0 if exc is None else exc.code,
+                 "error_message": None if exc is None else (exc.detail or exc.message)}
+                for entity, exc in results.items()]
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
                         partition_epoch: int, isr: list[int]) -> PartitionState:

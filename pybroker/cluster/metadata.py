@@ -97,3 +97,5 @@ class ClusterImage:
     partitions: dict[tuple[str, int], PartitionState] = field(default_factory=dict)
     # Dynamic BROKER ("" = cluster default) and GROUP configs: (resource type, name) -> {config: value}.
     resource_configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
+    # Client quotas: entity -> {key: value} (pybroker.cluster.client_quotas).
+    client_quotas: dict[tuple, dict[str, float]] = field(default_factory=dict)

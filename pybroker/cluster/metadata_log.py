@@ -1,6 +1,6 @@
 """The controller's metadata log: ``<data>/meta/metadata.log``, one JSON record per change
 (topic created or grown, partition state, topic deleted, broker port, dynamic
-config set, ACL created or deleted), CRC-framed
+config set, ACL created or deleted, client quotas of an entity), CRC-framed
 (pybroker.log.record_file). Replaying it rebuilds the controller exactly; when it grows
 past ``SNAPSHOT_BYTES`` it is rewritten as a snapshot of the current state.
 
@@ -12,7 +12,7 @@ import json
 import logging
 import os
 
-from pybroker.cluster.controller import Controller, broker_port_record, resource_config_record
+from pybroker.cluster.controller import Controller, broker_port_record, client_quota_record, resource_config_record
 from pybroker.log.record_file import RecordFile
 
 log = logging.getLogger("pybroker.controller")
@@ -49,6 +49,7 @@ class MetadataLog:
         records += [{"type": "topic", "topic": t.to_json()} for t in controller.topics.values()]
         records += [{"type": "partition", "state": s.to_json()} for s in controller.partitions.values()]
         records += [{"type": "acl", "acl": acl.to_json()} for acl in sorted(controller.acls)]
+        records += [client_quota_record(controller, entity) for entity in controller.client_quotas]
         self.file.rewrite(json.dumps(r, separators=(",", ":")).encode() for r in records)
         return True
 

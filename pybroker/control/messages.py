@@ -21,12 +21,15 @@ Broker -> supervisor
     txn               method, args                        -> result (transaction coordinator)
     alter_scram_credentials deletions[{name, mechanism}], upsertions[{name, mechanism, iterations, salt,
                       salted_password}]                   -> results[{user, error_code, error_message}]
+    alter_client_quotas entries[{entity [[type, name]], ops [[key, value (null: remove)]]}], validate_only
+                                                          -> results[{entity, error_code, error_message}]
 
 Supervisor -> broker
     update            brokers, topics, deleted_topics, partitions, resource_configs, acls (a Delta,
                       or the full image; resource_configs: whole BROKER / GROUP config sets;
                       scram_credentials: scram_credential records, credential null = removed;
-                      acls: the whole ACL set, present when it changed)
+                      acls: the whole ACL set, present when it changed; client_quotas:
+                      client_quota records, quotas {} = entity removed)
     describe          (no fields)                         -> partitions[{topic, partition, log_start_offset,
                                                              log_end_offset, high_watermark}]
     shutdown          (no fields)
@@ -63,6 +66,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "status": (),
     "alter_scram_credentials": ("deletions", "upsertions"),
     "users": (),
+    "alter_client_quotas": ("entries",),
 }
 
 

@@ -21,11 +21,12 @@ lets a broker answer a version it does not know (see encode_api_versions_fallbac
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 
 from . import primitives as p
 from .errors import MalformedFrame, UnsupportedVersionRequest
-from .messages import (acls, api_versions, cluster_admin, consumer_group, fetch, group, metadata, offset_commit,
+from .messages import (acls, api_versions, client_quotas, cluster_admin, consumer_group, fetch, group, metadata, offset_commit,
                        offsets, produce, producer_id, security, share_group, telemetry, topics, transactions)
 from .schema import Api
 
@@ -77,6 +78,8 @@ class ApiKey(enum.IntEnum):
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_PRODUCERS = 61
@@ -122,6 +125,8 @@ CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
 DELETE_GROUPS = ApiKey.DELETE_GROUPS
 INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
 OFFSET_DELETE = ApiKey.OFFSET_DELETE
+DESCRIBE_CLIENT_QUOTAS = ApiKey.DESCRIBE_CLIENT_QUOTAS
+ALTER_CLIENT_QUOTAS = ApiKey.ALTER_CLIENT_QUOTAS
 ADD_PARTITIONS_TO_TXN = ApiKey.ADD_PARTITIONS_TO_TXN
 ADD_OFFSETS_TO_TXN = ApiKey.ADD_OFFSETS_TO_TXN
 END_TXN = ApiKey.END_TXN
@@ -174,7 +179,7 @@ APIS: dict[int, Api] = {api.key: api for api in (
     acls.DESCRIBE_ACLS, acls.CREATE_ACLS, acls.DELETE_ACLS,
     cluster_admin.ELECT_LEADERS, telemetry.GET_TELEMETRY_SUBSCRIPTIONS, telemetry.PUSH_TELEMETRY,
     security.SASL_HANDSHAKE, security.SASL_AUTHENTICATE, security.DESCRIBE_USER_SCRAM_CREDENTIALS,
-    security.ALTER_USER_SCRAM_CREDENTIALS,
+    security.ALTER_USER_SCRAM_CREDENTIALS, client_quotas.DESCRIBE_CLIENT_QUOTAS, client_quotas.ALTER_CLIENT_QUOTAS,
 )}
 assert set(APIS) == set(ApiKey), "every ApiKey needs a declaration"
 
@@ -187,7 +192,7 @@ class Request:
     """A decoded request. ``body`` holds every field of the API across versions."""
 
     __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "body", "header_version", "peer", "principal",
-                 "listener")
+                 "listener", "size", "throttle_ms", "quota_bytes")
 
     def __init__(self, api_key, api_version, correlation_id, client_id, body, header_version):
         self.api_key = api_key
@@ -202,6 +207,12 @@ class Request:
         self.principal = "User:ANONYMOUS"
         # ... and the name of the listener it came in on (Metadata advertises that listener).
         self.listener = None
+        # The frame's size in bytes (what a produce quota counts).
+        self.size = 0
+        # Set by a handler whose client went over a quota: how long its connection is muted.
+        self.throttle_ms = 0
+        # ... and what it counted against a byte-rate quota (a fetch may take it back).
+        self.quota_bytes = 0
 
     def __repr__(self):
         return (f"Request({API_NAMES.get(self.api_key, self.api_key)} v{self.api_version}, "
@@ -222,6 +233,12 @@ def response_element_schema(api_key: int, api_version: int, field_name: str):
     if api is None:
         raise ValueError(f"no response schema for api key {api_key} version {api_version}")
     return api.response[api_version].element_schema(field_name)
+
+
+@functools.lru_cache(maxsize=None)
+def has_throttle_time(api_key: int, api_version: int) -> bool:
+    """Whether the response of this API version carries ``throttle_time_ms``."""
+    return any(f.name == "throttle_time_ms" and f.in_version(api_version) for f in APIS[api_key].response[api_version].fields)
 
 
 def response_header_version(api_key: int, api_version: int) -> int:

@@ -513,6 +513,8 @@ class Supervisor:
             return {"results": self.service.alter_scram_credentials(doc["deletions"], doc["upsertions"])}
         if kind == "users":
             return self.users(doc)
+        if kind == "alter_client_quotas":
+            return {"results": self.service.alter_client_quotas(doc["entries"], doc.get("validate_only", False))}
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
 
     def _leader_of(self, topic: str, partition: int) -> int | None:

@@ -26,7 +26,10 @@ def test_add_config_keeps_bracketed_lists_whole():
     (["--describe"], "a topic is needed"),
     (["--alter", "--topic", "t"], "--alter needs --add-config or --delete-config"),
     (["--describe", "--topic", "t", "--add-config", "a=1"], "only valid with --alter"),
-    (["--describe", "--entity-type", "brokers", "--entity-name", "0"], "only topics"),
+    (["--describe", "--entity-type", "brokers", "--entity-name", "0"], "topics, users, clients or ips"),
+    (["--describe", "--entity-type", "users", "--entity-name", "a", "--entity-name", "b"], "More entity names"),
+    (["--describe", "--entity-type", "ips", "--entity-type", "users"], "cannot be combined"),
+    (["--alter", "--entity-type", "users", "--add-config", "producer_byte_rate=1"], "Exactly one entity name"),
     (["--alter", "--topic", "t", "--add-config", "retention.ms=1", "--delete-config", "retention.ms"],
      "both added and deleted: retention.ms"),
 ])
@@ -110,3 +113,48 @@ def test_describe_lists_only_topic_overrides_as_kafka_configs_does():
     out = io.StringIO()
     configs.describe(KafkaLikeAdmin(), "t", True, out)
     assert len(out.getvalue().splitlines()) == 5
+
+
+def test_client_quotas_like_kafka_configs(pybroker_cluster):
+    """kafka-configs' quota lines (checked against Kafka 4.4's ConfigCommand; it prints
+    the keys of one entity in its hash map's order, pybroker sorted)."""
+    bootstrap = pybroker_cluster.bootstrap
+
+    def ok(*argv: str) -> str:
+        done = tool(bootstrap, "configs", *argv)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert ok("--alter", "--entity-type", "users", "--entity-name", "zed", "--add-config",
+              "producer_byte_rate=1024,consumer_byte_rate=20000000") == "Completed updating config for user zed.\n"
+    assert ok("--alter", "--entity-type", "clients", "--entity-default", "--add-config",
+              "producer_byte_rate=10") == "Completed updating default config for clients in the cluster.\n"
+    assert ok("--alter", "--entity-type", "users", "--entity-name", "zed", "--entity-type", "clients",
+              "--entity-name", "c9", "--add-config", "producer_byte_rate=5") == "Completed updating config for user zed.\n"
+    assert ok("--describe", "--entity-type", "users", "--entity-name", "zed") == (
+        "Quota configs for user-principal 'zed' are consumer_byte_rate=2.0E7, producer_byte_rate=1024.0\n")
+    assert ok("--describe", "--entity-type", "clients", "--entity-default") == (
+        "Quota configs for the default client-id are producer_byte_rate=10.0\n")
+    assert ok("--describe", "--entity-type", "users", "--entity-name", "zed", "--entity-type", "clients") == (
+        "Quota configs for user-principal 'zed', client-id 'c9' are producer_byte_rate=5.0\n")
+    missing = tool(bootstrap, "configs", "--alter", "--entity-type", "users", "--entity-name", "zed",
+                   "--delete-config", "request_percentage")
+    assert missing.returncode == 1 and "Invalid config(s): request_percentage" in missing.stderr
+    unknown = tool(bootstrap, "configs", "--alter", "--entity-type", "clients", "--entity-name", "c9",
+                   "--add-config", "foo=5")
+    assert unknown.returncode == 1 and ("Only quota configs can be added for 'clients' using --bootstrap-server. "
+                                        "Unexpected config names: foo") in unknown.stderr
+    ok("--alter", "--entity-type", "users", "--entity-name", "zed", "--delete-config", "consumer_byte_rate")
+    from pybroker.client.admin import Admin
+
+    with Admin(bootstrap) as admin:
+        admin.alter_user_scram_credentials(upsert=[("zed", "SCRAM-SHA-256", "secret")], iterations=8192)
+    scram = "SCRAM credential configs for user-principal 'zed' are SCRAM-SHA-256=iterations=8192\n"
+    assert ok("--describe", "--entity-type", "users") == (
+        "Quota configs for user-principal 'zed' are producer_byte_rate=1024.0\n" + scram)
+    assert ok("--describe", "--entity-type", "users", "--entity-name", "nobody") == ""
+    assert ok("--describe", "--entity-type", "users", "--entity-default") == ""
+    assert ok("--alter", "--entity-type", "ips", "--entity-name", "127.0.0.1", "--add-config",
+              "connection_creation_rate=10") == "Completed updating config for ip 127.0.0.1.\n"
+    assert ok("--describe", "--entity-type", "ips") == (
+        "Quota configs for ip '127.0.0.1' are connection_creation_rate=10.0\n")

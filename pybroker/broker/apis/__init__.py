@@ -8,6 +8,7 @@ from pybroker.broker.apis import (
     acls,
     alter_configs,
     api_versions,
+    client_quotas,
     consumer_group,
     create_partitions,
     create_topics,
@@ -90,4 +91,7 @@ HANDLERS = {
     api.SASL_AUTHENTICATE: scram_credentials.sasl_authenticate,
     api.DESCRIBE_USER_SCRAM_CREDENTIALS: scram_credentials.describe,
     api.ALTER_USER_SCRAM_CREDENTIALS: scram_credentials.alter,
+    # Client quotas.
+    api.DESCRIBE_CLIENT_QUOTAS: client_quotas.describe,
+    api.ALTER_CLIENT_QUOTAS: client_quotas.alter,
 }

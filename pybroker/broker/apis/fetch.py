@@ -25,6 +25,11 @@ learn the high watermark, but with ``max_bytes`` 0. Such a fetch carries no reco
 and its long poll ends as soon as a partition's log end passes the fetch offset or its
 high watermark passes what that follower was last told.
 
+Client quotas: a consumer with a ``consumer_byte_rate`` has ``max_bytes`` capped to what
+its quota window allows, and the response's record bytes counted before it is sent; over
+the quota it gets an empty response with ``throttle_time_ms`` and a muted connection
+(pybroker.broker.quotas). Followers are not subject to client quotas.
+
 Authorization (with an authorizer): a consumer needs READ on each topic, a follower
 CLUSTER_ACTION on the cluster; the partitions of a topic it may not read are answered
 TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
@@ -32,6 +37,7 @@ TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pybroker.broker.authorization import allowed, allowed_on_cluster
 from pybroker.errors import KafkaError, OffsetOutOfRange, TopicAuthorizationFailed
@@ -203,12 +209,21 @@ async def handle(broker, request) -> dict:
     min_bytes = body.get("min_bytes", 1)
     first = True
     denied = _denied_topics(broker, request)
+    quota = broker.quotas.fetch
+    quota_applies = quota.enabled and body.get("replica_id", -1) < 0
+    if quota_applies:
+        cap = quota.max_value_in_window(request.principal, request.client_id)
+        if cap is not None:
+            body["max_bytes"] = min(body.get("max_bytes", 0x7FFFFFFF), int(cap))
     while True:
         regions: list[SendfileRegion] = []
         responses, total, errors, news = _read_partitions(broker, body, regions, first, denied)
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
+            if quota_applies and _throttled(broker, request, quota, total):
+                release_regions(regions)
+                return {"throttle_time_ms": request.throttle_ms, "error_code": 0, "session_id": 0, "responses": []}
             if total:
                 _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
             return {
@@ -219,6 +234,33 @@ async def handle(broker, request) -> dict:
             }
         release_regions(regions)
         await _wait_for_append(broker, body, wait)
+
+
+def empty_for_throttle(broker, request, body: dict) -> None:
+    """A consumer fetch over its request_percentage is answered empty, as Kafka does: its
+    records are not sent, and the bytes counted against consumer_byte_rate taken back."""
+    regions = [p["records"] for t in body["responses"] for p in t["partitions"]
+               if isinstance(p["records"], SendfileRegion)]
+    release_regions(regions)
+    body["responses"] = []
+    if request.quota_bytes:
+        broker.quotas.fetch.unrecord(request.principal, request.client_id, request.quota_bytes,
+                                     time.monotonic() * 1000.0)
+        request.quota_bytes = 0
+
+
+def _throttled(broker, request, quota, nbytes: int) -> bool:
+    """Kafka's fetch quota: the response's bytes are counted before it is sent; over
+    ``consumer_byte_rate`` they are taken back and the client gets an empty response
+    with the throttle time (and a muted connection) instead."""
+    now = time.monotonic() * 1000.0
+    throttle = quota.record(request.principal, request.client_id, nbytes, now)
+    if not throttle:
+        request.quota_bytes = nbytes
+        return False
+    quota.unrecord(request.principal, request.client_id, nbytes, now)
+    request.throttle_ms = throttle
+    return True
 
 
 def _denied_topics(broker, request) -> frozenset:

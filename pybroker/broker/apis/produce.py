@@ -15,10 +15,15 @@ Authorization (with an authorizer), as Kafka's: a transactional producer needs W
 its transactional id (else every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 each topic needs WRITE (else TOPIC_AUTHORIZATION_FAILED), and auto-creating it needs
 CREATE on the cluster or the topic. One cached decision per topic per request.
+
+A client with a ``producer_byte_rate`` quota has each request's size counted against it
+(pybroker.broker.quotas); over it, the answer carries ``throttle_time_ms`` and the
+connection is muted for that long (acks=0 requests too, with no answer).
 """
 from __future__ import annotations
 
 import logging
+import time
 
 from pybroker.broker.authorization import allowed, may_create_topic
 from pybroker.broker.delayed import settle
@@ -111,11 +116,16 @@ async def handle(broker, request) -> dict | None:
                 if fut is not None:
                     pending.append((partition, entry, fut))
         responses.append({"name": name, "partition_responses": results})
-    if acks == 0:
-        return None
     if pending:
         await _wait_for_commit(broker, pending, body["timeout_ms"])
-    return {"responses": responses, "throttle_time_ms": 0}
+    quota = broker.quotas.produce
+    if quota.enabled:
+        # Kafka counts the whole request against producer_byte_rate, once it is done.
+        request.throttle_ms = quota.record(request.principal, request.client_id, request.size,
+                                           time.monotonic() * 1000.0)
+    if acks == 0:
+        return None
+    return {"responses": responses, "throttle_time_ms": request.throttle_ms}
 
 
 async def _wait_for_commit(broker, pending: list, timeout_ms: int) -> None:
