@@ -495,6 +495,9 @@ class Supervisor:
                                                           doc.get("validate_only", False))}
         if kind == "elect_leaders":
             return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
+        if kind == "alter_reassignments":
+            return {"results": self.service.alter_partition_reassignments(doc["partitions"],
+                                                                          doc["allow_replication_factor_change"])}
         if kind == "create_acls":
             return {"results": self.service.create_acls(doc["creations"])}
         if kind == "delete_acls":
