@@ -4,7 +4,8 @@ kafka-reassign-partitions (AlterPartitionReassignments, ListPartitionReassignmen
 Actions, with Kafka's arguments, JSON and output:
 
 - ``--generate --topics-to-move-json-file F --broker-list 0,1,2``: prints the current
-  assignment of the topics in F (``{"topics": [{"topic": "t"}], "version": 1}``) and a
+  assignment of the topics in F (``{"topics": [{"topic": "t"}], "version": 1}``), with
+  each replica's log directory as Kafka 4.4's tool does, and a
   proposed one spreading them over the brokers listed (Kafka's rack-unaware placement,
   from a random start), both as reassignment JSON. Nothing changes.
 - ``--execute --reassignment-json-file F`` (``{"version": 1, "partitions": [{"topic": "t",
@@ -140,12 +141,31 @@ def check_execute(entries) -> dict[tuple[str, int], list[int]]:
     return dict(entries)
 
 
-def reassignment_json(assignment: dict[tuple[str, int], list[int]]) -> str:
-    """Kafka's formatAsReassignmentJson: partitions sorted, every log dir "any"."""
+def reassignment_json(assignment: dict[tuple[str, int], list[int]],
+                      log_dirs: dict[tuple[str, int, int], str] | None = None) -> str:
+    """Kafka's formatAsReassignmentJson: partitions sorted, each replica's log dir
+    ((topic, partition, broker) -> path) or "any"."""
+    log_dirs = log_dirs or {}
     return json.dumps({"version": 1, "partitions": [
         {"topic": t, "partition": p, "replicas": list(assignment[(t, p)]),
-         "log_dirs": [ANY_LOG_DIR] * len(assignment[(t, p)])} for t, p in sorted(assignment)]},
-        separators=(",", ":"))
+         "log_dirs": [log_dirs.get((t, p, r), ANY_LOG_DIR) for r in assignment[(t, p)]]}
+        for t, p in sorted(assignment)]}, separators=(",", ":"))
+
+
+def replica_log_dirs(admin, assignment: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int, int], str]:
+    """Where each replica of ``assignment`` lives on the live brokers (DescribeLogDirs),
+    as Kafka 4.4's tool prints the current assignment."""
+    live = {b.node_id for b in admin.describe_cluster().brokers}
+    brokers = sorted({r for replicas in assignment.values() for r in replicas} & live)
+    if not brokers:
+        return {}
+    out = {}
+    for broker, dirs in admin.describe_log_dirs(brokers).items():
+        for log_dir in dirs:
+            for replica in log_dir.replicas:
+                if (replica.topic, replica.partition) in assignment:
+                    out[(replica.topic, replica.partition, broker)] = log_dir.path
+    return out
 
 
 def _name(key: tuple[str, int]) -> str:
@@ -228,7 +248,7 @@ def generate(admin, args) -> int:
         except errors.KafkaError as exc:
             raise ToolError(f"Error: {_java_error(exc)}") from None
         proposed.update({(topic, p): replicas for p, replicas in enumerate(placed)})
-    print(f"Current partition replica assignment\n{reassignment_json(current)}\n")
+    print(f"Current partition replica assignment\n{reassignment_json(current, replica_log_dirs(admin, current))}\n")
     print(f"Proposed partition reassignment configuration\n{reassignment_json(proposed)}")
     return 0
 
@@ -246,8 +266,9 @@ def execute(admin, args) -> int:
     if missing:
         raise ToolError("Error: " + _java_error(errors.UnknownTopicOrPartition(
             "Unable to find partition: " + ", ".join(_name(k) for k in missing))))
+    moving = {k: current[k] for k in targets}
     print("Current partition replica assignment\n\n"
-          f"{reassignment_json({k: current[k] for k in targets})}\n\n"
+          f"{reassignment_json(moving, replica_log_dirs(admin, moving))}\n\n"
           "Save this to use as the --reassignment-json-file option during rollback")
     results = admin.alter_partition_reassignments(targets)
     failed = {k: exc for k, exc in results.items() if exc is not None}

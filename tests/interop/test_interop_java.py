@@ -4,8 +4,8 @@ producer with each codec, a consumer group reading everything back and committin
 (tests/interop/java/Interop.java); a transactional producer (commit, abort,
 sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
 sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
-(UiSequence.java); and three consumers with group.protocol=consumer (KIP-848,
-ConsumerProtocol.java). The programs are built by the ``java_program`` fixture
+(UiSequence.java); three consumers with group.protocol=consumer (KIP-848,
+ConsumerProtocol.java); and partition reassignment through Admin (Reassign.java). The programs are built by the ``java_program`` fixture
 (tests/interop/conftest.py)."""
 from __future__ import annotations
 
@@ -111,3 +111,20 @@ def test_java_client_over_sasl(java_program, sasl_brokers, listener, mechanism):
     expected = ("Authentication failed: Invalid username or password" if mechanism == "PLAIN" else
                 f"Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
     assert f"wrong password: SaslAuthenticationException: {expected}" in run.stdout, run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_java_admin_reassigns_partitions_with_kafkas_errors(java_program, three_brokers):
+    run = subprocess.run([*java_program, "Reassign", three_brokers.bootstrap], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
+    assert lines["move p0"] == "ok"
+    assert lines["move p1 to 1,7"] == "InvalidReplicaAssignmentException"
+    assert lines["move p9"] == "UnknownTopicOrPartitionException"
+    assert lines["ongoing after catch-up"] == "0"
+    assert lines["p0 replicas"] == "[0, 1, 2] isr: [0, 1, 2]"
+    assert lines["cancel p0"] == "NoReassignmentInProgressException"
+    assert lines["p1 to 1,2 at a fixed factor"] == "InvalidReplicationFactorException"
+    assert lines["p1 to 2 at a fixed factor"] == "ok"
+    assert lines["consumed"] == "1000 of 1000"
