@@ -93,6 +93,12 @@ class PartitionState:
         return bool(self.adding_replicas or self.removing_replicas)
 
     @property
+    def under_replicated(self) -> bool:
+        """Kafka's rule: fewer in sync than the replication factor, which while replicas
+        are being added is that of the set without them."""
+        return len(self.isr) < len(self.replicas) - len(self.adding_replicas)
+
+    @property
     def key(self) -> tuple[str, int]:
         return (self.topic, self.partition)
 

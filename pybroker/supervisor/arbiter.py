@@ -583,7 +583,7 @@ class Supervisor:
                 "replicas": list(s.replicas), "isr": list(s.isr),
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
-                "under_replicated": len(s.isr) < len(s.replicas),
+                "under_replicated": s.under_replicated,
                 "damaged": damaged.get(key, []),
                 "size_bytes": sizes.get(key),
             })

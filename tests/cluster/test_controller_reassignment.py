@@ -37,6 +37,8 @@ def test_start_adds_target_replicas_as_followers_outside_the_isr():
     s = c.partitions[("t", 0)]
     assert (s.replicas, s.isr, s.adding_replicas, s.removing_replicas) == ((0, 1, 2), (0,), (1, 2), ())
     assert (s.leader, s.leader_epoch, s.partition_epoch) == (0, 0, 1)
+    # Not under-replicated for the replicas still catching up (Kafka counts the original set).
+    assert not s.under_replicated
     assert [p.key for p in delta.partitions] == [("t", 0)]
     assert [r["type"] for r in c.take_records()] == ["partition"]
 

@@ -1,10 +1,11 @@
 """Partition reassignment on real broker processes: RF 1 grown to RF 3 while producing
 (every acknowledged record then served by the new replicas with the old leader dead), a
-partition moved off a broker with the command-line tool, a stuck move listed, described
-and cancelled, and a move that outlives a SIGKILLed supervisor and completes under the
-next one."""
+partition moved off its leader's broker with the command-line tool while producing, a stuck move listed, described
+and cancelled, and moves that outlive a SIGKILLed supervisor or a crash of the whole
+cluster and complete after the restart."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -57,8 +58,10 @@ def _assert_every_ack_read_once(faults, cluster, topic: str, ledger) -> None:
     assert not duplicated, f"{len(duplicated)} records read twice, first {duplicated[:5]}"
 
 
-def test_growing_rf1_to_rf3_while_producing_keeps_every_acked_record(fault_cluster, faults, topic):
-    cluster, producer = _cluster_with_records(fault_cluster, faults, topic, 3, [[0]], 20_000)
+@contextlib.contextmanager
+def _producing(producer):
+    """Sends from a thread of its own until the block ends, then flushes: nothing may
+    fail. Yields a function counting the acknowledged records so far."""
     stop = threading.Event()
 
     def keep_producing():
@@ -68,20 +71,24 @@ def test_growing_rf1_to_rf3_while_producing_keeps_every_acked_record(fault_clust
 
     writer = threading.Thread(target=keep_producing, daemon=True)
     writer.start()
-    with Admin(cluster.bootstrap) as admin:
-        try:
-            time.sleep(0.3)
-            acked_at_start = len(producer.ledger.acked)
-            assert admin.alter_partition_reassignments({(topic, 0): [0, 1, 2]}) == {(topic, 0): None}
-            _wait_moved(faults, admin, topic, 0, [0, 1, 2], "the adding replicas to catch up")
-            acked_at_end = len(producer.ledger.acked)
-            time.sleep(0.3)
-        finally:
-            stop.set()
-            writer.join(10)
-        assert producer.flush() == 0
-        assert not producer.ledger.failed, list(producer.ledger.failed.items())[:3]
-        assert acked_at_end > acked_at_start, "nothing was acknowledged while the replicas were added"
+    try:
+        time.sleep(0.3)
+        yield lambda: len(producer.ledger.acked)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join(10)
+    assert producer.flush() == 0
+    assert not producer.ledger.failed, list(producer.ledger.failed.items())[:3]
+
+
+def test_growing_rf1_to_rf3_while_producing_keeps_every_acked_record(fault_cluster, faults, topic):
+    cluster, producer = _cluster_with_records(fault_cluster, faults, topic, 3, [[0]], 20_000)
+    with Admin(cluster.bootstrap) as admin, _producing(producer) as acked:
+        acked_at_start = acked()
+        assert admin.alter_partition_reassignments({(topic, 0): [0, 1, 2]}) == {(topic, 0): None}
+        _wait_moved(faults, admin, topic, 0, [0, 1, 2], "the adding replicas to catch up")
+        assert acked() > acked_at_start, "nothing was acknowledged while the replicas were added"
     producer.close()
     # The old (and only original) replica dies: the new ones serve everything acked.
     cluster.kill_broker(0)
@@ -100,19 +107,21 @@ def test_moving_a_partition_off_a_broker_with_the_tool(fault_cluster, faults, to
     cluster.wait_full_isr(topic, [0])
     plan = tmp_path / "move.json"
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [1, 2, 3]}]}))
-    started = _tool(cluster.bootstrap, "--execute", "--reassignment-json-file", str(plan))
-    assert started.returncode == 0, started.stdout + started.stderr
-    # The rollback plan names each current replica's log directory, as Kafka 4.4's tool does.
-    assert started.stdout.splitlines()[2] == json.dumps(
-        {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [0, 1, 2],
-                                       "log_dirs": [str(cluster.data_dir / f"broker-{b}") for b in (0, 1, 2)]}]},
-        separators=(",", ":"))
-    assert started.stdout.endswith(f"Successfully started partition reassignment for {topic}-0\n")
 
     def verified():
         out = _tool(cluster.bootstrap, "--verify", "--reassignment-json-file", str(plan))
         return out if f"Reassignment of partition {topic}-0 is completed." in out.stdout else None
-    done = faults.wait_for(verified, MOVE_TIMEOUT_S, "--verify to report the move completed")
+    # The leader leaves the replica set while an idempotent acks=all producer writes.
+    with _producing(producer):
+        started = _tool(cluster.bootstrap, "--execute", "--reassignment-json-file", str(plan))
+        assert started.returncode == 0, started.stdout + started.stderr
+        # The rollback plan names each current replica's log directory, as Kafka 4.4's tool does.
+        assert started.stdout.splitlines()[2] == json.dumps(
+            {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [0, 1, 2],
+                                           "log_dirs": [str(cluster.data_dir / f"broker-{b}") for b in (0, 1, 2)]}]},
+            separators=(",", ":"))
+        assert started.stdout.endswith(f"Successfully started partition reassignment for {topic}-0\n")
+        done = faults.wait_for(verified, MOVE_TIMEOUT_S, "--verify to report the move completed")
     assert done.stdout.endswith("Clearing broker-level throttles on brokers 0,1,2,3\n"
                                 f"Clearing topic-level throttles on topic {topic}\n")
     # Broker 0 led the partition; the first target replica in the ISR leads now.
@@ -194,4 +203,21 @@ def test_a_move_outlives_a_killed_supervisor_and_completes_under_the_next(fault_
     # Broker 2 holds it all: with broker 0 dead it serves every acknowledged record.
     cluster.kill_broker(0)
     faults.wait_for(lambda: cluster.live_leader(topic, 0) == 2, faults.CONVERGE_TIMEOUT, "broker 2 to lead")
+    _assert_every_ack_read_once(faults, cluster, topic, producer.ledger)
+
+
+def test_a_move_outlives_a_whole_cluster_crash(fault_cluster, faults, topic):
+    cluster, producer = _cluster_with_records(fault_cluster, faults, topic, 3, [[0, 1]], 3_000)
+    producer.close()
+    stopped = cluster.stop_broker(2)
+    with Admin(cluster.bootstrap) as admin:
+        assert admin.alter_partition_reassignments({(topic, 0): [1, 2]}) == {(topic, 0): None}
+    # Every process SIGKILLed mid-move (the stopped broker too); the next start resumes it.
+    cluster.kill()
+    cluster.continue_broker(stopped)
+    cluster.start()
+    with Admin(cluster.bootstrap) as admin:
+        _wait_moved(faults, admin, topic, 0, [1, 2], "the move to complete after the restart")
+    faults.wait_for(lambda: not (cluster.data_dir / "broker-0" / f"{topic}-0").exists(), faults.CONVERGE_TIMEOUT,
+                    "broker 0 to delete its replica")
     _assert_every_ack_read_once(faults, cluster, topic, producer.ledger)
