@@ -51,6 +51,14 @@ def _wait_moved(faults, admin: Admin, topic: str, index: int, replicas: list[int
 
 
 def _assert_every_ack_read_once(faults, cluster, topic: str, ledger) -> None:
+    # A new leader's high watermark moves up once its followers fetch: read when it
+    # covers every acknowledged offset (a missing record then shows as lost).
+    end = max(offset for _, offset, _ in ledger.acked.values()) + 1
+
+    def covered():
+        part = cluster.partition(topic, 0)
+        return part is not None and (part["high_watermark"] or 0) >= end
+    faults.wait_for(covered, faults.CONVERGE_TIMEOUT, f"the high watermark of {topic}-0 to reach {end}")
     counts = faults.read_back(cluster.bootstrap, topic, [0])
     lost = [seq for seq in ledger.acked if counts[seq] == 0]
     duplicated = [seq for seq, n in counts.items() if n > 1]
