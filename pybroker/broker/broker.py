@@ -236,11 +236,15 @@ class Broker:
                 else:
                     self.logs.drop_partition(topic, index)
         local_states = []
+        moved_away = {key for key in local if key[0] not in gone} if full else set()
         for state in states:
             self.image.partitions[state.key] = state
             self.topic_entries.forget(state.topic)
             if self.node_id in state.replicas and state.topic in self.image.topics:
                 local_states.append(state)
+            elif state.key in self.logs.partitions:
+                moved_away.add(state.key)
+        self._drop_moved_replicas(moved_away)
         changed = []
         led: list = []
         step_began = time.monotonic()
@@ -262,13 +266,13 @@ class Broker:
                                    for p in led[:LEADERS_LOGGED]),
                          ", ..." if len(led) > LEADERS_LOGGED else "")
                 led = []
-            if changed or gone:
+            if changed or gone or moved_away:
                 self.replicas.on_states_applied(changed)
             changed = []
             if n < len(local_states):
                 yield
                 step_began = time.monotonic()
-        if gone and not local_states:
+        if (gone or moved_away) and not local_states:
             self.replicas.on_states_applied([])
         for partition in self.logs.partitions.values():
             # A dead broker's replicas no longer hold back a waiting DeleteRecords.
@@ -280,6 +284,21 @@ class Broker:
             # for ~0.5 s per 2,000 partitions (perf/flush_lag_bench.py).
             gc.collect()
             gc.freeze()
+
+    def _drop_moved_replicas(self, keys) -> None:
+        """Delete the local replicas whose partition, in the image, no longer lists this
+        broker: a reassignment moved them away (while this broker ran, or while it was
+        down: a full image). The controller takes a replica out only once the target
+        replicas are all in sync, so nothing acknowledged lives only here."""
+        for key in sorted(keys):
+            state = self.image.partitions.get(key)
+            if state is None or self.node_id in state.replicas:
+                continue
+            partition = self.logs.partitions.get(key)
+            if partition is not None:
+                self.replicas.remove_partition(partition)
+            log.info("%s-%d: no longer a replica here (replicas %s)", key[0], key[1], list(state.replicas))
+            self.logs.drop_partition(*key)
 
     def _replicas_to_open(self, doc: dict, states: list, deleted: set) -> list:
         """(topic, index) of the push's local replicas whose logs are not open yet."""

@@ -11,6 +11,7 @@ Two implementations of one interface:
 Interface (all coroutines): ``create_topics(topics, validate_only)``,
 ``delete_topics(names)``, ``create_partitions(topics, validate_only)``,
 ``alter_configs(resources, incremental, validate_only)``, ``elect_leaders(unclean, partitions)``,
+``alter_reassignments(partitions, allow_replication_factor_change)``,
 ``create_acls(creations)``, ``delete_acls(filters)``, ``alter_client_quotas(entries, validate_only)``,
 ``alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr) ->
 PartitionState``, ``group(method, group_id, args)``, ``txn(method, args)``.
@@ -187,6 +188,10 @@ class RemoteController:
     async def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         return (await self._change({"type": "elect_leaders", "unclean": unclean, "partitions": partitions}))["results"]
 
+    async def alter_reassignments(self, partitions: list[list], allow_replication_factor_change: bool) -> list[list]:
+        return (await self._change({"type": "alter_reassignments", "partitions": partitions,
+                                     "allow_replication_factor_change": allow_replication_factor_change}))["results"]
+
     async def create_acls(self, creations: list[list]) -> list[list]:
         return (await self._change({"type": "create_acls", "creations": creations}))["results"]
 
@@ -267,6 +272,9 @@ class LocalController:
 
     async def elect_leaders(self, unclean, partitions):
         return self.service.elect_leaders(unclean, partitions)
+
+    async def alter_reassignments(self, partitions, allow_replication_factor_change):
+        return self.service.alter_partition_reassignments(partitions, allow_replication_factor_change)
 
     async def create_acls(self, creations):
         return self.service.create_acls(creations)

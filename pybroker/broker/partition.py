@@ -203,6 +203,11 @@ class Partition:
         self.followers: dict[int, FollowerState] = {}
         # A follower of a new leader epoch must truncate (by epoch) before fetching.
         self.needs_truncation = False
+        # The log end when this process last became leader. Kafka starts a leader epoch
+        # with every leadership; here a whole-cluster restart keeps the epoch (no failover
+        # happened), and a stale high-watermark checkpoint could then let an empty new
+        # replica (a reassignment's) into the ISR: joining also needs this offset.
+        self.leadership_start_offset = 0
         # Proposals to the controller in flight, so the periodic check does not repeat them.
         self.isr_change_pending = False
         self.producers = ProducerStateManager()
@@ -297,6 +302,7 @@ class Partition:
             self.needs_truncation = False
             if new_epoch or not was_leader:
                 self.epochs.assign_at_log_end(state.leader_epoch, self.log.log_end_offset)
+                self.leadership_start_offset = self.log.log_end_offset
                 self.followers = {r: FollowerState(now) for r in self.replicas if r != self.node_id}
                 # One line per partition at DEBUG: the broker logs a summary of the
                 # leaderships a push gave it (thousands at once at start or failover).
@@ -632,6 +638,7 @@ class Partition:
             return None
         epoch_start = self.epochs.start_offset_of(self.leader_epoch)
         epoch_start = self.log.log_end_offset if epoch_start is None else epoch_start
+        epoch_start = max(epoch_start, self.leadership_start_offset)
         joining = [
             r for r in self.replicas
             if r not in self.isr and r in self.followers

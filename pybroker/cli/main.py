@@ -28,6 +28,7 @@ COMMANDS = [
     "pybroker.cli.transactions",
     "pybroker.cli.log_dirs",
     "pybroker.cli.leader_election",
+    "pybroker.cli.reassign_partitions",
     "pybroker.cli.users",
 ]
 

@@ -87,6 +87,16 @@ class LogDirDescription:
 
 
 @dataclass(frozen=True)
+class PartitionReassignment:
+    """A reassignment in progress: the whole replica set, and which of it is being added
+    and which removed."""
+
+    replicas: list[int]
+    adding_replicas: list[int]
+    removing_replicas: list[int]
+
+
+@dataclass(frozen=True)
 class GroupListing:
     group_id: str
     protocol_type: str
@@ -402,6 +412,39 @@ class Admin:
         return {(r["topic"], p["partition_id"]): errors.for_code(p["error_code"])(p.get("error_message"))
                 if p["error_code"] else None
                 for r in response["replica_election_results"] for p in r["partition_result"]}
+
+    def alter_partition_reassignments(self, targets: dict[tuple[str, int], list[int] | None],
+                                      allow_replication_factor_change: bool = True
+                                      ) -> dict[tuple[str, int], errors.KafkaError | None]:
+        """AlterPartitionReassignments: move each partition to its target replicas, or
+        cancel its reassignment (None). Returns each partition's outcome: None when
+        accepted, else its error."""
+        topics: dict[str, list[dict]] = {}
+        for (topic, partition), replicas in targets.items():
+            topics.setdefault(topic, []).append({"partition_index": partition,
+                                                 "replicas": None if replicas is None else list(replicas)})
+        response = self.client.request_any(api.ALTER_PARTITION_REASSIGNMENTS, {
+            "timeout_ms": self.timeout_ms, "allow_replication_factor_change": allow_replication_factor_change,
+            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+        _raise_for(response["error_code"], response.get("error_message"), "AlterPartitionReassignments")
+        return {(r["name"], p["partition_index"]): errors.for_code(p["error_code"])(p.get("error_message"))
+                if p["error_code"] else None
+                for r in response["responses"] for p in r["partitions"]}
+
+    def list_partition_reassignments(self, partitions: list[tuple[str, int]] | None = None
+                                     ) -> dict[tuple[str, int], PartitionReassignment]:
+        """ListPartitionReassignments: the reassignments in progress (of the given
+        partitions, or all of them)."""
+        topics: dict[str, list[int]] = {}
+        for topic, partition in partitions or ():
+            topics.setdefault(topic, []).append(partition)
+        response = self.client.request_any(api.LIST_PARTITION_REASSIGNMENTS, {
+            "timeout_ms": self.timeout_ms, "topics": None if partitions is None else
+            [{"name": t, "partition_indexes": ps} for t, ps in topics.items()]})
+        _raise_for(response["error_code"], response.get("error_message"), "ListPartitionReassignments")
+        return {(t["name"], p["partition_index"]): PartitionReassignment(
+                    list(p["replicas"]), list(p["adding_replicas"]), list(p["removing_replicas"]))
+                for t in response["topics"] for p in t["partitions"]}
 
     # -- ACLs ----------------------------------------------------------------------
 

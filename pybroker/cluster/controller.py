@@ -22,6 +22,10 @@ Kafka's rules, in brief:
   leader, leadership moves back to it.
 - Client quotas (pybroker.cluster.client_quotas) are ``{entity: {key: value}}``; a change
   records the entity's whole new set, and brokers get the sets of the entities changed.
+- Reassignment (AlterPartitionReassignments, pybroker.cluster.reassignment): the replica
+  set grows to target + current, and shrinks to the target in the AlterPartition that
+  brings the last target replica into the ISR. A change that takes replicas out bumps the
+  leader epoch; a leader outside the new ISR gives way to the first target replica in it.
 - ACLs are a set: creating one that exists changes nothing; DeleteAcls removes every
   ACL a filter matches and answers with them. Brokers get the whole set on each change.
 - Limits, checked before anything is built: one CreateTopics / CreatePartitions request
@@ -37,6 +41,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 
+from pybroker.cluster import reassignment
 from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import (
@@ -657,9 +662,106 @@ class Controller:
         delta = Delta()
         if new_isr == state.isr:
             return state, delta
+        if state.reassigning:
+            done = reassignment.complete(reassignment.ReplicaChange(
+                state.replicas, new_isr, state.adding_replicas, state.removing_replicas))
+            if done is not None:
+                log.info("%s-%d: reassignment to %s completed (ISR %s)", topic, partition, list(done.replicas),
+                         list(new_isr))
+                return self._change_replicas(state, done, delta), delta
         new = replace(state, isr=new_isr, partition_epoch=state.partition_epoch + 1)
         self._put_partition(new, delta)
         return new, delta
+
+    # -- reassignment -------------------------------------------------------------------
+
+    def alter_partition_reassignments(self, wanted: list[tuple[str, int, list[int] | None]],
+                                      allow_replication_factor_change: bool = True
+                                      ) -> tuple[list[errors.KafkaError | None], Delta]:
+        """AlterPartitionReassignments: per (topic, partition, target replicas or None to
+        cancel) its error or None, as Kafka's controller answers."""
+        delta = Delta()
+        results: list[errors.KafkaError | None] = []
+        for topic, index, target in wanted:
+            try:
+                self._reassign(topic, index, target, allow_replication_factor_change, delta)
+                results.append(None)
+            except errors.KafkaError as exc:
+                results.append(exc)
+        return results, delta
+
+    def _reassign(self, topic: str, index: int, target: list[int] | None, allow_replication_factor_change: bool,
+                  delta: Delta) -> None:
+        if topic not in self.topics:
+            raise errors.UnknownTopicOrPartition(f"Unable to find a topic named {topic}.")
+        state = self.partitions.get((topic, index))
+        if state is None:
+            raise errors.UnknownTopicOrPartition(f"Unable to find partition {topic}:{index}.")
+        if target is None:
+            if not state.reassigning:
+                raise errors.NoReassignmentInProgress(errors.NoReassignmentInProgress.message)
+            change, unclean = reassignment.revert(state.replicas, state.adding_replicas, state.isr)
+            if unclean and not self.topics[topic].config.unclean_leader_election_enable:
+                raise errors.InvalidReplicaAssignment(
+                    f"Unable to revert partition assignment for {topic}:{index} because it would require an "
+                    "unclean leader election.")
+            self._change_replicas(state, change, delta, unclean=unclean)
+            return
+        self._check_reassignment_target(target)
+        if not allow_replication_factor_change:
+            current = reassignment.replication_factor(state.replicas, state.adding_replicas, state.removing_replicas)
+            if len(target) != current:
+                raise errors.InvalidReplicationFactor(
+                    f"The replication factor is changed from {current} to {len(target)}")
+        self._change_replicas(state, reassignment.start(state.replicas, target, state.isr), delta)
+
+    def _check_reassignment_target(self, target: list[int]) -> None:
+        """Kafka's validateManualPartitionAssignment: not empty, each broker registered
+        (alive or not) and named once."""
+        if not target:
+            raise errors.InvalidReplicaAssignment("The manual partition assignment includes an empty replica list.")
+        registered = set(self.ports) | set(self.live)
+        previous = None
+        for broker in sorted(target):
+            if broker not in registered:
+                raise errors.InvalidReplicaAssignment(
+                    f"The manual partition assignment includes broker {broker}, but no such broker is registered.")
+            if broker == previous:
+                raise errors.InvalidReplicaAssignment(
+                    f"The manual partition assignment includes the broker {broker} more than once.")
+            previous = broker
+
+    def _change_replicas(self, state: PartitionState, change: reassignment.ReplicaChange, delta: Delta,
+                         unclean: bool = False) -> PartitionState:
+        """Apply a reassignment step. The leader stays if it is in the new ISR and alive,
+        else the first such replica of the new set leads (with ``unclean``, any live
+        replica, which becomes the ISR). Taking replicas out bumps the leader epoch, so
+        a removed replica's fetches and produces are fenced."""
+        leader, isr = state.leader, change.isr
+        if leader not in isr or leader not in self.live:
+            in_sync = [r for r in change.replicas if r in isr and r in self.live]
+            live = [r for r in change.replicas if r in self.live]
+            if in_sync:
+                leader = in_sync[0]
+            elif unclean and live:
+                leader, isr = live[0], (live[0],)
+            else:
+                leader = NO_LEADER
+        if (leader, isr, change.replicas, change.adding, change.removing) == \
+                (state.leader, state.isr, state.replicas, state.adding_replicas, state.removing_replicas):
+            return state
+        bump = leader != state.leader or not set(state.replicas) <= set(change.replicas)
+        new = replace(state, leader=leader, isr=isr, replicas=change.replicas, adding_replicas=change.adding,
+                      removing_replicas=change.removing, leader_epoch=state.leader_epoch + (1 if bump else 0),
+                      partition_epoch=state.partition_epoch + 1)
+        self._put_partition(new, delta)
+        topic = self.topics[state.topic]
+        if state.partition == 0 and not new.reassigning and len(new.replicas) != topic.replication_factor:
+            # New partitions get the replica count of partition 0, as in Kafka.
+            topic.replication_factor = len(new.replicas)
+            self._record({"type": "topic", "topic": topic.to_json()})
+            delta.topics.append(topic)
+        return new
 
 
 class _AnyName:
@@ -682,6 +784,13 @@ def _check_fits(config: TopicConfig, replication_factor: int) -> None:
         raise errors.InvalidConfig(
             f"min.insync.replicas {config.min_insync_replicas} is larger than the replication factor {replication_factor}"
         )
+
+
+def _partition_results(results) -> list[list]:
+    """``[[topic, partition, error_code, error_message]]`` of ``((topic, partition),
+    error or None)`` pairs: the control-plane form of per-partition answers."""
+    return [[t, p, exc.code if exc else 0, (exc.detail or exc.message) if exc else None]
+            for (t, p), exc in results]
 
 
 def delta_to_json(delta: Delta, controller: Controller) -> dict:
@@ -927,8 +1036,7 @@ class ControllerService:
         wanted = None if partitions is None else [(str(t), int(p)) for t, p in partitions]
         results, delta = self.controller.elect_leaders(unclean, wanted)
         self._commit(delta)
-        return [[t, p, exc.code if exc else 0, (exc.detail or exc.message) if exc else None]
-                for (t, p), exc in results.items()]
+        return _partition_results(results.items())
 
     def alter_scram_credentials(self, deletions: list[dict], upsertions: list[dict]) -> list[dict]:
         results, delta = self.controller.alter_scram_credentials(deletions, upsertions)
@@ -966,6 +1074,15 @@ class ControllerService:
                  "error_code": 0 if exc is None else exc.code,
                  "error_message": None if exc is None else (exc.detail or exc.message)}
                 for entity, exc in results.items()]
+
+    def alter_partition_reassignments(self, partitions: list[list], allow_replication_factor_change: bool = True
+                                      ) -> list[list]:
+        """AlterPartitionReassignments: ``partitions`` are ``[topic, partition, replicas
+        or None]``; ``[[topic, partition, error_code, error_message]]``."""
+        wanted = [(str(t), int(p), None if r is None else [int(b) for b in r]) for t, p, r in partitions]
+        results, delta = self.controller.alter_partition_reassignments(wanted, allow_replication_factor_change)
+        self._commit(delta)
+        return _partition_results(((t, p), exc) for (t, p, _), exc in zip(wanted, results))
 
     def alter_partition(self, topic: str, partition: int, leader: int, leader_epoch: int,
                         partition_epoch: int, isr: list[int]) -> PartitionState:

@@ -66,20 +66,37 @@ class PartitionState:
     partition_epoch: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         # Not dataclasses.asdict: it deep-copies field by field, and a push or a metadata
         # snapshot converts every partition of the cluster.
-        return {"topic": self.topic, "partition": self.partition, "leader": self.leader,
-                "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch,
-                "replicas": list(self.replicas), "isr": list(self.isr)}
+        doc = {"topic": self.topic, "partition": self.partition, "leader": self.leader,
+               "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch,
+               "replicas": list(self.replicas), "isr": list(self.isr)}
+        if self.adding_replicas or self.removing_replicas:
+            doc["adding_replicas"] = list(self.adding_replicas)
+            doc["removing_replicas"] = list(self.removing_replicas)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> "PartitionState":
         return cls(
             doc["topic"], int(doc["partition"]), int(doc["leader"]), int(doc["leader_epoch"]),
             int(doc["partition_epoch"]), tuple(doc["replicas"]), tuple(doc["isr"]),
+            tuple(doc.get("adding_replicas", ())), tuple(doc.get("removing_replicas", ())),
         )
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding_replicas or self.removing_replicas)
+
+    @property
+    def under_replicated(self) -> bool:
+        """Kafka's rule: fewer in sync than the replication factor, which while replicas
+        are being added is that of the set without them."""
+        return len(self.isr) < len(self.replicas) - len(self.adding_replicas)
 
     @property
     def key(self) -> tuple[str, int]:

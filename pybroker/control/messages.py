@@ -15,6 +15,8 @@ Broker -> supervisor
     elect_leaders     unclean, partitions[[topic, partition]] (null: all)
                                                           -> results[[topic, partition, error_code, error_message]]
     alter_partition   topic, partition, leader, leader_epoch, partition_epoch, isr -> state
+    alter_reassignments partitions[[topic, partition, replicas (null: cancel)]],
+                      allow_replication_factor_change     -> results[[topic, partition, error_code, error_message]]
     create_acls       creations[AclBinding as a list]     -> results[[error_code, error_message]]
     delete_acls       filters[AclFilter as a list]        -> results[{error_code, error_message, acls}]
     group             method, group_id, args              -> result (consumer-group coordinator)
@@ -57,6 +59,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "create_acls": ("creations",),
     "delete_acls": ("filters",),
     "alter_partition": ("topic", "partition", "leader", "leader_epoch", "partition_epoch", "isr"),
+    "alter_reassignments": ("partitions", "allow_replication_factor_change"),
     "group": ("method", "group_id", "args"),
     "txn": ("method", "args"),
     "update": ("brokers", "topics", "deleted_topics", "partitions"),

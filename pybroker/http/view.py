@@ -37,7 +37,7 @@ def topics(supervisor, positions: dict | None = None) -> list[dict]:
         by_topic.setdefault(state.topic, []).append({
             "partition": state.partition, "leader": state.leader, "leader_epoch": state.leader_epoch,
             "replicas": list(state.replicas), "isr": list(state.isr),
-            "under_replicated": len(state.isr) < len(state.replicas), "offline": state.leader < 0,
+            "under_replicated": state.under_replicated, "offline": state.leader < 0,
             "log_start_offset": pos.get("log_start_offset"), "high_watermark": pos.get("high_watermark"),
             "log_end_offset": pos.get("log_end_offset"), "size_bytes": sizes.get(key),
         })

@@ -495,6 +495,9 @@ class Supervisor:
                                                           doc.get("validate_only", False))}
         if kind == "elect_leaders":
             return {"results": self.service.elect_leaders(doc["unclean"], doc["partitions"])}
+        if kind == "alter_reassignments":
+            return {"results": self.service.alter_partition_reassignments(doc["partitions"],
+                                                                          doc["allow_replication_factor_change"])}
         if kind == "create_acls":
             return {"results": self.service.create_acls(doc["creations"])}
         if kind == "delete_acls":
@@ -582,7 +585,7 @@ class Supervisor:
                 "replicas": list(s.replicas), "isr": list(s.isr),
                 "high_watermark": row.get("high_watermark"), "log_end_offset": row.get("log_end_offset"),
                 "log_start_offset": row.get("log_start_offset"),
-                "under_replicated": len(s.isr) < len(s.replicas),
+                "under_replicated": s.under_replicated,
                 "damaged": damaged.get(key, []),
                 "size_bytes": sizes.get(key),
             })

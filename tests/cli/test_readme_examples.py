@@ -27,7 +27,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 SKIP = re.compile(r"^<!-- readme-test: skip: (.+) -->$")
 RUNNABLE = ("sh", "python")
 # Tools that take --bootstrap-server right after their name (perf: after produce|consume).
-BOOTSTRAP_TOOLS = "topics|produce|consume|configs|groups|delete-records|log-dirs|leader-election|transactions"
+BOOTSTRAP_TOOLS = ("topics|produce|consume|configs|groups|delete-records|log-dirs|leader-election|"
+                   "reassign-partitions|transactions")
 SHELL_PRELUDE = f"""
 pybroker() {{
   local sub="$1"; shift

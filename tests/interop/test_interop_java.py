@@ -5,8 +5,9 @@ producer with each codec, a consumer group reading everything back and committin
 sendOffsetsToTransaction) with read_committed consumers (TxnInterop.java); and the admin
 sequence a Kafka UI runs on start, then the cluster admin calls of Kafka 4's tools
 (UiSequence.java); three consumers with group.protocol=consumer (KIP-848,
-ConsumerProtocol.java); and three KafkaShareConsumers of one share group (KIP-932,
-ShareInterop.java). The programs are built by the ``java_program`` fixture
+ConsumerProtocol.java); three KafkaShareConsumers of one share group (KIP-932,
+ShareInterop.java); and partition reassignment through Admin (Reassign.java). The programs
+are built by the ``java_program`` fixture
 (tests/interop/conftest.py)."""
 from __future__ import annotations
 
@@ -126,3 +127,20 @@ def test_java_share_consumers_split_one_partition_and_acknowledge(java_program, 
     assert busy >= 2, run.stdout  # one partition, yet the group's members share it
     assert "group state: Empty members 0" in run.stdout, run.stdout  # all three closed
     assert "start offset: 300 " in run.stdout, run.stdout  # every record acknowledged or archived
+
+
+@pytest.mark.timeout(300)
+def test_java_admin_reassigns_partitions_with_kafkas_errors(java_program, three_brokers):
+    run = subprocess.run([*java_program, "Reassign", three_brokers.bootstrap], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
+    assert lines["move p0"] == "ok"
+    assert lines["move p1 to 1,7"] == "InvalidReplicaAssignmentException"
+    assert lines["move p9"] == "UnknownTopicOrPartitionException"
+    assert lines["ongoing after catch-up"] == "0"
+    assert lines["p0 replicas"] == "[0, 1, 2] isr: [0, 1, 2]"
+    assert lines["cancel p0"] == "NoReassignmentInProgressException"
+    assert lines["p1 to 1,2 at a fixed factor"] == "InvalidReplicationFactorException"
+    assert lines["p1 to 2 at a fixed factor"] == "ok"
+    assert lines["consumed"] == "1000 of 1000"

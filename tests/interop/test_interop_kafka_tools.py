@@ -1,7 +1,9 @@
 """Apache Kafka 4.4's own admin tools (kafka-log-dirs, kafka-leader-election,
 kafka-configs; org.apache.kafka:kafka-tools:4.4.0, fetched with mvn at test time) against
 pybroker print what they print against Apache Kafka 4.4 itself: the recorded outputs in
-tests/interop/kafka_4_4/ (see its README for how they were made)."""
+tests/interop/kafka_4_4/ (see its README for how they were made). kafka-reassign-partitions
+runs against pybroker step by step beside `pybroker reassign-partitions`, which must
+print the same."""
 from __future__ import annotations
 
 import json
@@ -107,6 +109,31 @@ def test_kafka_leader_election_prints_what_it_prints_against_kafka(kafka_tool, c
                            "--path-to-json-file", str(spec), "--bootstrap-server", cluster.bootstrap],
                           capture_output=True, text=True, timeout=60)
     assert (ours.returncode, ours.stdout) == (1, _stdout(run))
+
+
+@pytest.mark.timeout(600)
+def test_kafka_reassign_partitions_and_pybrokers_print_the_same(kafka_tool, cluster, tmp_path):
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("moving", 2, 1)])["moving"].result(30)
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps({"version": 1, "topics": [{"topic": "moving"}]}))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 1, "replicas": [0]},
+                                                             {"topic": "moving", "partition": 0, "replicas": [0]}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 0, "replicas": [0, 4]}]}))
+    steps = [["--generate", "--topics-to-move-json-file", str(topics), "--broker-list", "0"], ["--list"],
+             ["--execute", "--reassignment-json-file", str(plan)], ["--verify", "--reassignment-json-file", str(plan)],
+             ["--cancel", "--reassignment-json-file", str(plan)], ["--execute", "--reassignment-json-file", str(bad)]]
+    for step in steps:
+        theirs = kafka_tool("reassign.ReassignPartitionsCommand", "--bootstrap-server", cluster.bootstrap, *step)
+        ours = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "reassign-partitions", *step,
+                               "--bootstrap-server", cluster.bootstrap], capture_output=True, text=True, timeout=60)
+        expected = _stdout(theirs)
+        if theirs.returncode:
+            # Kafka's tool follows an error with its Java stack trace.
+            expected = expected.splitlines()[0] + "\n"
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, expected), step
 
 
 @pytest.mark.timeout(600)

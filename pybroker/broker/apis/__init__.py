@@ -25,6 +25,7 @@ from pybroker.broker.apis import (
     list_offsets,
     metadata,
     offset_for_leader_epoch,
+    partition_reassignments,
     produce,
     scram_credentials,
     share,
@@ -84,6 +85,8 @@ HANDLERS = {
     api.DESCRIBE_TOPIC_PARTITIONS: describe_topic_partitions.handle,
     api.DESCRIBE_LOG_DIRS: describe_log_dirs.handle,
     api.ELECT_LEADERS: elect_leaders.handle,
+    api.ALTER_PARTITION_REASSIGNMENTS: partition_reassignments.alter,
+    api.LIST_PARTITION_REASSIGNMENTS: partition_reassignments.list_ongoing,
     api.GET_TELEMETRY_SUBSCRIPTIONS: telemetry.get_subscriptions,
     api.PUSH_TELEMETRY: telemetry.push,
     # Security: SASL outside a SASL listener's gate, SCRAM credentials.

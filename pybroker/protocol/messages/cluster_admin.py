@@ -1,5 +1,7 @@
 """Cluster administration: DescribeCluster (60), DescribeTopicPartitions (75, KIP-966:
-cursor paging, eligible leader replicas), DescribeLogDirs (35) and ElectLeaders (43)."""
+cursor paging, eligible leader replicas), DescribeLogDirs (35), ElectLeaders (43),
+AlterPartitionReassignments (45; v1 is KIP-860's AllowReplicationFactorChange) and
+ListPartitionReassignments (46)."""
 from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, INT64, STRING, UUID
 
 # Kafka's "authorized operations not requested" bitfield value.
@@ -114,6 +116,60 @@ ELECT_LEADERS = Api(
                 Field("partition_id", INT32),
                 Field("error_code", INT16),
                 Field("error_message", STRING, nullable="0+", default=None),
+            ])),
+        ])),
+    ],
+)
+
+ALTER_PARTITION_REASSIGNMENTS = Api(
+    45, "AlterPartitionReassignments", (0, 1), flexible=0,
+    request=[
+        Field("timeout_ms", INT32, default=60000),
+        Field("allow_replication_factor_change", BOOL, "1+", default=True),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("replicas", Array(INT32), nullable="0+", default=None),  # null: cancel
+            ])),
+        ])),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32),
+        Field("allow_replication_factor_change", BOOL, "1+", default=True),
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("responses", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("error_code", INT16),
+                Field("error_message", STRING, nullable="0+", default=None),
+            ])),
+        ])),
+    ],
+)
+
+LIST_PARTITION_REASSIGNMENTS = Api(
+    46, "ListPartitionReassignments", (0, 0), flexible=0,
+    request=[
+        Field("timeout_ms", INT32, default=60000),
+        Field("topics", Array([  # null: every reassignment in progress
+            Field("name", STRING),
+            Field("partition_indexes", Array(INT32)),
+        ]), nullable="0+", default=None),
+    ],
+    response=[
+        Field("throttle_time_ms", INT32),
+        Field("error_code", INT16),
+        Field("error_message", STRING, nullable="0+", default=None),
+        Field("topics", Array([
+            Field("name", STRING),
+            Field("partitions", Array([
+                Field("partition_index", INT32),
+                Field("replicas", Array(INT32)),
+                Field("adding_replicas", Array(INT32)),
+                Field("removing_replicas", Array(INT32)),
             ])),
         ])),
     ],
