@@ -16,6 +16,7 @@ from pybroker import errors
 from pybroker.broker.apis import delete_records, fetch, list_offsets, offset_for_leader_epoch, produce
 from pybroker.broker.connection import Connection
 from pybroker.broker.partition import Partition
+from pybroker.broker.quotas import ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
@@ -58,6 +59,7 @@ class Node:
         self.replicas = ReplicaManager(self)
         self.stats = BrokerStats()
         self.authorizer = None           # no --authorizer: every request is allowed
+        self.quotas = ClientQuotas(self.config.quota_window_num, self.config.quota_window_size_seconds)  # none set
         self.serving = asyncio.Event()   # the harness's image is whole from the start
         self.serving.set()
         self.stopping = False
