@@ -387,6 +387,10 @@ class BrokerConfig:
     log_cleaner_backoff_ms: int = 15_000
     # Fetch responses never hold more than this many bytes, whatever the client asks.
     fetch_max_bytes: int = 55 * 1024 * 1024
+    # Incremental fetch sessions (KIP-227, pybroker.broker.fetch_session): how many the
+    # broker keeps, and how long one must be unused before another may take its slot.
+    max_incremental_fetch_session_cache_slots: int = 1000
+    min_incremental_fetch_session_eviction_ms: int = 120_000
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)
     cluster_id: str = "pybroker-cluster-0000"
     # Replication (Kafka's names with dots): a follower that has not caught up to the

@@ -25,6 +25,11 @@ learn the high watermark, but with ``max_bytes`` 0. Such a fetch carries no reco
 and its long poll ends as soon as a partition's log end passes the fetch offset or its
 high watermark passes what that follower was last told.
 
+Fetch sessions (KIP-227, pybroker.broker.fetch_session): a request with a session id and
+epoch > 0 fetches every partition of its session (with the cached fetch state, updated by
+the partitions it lists) and is answered with those that changed; its long poll waits on
+all of them.
+
 Authorization (with an authorizer): a consumer needs READ on each topic, a follower
 CLUSTER_ACTION on the cluster; the partitions of a topic it may not read are answered
 TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
@@ -32,9 +37,12 @@ TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pybroker.broker.authorization import allowed, allowed_on_cluster
-from pybroker.errors import KafkaError, OffsetOutOfRange, TopicAuthorizationFailed
+from pybroker.broker.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
+from pybroker.errors import (FetchSessionIdNotFound, InvalidFetchSessionEpoch, KafkaError, OffsetOutOfRange,
+                             TopicAuthorizationFailed)
 from pybroker.security.acls import CLUSTER_ACTION, READ, TOPIC
 
 READ_COMMITTED = 1
@@ -198,34 +206,85 @@ def _diverging(partition, req: dict, entry: dict) -> bool:
 
 async def handle(broker, request) -> dict:
     body = request.body
+    context = _session_context(broker, body)
+    if isinstance(context, dict):
+        return context
+    session, expected_epoch = context
+    fetch_body = body if session is None else dict(body, topics=session.request_topics())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     min_bytes = body.get("min_bytes", 1)
     first = True
-    denied = _denied_topics(broker, request)
+    denied = _denied_topics(broker, request, fetch_body)
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors, news = _read_partitions(broker, body, regions, first, denied)
+        responses, total, errors, news = _read_partitions(broker, fetch_body, regions, first, denied)
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
-            if total:
-                _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
-            return {
-                "throttle_time_ms": 0,
-                "error_code": 0,
-                "session_id": 0,
-                "responses": responses,
-            }
+            break
         release_regions(regions)
-        await _wait_for_append(broker, body, wait)
+        await _wait_for_append(broker, fetch_body, wait)
+    session_id = INVALID_SESSION_ID
+    if session is not None:
+        if session.epoch != expected_epoch:
+            # Another request of this session was served meanwhile (a duplicate).
+            release_regions(regions)
+            return _session_error(InvalidFetchSessionEpoch.code, session.id)
+        responses = session.filter_response(responses)
+        session_id = session.id
+    elif expected_epoch == INITIAL_EPOCH:
+        requests = {(topic["topic"], req["partition"]): req for topic in body["topics"] for req in topic["partitions"]}
+        session_id = broker.fetch_sessions.maybe_create(
+            body.get("replica_id", -1) >= 0, responses, requests, _now_ms())
+    if total:
+        _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": 0,
+        "session_id": session_id,
+        "responses": responses,
+    }
 
 
-def _denied_topics(broker, request) -> frozenset:
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def _session_error(code: int, session_id: int = INVALID_SESSION_ID) -> dict:
+    return {"throttle_time_ms": 0, "error_code": code, "session_id": session_id, "responses": []}
+
+
+def _session_context(broker, body: dict):
+    """What the request's session fields ask for (see pybroker.broker.fetch_session):
+    (None, FINAL_EPOCH) sessionless, (None, INITIAL_EPOCH) full with a new session,
+    (session, epoch it must have when answering) incremental, or an error answer."""
+    cache = broker.fetch_sessions
+    session_id = body.get("session_id", INVALID_SESSION_ID)
+    epoch = body.get("session_epoch", FINAL_EPOCH)
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        if session_id != INVALID_SESSION_ID:
+            cache.remove(session_id)
+        return None, epoch
+    session = cache.get(session_id)
+    if session is None:
+        return _session_error(FetchSessionIdNotFound.code)
+    if session.epoch != epoch:
+        return _session_error(InvalidFetchSessionEpoch.code)
+    session.update(body["topics"], body.get("forgotten_topics_data") or [])
+    if not session.partitions:
+        cache.remove(session.id)
+        return None, FINAL_EPOCH
+    cache.touch(session, _now_ms())
+    session.epoch = next_epoch(session.epoch)
+    return session, session.epoch
+
+
+def _denied_topics(broker, request, body: dict) -> frozenset:
     if broker.authorizer is None:
         return frozenset()
-    names = {topic["topic"] for topic in request.body["topics"]}
-    if request.body.get("replica_id", -1) >= 0:
+    names = {topic["topic"] for topic in body["topics"]}
+    if body.get("replica_id", -1) >= 0:
         return frozenset() if allowed_on_cluster(broker, request, CLUSTER_ACTION) else frozenset(names)
     return frozenset(n for n in names if not allowed(broker, request, READ, TOPIC, n))
 
