@@ -294,7 +294,9 @@ class Broker:
 
     def report(self) -> dict:
         """The periodic ``report`` to the supervisor: counters and led partitions."""
-        return self.stats.report(self.logs.partitions.values())
+        sessions = self.fetch_sessions
+        return {**self.stats.report(self.logs.partitions.values()),
+                "fetch_sessions": [len(sessions), sessions.partitions_cached, sessions.evictions]}
 
     def describe_partitions(self) -> list[dict]:
         rows = []

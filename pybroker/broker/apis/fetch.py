@@ -224,7 +224,10 @@ async def handle(broker, request) -> dict:
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
             break
         release_regions(regions)
-        await _wait_for_append(broker, fetch_body, wait)
+        if not await _wait_for_append(broker, fetch_body, wait) and not total:
+            # The wait ran out with no append, high-watermark move or state change on any
+            # of the partitions: the answer is what was just read (no records in it).
+            break
     session_id = INVALID_SESSION_ID
     if session is not None:
         if session.epoch != expected_epoch:
@@ -298,23 +301,24 @@ def _count_bytes_out(broker, responses: list, follower: bool) -> None:
             stats.on_fetch(topic["topic"], nbytes, follower)
 
 
-async def _wait_for_append(broker, body: dict, timeout: float) -> None:
+async def _wait_for_append(broker, body: dict, timeout: float) -> bool:
     watched = [broker.logs.partitions.get((topic["topic"], req["partition"]))
                for topic in body["topics"] for req in topic["partitions"]]
-    await wait_for_append(broker, [p for p in watched if p is not None], timeout)
+    return await wait_for_append(broker, [p for p in watched if p is not None], timeout)
 
 
-async def wait_for_append(broker, watched: list, timeout: float) -> None:
-    """Until an append or high-watermark advance on any of ``watched`` (or the broker
-    stops), at most ``timeout`` seconds."""
+async def wait_for_append(broker, watched: list, timeout: float) -> bool:
+    """Until an append, a high-watermark advance or a new state on any of ``watched`` (or
+    the broker stops), at most ``timeout`` seconds. True if one came, False on timeout."""
     fut = asyncio.get_running_loop().create_future()
     for partition in watched:
         partition.register_waiter(fut)
     broker.register_stop_waiter(fut)
     try:
         await asyncio.wait_for(fut, timeout)
+        return True
     except asyncio.TimeoutError:
-        pass
+        return False
     finally:
         for partition in watched:
             partition.unregister_waiter(fut)
