@@ -1,7 +1,8 @@
 """Consumers of many partitions with fetch sessions (KIP-227) on: the Java consumer opens
 an incremental fetch session and reads everything, through an idle stretch and new
-records; confluent-kafka reads everything the same way. The broker's FetchSessionCache
-gauges (/metrics) show what sessions it holds."""
+records; confluent-kafka (librdkafka fetches sessionless) reads everything from a broker
+that holds sessions. The broker's FetchSessionCache gauges (/metrics) show what sessions
+it holds."""
 from __future__ import annotations
 
 import re
