@@ -391,6 +391,10 @@ class BrokerConfig:
     # samples of quota.window.size.seconds each, Kafka's defaults.
     quota_window_num: int = 11
     quota_window_size_seconds: int = 1
+    # Incremental fetch sessions (KIP-227, pybroker.broker.fetch_session): how many the
+    # broker keeps, and how long one must be unused before another may take its slot.
+    max_incremental_fetch_session_cache_slots: int = 1000
+    min_incremental_fetch_session_eviction_ms: int = 120_000
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)
     cluster_id: str = "pybroker-cluster-0000"
     # Replication (Kafka's names with dots): a follower that has not caught up to the

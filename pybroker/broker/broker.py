@@ -22,6 +22,7 @@ from pybroker.broker.acceptor import Acceptor, listen_sockets, listen_unix
 from pybroker.broker.authorization import make_authorizer
 from pybroker.broker.apis import HANDLERS
 from pybroker.broker.apis.fetch import empty_for_throttle, release_regions
+from pybroker.broker.fetch_session import FetchSessionCache
 from pybroker.broker.apis.metadata import TopicEntryCache
 from pybroker.broker.connection import Connection
 from pybroker.broker.log_limit import RateLimitedLog
@@ -77,6 +78,9 @@ class Broker:
         self.replicas = ReplicaManager(self)
         # Quarantined ranges of replicated partitions refetched from another replica.
         self.repairer = ReplicaRepairer(self)
+        # Incremental fetch sessions (KIP-227) of consumers and followers fetching here.
+        self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots,
+                                                config.min_incremental_fetch_session_eviction_ms)
         # Counters reported to the supervisor (per request and per batch-set, never per record).
         self.stats = BrokerStats()
         # Client quotas as the controller pushes them, enforced per request (pybroker.broker.quotas).
@@ -321,7 +325,9 @@ class Broker:
 
     def report(self) -> dict:
         """The periodic ``report`` to the supervisor: counters and led partitions."""
-        return self.stats.report(self.logs.partitions.values())
+        sessions = self.fetch_sessions
+        return {**self.stats.report(self.logs.partitions.values()),
+                "fetch_sessions": [len(sessions), sessions.partitions_cached, sessions.evictions]}
 
     def describe_partitions(self) -> list[dict]:
         rows = []

@@ -32,6 +32,15 @@ It keeps one TCP connection to the leader and speaks the Kafka protocol as any c
    have: the partition replicates over the socket for the rest of that leader epoch, so
    append, out of range, truncate can happen at most once per epoch, never in a loop.
 
+4. Fetches use a fetch session on the leader (KIP-227): the first Fetch is full and asks
+   for one; then each lists only the partitions whose fetch offset, leader epoch or log
+   start changed, and those that stopped being fetched (parked, truncating, moved) as
+   forgotten, and the leader answers only the partitions with news. A partition that
+   is left out keeps the high watermark and log start the leader last answered (a log
+   end the ring moved up takes the high watermark up with it). A partition of a new
+   leader epoch leaves the session for one round and rejoins whole. A session error, a
+   leader without room, or a lost connection makes the next Fetch full again.
+
 Errors: a partition-level fencing error (the follower's or leader's metadata is stale)
 parks that partition until its next state arrives or the backoff passes; a connection
 error or malformed response closes the connection and retries after
@@ -46,6 +55,7 @@ import logging
 import struct
 
 from pybroker import errors
+from pybroker.broker.fetch_session import INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
 from pybroker.protocol import api
 from pybroker.protocol.errors import MalformedFrame
 from pybroker.record.batch import parse_batches
@@ -62,6 +72,10 @@ RESPONSE_GRACE_S = 30.0
 # Truncation asks again at most this many times (each round drops one local epoch).
 MAX_TRUNCATION_ROUNDS = 1000
 
+# Answers that end the fetch session: the next request is full.
+_SESSION_CODES = {
+    errors.FetchSessionIdNotFound.code, errors.InvalidFetchSessionEpoch.code, errors.FetchSessionTopicIdError.code,
+}
 _FENCING_CODES = {
     errors.NotLeaderOrFollower.code, errors.FencedLeaderEpoch.code, errors.UnknownLeaderEpoch.code,
     errors.UnknownTopicOrPartition.code, errors.LeaderNotAvailable.code, errors.KafkaStorageError.code,
@@ -85,6 +99,14 @@ class ReplicaFetcher:
         # the ring is not used for the partition (see the module docstring, step 3).
         self._ring_appended: dict[tuple[str, int], int] = {}
         self._ring_refused: dict[tuple[str, int], int] = {}
+        # The fetch session on the leader (KIP-227): its id, the epoch of the next request
+        # (0: a full request, asking for a new session), and (topic, index) -> (fetch
+        # offset, leader epoch, log start) as the session holds them.
+        self._session_id = INVALID_SESSION_ID
+        self._session_epoch = INITIAL_EPOCH
+        self._session: dict[tuple[str, int], tuple[int, int, int]] = {}
+        # (topic, index) -> (high watermark, log start) the leader last answered.
+        self._leader_positions: dict[tuple[str, int], tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"ReplicaFetcher(broker {self.broker.node_id} <- leader {self.leader_id}, {len(self.partitions)} partitions)"
@@ -102,6 +124,7 @@ class ReplicaFetcher:
         self._parked.pop(key, None)
         self._ring_appended.pop(key, None)
         self._ring_refused.pop(key, None)
+        self._leader_positions.pop(key, None)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -126,6 +149,8 @@ class ReplicaFetcher:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+        # What the leader's session holds is unknown after a lost answer: start anew.
+        self._reset_session(keep_id=True)
 
     async def _run(self) -> None:
         backoff = self.broker.config.replica_fetch_backoff_ms / 1000.0
@@ -285,10 +310,29 @@ class ReplicaFetcher:
             return
         config = self.broker.config
         positions_only = self._read_ring(ready) == len(ready)
+        full = self._session_epoch == INITIAL_EPOCH
+        cached = self._session
         sent = {}
+        listed = []
+        view = {}
         by_topic: dict[str, list] = {}
         for partition in ready:
-            sent[(partition.topic, partition.index)] = (partition, partition.leader_epoch, partition.log_end_offset)
+            key = (partition.topic, partition.index)
+            state = (partition.log_end_offset, partition.leader_epoch, partition.log_start_offset)
+            if not full:
+                before = cached.get(key)
+                if before is not None and before[1] != state[1]:
+                    # A new leader epoch: out of the session for one round, so that it
+                    # comes back whole (high watermark and log start) when it rejoins.
+                    continue
+                sent[key] = (partition, partition.leader_epoch, partition.log_end_offset)
+                view[key] = state
+                if before == state:
+                    continue  # the leader's session has it as it is
+            else:
+                sent[key] = (partition, partition.leader_epoch, partition.log_end_offset)
+                view[key] = state
+            listed.append(key)
             by_topic.setdefault(partition.topic, []).append({
                 "partition": partition.index,
                 "current_leader_epoch": partition.leader_epoch,
@@ -296,31 +340,76 @@ class ReplicaFetcher:
                 "log_start_offset": partition.log_start_offset,
                 "partition_max_bytes": config.replica_fetch_max_bytes,
             })
+        forgotten: dict[str, list] = {}
+        if not full:
+            for topic, index in cached:
+                if (topic, index) not in view:
+                    forgotten.setdefault(topic, []).append(index)
         wait_ms = config.replica_fetch_wait_max_ms
+        epoch = self._session_epoch
         response = await self._roundtrip(api.FETCH, FETCH_VERSION, {
             "replica_id": self.broker.node_id,
             "max_wait_ms": wait_ms,
             "min_bytes": 1,
             "max_bytes": 0 if positions_only else config.replica_fetch_response_max_bytes,
             "isolation_level": 0,
-            "session_id": 0,
-            "session_epoch": -1,
+            "session_id": self._session_id,
+            "session_epoch": epoch,
             "topics": [{"topic": t, "partitions": parts} for t, parts in by_topic.items()],
-            "forgotten_topics_data": [],
+            "forgotten_topics_data": [{"topic": t, "partitions": parts} for t, parts in forgotten.items()],
             "rack_id": "",
         }, wait_ms / 1000.0)
-        if response["error_code"]:
-            raise errors.for_code(response["error_code"])(f"fetch from leader {self.leader_id}")
+        code = response["error_code"]
+        if code in _SESSION_CODES:
+            log.info("%r: fetch session %d epoch %d: %s; starting a new session", self, self._session_id,
+                     epoch, errors.name_of(code))
+            self._reset_session(keep_id=code != errors.FetchSessionIdNotFound.code)
+            return
+        if code:
+            raise errors.for_code(code)(f"fetch from leader {self.leader_id}")
+        if response["session_id"] == INVALID_SESSION_ID or (not full and response["session_id"] != self._session_id):
+            # No room for a session on the leader (or it closed ours): full requests.
+            self._reset_session(keep_id=False)
+        else:
+            self._session_id = response["session_id"]
+            self._session_epoch = next_epoch(epoch)
+            self._session = view
+        answered = set()
         for topic in response["responses"]:
             for answer in topic["partitions"]:
-                found = sent.get((topic["topic"], answer["partition_index"]))
+                key = (topic["topic"], answer["partition_index"])
+                found = sent.get(key)
                 if found is None:
                     continue
+                answered.add(key)
+                if not answer["error_code"]:
+                    self._leader_positions[key] = (answer["high_watermark"], answer["log_start_offset"])
                 partition, epoch, offset = found
                 if (partition.leader_epoch != epoch or partition.leader != self.leader_id
                         or partition.needs_truncation or partition.log_end_offset != offset):
                     continue  # the state moved on while we fetched
                 await self._apply_fetched(partition, answer)
+        # Partitions the leader left out have its high watermark and log start as last
+        # told: a log end the ring moved up takes the high watermark up to it.
+        for key in listed:
+            if key in answered:
+                continue
+            known = self._leader_positions.get(key)
+            partition, epoch, offset = sent[key]
+            if (known is None or partition.leader_epoch != epoch or partition.leader != self.leader_id
+                    or partition.needs_truncation or partition.log_end_offset != offset):
+                continue
+            partition.update_follower_high_watermark(known[0])
+            partition.update_follower_log_start_offset(known[1])
+
+    def _reset_session(self, keep_id: bool) -> None:
+        """The next Fetch is full: it asks for a new session (closing the current one on
+        the leader when ``keep_id``)."""
+        if not keep_id:
+            self._session_id = INVALID_SESSION_ID
+        self._session_epoch = INITIAL_EPOCH
+        self._session = {}
+        self._leader_positions.clear()
 
     def _read_ring(self, ready: list) -> int:
         """Append what the leader's tail ring holds for each partition; returns how many

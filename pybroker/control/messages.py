@@ -5,7 +5,9 @@ Broker -> supervisor
                       (optional: listeners [[name, port]], internal_socket)
     heartbeat         node_id                             (one-way, every second)
     report            node_id, boot, topics, requests, isr, partitions
-                                                          (one-way, every 2 s: counters, see broker/stats.py)
+                                                          (one-way, every 2 s: counters, see broker/stats.py;
+                                                          optional: fetch_sessions [sessions, partitions
+                                                          cached, evictions])
     create_topics     topics[{name, num_partitions, replication_factor, assignments, configs}],
                       validate_only                       -> results[{name, error_code, error_message, ...}]
     delete_topics     names                               -> results

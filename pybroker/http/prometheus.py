@@ -90,6 +90,7 @@ class ClusterCollector:
             up.add_metric(label, 1 if b["state"] == "up" else 0)
             restarts.add_metric(label, b["restarts"])
         yield from (leaders, replicas, up, restarts)
+        yield from _fetch_session_metrics(sup)
         yield GaugeMetricFamily("kafka_brokers", "Brokers registered and not fenced",
                                 value=sum(1 for b in brokers if b["state"] == "up"))
 
@@ -135,3 +136,23 @@ def registry(supervisor, metrics) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
     reg.register(ClusterCollector(supervisor, metrics))
     return reg
+
+
+def _fetch_session_metrics(sup):
+    """Kafka's FetchSessionCache metrics, per broker, from its last report."""
+    sessions = GaugeMetricFamily("kafka_server_fetchsessioncache_numincrementalfetchsessions",
+                                 "Incremental fetch sessions the broker holds", labels=["broker"])
+    partitions = GaugeMetricFamily("kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+                                   "Partitions in the broker's incremental fetch sessions", labels=["broker"])
+    evictions = CounterMetricFamily("kafka_server_fetchsessioncache_incrementalfetchsessionevictions",
+                                    "Fetch sessions evicted to make room (IncrementalFetchSessionEvictionsPerSec)",
+                                    labels=["broker"])
+    for node_id, doc in sorted(sup.reports.items()):
+        row = doc.get("fetch_sessions")
+        if row is None:
+            continue
+        label = [str(node_id)]
+        sessions.add_metric(label, row[0])
+        partitions.add_metric(label, row[1])
+        evictions.add_metric(label, row[2])
+    yield from (sessions, partitions, evictions)

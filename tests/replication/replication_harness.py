@@ -15,6 +15,7 @@ import uuid
 from pybroker import errors
 from pybroker.broker.apis import delete_records, fetch, list_offsets, offset_for_leader_epoch, produce
 from pybroker.broker.connection import Connection
+from pybroker.broker.fetch_session import FetchSessionCache
 from pybroker.broker.partition import Partition
 from pybroker.broker.quotas import ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
@@ -58,6 +59,8 @@ class Node:
         self.logs = Logs()
         self.replicas = ReplicaManager(self)
         self.stats = BrokerStats()
+        self.fetch_sessions = FetchSessionCache(self.config.max_incremental_fetch_session_cache_slots,
+                                                self.config.min_incremental_fetch_session_eviction_ms)
         self.authorizer = None           # no --authorizer: every request is allowed
         self.quotas = ClientQuotas(self.config.quota_window_num, self.config.quota_window_size_seconds)  # none set
         self.serving = asyncio.Event()   # the harness's image is whole from the start

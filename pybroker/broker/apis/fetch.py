@@ -28,7 +28,14 @@ high watermark passes what that follower was last told.
 Client quotas: a consumer with a ``consumer_byte_rate`` has ``max_bytes`` capped to what
 its quota window allows, and the response's record bytes counted before it is sent; over
 the quota it gets an empty response with ``throttle_time_ms`` and a muted connection
-(pybroker.broker.quotas). Followers are not subject to client quotas.
+(pybroker.broker.quotas). Followers are not subject to client quotas. A throttled fetch
+of a session is answered with the session's id and no partitions; the session's state is
+left as it was, so the next fetch brings what this one would have.
+
+Fetch sessions (KIP-227, pybroker.broker.fetch_session): a request with a session id and
+epoch > 0 fetches every partition of its session (with the cached fetch state, updated by
+the partitions it lists) and is answered with those that changed; its long poll waits on
+all of them.
 
 Authorization (with an authorizer): a consumer needs READ on each topic, a follower
 CLUSTER_ACTION on the cluster; the partitions of a topic it may not read are answered
@@ -40,7 +47,9 @@ import asyncio
 import time
 
 from pybroker.broker.authorization import allowed, allowed_on_cluster
-from pybroker.errors import KafkaError, OffsetOutOfRange, TopicAuthorizationFailed
+from pybroker.broker.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
+from pybroker.errors import (FetchSessionIdNotFound, InvalidFetchSessionEpoch, KafkaError, OffsetOutOfRange,
+                             TopicAuthorizationFailed)
 from pybroker.security.acls import CLUSTER_ACTION, READ, TOPIC
 
 READ_COMMITTED = 1
@@ -204,36 +213,58 @@ def _diverging(partition, req: dict, entry: dict) -> bool:
 
 async def handle(broker, request) -> dict:
     body = request.body
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
-    min_bytes = body.get("min_bytes", 1)
-    first = True
-    denied = _denied_topics(broker, request)
+    context = _session_context(broker, body)
+    if isinstance(context, dict):
+        return context
+    session, expected_epoch = context
     quota = broker.quotas.fetch
     quota_applies = quota.enabled and body.get("replica_id", -1) < 0
     if quota_applies:
         cap = quota.max_value_in_window(request.principal, request.client_id)
         if cap is not None:
             body["max_bytes"] = min(body.get("max_bytes", 0x7FFFFFFF), int(cap))
+    fetch_body = body if session is None else dict(body, topics=session.request_topics())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
+    min_bytes = body.get("min_bytes", 1)
+    first = True
+    denied = _denied_topics(broker, request, fetch_body)
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors, news = _read_partitions(broker, body, regions, first, denied)
+        responses, total, errors, news = _read_partitions(broker, fetch_body, regions, first, denied)
         first = False
         wait = deadline - loop.time()
         if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
-            if quota_applies and _throttled(broker, request, quota, total):
-                release_regions(regions)
-                return {"throttle_time_ms": request.throttle_ms, "error_code": 0, "session_id": 0, "responses": []}
-            if total:
-                _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
-            return {
-                "throttle_time_ms": 0,
-                "error_code": 0,
-                "session_id": 0,
-                "responses": responses,
-            }
+            break
         release_regions(regions)
-        await _wait_for_append(broker, body, wait)
+        if not await _wait_for_append(broker, fetch_body, wait) and not total:
+            # The wait ran out with no append, high-watermark move or state change on any
+            # of the partitions: the answer is what was just read (no records in it).
+            break
+    session_id = INVALID_SESSION_ID
+    if session is not None:
+        if session.epoch != expected_epoch:
+            # Another request of this session was served meanwhile (a duplicate).
+            release_regions(regions)
+            return _session_error(InvalidFetchSessionEpoch.code, session.id)
+        session_id = session.id
+    if quota_applies and _throttled(broker, request, quota, total):
+        release_regions(regions)
+        return {"throttle_time_ms": request.throttle_ms, "error_code": 0, "session_id": session_id, "responses": []}
+    if session is not None:
+        responses = session.filter_response(responses)
+    elif expected_epoch == INITIAL_EPOCH:
+        requests = {(topic["topic"], req["partition"]): req for topic in body["topics"] for req in topic["partitions"]}
+        session_id = broker.fetch_sessions.maybe_create(
+            body.get("replica_id", -1) >= 0, responses, requests, _now_ms())
+    if total:
+        _count_bytes_out(broker, responses, body.get("replica_id", -1) >= 0)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": 0,
+        "session_id": session_id,
+        "responses": responses,
+    }
 
 
 def empty_for_throttle(broker, request, body: dict) -> None:
@@ -263,11 +294,44 @@ def _throttled(broker, request, quota, nbytes: int) -> bool:
     return True
 
 
-def _denied_topics(broker, request) -> frozenset:
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def _session_error(code: int, session_id: int = INVALID_SESSION_ID) -> dict:
+    return {"throttle_time_ms": 0, "error_code": code, "session_id": session_id, "responses": []}
+
+
+def _session_context(broker, body: dict):
+    """What the request's session fields ask for (see pybroker.broker.fetch_session):
+    (None, FINAL_EPOCH) sessionless, (None, INITIAL_EPOCH) full with a new session,
+    (session, epoch it must have when answering) incremental, or an error answer."""
+    cache = broker.fetch_sessions
+    session_id = body.get("session_id", INVALID_SESSION_ID)
+    epoch = body.get("session_epoch", FINAL_EPOCH)
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        if session_id != INVALID_SESSION_ID:
+            cache.remove(session_id)
+        return None, epoch
+    session = cache.get(session_id)
+    if session is None:
+        return _session_error(FetchSessionIdNotFound.code)
+    if session.epoch != epoch:
+        return _session_error(InvalidFetchSessionEpoch.code)
+    session.update(body["topics"], body.get("forgotten_topics_data") or [])
+    if not session.partitions:
+        cache.remove(session.id)
+        return None, FINAL_EPOCH
+    cache.touch(session, _now_ms())
+    session.epoch = next_epoch(session.epoch)
+    return session, session.epoch
+
+
+def _denied_topics(broker, request, body: dict) -> frozenset:
     if broker.authorizer is None:
         return frozenset()
-    names = {topic["topic"] for topic in request.body["topics"]}
-    if request.body.get("replica_id", -1) >= 0:
+    names = {topic["topic"] for topic in body["topics"]}
+    if body.get("replica_id", -1) >= 0:
         return frozenset() if allowed_on_cluster(broker, request, CLUSTER_ACTION) else frozenset(names)
     return frozenset(n for n in names if not allowed(broker, request, READ, TOPIC, n))
 
@@ -281,23 +345,24 @@ def _count_bytes_out(broker, responses: list, follower: bool) -> None:
             stats.on_fetch(topic["topic"], nbytes, follower)
 
 
-async def _wait_for_append(broker, body: dict, timeout: float) -> None:
+async def _wait_for_append(broker, body: dict, timeout: float) -> bool:
     watched = [broker.logs.partitions.get((topic["topic"], req["partition"]))
                for topic in body["topics"] for req in topic["partitions"]]
-    await wait_for_append(broker, [p for p in watched if p is not None], timeout)
+    return await wait_for_append(broker, [p for p in watched if p is not None], timeout)
 
 
-async def wait_for_append(broker, watched: list, timeout: float) -> None:
-    """Until an append or high-watermark advance on any of ``watched`` (or the broker
-    stops), at most ``timeout`` seconds."""
+async def wait_for_append(broker, watched: list, timeout: float) -> bool:
+    """Until an append, a high-watermark advance or a new state on any of ``watched`` (or
+    the broker stops), at most ``timeout`` seconds. True if one came, False on timeout."""
     fut = asyncio.get_running_loop().create_future()
     for partition in watched:
         partition.register_waiter(fut)
     broker.register_stop_waiter(fut)
     try:
         await asyncio.wait_for(fut, timeout)
+        return True
     except asyncio.TimeoutError:
-        pass
+        return False
     finally:
         for partition in watched:
             partition.unregister_waiter(fut)
