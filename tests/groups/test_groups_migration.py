@@ -137,3 +137,24 @@ def test_last_consumer_protocol_member_leaving_downgrades_the_group(cluster):
     finally:
         for c in classic + modern:
             c.stop()
+
+
+def test_policy_disabled_keeps_a_classic_group_with_members_classic(tmp_path):
+    c = BrokerCluster(data_dir=tmp_path, brokers=1,
+                      extra_args=[*GROUP_ARGS, "--group-consumer-migration-policy", "disabled"])
+    c.start()
+    classic, modern = None, None
+    try:
+        topic, group = create_topic(c.bootstrap, PARTITIONS), unique("disabled")
+        classic = start(c.bootstrap, topic, group, "classic-0", "range")
+        wait_until(lambda: classic.owned == ALL, 60, "the classic member to own every partition")
+        modern = start(c.bootstrap, topic, group, "modern-0", "consumer")
+        wait_until(lambda: modern.of("subscribed"), 30, "the consumer-protocol member to subscribe")
+        time.sleep(3.0)                     # its heartbeats are refused (GROUP_ID_NOT_FOUND) meanwhile
+        assert group_type(c.bootstrap, group) == "CLASSIC"
+        assert classic.owned == ALL and not modern.owned
+    finally:
+        for p in (classic, modern):
+            if p is not None:
+                p.stop()
+        c.stop()
