@@ -505,6 +505,11 @@ class GroupCoordinator:
         without them any producer may commit for the group."""
         if not group_id:
             return errors.InvalidGroupId.code
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            # Kafka's ConsumerGroup.validateOffsetCommit: a member at its epoch (a classic
+            # member's generation), or nobody while the group is empty.
+            return modern.commit_error(member_id, generation_id)
         group = self.groups.get(group_id)
         if group is None:
             if member_id:

@@ -185,3 +185,12 @@ def test_group_consumer_max_size_bounds_the_upgrade(tmp_path):
     c.settings = replace(c.settings, consumer=replace(c.settings.consumer, max_size=1))
     classic_group(c)
     assert beat(c, "m", 0, 10)["error_code"] == errors.GroupIdNotFound.code
+
+
+def test_transactional_commits_of_a_classic_member_in_a_consumer_group_check_its_generation(tmp_path):
+    c = coordinator(tmp_path)
+    a, b = classic_group(c)
+    beat(c, "m", 0, 10)
+    assert c.txn_commit_error("g", a, 1) == 0
+    assert c.txn_commit_error("g", a, 0) == errors.IllegalGeneration.code
+    assert c.txn_commit_error("g", "nobody", 1) == errors.UnknownMemberId.code
