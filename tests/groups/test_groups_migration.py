@@ -80,11 +80,13 @@ def start(bootstrap, topic, group, name, protocol):
     return ConsumerProcess(bootstrap, topic, group, name, commit_every=1, assignor=protocol)
 
 
-def test_classic_group_with_members_upgrades_and_loses_nothing(cluster):
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
+def test_classic_group_with_members_upgrades_and_loses_nothing(cluster, assignor):
+    """Eager (range: revokes everything, then rejoins) and cooperative classic members."""
     bootstrap = cluster.bootstrap
     topic, group = create_topic(bootstrap, PARTITIONS), unique("upgrade")
     before = produce(bootstrap, topic, 60, PARTITIONS)
-    classic = [start(bootstrap, topic, group, f"classic-{i}", "range") for i in range(2)]
+    classic = [start(bootstrap, topic, group, f"classic-{i}", assignor) for i in range(2)]
     modern: list[ConsumerProcess] = []
     try:
         wait_until(lambda: partitioned(classic) and before <= consumed(classic), 60,
