@@ -18,9 +18,15 @@ is behind the assignment epoch, with T its target and A what it holds:
                            holds (UNRELEASED_PARTITIONS, until they are released), and
                            moves to the assignment epoch; STABLE once it holds all of T
 
-so a partition is never owned by two members at once and nobody stops for a rebalance
+(a member reporting that it no longer owns A - T skips the wait), so a partition is never
+owned by two members at once and nobody stops for a rebalance
 that does not concern it. A member that does not revoke within its rebalance timeout, or
 does not heartbeat within the session timeout, is fenced.
+
+Members that speak the classic protocol (a classic group upgraded with its members, see
+migration.py) reconcile the same way, at their JoinGroup, and get their assignment in
+SyncGroup; ``classic_join``/``classic_sync``/``classic_heartbeat``/``classic_leave``
+serve them, as Kafka's classicGroup*ToConsumerGroup.
 
 Pure logic: no sockets, no clock (callers pass ``now_ms``). Owned by the coordinator's
 event loop thread.
