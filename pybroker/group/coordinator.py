@@ -18,7 +18,8 @@ from typing import Mapping
 from pybroker import errors
 from pybroker.group.consumer_group import (LEAVE_EPOCH, ConsumerGroup, ConsumerGroupSettings, ConsumerGroupState,
                                           heartbeat_error)
-from pybroker.group.migration import MigrationPolicy, may_downgrade, may_upgrade, to_classic_group, to_consumer_group
+from pybroker.group.migration import (MigrationPolicy, all_classic, may_downgrade, may_upgrade, to_classic_group,
+                                     to_consumer_group)
 from pybroker.group.consumer_protocol import decode_subscription
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
 from pybroker.group.share_group import ShareGroup, ShareGroupSettings
@@ -93,7 +94,18 @@ class GroupCoordinator:
         if modern is not None:
             if not modern.is_empty():
                 request.pop("token", None)
-                return modern.classic_join(now_ms, topics or {}, topics_version, **request)
+                instance_id = request.get("group_instance_id")
+                previous = modern.members.get(modern.static_members.get(instance_id, "")) if instance_id else None
+                # A consumer-protocol static member whose place a classic member takes.
+                replaced = previous is not None and previous.classic is None and \
+                    previous.member_id != request.get("member_id")
+                response = modern.classic_join(now_ms, topics or {}, topics_version, **request)
+                if response["error_code"] == NONE and replaced and \
+                        all_classic(modern, self.migration_policy, self.settings.group.max_size):
+                    del self.consumer_groups[group_id]
+                    self.groups[group_id] = to_classic_group(modern, "", self.settings.group, self._new_member_id,
+                                                             now_ms, rebalance=False)
+                return response
             del self.consumer_groups[group_id]
         return self._group_for_join(group_id).join(now_ms, **request)
 

@@ -16,6 +16,9 @@ speak the classic protocol (and fit ``group.max.size``), the group becomes a cla
 group again at the group epoch as its generation, each member holding its target
 assignment, and a rebalance starts so the classic leader assigns.
 
+A classic static member taking over the instance id of the last consumer-protocol member
+downgrades the group too, without a rebalance: it keeps its predecessor's assignment.
+
 Committed offsets belong to the group id, so they stay throughout. Pure logic.
 """
 from __future__ import annotations
@@ -105,11 +108,19 @@ def to_consumer_group(classic: Group, topics: Mapping, topics_version: object, g
     return group
 
 
+def all_classic(group: ConsumerGroup, policy: MigrationPolicy, classic_max_size: int) -> bool:
+    """Kafka's validateOnlineDowngradeWithReplacedMemberId, once the replacement is made:
+    only classic members are left."""
+    return bool(group.members) and all(m.classic is not None for m in group.members.values()) and \
+        policy.downgrades and len(group.members) <= classic_max_size
+
+
 def to_classic_group(group: ConsumerGroup, leaving_id: str, settings: GroupSettings, new_member_id,
-                     now_ms: int) -> Group:
+                     now_ms: int, rebalance: bool = True) -> Group:
     """The classic group ``group`` becomes when ``leaving_id`` goes (Kafka's
     ClassicGroup.fromConsumerGroup): Stable at the group epoch, each member holding its
-    target assignment, then rebalancing."""
+    target assignment, then rebalancing (not when a classic static member took the
+    place of the last consumer-protocol one: it keeps that member's assignment)."""
     members = [GroupMember(member_id=m.member_id, group_instance_id=m.instance_id, client_id=m.client_id,
                            client_host=m.client_host, session_timeout_ms=m.classic.session_timeout_ms,
                            rebalance_timeout_ms=m.rebalance_timeout_ms, protocol_type=CONSUMER_PROTOCOL,
@@ -122,5 +133,6 @@ def to_classic_group(group: ConsumerGroup, leaving_id: str, settings: GroupSetti
                       for p in sorted(ps)]
         version = group.members[member.member_id].classic.assignment_version()
         member.assignment = encode_assignment(Assignment(partitions, version=version))
-    classic.rebalance(now_ms)
+    if rebalance:
+        classic.rebalance(now_ms)
     return classic

@@ -194,3 +194,22 @@ def test_transactional_commits_of_a_classic_member_in_a_consumer_group_check_its
     assert c.txn_commit_error("g", a, 1) == 0
     assert c.txn_commit_error("g", a, 0) == errors.IllegalGeneration.code
     assert c.txn_commit_error("g", "nobody", 1) == errors.UnknownMemberId.code
+
+
+def test_a_classic_static_member_replacing_the_last_consumer_member_downgrades_without_a_rebalance(tmp_path):
+    c = coordinator(tmp_path)
+    a, b = classic_group(c)
+    r = c.consumer_heartbeat("g", 10, TOPICS, 0, member_id="m", member_epoch=0, instance_id="i",
+                             rebalance_timeout_ms=20_000, subscribed_topic_names=["orders"], topic_partitions=[])
+    assert r["error_code"] == 0
+    target = c.consumer_groups["g"].target["m"]
+    joined = c.join("g", 11, topics=TOPICS, topics_version=0, member_id="", protocol_type="consumer",
+                    protocols=[("range", metadata())], session_timeout_ms=10_000, rebalance_timeout_ms=20_000,
+                    group_instance_id="i", client_id="i", client_host="/h", version=5, token="i")
+    assert joined["error_code"] == 0
+    group = c.groups["g"]
+    assert "g" not in c.consumer_groups and group.state is GroupState.STABLE
+    assert set(group.members) == {a, b, joined["member_id"]}
+    r = c.sync("g", 12, member_id=joined["member_id"], generation_id=group.generation_id, token="i")
+    assert r["error_code"] == 0
+    assert {p for _, p in decode_assignment(r["assignment"]).partitions} == target.get(T1, set())
