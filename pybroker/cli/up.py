@@ -45,6 +45,10 @@ def register(subparsers) -> None:
                    help="KIP-848 consumer groups: a member silent this long is fenced (default 45000, as Kafka)")
     p.add_argument("--group-consumer-heartbeat-interval-ms", type=int, default=5000,
                    help="KIP-848 consumer groups: how often members heartbeat (default 5000, as Kafka)")
+    p.add_argument("--group-consumer-migration-policy", default="bidirectional",
+                   choices=["disabled", "upgrade", "downgrade", "bidirectional"],
+                   help="online migration of groups with members between the classic and the consumer "
+                        "protocol (group.consumer.migration.policy; default bidirectional, as Kafka)")
     p.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                    help="wait for more members before a new group's first rebalance (default 3000, as Kafka)")
     p.add_argument("--offsets-retention-minutes", type=int, default=7 * 24 * 60,
@@ -274,7 +278,8 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
         group_settings=CoordinatorSettings(
             group=GroupSettings(initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms),
             consumer=ConsumerGroupSettings(session_timeout_ms=args.group_consumer_session_timeout_ms,
-                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms),
+                                           heartbeat_interval_ms=args.group_consumer_heartbeat_interval_ms,
+                                           migration_policy=args.group_consumer_migration_policy),
             share=ShareGroupSettings(session_timeout_ms=args.group_share_session_timeout_ms,
                                      heartbeat_interval_ms=args.group_share_heartbeat_interval_ms,
                                      record_lock_duration_ms=args.group_share_record_lock_duration_ms,

@@ -18,9 +18,15 @@ is behind the assignment epoch, with T its target and A what it holds:
                            holds (UNRELEASED_PARTITIONS, until they are released), and
                            moves to the assignment epoch; STABLE once it holds all of T
 
-so a partition is never owned by two members at once and nobody stops for a rebalance
+(a member reporting that it no longer owns A - T skips the wait), so a partition is never
+owned by two members at once and nobody stops for a rebalance
 that does not concern it. A member that does not revoke within its rebalance timeout, or
 does not heartbeat within the session timeout, is fenced.
+
+Members that speak the classic protocol (a classic group upgraded with its members, see
+migration.py) reconcile the same way, at their JoinGroup, and get their assignment in
+SyncGroup; ``classic_join``/``classic_sync``/``classic_heartbeat``/``classic_leave``
+serve them, as Kafka's classicGroup*ToConsumerGroup.
 
 Pure logic: no sockets, no clock (callers pass ``now_ms``). Owned by the coordinator's
 event loop thread.
@@ -34,8 +40,11 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from pybroker import errors
+from pybroker.group.consumer_protocol import (MAX_VERSION, Assignment, decode_subscription,
+                                             encode_assignment)
 from pybroker.group.server_assignors import ASSIGNORS, DEFAULT_ASSIGNOR
 
+CONSUMER_PROTOCOL_TYPE = "consumer"
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 Partitions = dict[str, set[int]]          # topic id -> partitions
@@ -49,6 +58,7 @@ class ConsumerGroupSettings:
     heartbeat_interval_ms: int = 5_000        # group.consumer.heartbeat.interval.ms
     max_size: int = 2**31 - 1                 # group.consumer.max.size
     assignors: tuple[str, ...] = ("uniform", "range")   # group.consumer.assignors
+    migration_policy: str = "bidirectional"   # group.consumer.migration.policy
 
 
 class ConsumerGroupState(enum.Enum):
@@ -63,6 +73,31 @@ class MemberState(enum.Enum):
     STABLE = "stable"
     UNREVOKED_PARTITIONS = "unrevoked_partitions"
     UNRELEASED_PARTITIONS = "unreleased_partitions"
+
+
+@dataclass
+class ClassicMetadata:
+    """A member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat) to a
+    consumer group, as its last JoinGroup described it (Kafka's ClassicMemberMetadata).
+    It learns of a new assignment by rejoining: REBALANCE_IN_PROGRESS in its Heartbeat,
+    then JoinGroup and SyncGroup, which carries its assignment as ConsumerProtocolAssignment
+    bytes. It must rejoin within its rebalance timeout once told, and sync within it after
+    its JoinGroup answer, or it is fenced."""
+
+    session_timeout_ms: int
+    protocols: list[tuple[str, bytes]]          # (name, metadata), in preference order
+    join_deadline_ms: int | None = None
+    sync_deadline_ms: int | None = None
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocols[0][0]
+
+    def assignment_version(self) -> int:
+        """The assignment is written in the version of the member's subscription."""
+        metadata = self.protocols[0][1]
+        version = int.from_bytes(metadata[:2], "big", signed=True) if len(metadata) >= 2 else 0
+        return min(max(version, 0), MAX_VERSION)
 
 
 @dataclass
@@ -83,6 +118,7 @@ class ConsumerMember:
     pending_revocation: Partitions = field(default_factory=dict)
     session_deadline_ms: int = 0
     revocation_deadline_ms: int | None = None
+    classic: ClassicMetadata | None = None
 
     def owned(self) -> Partitions:
         out = {t: set(ps) for t, ps in self.assigned.items()}
@@ -130,6 +166,7 @@ class ConsumerGroup:
         self._topics_version: object = None
         self.dead = False
         self.state_since_ms = 0
+        self.topic_names: dict[str, str] = {}          # topic id -> name, as last seen
 
     # ------------------------------------------------------------------ queries
 
@@ -155,6 +192,8 @@ class ConsumerGroup:
     def next_deadline_ms(self) -> int | None:
         deadlines = [m.session_deadline_ms for m in self.members.values()]
         deadlines += [m.revocation_deadline_ms for m in self.members.values() if m.revocation_deadline_ms is not None]
+        deadlines += [d for m in self.members.values() if m.classic is not None
+                      for d in (m.classic.join_deadline_ms, m.classic.sync_deadline_ms) if d is not None]
         return min(deadlines) if deadlines else None
 
     def assignor_name(self) -> str:
@@ -222,12 +261,7 @@ class ConsumerGroup:
         if server_assignor is not None and server_assignor != member.server_assignor:
             member.server_assignor = server_assignor
             bump = True
-        if self._resolve_subscriptions(topics, topics_version, force=bump):
-            bump = True
-        if bump:
-            self.group_epoch += 1
-        if self.group_epoch > self.assignment_epoch:
-            self._compute_target()
+        self._update_target(topics, topics_version, bump)
         before = (member.member_epoch, _clean(member.assigned))
         self._reconcile(member, owned, now_ms)
         changed = before != (member.member_epoch, _clean(member.assigned))
@@ -315,11 +349,20 @@ class ConsumerGroup:
 
     # ------------------------------------------------------------------ assignment
 
+    def _update_target(self, topics: Mapping, topics_version: object, bump: bool) -> None:
+        """Bumps the group epoch if a member's subscription (``bump``) or a subscribed
+        topic changed, and computes the target assignment for a new epoch."""
+        if self._resolve_subscriptions(topics, topics_version, force=bump) or bump:
+            self.group_epoch += 1
+        if self.group_epoch > self.assignment_epoch:
+            self._compute_target()
+
     def _resolve_subscriptions(self, topics: Mapping, version: object, force: bool) -> bool:
         """Re-reads the subscribed topics' ids and partition counts; True when they changed."""
         if not force and version == self._topics_version:
             return False
         self._topics_version = version
+        self.topic_names = {str(info.topic_id): name for name, info in topics.items()}
         names: set[str] = set()
         for m in self.members.values():
             names.update(m.subscribed_topic_names)
@@ -374,6 +417,14 @@ class ConsumerGroup:
                 revoke[t] = current - goal
             if goal - current:
                 wanted[t] = goal - current
+        if revoke and owned is not None and not _overlaps(owned, revoke):
+            # It reports owning none of them (an eager classic member revokes everything
+            # before it rejoins): they are free at once, as Kafka's ownsRevokedPartitions.
+            for t, ps in revoke.items():
+                for p in ps:
+                    if self.owners.get((t, p)) == member.member_id:
+                        del self.owners[(t, p)]
+            revoke = {}
         if revoke:
             member.state = MemberState.UNREVOKED_PARTITIONS
             member.assigned = keep
@@ -397,16 +448,172 @@ class ConsumerGroup:
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = self.assignment_epoch
 
+    # ------------------------------------------------------------------ classic members
+
+    def supports_classic(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+        """A classic member may join if it speaks the consumer embedded protocol and shares a
+        protocol name with every classic member already here (Kafka's supportsClassicProtocols)."""
+        if protocol_type != CONSUMER_PROTOCOL_TYPE or not protocols:
+            return False
+        classic = [m for m in self.members.values() if m.classic is not None]
+        return any(all(name in {n for n, _ in m.classic.protocols} for m in classic) for name, _ in protocols)
+
+    def _classic_member(self, member_id: str, instance_id: str | None) -> tuple[ConsumerMember | None, int]:
+        if instance_id is None:
+            member = self.members.get(member_id)
+        else:
+            member = self.members.get(self.static_members.get(instance_id, ""))
+            if member is not None and member.member_id != member_id:
+                return None, errors.FencedInstanceId.code
+        if member is None or member.classic is None:
+            return None, errors.UnknownMemberId.code
+        return member, 0
+
+    def _must_rejoin(self, member: ConsumerMember) -> bool:
+        """A classic member rejoins to catch up with a new epoch, to revoke, or to take
+        partitions it waited for that are free now."""
+        if member.member_epoch < self.group_epoch or member.state is MemberState.UNREVOKED_PARTITIONS:
+            return True
+        if member.state is MemberState.UNRELEASED_PARTITIONS:
+            target = self.target.get(member.member_id, {})
+            return not any(self.owners.get((t, p)) not in (None, member.member_id)
+                           for t, ps in target.items() for p in ps if p not in member.assigned.get(t, set()))
+        return False
+
+    def classic_join(self, now_ms: int, topics: Mapping, topics_version: object, *, member_id: str,
+                     protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
+                     rebalance_timeout_ms: int = -1, group_instance_id: str | None = None, client_id: str = "",
+                     client_host: str = "", version: int = 5) -> dict:
+        """JoinGroup of a classic member (Kafka's classicGroupJoinToConsumerGroup): answered at
+        once, with the member epoch as generation and no member list (nobody leads: the
+        coordinator assigns)."""
+        def fail(code):
+            return {"error_code": code, "generation_id": -1, "protocol_type": None, "protocol_name": None,
+                    "leader": "", "skip_assignment": False, "member_id": member_id, "members": []}
+        new_id = member_id or str(uuid.uuid4())
+        known = new_id in self.members or (group_instance_id is not None and group_instance_id in self.static_members)
+        if not known and len(self.members) >= self.settings.max_size:
+            return fail(errors.GroupMaxSizeReached.code)
+        if not self.supports_classic(protocol_type, protocols):
+            return fail(errors.InconsistentGroupProtocol.code)
+        if not member_id and group_instance_id is None and version >= 4:
+            return {**fail(errors.MemberIdRequired.code), "member_id": new_id}
+        try:
+            subscription = decode_subscription(protocols[0][1])
+        except errors.KafkaError:
+            return fail(errors.InconsistentGroupProtocol.code)
+        if rebalance_timeout_ms < 0:
+            rebalance_timeout_ms = session_timeout_ms
+        bump = False
+        member = self.members.get(new_id)
+        previous_id = self.static_members.get(group_instance_id) if group_instance_id is not None else None
+        if previous_id is not None and previous_id != new_id:
+            # A static member back under a new id takes over its predecessor's place.
+            previous = self.members.pop(previous_id)
+            self._release(previous)
+            previous.member_id, previous.member_epoch, previous.previous_member_epoch = new_id, 0, 0
+            previous.assigned, previous.pending_revocation, previous.state = {}, {}, MemberState.STABLE
+            self.target[new_id] = self.target.pop(previous_id, {})
+            self.members[new_id] = member = previous
+            self.static_members[group_instance_id] = new_id
+        elif member is None:
+            member = self.members[new_id] = ConsumerMember(member_id=new_id, instance_id=group_instance_id)
+            if group_instance_id is not None:
+                self.static_members[group_instance_id] = new_id
+            bump = True
+        member.classic = ClassicMetadata(session_timeout_ms, list(protocols))
+        member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.client_id, member.client_host = client_id or member.client_id, client_host or member.client_host
+        if subscription.rack_id is not None:
+            member.rack_id = subscription.rack_id
+        if tuple(sorted(subscription.topics)) != member.subscribed_topic_names:
+            member.subscribed_topic_names = tuple(sorted(subscription.topics))
+            bump = True
+        self._update_target(topics, topics_version, bump)
+        ids = {name: str(info.topic_id) for name, info in topics.items()}
+        owned: Partitions = {}
+        for topic, partition in subscription.owned_partitions:
+            if topic in ids:
+                owned.setdefault(ids[topic], set()).add(partition)
+        self._reconcile(member, owned, now_ms)
+        member.revocation_deadline_ms = None          # classic members have join and sync timers instead
+        member.classic.join_deadline_ms = None
+        member.classic.sync_deadline_ms = now_ms + rebalance_timeout_ms
+        member.session_deadline_ms = now_ms + session_timeout_ms
+        if not self.state_since_ms:
+            self.state_since_ms = now_ms
+        return {"error_code": 0, "generation_id": member.member_epoch, "protocol_type": CONSUMER_PROTOCOL_TYPE,
+                "protocol_name": member.classic.protocol_name, "leader": "", "skip_assignment": False,
+                "member_id": new_id, "members": []}
+
+    def classic_sync(self, now_ms: int, *, member_id: str, generation_id: int, group_instance_id: str | None = None,
+                     protocol_type: str | None = None, protocol_name: str | None = None, **_ignored) -> dict:
+        """SyncGroup of a classic member: its current assignment, as ConsumerProtocolAssignment."""
+        def fail(code):
+            return {"error_code": code, "protocol_type": None, "protocol_name": None, "assignment": b""}
+        member, code = self._classic_member(member_id, group_instance_id)
+        if code:
+            return fail(code)
+        if generation_id != member.member_epoch:
+            return fail(errors.IllegalGeneration.code)
+        if (protocol_type is not None and protocol_type != CONSUMER_PROTOCOL_TYPE) or \
+                (protocol_name is not None and protocol_name != member.classic.protocol_name):
+            return fail(errors.InconsistentGroupProtocol.code)
+        if self.group_epoch > member.member_epoch and member.state is not MemberState.UNREVOKED_PARTITIONS:
+            self._schedule_rejoin(member, now_ms)
+            return fail(errors.RebalanceInProgress.code)
+        member.classic.sync_deadline_ms = None
+        member.session_deadline_ms = now_ms + member.classic.session_timeout_ms
+        partitions = [(self.topic_names[t], p) for t, ps in sorted(member.assigned.items()) if t in self.topic_names
+                      for p in sorted(ps)]
+        return {"error_code": 0, "protocol_type": protocol_type, "protocol_name": protocol_name,
+                "assignment": encode_assignment(Assignment(partitions, version=member.classic.assignment_version()))}
+
+    def _schedule_rejoin(self, member: ConsumerMember, now_ms: int) -> None:
+        if member.classic.join_deadline_ms is None:
+            member.classic.join_deadline_ms = now_ms + member.rebalance_timeout_ms
+
+    def classic_heartbeat(self, now_ms: int, *, member_id: str, generation_id: int,
+                          group_instance_id: str | None = None) -> dict:
+        member, code = self._classic_member(member_id, group_instance_id)
+        if code:
+            return {"error_code": code}
+        if generation_id != member.member_epoch:
+            return {"error_code": errors.IllegalGeneration.code}
+        member.session_deadline_ms = now_ms + member.classic.session_timeout_ms
+        if self._must_rejoin(member):
+            self._schedule_rejoin(member, now_ms)
+            return {"error_code": errors.RebalanceInProgress.code}
+        return {"error_code": 0}
+
+    def classic_leave(self, now_ms: int, members: list[dict]) -> dict:
+        results = []
+        for entry in members:
+            member_id, instance_id = entry.get("member_id", ""), entry.get("group_instance_id")
+            if instance_id is not None and not member_id:
+                member_id = self.static_members.get(instance_id, "")
+            member, code = self._classic_member(member_id, instance_id)
+            if member is not None:
+                self.remove_member(member, now_ms)
+            results.append({"member_id": member_id, "group_instance_id": instance_id, "error_code": code})
+        return {"error_code": 0, "members": results}
+
     # ------------------------------------------------------------------ time
 
+    def expired(self, now_ms: int) -> list[ConsumerMember]:
+        """Members past their session, revocation, or (classic members) join or sync deadline."""
+        def late(deadline):
+            return deadline is not None and now_ms >= deadline
+        return [m for m in self.members.values()
+                if now_ms >= m.session_deadline_ms or late(m.revocation_deadline_ms) or
+                (m.classic is not None and (late(m.classic.join_deadline_ms) or late(m.classic.sync_deadline_ms)))]
+
     def tick(self, now_ms: int) -> list[str]:
-        """Fences members past their session or revocation deadline; returns their ids."""
+        """Fences the expired members; returns their ids."""
         fenced = []
-        for member in list(self.members.values()):
-            late_revoking = member.revocation_deadline_ms is not None and now_ms >= member.revocation_deadline_ms
-            if now_ms >= member.session_deadline_ms or late_revoking:
-                self.remove_member(member, now_ms)
-                fenced.append(member.member_id)
+        for member in self.expired(now_ms):
+            self.remove_member(member, now_ms)
+            fenced.append(member.member_id)
         return fenced
 
     # ------------------------------------------------------------------ admin
@@ -432,7 +639,7 @@ class ConsumerGroup:
                 "subscribed_topic_regex": m.subscribed_topic_regex,
                 "assignment": assignment(m.assigned),
                 "target_assignment": assignment(self.target.get(m.member_id, {})),
-                "member_type": 1,
+                "member_type": 0 if m.classic is not None else 1,
             } for m in sorted(self.members.values(), key=lambda m: m.member_id)],
         }
 
@@ -446,5 +653,5 @@ class ConsumerGroup:
         if member is None:
             return errors.UnknownMemberId.code
         if member_epoch != member.member_epoch:
-            return errors.StaleMemberEpoch.code
+            return errors.IllegalGeneration.code if member.classic is not None else errors.StaleMemberEpoch.code
         return 0

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from pybroker import errors
-from pybroker.group.consumer_group import (ConsumerGroup, ConsumerGroupSettings, ConsumerGroupState,
+from pybroker.group.consumer_group import (LEAVE_EPOCH, ConsumerGroup, ConsumerGroupSettings, ConsumerGroupState,
                                           heartbeat_error)
+from pybroker.group.migration import (MigrationPolicy, all_classic, may_downgrade, may_upgrade, to_classic_group,
+                                     to_consumer_group)
 from pybroker.group.consumer_protocol import decode_subscription
 from pybroker.group.offset_store import CommittedOffset, OffsetStore
 from pybroker.group.share_group import ShareGroup, ShareGroupSettings
@@ -63,6 +65,12 @@ class GroupCoordinator:
         # Dynamic group configs (GROUP resources), name -> {config: value}.
         self.group_configs: dict = {}
         self._new_member_id = new_member_id
+        # Answers to parked requests of classic groups that became consumer groups.
+        self._outbox: list[tuple[str, Completion]] = []
+
+    @property
+    def migration_policy(self) -> MigrationPolicy:
+        return MigrationPolicy(self.settings.consumer.migration_policy)
 
     # ------------------------------------------------------------------ membership
 
@@ -73,8 +81,11 @@ class GroupCoordinator:
             self.groups[group_id] = group
         return group
 
-    def join(self, group_id: str, now_ms: int, **request):
-        """JoinGroup; ``request`` as for ``Group.join``."""
+    def join(self, group_id: str, now_ms: int, topics: Mapping | None = None, topics_version: object = None,
+             **request):
+        """JoinGroup; ``request`` as for ``Group.join``. A consumer group with members takes
+        the joining member as a classic member of its own (``topics``, the controller's,
+        resolve its subscription); an empty one becomes a classic group."""
         if not group_id:
             return join_error(errors.InvalidGroupId.code, request.get("member_id", ""))
         if group_id in self.share_groups:
@@ -82,12 +93,28 @@ class GroupCoordinator:
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
             if not modern.is_empty():
-                # Kafka converts a group between protocols only while it is empty here.
-                return join_error(errors.InconsistentGroupProtocol.code, request.get("member_id", ""))
+                request.pop("token", None)
+                instance_id = request.get("group_instance_id")
+                previous = modern.members.get(modern.static_members.get(instance_id, "")) if instance_id else None
+                # A consumer-protocol static member whose place a classic member takes.
+                replaced = previous is not None and previous.classic is None and \
+                    previous.member_id != request.get("member_id")
+                response = modern.classic_join(now_ms, topics or {}, topics_version, **request)
+                if response["error_code"] == NONE and replaced and \
+                        all_classic(modern, self.migration_policy, self.settings.group.max_size):
+                    del self.consumer_groups[group_id]
+                    self.groups[group_id] = to_classic_group(modern, "", self.settings.group, self._new_member_id,
+                                                             now_ms, rebalance=False)
+                return response
             del self.consumer_groups[group_id]
         return self._group_for_join(group_id).join(now_ms, **request)
 
     def sync(self, group_id: str, now_ms: int, **request):
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            if modern.is_empty():
+                return sync_error(errors.UnknownMemberId.code)
+            return modern.classic_sync(now_ms, **request)
         group = self.groups.get(group_id)
         if group is None:
             code = errors.InvalidGroupId.code if not group_id else errors.UnknownMemberId.code
@@ -95,6 +122,9 @@ class GroupCoordinator:
         return group.sync(now_ms, **request)
 
     def heartbeat(self, group_id: str, now_ms: int, **request) -> dict:
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            return modern.classic_heartbeat(now_ms, **request)
         group = self.groups.get(group_id)
         if group is None:
             code = errors.InvalidGroupId.code if not group_id else errors.UnknownMemberId.code
@@ -102,6 +132,9 @@ class GroupCoordinator:
         return group.heartbeat(now_ms, **request)
 
     def leave(self, group_id: str, now_ms: int, members: list[dict]) -> dict:
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            return modern.classic_leave(now_ms, members)
         group = self.groups.get(group_id)
         if group is None:
             if not group_id:
@@ -113,10 +146,13 @@ class GroupCoordinator:
 
     def tick(self, now_ms: int) -> list[tuple[str, Completion]]:
         out = []
+        for group in list(self.consumer_groups.values()):
+            for member in group.expired(now_ms):
+                if self._maybe_downgrade(group, member.member_id, now_ms):
+                    break
+                group.remove_member(member, now_ms)
         for group_id, group in list(self.groups.items()):
             out.extend((group_id, c) for c in group.tick(now_ms))
-        for group in self.consumer_groups.values():
-            group.tick(now_ms)
         for group in self.share_groups.values():
             group.tick(now_ms)
             for tp in group.expire_locks(now_ms):
@@ -124,7 +160,8 @@ class GroupCoordinator:
         return out + self.take_completions()
 
     def take_completions(self) -> list[tuple[str, Completion]]:
-        return [(gid, c) for gid, g in self.groups.items() for c in g.take_completions()]
+        out, self._outbox = self._outbox, []
+        return out + [(gid, c) for gid, g in self.groups.items() for c in g.take_completions()]
 
     def next_deadline_ms(self) -> int | None:
         deadlines = [d for g in [*self.groups.values(), *self.consumer_groups.values(), *self.share_groups.values()]
@@ -135,9 +172,15 @@ class GroupCoordinator:
 
     def consumer_heartbeat(self, group_id: str, now_ms: int, topics, topics_version, **request) -> dict:
         """ConsumerGroupHeartbeat; ``request`` as for ``ConsumerGroup.heartbeat``. A classic
-        group is taken over by the consumer protocol only while it is empty (its
-        committed offsets stay)."""
+        group becomes a consumer group: an empty one at once, one with members by online
+        upgrade (migration.py) when the policy allows. The last consumer-protocol member
+        leaving a group of classic members turns it back into a classic group."""
         group = self.consumer_groups.get(group_id)
+        if group is not None and request.get("member_epoch") == LEAVE_EPOCH and \
+                self._maybe_downgrade(group, request.get("member_id", ""), now_ms):
+            return {"error_code": NONE, "error_message": None, "member_id": request.get("member_id"),
+                    "member_epoch": LEAVE_EPOCH, "heartbeat_interval_ms": self.settings.consumer.heartbeat_interval_ms,
+                    "assignment": None}
         if group is None:
             if not group_id:
                 return heartbeat_error(errors.InvalidGroupId.code, "the group id is empty")
@@ -148,14 +191,32 @@ class GroupCoordinator:
             if group_id in self.share_groups:
                 return heartbeat_error(errors.GroupIdNotFound.code, f"Group {group_id} is not a consumer group")
             classic = self.groups.get(group_id)
+            group = ConsumerGroup(group_id, self.settings.consumer)
             if classic is not None and classic.state is not GroupState.DEAD:
                 if not classic.is_empty():
-                    return heartbeat_error(errors.GroupIdNotFound.code,
-                                            f"Group {group_id} is not a consumer group")
+                    if not may_upgrade(classic, self.migration_policy, self.settings.consumer.max_size):
+                        return heartbeat_error(errors.GroupIdNotFound.code,
+                                               f"Group {group_id} is not a consumer group")
+                    try:
+                        to_consumer_group(classic, topics, topics_version, group, now_ms)
+                    except errors.InconsistentGroupProtocol as exc:
+                        return heartbeat_error(errors.GroupIdNotFound.code, str(exc))
+                    # Parked joins and syncs learn of the new rebalance.
+                    self._outbox.extend((group_id, c) for c in classic.abort_parked(errors.RebalanceInProgress.code))
                 classic.mark_dead(now_ms)
                 del self.groups[group_id]
-            group = self.consumer_groups[group_id] = ConsumerGroup(group_id, self.settings.consumer)
+            self.consumer_groups[group_id] = group
         return group.heartbeat(now_ms, topics, topics_version, **request)
+
+    def _maybe_downgrade(self, group: ConsumerGroup, leaving_id: str, now_ms: int) -> bool:
+        """Turns ``group`` back into a classic group if ``leaving_id`` is its last
+        consumer-protocol member and the policy allows; True if it did."""
+        if not may_downgrade(group, leaving_id, self.migration_policy, self.settings.group.max_size):
+            return False
+        del self.consumer_groups[group.group_id]
+        self.groups[group.group_id] = to_classic_group(group, leaving_id, self.settings.group,
+                                                       self._new_member_id, now_ms)
+        return True
 
     # ------------------------------------------------------------------ KIP-932
 
@@ -456,6 +517,11 @@ class GroupCoordinator:
         without them any producer may commit for the group."""
         if not group_id:
             return errors.InvalidGroupId.code
+        modern = self.consumer_groups.get(group_id)
+        if modern is not None:
+            # Kafka's ConsumerGroup.validateOffsetCommit: a member at its epoch (a classic
+            # member's generation), or nobody while the group is empty.
+            return modern.commit_error(member_id, generation_id)
         group = self.groups.get(group_id)
         if group is None:
             if member_id:

@@ -89,7 +89,8 @@ class GroupHost:
         if method in ("join", "sync"):
             fut = asyncio.get_running_loop().create_future()
             if method == "join":
-                args = {**args, "protocols": [tuple(p) for p in args["protocols"]]}
+                args = {**args, "protocols": [tuple(p) for p in args["protocols"]], "topics": self.topics,
+                        "topics_version": self.topics_version}
             else:
                 args = {**args, "assignments": [tuple(a) for a in args["assignments"]]}
             result = getattr(c, method)(group_id, now, token=fut, **args)

@@ -612,6 +612,40 @@ class Group:
         self._join_deadline_ms = None
         self._set_state(GroupState.DEAD, now_ms)
 
+    # ------------------------------------------------------------------ migration
+
+    @classmethod
+    def resumed(cls, group_id: str, settings: GroupSettings, new_member_id, generation_id: int,
+                members: list[GroupMember], now_ms: int) -> "Group":
+        """A Stable group of these members at this generation (a consumer group moving
+        back to the classic protocol); the caller sets their assignments."""
+        group = cls(group_id, settings, new_member_id)
+        group.generation_id = generation_id
+        group.protocol_type = members[0].protocol_type
+        for m in members:
+            group.members[m.member_id] = m
+            if m.group_instance_id is not None:
+                group.static_members[m.group_instance_id] = m.member_id
+        group.leader_id = members[0].member_id
+        group.protocol_name = group._select_protocol()
+        group._set_state(GroupState.STABLE, now_ms)
+        return group
+
+    def rebalance(self, now_ms: int) -> None:
+        """Every member must rejoin (PreparingRebalance)."""
+        self._prepare_rebalance(now_ms)
+
+    def abort_parked(self, code: int) -> list[Completion]:
+        """Answers every parked JoinGroup and SyncGroup with ``code`` (the group is about to
+        become a consumer group); returns those answers."""
+        for m in self.members.values():
+            if m.awaiting_join:
+                m.awaiting_join = False
+                self._complete(m.join_ticket, m.member_id, "join", join_error(code, m.member_id))
+            if m.awaiting_sync:
+                self._complete_sync(m, sync_error(code))
+        return self.take_completions()
+
     # ------------------------------------------------------------------ outbox
 
     def _complete(self, ticket: _Ticket, member_id: str, api: str, response: dict) -> None:

@@ -258,9 +258,13 @@ def test_coordinator_upgrades_an_empty_classic_group_and_lists_both_types(tmp_pa
     described = c.consumer_group_describe(["old", "classic", "nope"])
     assert described[0]["error_code"] == 0 and described[0]["members"][0]["member_epoch"] == r["member_epoch"]
     assert [d["error_code"] for d in described[1:]] == [errors.GroupIdNotFound.code] * 2
-    # A classic join to a consumer group with members is refused; a heartbeat to a classic
-    # group with members too.
-    refused = c.join("old", 4, member_id="", protocol_type="consumer", protocols=[("range", b"")],
+    # A classic join to a consumer group with members becomes a classic member of it (first
+    # a member id, as Kafka); one of another embedded protocol is refused.
+    first = c.join("old", 4, member_id="", protocol_type="consumer", protocols=[("range", b"")],
+                   session_timeout_ms=10_000, rebalance_timeout_ms=10_000, group_instance_id=None,
+                   client_id="c", client_host="/h", version=5)
+    assert first["error_code"] == errors.MemberIdRequired.code and first["member_id"]
+    refused = c.join("old", 4, member_id="", protocol_type="connect", protocols=[("range", b"")],
                      session_timeout_ms=10_000, rebalance_timeout_ms=10_000, group_instance_id=None,
                      client_id="c", client_host="/h", version=5)
     assert refused["error_code"] == errors.InconsistentGroupProtocol.code

@@ -6,7 +6,9 @@ Prints one JSON object per line, flushed, with the wall-clock time ``t``:
 ``{"e": "subscribed"}``, ``{"e": "assigned", "p": [partitions]}`` after each rebalance,
 ``{"e": "msg", "p": P, "o": OFFSET, "v": VALUE}`` per record, and
 ``{"e": "commit", "offsets": {P: NEXT_OFFSET}}`` once a synchronous commit returned
-(every ``commit_every`` records). SIGTERM closes the consumer cleanly.
+(every ``commit_every`` records), ``{"e": "owned", "p": [partitions]}`` whenever the whole
+assignment changes (incremental protocols pass ``on_assign`` only what is added).
+Assignor ``consumer`` means ``group.protocol=consumer`` (KIP-848). SIGTERM closes the consumer cleanly.
 """
 import json
 import signal
@@ -23,12 +25,16 @@ def emit(kind, **fields):
 def main():
     bootstrap, topic, group, client_id, commit_every, session_timeout_ms, assignor = sys.argv[1:8]
     commit_every = int(commit_every)
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "session.timeout.ms": int(session_timeout_ms), "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": assignor, "topic.metadata.refresh.interval.ms": 2000,
-    })
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+              "enable.auto.commit": False, "auto.offset.reset": "earliest",
+              "topic.metadata.refresh.interval.ms": 2000}
+    if assignor == "consumer":
+        # The KIP-848 protocol: the coordinator assigns and sets the timeouts.
+        config["group.protocol"] = "consumer"
+    else:
+        config.update({"session.timeout.ms": int(session_timeout_ms), "heartbeat.interval.ms": 500,
+                       "partition.assignment.strategy": assignor})
+    consumer = Consumer(config)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     positions = {}
@@ -56,8 +62,13 @@ def main():
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
     emit("subscribed")
     since_commit = 0
+    owned = None
     while not stopping:
         msg = consumer.poll(0.1)
+        now_owned = sorted(tp.partition for tp in consumer.assignment())
+        if now_owned != owned:
+            owned = now_owned
+            emit("owned", p=owned)
         if msg is None or msg.error():
             continue
         emit("msg", p=msg.partition(), o=msg.offset(), v=msg.value().decode())

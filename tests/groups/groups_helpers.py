@@ -137,6 +137,11 @@ class ConsumerProcess:
         assigned = self.of("assigned")
         return set(assigned[-1]["p"]) if assigned else set()
 
+    @property
+    def owned(self) -> set[int]:
+        owned = self.of("owned")
+        return set(owned[-1]["p"]) if owned else set()
+
     def messages(self) -> list[dict]:
         return self.of("msg")
 
