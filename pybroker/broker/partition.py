@@ -632,13 +632,22 @@ class Partition:
             return None
         return [r for r in self.isr if r not in lagging]
 
+    @property
+    def leader_start_offset(self) -> int:
+        """Where this leadership started: the start offset of the leader epoch, or the log
+        end when this process became leader, whichever is later. Until the high watermark
+        reaches it, the leader cannot tell what was committed before (its checkpointed high
+        watermark may be older): followers join the ISR only past it, and consumers' offset
+        lookups get OFFSET_NOT_AVAILABLE meanwhile, as Kafka answers after an election."""
+        epoch_start = self.epochs.start_offset_of(self.leader_epoch)
+        epoch_start = self.log.log_end_offset if epoch_start is None else epoch_start
+        return max(epoch_start, self.leadership_start_offset)
+
     def isr_to_expand(self) -> list[int] | None:
         """The ISR plus every out-of-sync follower that may rejoin, or None."""
         if not self.is_leader or self.state is None or self.isr_change_pending:
             return None
-        epoch_start = self.epochs.start_offset_of(self.leader_epoch)
-        epoch_start = self.log.log_end_offset if epoch_start is None else epoch_start
-        epoch_start = max(epoch_start, self.leadership_start_offset)
+        epoch_start = self.leader_start_offset
         joining = [
             r for r in self.replicas
             if r not in self.isr and r in self.followers

@@ -7,6 +7,7 @@ Not thread-safe.
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -699,31 +700,53 @@ def _filter_body(f: AclFilter) -> dict:
             "operation": f.operation, "permission_type": f.permission}
 
 
-def list_offsets(client: Client, specs: dict[tuple[str, int], int], isolation_level: int = 0) -> dict[tuple[str, int], tuple[int, int]]:
-    """ListOffsets sent to each partition's leader (shared by Admin and Consumer)."""
-    by_leader: dict[int, dict[str, list[dict]]] = {}
-    for (topic, partition), spec in specs.items():
-        leader = client.wait_for_leader(topic, partition)
-        by_leader.setdefault(leader, {}).setdefault(topic, []).append({
-            "partition_index": partition,
-            "current_leader_epoch": -1,
-            "timestamp": spec,
-            "max_num_offsets": 1,
-        })
-    out = {}
-    for leader, topics in by_leader.items():
-        body = {
-            "replica_id": -1,
-            "isolation_level": isolation_level,
-            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()],
-            "timeout_ms": DEFAULT_TIMEOUT_MS,
-        }
-        response = client.connection(leader).request(api.LIST_OFFSETS, body)
-        for t in response["topics"]:
-            for p in t["partitions"]:
-                _raise_for(p["error_code"], None, f"{t['name']}-{p['partition_index']}")
-                offset = p.get("offset", -1)
-                if offset == -1 and p.get("old_style_offsets"):
-                    offset = p["old_style_offsets"][0]
-                out[(t["name"], p["partition_index"])] = (offset, p.get("timestamp", -1))
+def list_offsets(client: Client, specs: dict[tuple[str, int], int], isolation_level: int = 0,
+                 timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, int]]:
+    """ListOffsets sent to each partition's leader (shared by Admin and Consumer). A
+    partition answered with a retriable error (a leader that moved, or one whose high
+    watermark has not caught up after an election: OFFSET_NOT_AVAILABLE) is asked again,
+    with fresh metadata, until ``timeout``; other errors raise."""
+    out: dict[tuple[str, int], tuple[int, int]] = {}
+    pending = dict(specs)
+    deadline = time.monotonic() + timeout
+    backoff = 0.05
+    refresh = False
+    while pending:
+        by_leader: dict[int, dict[str, list[dict]]] = {}
+        for (topic, partition), spec in pending.items():
+            if refresh:
+                client.leader_for(topic, partition, refresh=True)
+            leader = client.wait_for_leader(topic, partition)
+            by_leader.setdefault(leader, {}).setdefault(topic, []).append({
+                "partition_index": partition,
+                "current_leader_epoch": -1,
+                "timestamp": spec,
+                "max_num_offsets": 1,
+            })
+        failed: dict[tuple[str, int], int] = {}
+        for leader, topics in by_leader.items():
+            body = {
+                "replica_id": -1,
+                "isolation_level": isolation_level,
+                "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()],
+                "timeout_ms": DEFAULT_TIMEOUT_MS,
+            }
+            response = client.connection(leader).request(api.LIST_OFFSETS, body)
+            for t in response["topics"]:
+                for p in t["partitions"]:
+                    tp = (t["name"], p["partition_index"])
+                    code = p["error_code"]
+                    if code and errors.for_code(code).retriable and time.monotonic() < deadline:
+                        failed[tp] = code
+                        continue
+                    _raise_for(code, None, f"{t['name']}-{p['partition_index']}")
+                    offset = p.get("offset", -1)
+                    if offset == -1 and p.get("old_style_offsets"):
+                        offset = p["old_style_offsets"][0]
+                    out[tp] = (offset, p.get("timestamp", -1))
+                    pending.pop(tp, None)
+        if pending:
+            refresh = True
+            time.sleep(backoff * (1 + random.random()))
+            backoff = min(backoff * 2, 1.0)
     return out

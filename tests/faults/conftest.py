@@ -288,9 +288,10 @@ class SequenceProducer:
 def high_watermark(consumer: Consumer, topic: str, index: int, timeout: float = 20.0) -> int:
     """The partition's high watermark, asked again while leadership is moving (a broker
     restarted after the last kill takes its preferred leadership back meanwhile:
-    librdkafka's watermark query does not retry NOT_LEADER itself)."""
+    librdkafka's watermark query does not retry NOT_LEADER itself) or while a new leader's
+    high watermark has not caught up (OFFSET_NOT_AVAILABLE, retriable in Kafka's clients)."""
     moving = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-              KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+              KafkaError.OFFSET_NOT_AVAILABLE, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
     deadline = time.monotonic() + timeout
     while True:
         try:

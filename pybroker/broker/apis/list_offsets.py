@@ -5,11 +5,14 @@ is tiered here) and the latest tiered offset (-5, KIP-1005, v9+: none, offset -1
 answers for a topic without remote storage). Answered by the leader only
 (NOT_LEADER_OR_FOLLOWER elsewhere), with KIP-320 epoch fencing; offsets at or above the
 high watermark are never reported to consumers, nor at or above the last stable offset
-to read_committed ones (isolation_level 1)."""
+to read_committed ones (isolation_level 1). A consumer asking a leader whose high
+watermark has not yet reached the offset where its leadership began (a fresh election, or a
+restart on a stale high-watermark checkpoint) gets OFFSET_NOT_AVAILABLE, which clients
+retry, as Kafka answers: the offsets could otherwise go backwards."""
 from __future__ import annotations
 
 from pybroker.broker.authorization import require
-from pybroker.errors import InvalidRequest, KafkaError
+from pybroker.errors import InvalidRequest, KafkaError, OffsetNotAvailable
 from pybroker.security.acls import DESCRIBE, TOPIC
 
 LATEST = -1
@@ -22,6 +25,7 @@ _FIRST_VERSION = {MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9}
 READ_COMMITTED = 1
 # Kafka's replica id for tools that may read any replica, not only the leader.
 DEBUGGING_REPLICA_ID = -2
+CONSUMER_REPLICA_ID = -1
 
 
 def handle(broker, request) -> dict:
@@ -39,6 +43,12 @@ def handle(broker, request) -> dict:
                 if body["replica_id"] != DEBUGGING_REPLICA_ID:
                     partition.require_leader()
                 partition.check_leader_epoch(req.get("current_leader_epoch", -1))
+                if body["replica_id"] == CONSUMER_REPLICA_ID and partition.high_watermark < partition.leader_start_offset:
+                    # A leader just elected (or restarted) with a high watermark not yet past
+                    # where its leadership began: what it would answer could go backwards.
+                    raise OffsetNotAvailable(
+                        f"{name}-{index}: the high watermark {partition.high_watermark} has not reached "
+                        f"the leader's start offset {partition.leader_start_offset} yet")
                 ts = req["timestamp"]
                 epoch = partition.leader_epoch
                 if ts < 0 and request.api_version < _FIRST_VERSION.get(ts, 0):
