@@ -25,7 +25,7 @@ public class ConsumerProtocol {
             admin.createTopics(List.of(new NewTopic(topic, 6, (short) 1))).all().get();
         }
         AtomicFlags flags = new AtomicFlags(3);
-        ExecutorService pool = Executors.newFixedThreadPool(3);
+        ExecutorService pool = Executors.newFixedThreadPool(3, r -> { Thread t = new Thread(r); t.setDaemon(true); return t; });
         List<Future<?>> runs = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             final int id = i;
@@ -94,6 +94,10 @@ public class ConsumerProtocol {
                 assigned.put(id, mine);
                 c.commitSync();
             }
+        } catch (RuntimeException e) {
+            // Printed, so a failed run says what stopped this member.
+            System.out.println("member " + id + " failed: " + e);
+            throw e;
         }
     }
 }
