@@ -1017,19 +1017,24 @@ class ControllerService:
         as before and the error is returned."""
         before = set(self.controller.acls)
         results, delta = operation(items)
+        return results, self._commit_restoring(delta, self.controller.acls, before, "ACL change")
 
+    def _commit_restoring(self, delta, edited, before, what: str) -> errors.KafkaError | None:
+        """Commit ``delta``, a change made in place to the controller's set or dict
+        ``edited``; when it cannot be made durable ``edited`` is put back to ``before``
+        and the error returned (an unexpected one as UNKNOWN_SERVER_ERROR)."""
         def undo() -> None:
-            self.controller.acls.clear()
-            self.controller.acls.update(before)
+            edited.clear()
+            edited.update(before)
 
         try:
             self._commit(delta, undo=undo)
         except Exception as exc:
             if isinstance(exc, errors.KafkaError):
-                return results, exc
-            log.exception("ACL change not committed")
-            return results, errors.UnknownServerError(f"not committed: {exc}")
-        return results, None
+                return exc
+            log.exception("%s not committed", what)
+            return errors.UnknownServerError(f"not committed: {exc}")
+        return None
 
     def elect_leaders(self, unclean: bool, partitions: list[list] | None) -> list[list]:
         """ElectLeaders: ``[[topic, partition, error_code, error_message]]``."""
@@ -1057,17 +1062,8 @@ class ControllerService:
             # The whole request refused: every entry answered, as Kafka's error response.
             return [{"entity": e["entity"], "error_code": exc.code, "error_message": exc.message} for e in entries]
 
-        def undo() -> None:
-            self.controller.client_quotas.clear()
-            self.controller.client_quotas.update(before)
-
-        try:
-            self._commit(delta, undo=undo)
-        except Exception as exc:
-            if not isinstance(exc, errors.KafkaError):
-                log.exception("client quota change not committed")
-                exc = errors.UnknownServerError(f"not committed: {exc}")
-            failure = exc
+        failure = self._commit_restoring(delta, self.controller.client_quotas, before, "client quota change")
+        if failure is not None:
             for entity in delta.client_quotas:
                 results[entity] = failure
         return [{"entity": client_quotas.entity_to_json(entity),

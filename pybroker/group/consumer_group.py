@@ -608,10 +608,14 @@ class ConsumerGroup:
                 if now_ms >= m.session_deadline_ms or late(m.revocation_deadline_ms) or
                 (m.classic is not None and (late(m.classic.join_deadline_ms) or late(m.classic.sync_deadline_ms)))]
 
-    def tick(self, now_ms: int) -> list[str]:
-        """Fences the expired members; returns their ids."""
+    def tick(self, now_ms: int, converted=None) -> list[str]:
+        """Fences the expired members; returns their ids. ``converted(member)``, asked
+        before each is fenced, is True when instead the group stopped being a consumer
+        group (the coordinator's downgrade): nothing more is fenced here then."""
         fenced = []
         for member in self.expired(now_ms):
+            if converted is not None and converted(member):
+                break
             self.remove_member(member, now_ms)
             fenced.append(member.member_id)
         return fenced

@@ -147,10 +147,7 @@ class GroupCoordinator:
     def tick(self, now_ms: int) -> list[tuple[str, Completion]]:
         out = []
         for group in list(self.consumer_groups.values()):
-            for member in group.expired(now_ms):
-                if self._maybe_downgrade(group, member.member_id, now_ms):
-                    break
-                group.remove_member(member, now_ms)
+            group.tick(now_ms, lambda member, g=group: self._maybe_downgrade(g, member.member_id, now_ms))
         for group_id, group in list(self.groups.items()):
             out.extend((group_id, c) for c in group.tick(now_ms))
         for group in self.share_groups.values():

@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from groups_helpers import GROUP_ARGS
-from pybroker.testing import BrokerCluster
+from groups_helpers import group_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A 3-broker cluster shared by the module's tests (each test uses its own topic and group)."""
-    c = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3, extra_args=GROUP_ARGS)
-    c.start()
-    try:
+    with group_cluster(tmp_path_factory) as c:
         yield c
-    finally:
-        c.stop()

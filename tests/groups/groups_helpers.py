@@ -14,12 +14,19 @@ import uuid
 from pathlib import Path
 
 from pybroker.client import Admin, NewTopic
-from pybroker.testing import wait_until  # noqa: F401  (the group tests import it from here)
+from pybroker.testing import BrokerCluster, wait_until  # noqa: F401  (the group tests import wait_until from here)
 
 GROUP_ARGS = ["--group-initial-rebalance-delay-ms", "0"]
 CONSUMER_SCRIPT = Path(__file__).with_name("consumer_process.py")
 PYTHON_MEMBER_SCRIPT = Path(__file__).with_name("python_member.py")
 REBALANCE_TIMES = "PYBROKER_REBALANCE_TIMES"  # optional JSON file the timing tests append to
+
+
+def group_cluster(tmp_path_factory, *extra_args: str) -> BrokerCluster:
+    """A 3-broker cluster with no initial rebalance delay and ``extra_args``; ``with`` starts
+    and stops it (the modules' ``cluster`` fixtures)."""
+    return BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3,
+                         extra_args=[*GROUP_ARGS, *extra_args])
 
 
 def unique(prefix: str) -> str:

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from groups_helpers import (GROUP_ARGS, committed, create_topic, groups_tool, log_ends, produce, unique,
+from groups_helpers import (committed, create_topic, group_cluster, groups_tool, log_ends, produce, unique,
                            wait_until)
-from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
 PARTITIONS = 6
@@ -20,13 +19,8 @@ ALL = list(range(PARTITIONS))
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3,
-                      extra_args=[*GROUP_ARGS, "--group-consumer-heartbeat-interval-ms", "500"])
-    c.start()
-    try:
+    with group_cluster(tmp_path_factory, "--group-consumer-heartbeat-interval-ms", "500") as c:
         yield c
-    finally:
-        c.stop()
 
 
 def consumer(bootstrap, group, i, **extra):

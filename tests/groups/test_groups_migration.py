@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from groups_helpers import GROUP_ARGS, ConsumerProcess, create_topic, produce, unique, wait_until
+from groups_helpers import GROUP_ARGS, ConsumerProcess, create_topic, group_cluster, produce, unique, wait_until
 from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
@@ -21,13 +21,8 @@ ALL = set(range(PARTITIONS))
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3,
-                      extra_args=[*GROUP_ARGS, "--group-consumer-heartbeat-interval-ms", "500"])
-    c.start()
-    try:
+    with group_cluster(tmp_path_factory, "--group-consumer-heartbeat-interval-ms", "500") as c:
         yield c
-    finally:
-        c.stop()
 
 
 def group_type(bootstrap: str, group: str) -> str:

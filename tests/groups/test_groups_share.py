@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from groups_helpers import GROUP_ARGS, create_topic, unique, wait_until
+from groups_helpers import GROUP_ARGS, create_topic, group_cluster, unique, wait_until
 from pybroker.testing import BrokerCluster
 
 pytestmark = pytest.mark.interop
@@ -21,13 +21,8 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = BrokerCluster(data_dir=tmp_path_factory.mktemp("pybroker"), brokers=3,
-                      extra_args=[*GROUP_ARGS, "--group-share-heartbeat-interval-ms", "500"])
-    c.start()
-    try:
+    with group_cluster(tmp_path_factory, "--group-share-heartbeat-interval-ms", "500") as c:
         yield c
-    finally:
-        c.stop()
 
 
 def group_configs(bootstrap, group, **configs):
