@@ -252,6 +252,12 @@ def measure_target(target: str, conf: dict, args, server_cpu=None
     return results, latencies
 
 
+def broker_processes(cluster) -> list:
+    """The broker processes of a running BrokerCluster (children of its ``up`` process)."""
+    root = psutil.Process(cluster.pid)
+    return [p for p in root.children(recursive=True) if "pybroker.broker.main" in " ".join(p.cmdline())]
+
+
 def cluster_cpu_seconds(pid: int) -> float:
     """User+system CPU seconds of a process and its live children."""
     root = psutil.Process(pid)

@@ -24,20 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "perf"))
+from bench import broker_processes  # noqa: E402
 from pybroker.testing import BrokerCluster  # noqa: E402
 
 TOPIC_PARTITIONS = 1000
 MODES = {"sessions off": ["--broker-config", "max.incremental.fetch.session.cache.slots=0"], "sessions on": []}
-
-
-def brokers_of(cluster: BrokerCluster) -> list[psutil.Process]:
-    up = psutil.Process(cluster.pid)
-    return [p for p in up.children(recursive=True) if "pybroker.broker.main" in " ".join(p.cmdline())]
 
 
 def create(cluster: BrokerCluster, total: int) -> None:
@@ -84,7 +80,7 @@ def measure(extra: list[str], total: int, idle_s: float, settle_s: float, base_a
         with BrokerCluster(data_dir=tmp, brokers=3, extra_args=[*base_args, *extra], start_timeout=120) as cluster:
             create(cluster, total)
             time.sleep(settle_s)
-            procs = brokers_of(cluster)
+            procs = broker_processes(cluster)
             ports = {port for _, port in cluster.addresses}
             before = [p.cpu_times() for p in procs]
             sockets = socket_bytes(ports)

@@ -18,6 +18,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import broker_processes  # noqa: E402
 from pybroker.testing import BrokerCluster  # noqa: E402
 
 RECORDS = 200_000
@@ -30,7 +32,7 @@ def main() -> int:
         for name, n in (("one", 1), ("thousand", 1000)):
             admin.create_topics([NewTopic(name, n, 1)])[name].result(60)
         time.sleep(2)
-        brokers = [psutil.Process(int(open(f"{tmp}/run/broker-{i}.pid").read().split()[0])) for i in range(3)]
+        brokers = broker_processes(c)
         me = psutil.Process()
         payload = os.urandom(100)
         print("| topic | producer | records/s | client CPU % | broker CPU % | load |")
