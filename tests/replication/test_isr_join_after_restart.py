@@ -18,13 +18,18 @@ from pybroker.log.log import Log
 from pybroker.record.batch import build_batch, parse_batches
 
 
-def test_an_empty_follower_does_not_join_a_restarted_leaders_isr(tmp_path):
+def restarted_leader(tmp_path) -> Partition:
+    """Partition t-0 with 50 records, reopened as after a crash: no high-watermark
+    checkpoint was written."""
     plog = Log.open(str(tmp_path / "t-0"), TopicConfig())
     buf = bytearray(build_batch([(b"k", b"v%d" % i, [], None) for i in range(50)]))
     plog.append(memoryview(buf), parse_batches(memoryview(buf), 1 << 20))
     plog.close()
-    # Reopened as after a crash: no high-watermark checkpoint was written.
-    leader = Partition("t", 0, Log.open(str(tmp_path / "t-0"), TopicConfig()), node_id=0)
+    return Partition("t", 0, Log.open(str(tmp_path / "t-0"), TopicConfig()), node_id=0)
+
+
+def test_an_empty_follower_does_not_join_a_restarted_leaders_isr(tmp_path):
+    leader = restarted_leader(tmp_path)
     # Broker 1 of the ISR has not fetched since the restart: the high watermark stays at 0.
     leader.apply_state(PartitionState("t", 0, 0, 0, 1, (0, 1, 2), (0, 1), adding_replicas=(2,)))
     assert (leader.log_end_offset, leader.high_watermark) == (50, 0)
@@ -45,11 +50,7 @@ def _latest(leader: Partition, replica_id: int) -> dict:
 
 
 def test_consumers_get_offset_not_available_until_the_high_watermark_reaches_the_leaders_start(tmp_path):
-    plog = Log.open(str(tmp_path / "t-0"), TopicConfig())
-    buf = bytearray(build_batch([(b"k", b"v%d" % i, [], None) for i in range(50)]))
-    plog.append(memoryview(buf), parse_batches(memoryview(buf), 1 << 20))
-    plog.close()
-    leader = Partition("t", 0, Log.open(str(tmp_path / "t-0"), TopicConfig()), node_id=0)
+    leader = restarted_leader(tmp_path)
     leader.apply_state(PartitionState("t", 0, 0, 0, 1, (0, 1), (0, 1)))
     assert _latest(leader, -1)["error_code"] == errors.OffsetNotAvailable.code
     follower = _latest(leader, 1)  # a replica's own lookup: the log end
