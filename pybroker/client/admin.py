@@ -712,10 +712,10 @@ def list_offsets(client: Client, specs: dict[tuple[str, int], int], isolation_le
     backoff = 0.05
     refresh = False
     while pending:
+        if refresh:
+            client.refresh(sorted({topic for topic, _ in pending}))
         by_leader: dict[int, dict[str, list[dict]]] = {}
         for (topic, partition), spec in pending.items():
-            if refresh:
-                client.leader_for(topic, partition, refresh=True)
             leader = client.wait_for_leader(topic, partition)
             by_leader.setdefault(leader, {}).setdefault(topic, []).append({
                 "partition_index": partition,
