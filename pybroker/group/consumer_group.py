@@ -37,7 +37,7 @@ import enum
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from pybroker import errors
 from pybroker.group.consumer_protocol import (MAX_VERSION, Assignment, decode_subscription,
@@ -116,6 +116,9 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Partitions = field(default_factory=dict)
     pending_revocation: Partitions = field(default_factory=dict)
+    # The member epoch at which each owned partition was assigned (KIP-1251): a commit
+    # at an older member epoch is accepted for partitions the member held at that epoch.
+    assignment_epochs: dict[tuple[str, int], int] = field(default_factory=dict)
     session_deadline_ms: int = 0
     revocation_deadline_ms: int | None = None
     classic: ClassicMetadata | None = None
@@ -438,10 +441,12 @@ class ConsumerGroup:
                 if holder is None or holder == member.member_id or holder not in self.members:
                     keep.setdefault(t, set()).add(p)
                     self.owners[(t, p)] = member.member_id
+                    member.assignment_epochs[(t, p)] = self.assignment_epoch
                 else:
                     unreleased = True
         member.assigned = keep
         member.pending_revocation = {}
+        member.assignment_epochs = {(t, p): e for (t, p), e in member.assignment_epochs.items() if p in keep.get(t, ())}
         member.revocation_deadline_ms = None
         member.state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
         if member.member_epoch != self.assignment_epoch:
@@ -647,15 +652,33 @@ class ConsumerGroup:
             } for m in sorted(self.members.values(), key=lambda m: m.member_id)],
         }
 
-    def commit_error(self, member_id: str, member_epoch: int) -> int:
-        """OffsetCommit by a member of this group (Kafka's rules for consumer groups):
-        an unknown member is UNKNOWN_MEMBER_ID, another epoch STALE_MEMBER_EPOCH; a commit
-        without a member (epoch -1, admin tools) only while the group is empty."""
+    def commit_error(self, member_id: str, member_epoch: int,
+                     partitions: Iterable[tuple[str, int]] | None = None) -> int:
+        """OffsetCommit by a member of this group (Kafka 4.4's ConsumerGroup.validateOffsetCommit):
+        an unknown member is UNKNOWN_MEMBER_ID; its current epoch commits anything; a newer
+        epoch is STALE_MEMBER_EPOCH; an older one (KIP-1251: the commit crossed a heartbeat
+        that moved the member on) is accepted only if every (topic name, partition) in
+        ``partitions`` was assigned to the member, or is pending revocation from it, at that
+        epoch or before. A classic member gets ILLEGAL_GENERATION where a consumer member
+        gets STALE_MEMBER_EPOCH. A commit without a member (epoch -1, admin tools) is allowed
+        only while the group is empty. Without ``partitions`` (OffsetFetch) only the current
+        epoch is accepted, as Kafka's validateOffsetFetch."""
         if member_epoch < 0 and not member_id:
             return 0 if not self.members else errors.UnknownMemberId.code
         member = self.members.get(member_id)
         if member is None:
             return errors.UnknownMemberId.code
-        if member_epoch != member.member_epoch:
-            return errors.IllegalGeneration.code if member.classic is not None else errors.StaleMemberEpoch.code
+        if member_epoch == member.member_epoch:
+            return 0
+        stale = errors.IllegalGeneration.code if member.classic is not None else errors.StaleMemberEpoch.code
+        if member_epoch > member.member_epoch or partitions is None:
+            return stale
+        ids = {name: t for t, name in self.topic_names.items()}
+        owned = member.owned()
+        for name, p in partitions:
+            t = ids.get(name)
+            if t is None or p not in owned.get(t, ()):
+                return stale
+            if member_epoch < member.assignment_epochs.get((t, p), member.member_epoch):
+                return stale
         return 0

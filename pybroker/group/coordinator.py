@@ -462,7 +462,7 @@ class GroupCoordinator:
 
         Generation -1 is a "simple" commit (manual assignment, no group management),
         allowed only while the group has no members, as Kafka allows."""
-        code = self._commit_error(group_id, now_ms, member_id, generation_id, group_instance_id)
+        code = self._commit_error(group_id, now_ms, member_id, generation_id, group_instance_id, offsets)
         if code:
             return {tp: code for tp in offsets}
         result, accepted = {}, {}
@@ -476,12 +476,12 @@ class GroupCoordinator:
         self.store.commit(group_id, accepted, now_ms)
         return result
 
-    def _commit_error(self, group_id, now_ms, member_id, generation_id, instance_id) -> int:
+    def _commit_error(self, group_id, now_ms, member_id, generation_id, instance_id, partitions) -> int:
         if not group_id:
             return errors.InvalidGroupId.code
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
-            return modern.commit_error(member_id, generation_id)
+            return modern.commit_error(member_id, generation_id, partitions)
         group = self.groups.get(group_id)
         if group is None:
             # No group: a simple consumer may commit; a generation means the member
@@ -508,7 +508,7 @@ class GroupCoordinator:
         return NONE
 
     def txn_commit_error(self, group_id: str, member_id: str = "", generation_id: int = -1,
-                         group_instance_id: str | None = None) -> int:
+                         group_instance_id: str | None = None, partitions=None) -> int:
         """Whether a TxnOffsetCommit may store offsets for ``group_id`` (Kafka's
         doTxnCommitOffsets rules): a member id or generation, when given, must be current;
         without them any producer may commit for the group."""
@@ -516,9 +516,10 @@ class GroupCoordinator:
             return errors.InvalidGroupId.code
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
-            # Kafka's ConsumerGroup.validateOffsetCommit: a member at its epoch (a classic
-            # member's generation), or nobody while the group is empty.
-            return modern.commit_error(member_id, generation_id)
+            # Kafka's ConsumerGroup.validateOffsetCommit, with a stale epoch answered as
+            # ILLEGAL_GENERATION (the error TxnOffsetCommit has for it).
+            code = modern.commit_error(member_id, generation_id, partitions)
+            return errors.IllegalGeneration.code if code == errors.StaleMemberEpoch.code else code
         group = self.groups.get(group_id)
         if group is None:
             if member_id:

@@ -109,11 +109,12 @@ class TransactionHost:
 
     def _commit_offsets(self, args: dict, now: int) -> int:
         group_id = args["group_id"]
+        offsets = {(t, p): (offset, metadata, epoch) for t, p, offset, metadata, epoch in args["offsets"]}
         code = self.groups.coordinator.txn_commit_error(group_id, args.get("member_id", ""),
-                                                        args.get("generation_id", -1), args.get("group_instance_id"))
+                                                        args.get("generation_id", -1), args.get("group_instance_id"),
+                                                        offsets)
         if code:
             return code
-        offsets = {(t, p): (offset, metadata, epoch) for t, p, offset, metadata, epoch in args["offsets"]}
         return self.coordinator.commit_offsets(args["transactional_id"], args["producer_id"],
                                                args["producer_epoch"], group_id, offsets, now)
 

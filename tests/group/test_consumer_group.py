@@ -237,6 +237,28 @@ def test_offset_commits_check_the_member_epoch():
     assert group.commit_error("", -1) == errors.UnknownMemberId.code     # admin commits only when empty
 
 
+def test_a_commit_at_an_older_epoch_is_accepted_for_partitions_still_held_at_that_epoch():
+    """KIP-1251 (Kafka 4.4): a commit that crosses the heartbeat moving its member to a new
+    epoch keeps working for the partitions the member already had; the Java consumer sends
+    such commits from its application thread while its network thread heartbeats."""
+    m = Members()
+    m.settle(["a"])
+    group, old = m.group, m.epoch["a"]
+    m.settle(["a", "b"])
+    assert m.epoch["a"] > old
+    kept, given = m.partitions("a"), m.partitions("b")
+    assert len(kept) == len(given) == 3
+    stale = errors.StaleMemberEpoch.code
+    assert group.commit_error("a", old, [("orders", p) for p in kept]) == 0
+    assert group.commit_error("a", old, [("orders", kept[0]), ("orders", given[0])]) == stale
+    assert group.commit_error("a", old, [("elsewhere", 0)]) == stale
+    assert group.commit_error("a", old) == stale                          # OffsetFetch: current epoch only
+    assert group.commit_error("a", m.epoch["a"] + 1, [("orders", kept[0])]) == stale
+    # b's partitions were assigned at its first epoch: nothing older than that commits them.
+    assert group.commit_error("b", m.epoch["b"] - 1, [("orders", given[0])]) == stale
+    assert group.commit_error("b", m.epoch["b"], [("orders", given[0])]) == 0
+
+
 def _coordinator(tmp_path):
     return GroupCoordinator(OffsetStore(str(tmp_path / "offsets")), CoordinatorSettings())
 
