@@ -80,6 +80,7 @@ DEFAULTS = {
     "client_id": "pybroker-share-consumer",
     "group_id": None,
     "share_acknowledgement_mode": "implicit",
+    "share_acquire_mode": "batch_optimized",
     "fetch_max_wait_ms": 500,
     "fetch_min_bytes": 1,
     "fetch_max_bytes": 50 * 1024 * 1024,
@@ -87,6 +88,10 @@ DEFAULTS = {
     "request_timeout_ms": 30_000,
     "retry_backoff_ms": 100,
 }
+
+# Kafka's share.acquire.mode (ShareFetch v2's ShareAcquireMode): whole batches, even past
+# max.poll.records (the broker's default), or at most max.poll.records per fetch.
+ACQUIRE_MODES = {"batch_optimized": 0, "record_limit": 1}
 
 AckCallback = Callable[[dict[TopicPartition, list[int]], "errors.KafkaError | None"], None]
 
@@ -228,6 +233,10 @@ class ShareConsumer:
         if mode not in ("implicit", "explicit"):
             raise ValueError(f"share_acknowledgement_mode must be 'implicit' or 'explicit', not {mode!r}")
         self.explicit = mode == "explicit"
+        acquire = cfg["share_acquire_mode"]
+        if acquire not in ACQUIRE_MODES:
+            raise ValueError(f"share_acquire_mode must be 'batch_optimized' or 'record_limit', not {acquire!r}")
+        self.acquire_mode = ACQUIRE_MODES[acquire]
         self.config = cfg
         self.client = Client(cfg["bootstrap_servers"], cfg["client_id"], cfg["request_timeout_ms"] / 1000.0,
                              security=ClientSecurity.from_options(cfg))
@@ -450,7 +459,7 @@ class ShareConsumer:
             "group_id": self.member.group_id, "member_id": self.member.member_id,
             "share_session_epoch": epoch, "max_wait_ms": wait, "min_bytes": self.config["fetch_min_bytes"],
             "max_bytes": self.config["fetch_max_bytes"], "max_records": self.max_poll_records,
-            "batch_size": self.max_poll_records,
+            "batch_size": self.max_poll_records, "share_acquire_mode": self.acquire_mode,
             "topics": self._topics_body(asked, with_acks=True),
             "forgotten_topics_data": [{"topic_id": t["topic_id"], "partitions": [p["partition_index"]
                                                                                for p in t["partitions"]]}

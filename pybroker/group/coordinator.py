@@ -382,21 +382,24 @@ class GroupCoordinator:
     def share_acquire(self, group_id: str, member_id: str, now_ms: int, partitions: list,
                       max_records: int) -> dict:
         """Records for a ShareFetch: ``partitions`` are (topic, partition, log start, high
-        watermark); returns {(topic, partition): [(first, last, delivery count)]} and the
-        lock duration. ``max_records`` is shared out over the partitions in order."""
+        watermark[, batch alignment: see SharePartition.acquire]); returns
+        {(topic, partition): [(first, last, delivery count)]}, each share-partition's end
+        offset (SPEO) after it, and the lock duration. ``max_records`` is shared out over
+        the partitions in order."""
         group = self._share_member(group_id, member_id)
-        acquired = {}
+        acquired, ends = {}, {}
         budget = max_records
-        for topic, partition, log_start, high_watermark in partitions:
+        for topic, partition, log_start, high_watermark, *align in partitions:
             tp = (topic, partition)
             sp = group.share_partition(tp, log_start, high_watermark)
-            ranges = sp.acquire(member_id, now_ms, log_start, high_watermark, budget, group.lock_ms) \
-                if budget > 0 else []
+            ranges = sp.acquire(member_id, now_ms, log_start, high_watermark, budget, group.lock_ms,
+                                tuple(align[0]) if align and align[0] else None) if budget > 0 else []
             if ranges:
                 budget -= sum(last - first + 1 for first, last, _ in ranges)
             acquired[tp] = ranges
+            ends[tp] = sp.end
             self._share_changed(group, tp)
-        return {"acquired": acquired, "lock_ms": group.lock_ms}
+        return {"acquired": acquired, "ends": ends, "lock_ms": group.lock_ms}
 
     def share_unacquire(self, group_id: str, member_id: str, ranges: list) -> None:
         group = self.share_groups.get(group_id)

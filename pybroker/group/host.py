@@ -140,7 +140,8 @@ class GroupHost:
                 found = c.share_acquire(group_id, args["member_id"], now, [tuple(p) for p in args["partitions"]],
                                         args["max_records"])
                 result.update(lock_ms=found["lock_ms"], acquired=[
-                    [t, p, [list(r) for r in ranges]] for (t, p), ranges in found["acquired"].items()])
+                    [t, p, [list(r) for r in ranges], found["ends"][(t, p)]]
+                    for (t, p), ranges in found["acquired"].items()])
             except errors.KafkaError as exc:
                 result.update(error=exc.code, message=str(exc))
                 if not result["ack"] and args.get("batches"):

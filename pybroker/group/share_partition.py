@@ -81,10 +81,16 @@ class SharePartition:
     # ------------------------------------------------------------------ acquire
 
     def acquire(self, member: str, now_ms: int, log_start: int, end_offset: int, max_records: int,
-                lock_ms: int) -> list[tuple[int, int, int]]:
+                lock_ms: int, align: tuple[int, int] | None = None) -> list[tuple[int, int, int]]:
         """Hands ``member`` up to ``max_records`` records below ``end_offset`` (the high
         watermark): available ranges first, then new ones. Returns (first, last,
-        delivery count) ranges."""
+        delivery count) ranges.
+
+        ``align`` is (SPEO as the partition leader last saw it, the last offset of the
+        batch holding SPEO + ``max_records`` - 1): when SPEO is still there, new records
+        are acquired up to that batch's end, past ``max_records`` (Kafka's batch-optimized
+        acquisition), so the whole batches a ShareFetch answer carries are acquired once
+        instead of being sent again for every ``max_records`` slice of them."""
         self.move_start(log_start)
         got: list[tuple[int, int, int]] = []
         budget = max_records
@@ -100,6 +106,8 @@ class SharePartition:
             budget -= r.last - r.first + 1
         if budget > 0 and self.end < end_offset:
             first, last = self.end, min(end_offset, self.end + budget) - 1
+            if align is not None and align[0] == self.end and align[1] > last:
+                last = min(end_offset - 1, align[1])
             self.ranges.append(InFlight(first, last, ACQUIRED, 1, member, now_ms + lock_ms))
             self.end = last + 1
             got.append((first, last, 1))

@@ -297,6 +297,18 @@ class Log:
             return FileSlice(os.dup(segment.fd), first.position, length, first.base_offset, last_offset)
         return None
 
+    def batch_end(self, offset: int) -> int | None:
+        """The last offset of the batch holding ``offset`` (None past the log end or
+        before its start): where a batch-aligned share acquisition stops."""
+        if offset < self._log_start_offset or offset >= self.log_end_offset:
+            return None
+        n = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        for segment in self._segments[n:]:
+            header = segment.translate_offset(offset)
+            if header is not None:
+                return header.last_offset
+        return None
+
     def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None,
                    min_one: bool = True) -> bytes:
         """Like ``read`` but returns the bytes (b"" when nothing to read)."""

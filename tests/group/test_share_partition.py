@@ -19,6 +19,14 @@ def test_acquire_hands_out_new_records_up_to_the_high_watermark_and_max_records(
     assert sp.end == 10 and sp.in_flight() == 10
 
 
+def test_batch_alignment_acquires_to_the_batch_end_only_from_the_expected_end():
+    sp = SharePartition(0)
+    assert sp.acquire("a", 0, 0, 100, 4, 1000, align=(0, 9)) == [(0, 9, 1)]       # past max_records
+    assert sp.acquire("b", 0, 0, 100, 4, 1000, align=(5, 49)) == [(10, 13, 1)]     # a stale end: the limit
+    assert sp.acquire("c", 0, 0, 20, 4, 1000, align=(14, 49)) == [(14, 19, 1)]     # never past the watermark
+    assert sp.acquire("a", 0, 0, 100, 4, 1000, align=(20, 21)) == [(20, 23, 1)]    # nor short of max_records
+
+
 def test_accept_moves_the_start_reject_archives_release_redelivers_with_a_higher_count():
     sp = SharePartition(0, delivery_limit=3)
     sp.acquire("a", 0, 0, 6, 10, 1000)

@@ -90,6 +90,18 @@ def test_read_honours_max_bytes_min_one_and_max_offset(log_dir, config):
     log.close()
 
 
+def test_batch_end_is_the_last_offset_of_the_batch_holding_an_offset(log_dir, config):
+    log = Log.open(log_dir, TopicConfig(segment_bytes=400))
+    for _ in range(20):
+        append(log, make_batch(4, 30))
+    assert len(log.segments) > 2
+    assert [log.batch_end(o) for o in (0, 3, 4, 42, 79)] == [3, 3, 7, 43, 79]
+    assert log.batch_end(80) is None and log.batch_end(-1) is None
+    log.increment_log_start_offset(10)
+    assert log.batch_end(9) is None and log.batch_end(10) == 11
+    log.close()
+
+
 def test_read_outside_log_is_offset_out_of_range(log_dir, config):
     log = Log.open(log_dir, config)
     append(log, make_batch(2))

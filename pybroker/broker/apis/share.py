@@ -13,8 +13,9 @@ leaders like a Fetch:
    session SHARE_SESSION_NOT_FOUND);
 2. hands the coordinator the acknowledgements it carries and, in the same call, asks it
    to acquire up to ``max_records`` records below each led partition's high watermark
-   (one round trip to the supervisor), and answers with the whole batches that hold
-   them, read from the segment files (sendfile, like Fetch) and the acquired ranges with
+   (one round trip to the supervisor) — in whole batches, past ``max_records`` to the
+   end of the batch that reaches it, unless the request asks for the record-limit mode —
+   and answers with the whole batches that hold them, read from the segment files (sendfile, like Fetch) and the acquired ranges with
    their delivery counts. With nothing to acquire it waits up to ``max_wait_ms`` for an append.
 Records acquired but not sent (the answer's byte budget ran out) go back at once.
 
@@ -40,6 +41,8 @@ FINAL_EPOCH = -1
 INITIAL_EPOCH = 0
 # Kafka's max.share.session.cache.slots is 1,000 per broker: the oldest session goes first.
 MAX_SESSIONS = 1000
+BATCH_OPTIMIZED = 0            # ShareAcquireMode: 0 batch-optimized, 1 record-limit
+MAX_SHARE_ENDS = 100_000       # share-partitions whose SPEO a broker remembers
 
 
 @dataclass
@@ -257,6 +260,9 @@ async def share_fetch(broker, request) -> dict:
 
     # The acknowledgements go with the first acquisition: one call to the coordinator.
     batches = _ack_batches(body, names)
+    max_records = max(1, body.get("max_records") or 500)
+    whole_batches = body.get("share_acquire_mode", BATCH_OPTIMIZED) == BATCH_OPTIMIZED
+    ends = _share_ends(broker)
     ack_codes: dict = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
@@ -273,8 +279,10 @@ async def share_fetch(broker, request) -> dict:
                 part_errors[(topic, index)] = exc.code
         try:
             found = await broker.controller.group("share_acquire", group_id, {
-                "member_id": member_id, "max_records": max(1, body.get("max_records") or 500), "batches": batches,
-                "partitions": [[p.topic, p.index, p.log_start_offset, p.high_watermark] for p in led]})
+                "member_id": member_id, "max_records": max_records, "batches": batches,
+                "partitions": [[p.topic, p.index, p.log_start_offset, p.high_watermark,
+                                _alignment(ends, group_id, p, max_records) if whole_batches else None]
+                               for p in led]})
         except errors.KafkaError as exc:     # the coordinator did not answer
             found = {"error": exc.code, "message": str(exc), "ack_error": exc.code, "ack": []}
         if batches:
@@ -284,7 +292,9 @@ async def share_fetch(broker, request) -> dict:
         if found["error"]:
             return {**base, "error_code": found["error"], "error_message": found["message"],
                     "responses": _answer(broker, part_errors, ack_codes, {}, {})}
-        acquired = {(t, p): [tuple(r) for r in ranges] for t, p, ranges in found["acquired"] if ranges}
+        for t, p, _, end in found["acquired"]:
+            ends[(group_id, t, p)] = end
+        acquired = {(t, p): [tuple(r) for r in ranges] for t, p, ranges, _ in found["acquired"] if ranges}
         records, regions = await _read_acquired(broker, group_id, member_id, acquired, body)
         wait = deadline - loop.time()
         if acquired or part_errors or wait <= 0 or broker.stopping:
@@ -292,6 +302,26 @@ async def share_fetch(broker, request) -> dict:
                     "responses": _answer(broker, part_errors, ack_codes, acquired, records)}
         release_regions(regions)
         await wait_for_append(broker, led, wait)
+
+
+def _share_ends(broker) -> dict:
+    """Each share-partition's end offset (SPEO) as this broker, its leader, last heard it
+    from the coordinator: every acquisition of a partition comes through its leader."""
+    ends = getattr(broker, "share_ends", None)
+    if ends is None or len(ends) > MAX_SHARE_ENDS:
+        ends = broker.share_ends = {}
+    return ends
+
+
+def _alignment(ends: dict, group_id: str, partition, max_records: int) -> list | None:
+    """Batch-optimized acquisition (ShareAcquireMode 0, Kafka's default): the SPEO this
+    broker expects and the last offset of the batch holding the ``max_records``-th record
+    from there, so the coordinator acquires whole batches (SharePartition.acquire)."""
+    speo = ends.get((group_id, partition.topic, partition.index))
+    if speo is None or speo >= partition.high_watermark:
+        return None
+    end = partition.log.batch_end(min(speo + max_records, partition.high_watermark) - 1)
+    return None if end is None else [speo, end]
 
 
 async def _read_acquired(broker, group_id, member_id, acquired: dict, body: dict) -> tuple[dict, list]:
