@@ -225,6 +225,7 @@ class SaslGate:
     def _answer_and_close(conn, request, body: dict):
         chunks = api.encode_response(request.api_key, request.api_version, request.correlation_id, body)
         if not conn.closed and conn.transport is not None:
+            conn.flush_responses()
             for chunk in chunks:
                 conn.transport.write(chunk)
         conn.close()  # the transport sends what it holds, then closes
