@@ -12,24 +12,12 @@ import types
 
 from pybroker.broker.connection import READ_AHEAD_BYTES, Connection
 from pybroker.broker.memory_pool import MemoryPool
+from test_connection_response_writes import CountingTransport
 
 
 def frame(i: int, size: int) -> bytes:
     body = struct.pack(">i", i) + bytes((i + k) % 251 for k in range(size - 4))
     return struct.pack(">i", len(body)) + body
-
-
-class CountingTransport:
-    def __init__(self, transport):
-        self._transport = transport
-        self.writes = 0
-
-    def write(self, data):
-        self.writes += 1
-        self._transport.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._transport, name)
 
 
 async def _serve(payload: bytes, expect: int, memory: MemoryPool | None = None, slow_first: bool = False):
