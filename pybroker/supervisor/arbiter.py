@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import glob
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -104,6 +106,18 @@ def running_broker_pid(data_dir: str, node_id: int) -> int | None:
             os.path.join(data_dir, f"broker-{node_id}") in cmdline:
         return pid
     return None
+
+
+def running_brokers(data_dir: str) -> dict[int, int]:
+    """{node id: pid} of the live broker processes named by the pid files of ``data_dir``."""
+    found = {}
+    for path in glob.glob(os.path.join(run_dir(data_dir), "broker-*.pid")):
+        match = re.fullmatch(r"broker-(\d+)\.pid", os.path.basename(path))
+        if match:
+            pid = running_broker_pid(data_dir, int(match.group(1)))
+            if pid is not None:
+                found[int(match.group(1))] = pid
+    return found
 
 
 def live_cmdline(pid: int | None) -> list[str] | None:
@@ -420,12 +434,17 @@ class Supervisor:
         self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
-        for node_id, proc in self.brokers.items():
-            pid = running_broker_pid(self.data_dir, node_id)
-            if pid is not None:
+        for node_id, pid in running_brokers(self.data_dir).items():
+            proc = self.brokers.get(node_id)
+            if proc is not None:
                 proc.pid = pid
                 proc.started_at = time.monotonic()
                 log.info("adopting running broker %d (pid %d)", node_id, pid)
+            else:
+                # Unregistered by a supervisor that died before it had stopped it.
+                log.warning("broker %d (pid %d) runs but the cluster has %d brokers: stopping it",
+                            node_id, pid, self.count)
+                self._kill(pid, signal.SIGTERM)
 
     def _settle_broker_count(self) -> None:
         """How many brokers to run: what the metadata log records (a data dir from before

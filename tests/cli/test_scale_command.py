@@ -4,6 +4,7 @@ reassignment may name it) and stays removed across a restart; `pybroker up --bro
 with more brokers than the data dir had adds them, as scaling up does."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pybroker import errors
 from pybroker.client.admin import Admin
+from pybroker.cluster.controller import Controller
+from pybroker.cluster.metadata_log import MetadataLog
+from pybroker.supervisor.arbiter import pid_alive, read_pid, run_dir
 from pybroker.testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,3 +73,22 @@ def test_a_broker_with_replicas_is_not_removed_and_an_empty_one_is_unregistered(
     cluster.restart()
     assert broker_ids(cluster.bootstrap) == [0, 1]
     assert "as the data dir has" not in cluster.log_text()
+
+
+def test_a_broker_unregistered_by_a_supervisor_that_died_is_stopped_by_the_next(pybroker_cluster_factory):
+    cluster = pybroker_cluster_factory(brokers=2)
+    cluster.kill(whole_group=False)  # the brokers keep serving
+    leftover = read_pid(os.path.join(run_dir(str(cluster.data_dir)), "broker-1.pid"))
+    assert pid_alive(leftover)
+    # What the dead supervisor had written before stopping broker 1.
+    log = MetadataLog(str(cluster.data_dir / "meta"))
+    controller = Controller()
+    log.load_into(controller)
+    controller.unregister_brokers([1], 1)
+    log.append(controller.take_records())
+    log.close()
+    cluster.brokers = 1
+    cluster.start()
+    wait_until(lambda: not pid_alive(leftover), 20, "the unregistered broker to stop")
+    assert broker_ids(cluster.bootstrap) == [0]
+    assert "broker 1 (pid %d) runs but the cluster has 1 brokers: stopping it" % leftover in cluster.log_text()
