@@ -134,3 +134,20 @@ class UsageError(Exception):
 def fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 1
+
+
+async def supervisor_request(data: str, doc: dict, timeout: float = 10.0) -> dict:
+    """Send ``doc`` to the supervisor of data dir ``data`` over its control socket and
+    return the answer (a Kafka error in it is raised; no supervisor: OSError)."""
+    import asyncio
+
+    from pybroker.control.channel import Channel
+    from pybroker.supervisor.arbiter import socket_path
+
+    channel = await Channel.connect(socket_path(data), name=doc["type"])
+    task = asyncio.get_running_loop().create_task(channel.serve(lambda d: None))
+    try:
+        return await channel.request(doc, timeout=timeout)
+    finally:
+        channel.close()
+        task.cancel()

@@ -7,9 +7,7 @@ the dead supervisor left behind (its pid file, control socket, shared-memory reg
 """
 from __future__ import annotations
 
-import glob
 import os
-import re
 import signal
 import sys
 import time
@@ -23,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pybroker.supervisor.arbiter import pid_alive, read_pid, run_dir
+    from pybroker.supervisor.arbiter import pid_alive, read_pid, run_dir, running_brokers
 
     data = os.path.abspath(args.data)
     pid = read_pid(os.path.join(run_dir(data), "supervisor.pid"))
@@ -34,27 +32,13 @@ def run(args) -> int:
             return 0
         print(f"pybroker down: supervisor {pid} still running after {args.timeout:.0f} s", file=sys.stderr)
         return 1
-    orphans = orphan_brokers(data)
+    orphans = running_brokers(data)
     if pid is None and not orphans:
         print(f"pybroker down: no supervisor pid file in {run_dir(data)}", file=sys.stderr)
         return 1
     if pid is not None:
         print(f"supervisor pid {pid} is not running; stopping the {len(orphans)} broker(s) it left")
     return stop_orphans(data, orphans, args.timeout)
-
-
-def orphan_brokers(data: str) -> dict[int, int]:
-    """{node id: pid} of the live broker processes named by the pid files of ``data``."""
-    from pybroker.supervisor.arbiter import run_dir, running_broker_pid
-
-    found = {}
-    for path in glob.glob(os.path.join(run_dir(data), "broker-*.pid")):
-        match = re.fullmatch(r"broker-(\d+)\.pid", os.path.basename(path))
-        if match:
-            pid = running_broker_pid(data, int(match.group(1)))
-            if pid is not None:
-                found[int(match.group(1))] = pid
-    return found
 
 
 def stop_orphans(data: str, orphans: dict[int, int], timeout: float) -> int:

@@ -13,6 +13,7 @@ COMMANDS = [
     "pybroker.cli.up",
     "pybroker.cli.down",
     "pybroker.cli.status",
+    "pybroker.cli.scale",
     "pybroker.cli.topics",
     "pybroker.cli.configs",
     "pybroker.cli.acls",

@@ -19,16 +19,9 @@ def register(subparsers) -> None:
 
 
 async def fetch_status(data: str) -> dict:
-    from pybroker.control.channel import Channel
-    from pybroker.supervisor.arbiter import socket_path
+    from pybroker.cli.common import supervisor_request
 
-    channel = await Channel.connect(socket_path(data), name="status")
-    task = asyncio.get_running_loop().create_task(channel.serve(lambda doc: None))
-    try:
-        return await channel.request({"type": "status"}, timeout=10.0)
-    finally:
-        channel.close()
-        task.cancel()
+    return await supervisor_request(data, {"type": "status"})
 
 
 def run(args) -> int:

@@ -17,7 +17,9 @@ import traceback
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("up", help="start a local pybroker cluster (supervisor + brokers)")
-    p.add_argument("--brokers", type=int, default=3, help="number of broker processes (default 3)")
+    p.add_argument("--brokers", type=int, default=None,
+                   help="number of broker processes (default: as many as the data dir has, 3 for a new one); "
+                        "more than it has adds brokers, fewer removes none (see `pybroker scale`)")
     p.add_argument("--data", default="./pybroker-data", help="data directory (default ./pybroker-data)")
     p.add_argument("--port", type=int, default=9092,
                    help="first listener port, brokers use PORT..PORT+N-1; 0 picks free ports (default 9092)")
@@ -127,7 +129,7 @@ def run(args) -> int:
     from pybroker.config import TopicConfig
     from pybroker.errors import KafkaError
 
-    if args.brokers < 1 or args.brokers > 64:
+    if args.brokers is not None and not 1 <= args.brokers <= 64:
         print("pybroker up: --brokers must be between 1 and 64", file=sys.stderr)
         return 2
     if args.max_partitions < 1:
@@ -219,6 +221,8 @@ def _print_ready(bootstrap: str, console: str, extra: tuple[str, ...] = ()) -> N
 def _ready_lines(supervisor, security: dict) -> tuple[str, ...]:
     """``listener NAME: ADDRESSES`` per listener when there are listeners, and the CA."""
     lines = []
+    if supervisor.count_note:
+        lines.append(supervisor.count_note)
     if security["listeners"]:
         lines += [f"listener {name}: {addresses}" for name, addresses in supervisor.listener_bootstraps().items()]
     if security["ca"]:

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from pybroker.cli.common import UsageError, add_bootstrap, client_security, fail
+from pybroker.cli.common import UsageError, add_bootstrap, client_security, fail, supervisor_request
 
 MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -38,19 +38,6 @@ def register(subparsers) -> None:
     add_bootstrap(p)
     p.add_argument("--json", action="store_true", help="--list as JSON")
     p.set_defaults(func=run)
-
-
-async def _control(data: str, doc: dict) -> dict:
-    from pybroker.control.channel import Channel
-    from pybroker.supervisor.arbiter import socket_path
-
-    channel = await Channel.connect(socket_path(data), name="users")
-    task = asyncio.get_running_loop().create_task(channel.serve(lambda d: None))
-    try:
-        return await channel.request({"type": "users", **doc}, timeout=10.0)
-    finally:
-        channel.close()
-        task.cancel()
 
 
 def _print(users: dict[str, dict[str, int]], as_json: bool) -> None:
@@ -73,7 +60,7 @@ def run(args) -> int:
                                "iterations": args.iterations}] if args.create else [],
                    "delete": [args.delete] if args.delete else []}
             try:
-                reply = asyncio.run(_control(os.path.abspath(args.data), doc))
+                reply = asyncio.run(supervisor_request(os.path.abspath(args.data), {"type": "users", **doc}))
             except (FileNotFoundError, ConnectionError, OSError) as exc:
                 return fail(f"pybroker users: no supervisor answers on {args.data}: {exc}")
             users = {u["name"]: u["mechanisms"] for u in reply["users"]}

@@ -26,6 +26,9 @@ Kafka's rules, in brief:
   set grows to target + current, and shrinks to the target in the AlterPartition that
   brings the last target replica into the ISR. A change that takes replicas out bumps the
   leader epoch; a leader outside the new ISR gives way to the first target replica in it.
+- The broker registry: a broker is registered from its first start (its port is
+  recorded) until it is unregistered, which only a broker holding no replica may be;
+  ``broker_count`` is how many broker processes (ids 0..n-1) the cluster runs.
 - ACLs are a set: creating one that exists changes nothing; DeleteAcls removes every
   ACL a filter matches and answers with them. Brokers get the whole set on each change.
 - Limits, checked before anything is built: one CreateTopics / CreatePartitions request
@@ -176,6 +179,9 @@ class Controller:
         self.ports: dict[int, int] = {}
         # ... and the port of each of its listeners (name -> port), when it has several.
         self.listener_ports: dict[int, dict[str, int]] = {}
+        # How many broker processes the cluster runs (ids 0..n-1), once recorded: a
+        # restart brings them all back (``pybroker scale`` changes it).
+        self.broker_count: int | None = None
         # SCRAM users (pybroker.security.credentials): salted keys, never passwords.
         self.credentials = CredentialStore()
         self._records: list[dict] = []
@@ -204,6 +210,10 @@ class Controller:
             self.ports[int(record["node_id"])] = int(record["port"])
             if record.get("listeners"):
                 self.listener_ports[int(record["node_id"])] = {k: int(v) for k, v in record["listeners"].items()}
+        elif kind == "broker_count":
+            self.broker_count = int(record["brokers"])
+        elif kind == "unregister_broker":
+            self._forget_broker(int(record["node_id"]))
         elif kind == "scram_credential":
             self.credentials.apply_record(record)
         elif kind == "resource_config":
@@ -264,6 +274,37 @@ class Controller:
             if state.leader == NO_LEADER and info.node_id in state.replicas:
                 self._elect(state, delta)
         return delta
+
+    def set_broker_count(self, count: int) -> Delta:
+        """Record how many brokers the cluster runs (before new ones are started)."""
+        if count != self.broker_count:
+            self.broker_count = count
+            self._record({"type": "broker_count", "brokers": count})
+        return Delta()
+
+    def holdings(self, node_ids) -> dict[tuple[str, int], tuple[int, ...]]:
+        """Partitions with a replica (current, adding or removing) on any of ``node_ids``,
+        and which of them it is on."""
+        wanted = set(node_ids)
+        return {key: tuple(b for b in state.replicas if b in wanted)
+                for key, state in self.partitions.items() if wanted.intersection(state.replicas)}
+
+    def unregister_brokers(self, node_ids, count: int) -> Delta:
+        """Kafka's UnregisterBroker, for brokers that hold no replica (``holdings``):
+        they leave the registry, so no topic or reassignment may name them again."""
+        held = self.holdings(node_ids)
+        if held:
+            raise errors.InvalidRequest(f"brokers {sorted(node_ids)} still hold replicas of {len(held)} partitions")
+        for node_id in node_ids:
+            self._forget_broker(node_id)
+            self._record({"type": "unregister_broker", "node_id": node_id})
+        self.set_broker_count(count)
+        return Delta(brokers_changed=True)
+
+    def _forget_broker(self, node_id: int) -> None:
+        self.live.pop(node_id, None)
+        self.ports.pop(node_id, None)
+        self.listener_ports.pop(node_id, None)
 
     def broker_failed(self, node_id: int) -> Delta:
         delta = Delta(brokers_changed=node_id in self.live)

@@ -1,6 +1,7 @@
 """The controller's metadata log: ``<data>/meta/metadata.log``, one JSON record per change
-(topic created or grown, partition state, topic deleted, broker port, dynamic
-config set, ACL created or deleted, client quotas of an entity), CRC-framed
+(topic created or grown, partition state, topic deleted, broker port, broker count,
+broker unregistered, dynamic config set, ACL created or deleted, client quotas of an
+entity), CRC-framed
 (pybroker.log.record_file). Replaying it rebuilds the controller exactly; when it grows
 past ``SNAPSHOT_BYTES`` it is rewritten as a snapshot of the current state.
 
@@ -43,6 +44,8 @@ class MetadataLog:
         if self.file.size < SNAPSHOT_BYTES:
             return False
         records = [broker_port_record(controller, b) for b in controller.ports]
+        if controller.broker_count is not None:
+            records.append({"type": "broker_count", "brokers": controller.broker_count})
         records += controller.credentials.records()
         # Before the topics, so they replay on top of the cluster's dynamic defaults.
         records += [resource_config_record(controller, key) for key in controller.resource_configs]

@@ -44,6 +44,7 @@ Tools -> supervisor
     status            (no fields)                         -> supervisor, brokers, partitions, groups
     users             create[{name, password, mechanisms}], delete[names], list
                                                           -> users[{name, mechanisms{name: iterations}}]
+    scale             brokers                             -> brokers[{id, pid, host, port}]
 """
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "alter_scram_credentials": ("deletions", "upsertions"),
     "users": (),
     "alter_client_quotas": ("entries",),
+    "scale": ("brokers",),
 }
 
 

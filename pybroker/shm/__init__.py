@@ -61,12 +61,12 @@ while the old creator still runs), ``StaleRow`` (a row's writer died mid-update)
 """
 from pybroker.shm.broker_table import ALIVE, EMPTY, STARTING, STOPPING, BrokerRow, BrokerTable
 from pybroker.shm.offsets_table import OffsetsRow, OffsetsTable, topic_id_bytes
-from pybroker.shm.region import RegionInUse, SharedRegion, region_name, slots_for
+from pybroker.shm.region import MAX_BROKERS, RegionInUse, SharedRegion, region_name, slots_for
 from pybroker.shm.seqlock import ShmError, StaleRow
 from pybroker.shm.tail_ring import RingKey, TailReader, TailRing
 
 __all__ = [
-    "ALIVE", "EMPTY", "STARTING", "STOPPING", "BrokerRow", "BrokerTable", "OffsetsRow",
+    "MAX_BROKERS", "ALIVE", "EMPTY", "STARTING", "STOPPING", "BrokerRow", "BrokerTable", "OffsetsRow",
     "OffsetsTable", "RegionInUse", "SharedRegion", "region_name", "slots_for", "ShmError", "StaleRow",
     "RingKey", "TailReader", "TailRing", "topic_id_bytes",
 ]

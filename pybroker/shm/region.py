@@ -25,6 +25,12 @@ Region layout (native byte order; every part starts 8-aligned, rings page-aligne
     [offsets_at]      slots x 352 bytes             (offsets_table.py)
     [rings_at + i*s]  64-byte ring header + ring_bytes, s page-aligned (tail_ring.py)
 
+The broker table has a row for every possible broker id (``MAX_BROKERS``), rings only for
+the brokers of the cluster when the region was made: a broker added while the cluster runs
+(``pybroker scale``) heartbeats and publishes offsets here, and its followers fetch from it
+over sockets until the next start makes the region again. A region is never resized in
+place: every process maps it at attach, and a remap under running readers is not safe.
+
 Owned by the supervisor (create/unlink); every attached process maps it read-write and
 writes only the rows and ring it owns.
 """

@@ -11,6 +11,11 @@ broker) make the controller fail it over: new leaders from the ISR, bumped epoch
 to every broker. A dead broker is restarted with exponential back-off, on the port it had,
 and rejoins as a follower.
 
+Scaling (``pybroker scale``, ``scale``): the broker count is in the metadata log, so
+``pybroker up`` brings back as many brokers as the data dir has whatever ``--brokers``
+says, unless it says more. New ids start like the others; removed ones (the highest ids)
+must hold no replica, and are unregistered before they are stopped.
+
 Restart safety: the metadata log under ``<data>/meta`` holds every controller decision
 before it is published. A supervisor killed with SIGKILL leaves its brokers serving; a
 new one replays the log, finds the running brokers through their pid files in
@@ -22,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import glob
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +62,10 @@ SOCKET_NAME = "supervisor.sock"
 # How long an adopted broker (found alive at start) may take to reconnect.
 ADOPT_TIMEOUT_S = 10.0
 PREFERRED_LEADER_CHECK_S = 5.0
+# Brokers of a new data dir started without a count.
+DEFAULT_BROKERS = 3
+# How long ``pybroker scale`` waits for new brokers to register.
+SCALE_TIMEOUT_S = 30.0
 # The main loop's longest wait, and how far past it a turn may come before the heartbeats
 # the loop could not read meanwhile are excused.
 LOOP_TICK_S = 0.2
@@ -95,6 +106,18 @@ def running_broker_pid(data_dir: str, node_id: int) -> int | None:
             os.path.join(data_dir, f"broker-{node_id}") in cmdline:
         return pid
     return None
+
+
+def running_brokers(data_dir: str) -> dict[int, int]:
+    """{node id: pid} of the live broker processes named by the pid files of ``data_dir``."""
+    found = {}
+    for path in glob.glob(os.path.join(run_dir(data_dir), "broker-*.pid")):
+        match = re.fullmatch(r"broker-(\d+)\.pid", os.path.basename(path))
+        if match:
+            pid = running_broker_pid(data_dir, int(match.group(1)))
+            if pid is not None:
+                found[int(match.group(1))] = pid
+    return found
 
 
 def live_cmdline(pid: int | None) -> list[str] | None:
@@ -172,7 +195,7 @@ class BrokerProcess:
 
 
 class Supervisor:
-    def __init__(self, data_dir: str, brokers: int = 3, host: str = "127.0.0.1", base_port: int = 9092,
+    def __init__(self, data_dir: str, brokers: int | None = None, host: str = "127.0.0.1", base_port: int = 9092,
                  topic_settings: dict | None = None, num_partitions: int = 1, replication_factor: int = 1,
                  auto_create: bool = True, broker_settings: dict | None = None,
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
@@ -185,7 +208,11 @@ class Supervisor:
         self.listeners = list(listeners) if listeners else None
         self.super_user = super_user
         make_private(self.data_dir)  # before anything is created under it
+        # Brokers asked for (None: as many as the data dir had); ``run`` settles it
+        # against the metadata log's count, and ``count_note`` says why when they differ.
         self.count = brokers
+        self.count_note: str | None = None
+        self._scaling = asyncio.Lock()
         self.host = host
         self.base_port = base_port
         self.topic_settings = dict(topic_settings or {})
@@ -407,17 +434,74 @@ class Supervisor:
         self._unslotted.difference_update([k for k in self._unslotted if k[0] == topic_name])
 
     def _adopt_running_brokers(self) -> None:
-        for node_id, proc in self.brokers.items():
-            pid = running_broker_pid(self.data_dir, node_id)
-            if pid is not None:
+        for node_id, pid in running_brokers(self.data_dir).items():
+            proc = self.brokers.get(node_id)
+            if proc is not None:
                 proc.pid = pid
                 proc.started_at = time.monotonic()
                 log.info("adopting running broker %d (pid %d)", node_id, pid)
+            else:
+                # Unregistered by a supervisor that died before it had stopped it.
+                log.warning("broker %d (pid %d) runs but the cluster has %d brokers: stopping it",
+                            node_id, pid, self.count)
+                self._kill(pid, signal.SIGTERM)
 
-    def check_ports(self) -> None:
+    def _settle_broker_count(self) -> None:
+        """How many brokers to run: what the metadata log records (a data dir from before
+        it recorded one: one past the highest broker id it knows), unless more are asked
+        for. Fewer are never started: partitions may live on the others, and a broker is
+        removed only by ``pybroker scale`` once it holds no replica."""
+        recorded = self.controller.broker_count
+        if recorded is None and self.controller.ports:
+            recorded = max(self.controller.ports) + 1
+        requested = self.count
+        if requested is None:
+            self.count = recorded or DEFAULT_BROKERS
+        elif recorded is not None and requested < recorded:
+            self.count = recorded
+            self.count_note = (f"brokers: {recorded}, as the data dir has (--brokers {requested} removes none; "
+                               f"`pybroker scale --brokers {requested}` does, if they hold no replicas)")
+            log.warning("%s", self.count_note)
+        if self.count != self.controller.broker_count:
+            self.service.apply(self.controller.set_broker_count, self.count)
+
+    def _make_brokers(self, node_ids) -> list[BrokerProcess]:
+        """A BrokerProcess per id, on the ports clients last saw it on (the metadata log
+        keeps them), else on its planned ones: ``base_port + id``, or with listeners each
+        listener's run of ports (a listener given a port always has its run); a planned
+        port another broker has is left to the system (the runs of a cluster that grew
+        overlap)."""
+        planned = None
+        if self.listeners:
+            from pybroker.security.listener import broker_ports
+
+            try:
+                planned = broker_ports(self.listeners, self.base_port, self.count)
+            except ValueError as exc:
+                raise StartError(str(exc)) from None
+            explicit = {name for name, port in self.listeners if port is not None}
+        ids = list(node_ids)
+        taken = {p for n, ports in self.controller.listener_ports.items() if n not in ids for p in ports.values()}
+        taken |= {p for proc in self.brokers.values() for p in (proc.listener_ports or {}).values()}
+        procs = []
+        for node_id in ids:
+            port = self.controller.ports.get(node_id)
+            if port is None:
+                port = self.base_port + node_id if self.base_port else 0
+            listener_ports = None
+            if planned is not None:
+                known = self.controller.listener_ports.get(node_id, {})
+                listener_ports = {name: p if name in explicit else known.get(name) or (0 if p in taken else p)
+                                  for name, p in planned[node_id].items()}
+                taken |= {p for p in listener_ports.values() if p}
+                port = next(iter(listener_ports.values()))
+            procs.append(BrokerProcess(node_id, port, listener_ports))
+        return procs
+
+    def check_ports(self, procs=None) -> None:
         """Every broker to be spawned can listen on its port, else StartError: a taken
         port found now is one clear message instead of brokers failing one by one."""
-        for proc in self.brokers.values():
+        for proc in self.brokers.values() if procs is None else procs:
             if proc.pid is not None:
                 continue
             for name, port in (proc.listener_ports or {"PLAINTEXT": proc.port}).items():
@@ -516,9 +600,91 @@ class Supervisor:
             return {"results": self.service.alter_scram_credentials(doc["deletions"], doc["upsertions"])}
         if kind == "users":
             return self.users(doc)
+        if kind == "scale":
+            return await self.scale(int(doc["brokers"]))
         if kind == "alter_client_quotas":
             return {"results": self.service.alter_client_quotas(doc["entries"], doc.get("validate_only", False))}
         raise errors.InvalidRequest(f"the supervisor does not handle {kind}")
+
+    async def scale(self, count: int) -> dict:
+        """``pybroker scale``: run ``count`` brokers. New ids start, register and from
+        then on take new topics and reassigned replicas (existing partitions stay where
+        they are, as in Kafka). Brokers taken away must hold no replica; they are
+        unregistered, then stopped. Answers with the brokers it runs."""
+        if not 1 <= count <= shm.MAX_BROKERS:
+            raise errors.InvalidRequest(f"a cluster runs 1 to {shm.MAX_BROKERS} brokers, not {count}")
+        async with self._scaling:
+            if self.stopping or not self._ready:
+                raise errors.BrokerNotAvailable(f"the cluster is {'stopping' if self.stopping else 'still starting'}")
+            if count > self.count:
+                await self._add_brokers(count)
+            elif count < self.count:
+                await self._remove_brokers(count)
+        return {"brokers": [{"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port}
+                            for p in sorted(self.brokers.values(), key=lambda p: p.node_id)]}
+
+    async def _add_brokers(self, count: int) -> None:
+        """The count is durable before any new broker starts, so a restart brings them
+        all back; their shared-memory rows exist (the broker table has a row for every
+        possible id), and they lead without a tail ring until the region is made again
+        at the next start (their followers fetch over sockets)."""
+        before = self.count
+        self.count = count
+        try:
+            new = self._make_brokers(range(before, count))
+            self.check_ports(new)
+        except StartError as exc:
+            self.count = before
+            raise errors.InvalidRequest(str(exc)) from None
+        try:
+            self.service.apply(self.controller.set_broker_count, count)
+        except Exception:
+            self.count = before
+            raise
+        for proc in new:
+            self.brokers[proc.node_id] = proc
+        log.info("scaling up from %d to %d brokers", before, count)
+        self._wake.set()
+        deadline = time.monotonic() + SCALE_TIMEOUT_S
+        while not all(p.registered for p in new):
+            failed = next((p for p in new if p.restarts and not p.registered), None)
+            if failed is not None or time.monotonic() > deadline:
+                proc = failed or next(p for p in new if not p.registered)
+                reason = last_error_line(self.broker_log(proc.node_id), proc.log_offset)
+                raise errors.BrokerNotAvailable(
+                    f"broker {proc.node_id} has not registered"
+                    + (f" (it exited: {reason})" if failed is not None and reason else "")
+                    + f"; the cluster keeps starting it (log: {self.broker_log(proc.node_id)}); "
+                      f"`pybroker scale --brokers {before}` takes it away again")
+            await asyncio.sleep(0.05)
+
+    async def _remove_brokers(self, count: int, timeout: float = 15.0) -> None:
+        """Kafka's UnregisterBroker, refused for a broker holding any replica (current,
+        or being added or removed by a reassignment): data is never left behind. The
+        registry forgets them first, in the same turn of the loop as the check, so no
+        topic created meanwhile can be given to them; their data dirs stay on disk."""
+        leaving = sorted(n for n in self.brokers if n >= count)
+        held = self.controller.holdings(leaving)
+        if held:
+            shown = ", ".join(f"{t}-{p} (on {','.join(map(str, on))})" for (t, p), on in sorted(held.items())[:5])
+            more = f" and {len(held) - 5} more" if len(held) > 5 else ""
+            raise errors.InvalidRequest(
+                f"cannot remove broker{'s' if len(leaving) > 1 else ''} {','.join(map(str, leaving))}: "
+                f"{len(held)} partition{'s have' if len(held) > 1 else ' has'} replicas there: {shown}{more}. "
+                "Move them first with `pybroker reassign-partitions`")
+        self.service.apply(self.controller.unregister_brokers, leaving, count)
+        procs = [self.brokers.pop(n) for n in leaving]
+        self.count = count
+        log.info("scaling down to %d brokers: stopping broker%s %s", count, "s" if len(procs) > 1 else "",
+                 ",".join(map(str, leaving)))
+        await self.stop_brokers(procs, timeout)
+        for proc in procs:
+            if proc.channel is not None:
+                proc.channel.close()
+            self.reports.pop(proc.node_id, None)
+            if self.region is not None:
+                self.region.brokers.clear(proc.node_id)
+            log.info("broker %d stopped and unregistered", proc.node_id)
 
     def _leader_of(self, topic: str, partition: int) -> int | None:
         state = self.controller.partitions.get((topic, partition))
@@ -714,26 +880,9 @@ class Supervisor:
         os.chmod(run_dir(self.data_dir), 0o700)
         self.metadata.load_into(self.controller)
         self._create_super_user()
-        planned = None
-        if self.listeners:
-            from pybroker.security.listener import broker_ports
-
-            try:
-                planned = broker_ports(self.listeners, self.base_port, self.count)
-            except ValueError as exc:
-                raise StartError(str(exc)) from None
-        for node_id in range(self.count):
-            port = self.controller.ports.get(node_id)
-            if port is None:
-                port = self.base_port + node_id if self.base_port else 0
-            listener_ports = None
-            if planned is not None:
-                known = self.controller.listener_ports.get(node_id, {})
-                # A port the system picked last time is kept, so clients find the broker again.
-                listener_ports = {name: known.get(name) if not p and known.get(name) else p
-                                  for name, p in planned[node_id].items()}
-                port = next(iter(listener_ports.values()))
-            self.brokers[node_id] = BrokerProcess(node_id, port, listener_ports)
+        self._settle_broker_count()
+        for proc in self._make_brokers(range(self.count)):
+            self.brokers[proc.node_id] = proc
         self._adopt_running_brokers()
         self.check_ports()
         path = socket_path(self.data_dir)
@@ -809,23 +958,27 @@ class Supervisor:
             if exc.errno != errno.ESRCH:
                 raise
 
-    async def shutdown(self, timeout: float = 15.0) -> None:
-        """Stop every broker (SIGTERM: each flushes and marks a clean shutdown), wait,
-        SIGKILL stragglers, then close the control socket and the logs."""
-        self.stopping = True
-        log.info("stopping %d brokers", sum(1 for p in self.brokers.values() if p.pid))
-        for proc in self.brokers.values():
+    async def stop_brokers(self, procs: list[BrokerProcess], timeout: float) -> None:
+        """SIGTERM each (it flushes and marks a clean shutdown), wait, SIGKILL stragglers."""
+        for proc in procs:
             if proc.pid is not None and proc.alive:
                 self._kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(p.pid is not None and p.alive for p in self.brokers.values()):
+        while time.monotonic() < deadline and any(p.pid is not None and p.alive for p in procs):
             await asyncio.sleep(0.05)
-        for proc in self.brokers.values():
+        for proc in procs:
             if proc.pid is not None and proc.alive:
                 log.warning("broker %d did not stop in %.0f s: killed", proc.node_id, timeout)
                 self._kill(proc.pid)
             if proc.popen is not None:
                 proc.popen.wait()
+
+    async def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop every broker (SIGTERM: each flushes and marks a clean shutdown), wait,
+        SIGKILL stragglers, then close the control socket and the logs."""
+        self.stopping = True
+        log.info("stopping %d brokers", sum(1 for p in self.brokers.values() if p.pid))
+        await self.stop_brokers(list(self.brokers.values()), timeout)
         if self._server is not None:
             self._server.close()
         for extension in self.extensions:

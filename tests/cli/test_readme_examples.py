@@ -90,6 +90,10 @@ EXPECTED_OUTPUT = {
     # The callback prints the record's metadata and None, or None and the error (exit 0).
     "callback=lambda meta, exc: print(meta, exc)": ") None\n",
     "kill -9": "1000\n",  # the failover demo's consumer counts every record
+    # The scaling demo: broker 2 joins, takes a replica, and so may not leave.
+    "pybroker scale --data /tmp/demo --brokers 3": "brokers: 3 (0,1,2)\n",
+    "--brokers 2 || echo refused": "refused\n",
+    "--verify --reassignment-json-file move.json": "Reassignment of partition payments-0 is completed.\n",
     "delete-records --offset-json-file": "partition: clicks-0\tlow_watermark: 42\npartition: clicks-1\tlow_watermark: 1200",
 }
 
