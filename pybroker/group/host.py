@@ -60,6 +60,10 @@ class GroupHost:
         # coordinator computes itself (KIP-848); the version changes with them.
         self.topics: dict = {}
         self.topics_version = 0
+        # Where the host learns partitions' high watermarks at their leaders (the
+        # supervisor's ``positions``: shared memory, else the leaders' reports), for the
+        # lag DescribeShareGroupOffsets gives. None: the brokers know (in-process ones).
+        self.positions = None
         # Share groups' durable state (KIP-932), beside the committed offsets.
         self.shares = ShareStateStore(data_dir)
         self.coordinator.load_share_states(self.shares.states)
@@ -131,7 +135,10 @@ class GroupHost:
         elif method == "share_group_describe":
             result = c.share_group_describe(args["group_ids"])
         elif method == "share_offsets":
-            result = c.share_offsets(group_id, args.get("topics"))
+            rows = c.share_offsets(group_id, args.get("topics"))
+            known = self.positions() if self.positions is not None and rows else {}
+            # Each row gets the partition's high watermark at its leader, -1 if unknown.
+            result = [[*row, known.get((row[0], row[1]), {}).get("high_watermark", -1)] for row in rows]
         elif method in ("alter_share_offsets", "delete_share_offsets"):
             counts = {name: t.partitions for name, t in self.topics.items()}
             if method == "alter_share_offsets":
