@@ -80,15 +80,15 @@ class GroupCoordinator:
     def load_groups(self, stored: Mapping, now_ms: int) -> list[str]:
         """The durable consumer and share groups (MembershipStore.groups), restored with
         their members, epochs and assignments; each member has a fresh session. An empty
-        consumer group without committed offsets is not restored (Kafka deletes such a
-        group): its id is returned for the host to forget."""
+        group with neither committed offsets nor share-partition state is not restored
+        (Kafka deletes such a group): its id is returned for the host to forget."""
         forgotten = []
         for group_id, saved in stored.items():
-            if saved.kind == "share":
-                group = self._share_group(group_id, create=True)
-            elif not saved.members and not self.store.fetch(group_id):
+            if not saved.members and not self.store.fetch(group_id) and group_id not in self.share_groups:
                 forgotten.append(group_id)
                 continue
+            if saved.kind == "share":
+                group = self._share_group(group_id, create=True)
             else:
                 group = self.consumer_groups[group_id] = ConsumerGroup(group_id, self.settings.consumer)
             group.restore(saved.metadata, saved.members, now_ms)

@@ -227,3 +227,25 @@ def test_a_heartbeat_that_moves_nothing_writes_nothing(tmp_path):
         heartbeat(host, "cg", m, epoch, owned)
     assert host.memberships.file.size == size
     host.close()
+
+
+def test_an_empty_group_without_offsets_is_forgotten_one_with_offsets_is_kept(tmp_path):
+    host = host_on(str(tmp_path))
+    settle(host, "bare", ["a"])
+    heartbeat(host, "bare", "a", -1, {})
+    state = settle(host, "kept", ["b"])
+    asyncio.run(host.handle("commit_offsets", "kept", {
+        "member_id": "b", "generation_id": state["b"][0], "offsets": [["orders", 0, 5, None, -1]]}))
+    heartbeat(host, "kept", "b", -1, {})
+    epoch = describe(host, "kept")["group_epoch"]
+    host.close()
+
+    revived = host_on(str(tmp_path))
+    assert describe(revived, "bare")["error_code"] == errors.GroupIdNotFound.code
+    assert "bare" not in revived.memberships.groups
+    kept = describe(revived, "kept")
+    assert kept["error_code"] == 0 and kept["group_state"] == "Empty" and kept["group_epoch"] == epoch
+    # A new member continues the epochs where the group left them.
+    r = heartbeat(revived, "kept", "c", 0, {})
+    assert r["error_code"] == 0 and r["member_epoch"] == epoch + 1
+    revived.close()
