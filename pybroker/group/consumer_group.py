@@ -28,6 +28,9 @@ migration.py) reconcile the same way, at their JoinGroup, and get their assignme
 SyncGroup; ``classic_join``/``classic_sync``/``classic_heartbeat``/``classic_leave``
 serve them, as Kafka's classicGroup*ToConsumerGroup.
 
+The group's durable form is ``metadata_json`` plus one ``member_json`` per member (the
+host writes them with membership_store.py); ``restore`` loads it after a restart.
+
 Pure logic: no sockets, no clock (callers pass ``now_ms``). Owned by the coordinator's
 event loop thread.
 """
