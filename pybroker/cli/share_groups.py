@@ -165,32 +165,17 @@ def describe_group(admin, group: str) -> dict:
 
 
 def share_offsets(admin, group: str) -> dict[tuple[str, int], tuple[int, int]]:
-    """{(topic, partition): (start offset, lag)} by DescribeShareGroupOffsets. A broker
-    may know the lag only for the partitions it leads (pybroker's do): a lag left -1 is
-    asked of the partition's leader."""
+    """{(topic, partition): (start offset, lag)} by DescribeShareGroupOffsets to the
+    group's coordinator (which knows the lag of partitions other brokers lead too)."""
     from pybroker.protocol import api
 
-    def ask(conn, topics=None) -> dict:
-        body = {"groups": [{"group_id": group, "topics": topics}]}
-        (answer,) = conn.request(api.DESCRIBE_SHARE_GROUP_OFFSETS, body)["groups"]
-        if answer["error_code"]:
-            raise errors.for_code(answer["error_code"])(answer.get("error_message") or None)
-        return {(t["topic_name"], p["partition_index"]): (p["start_offset"], p.get("lag", -1))
-                for t in answer["topics"] for p in t["partitions"] if not p["error_code"]}
-
     node_id, _, _ = find_coordinator(admin, group)
-    found = ask(admin.client.connection(node_id))
-    unknown: dict[int, dict[str, list[int]]] = {}
-    for (topic, partition), (start, lag) in found.items():
-        if start >= 0 and lag < 0:
-            leader = admin.client.leader_for(topic, partition, refresh=True)
-            if leader >= 0 and leader != node_id:
-                unknown.setdefault(leader, {}).setdefault(topic, []).append(partition)
-    for leader, topics in unknown.items():
-        again = ask(admin.client.connection(leader),
-                    [{"topic_name": t, "partitions": ps} for t, ps in sorted(topics.items())])
-        found.update({tp: v for tp, v in again.items() if tp in found and v[1] >= 0})
-    return found
+    body = {"groups": [{"group_id": group, "topics": None}]}
+    (answer,) = admin.client.connection(node_id).request(api.DESCRIBE_SHARE_GROUP_OFFSETS, body)["groups"]
+    if answer["error_code"]:
+        raise errors.for_code(answer["error_code"])(answer.get("error_message") or None)
+    return {(t["topic_name"], p["partition_index"]): (p["start_offset"], p.get("lag", -1))
+            for t in answer["topics"] for p in t["partitions"] if not p["error_code"]}
 
 
 def describe(admin, args, out, err) -> int:

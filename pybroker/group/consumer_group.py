@@ -28,11 +28,15 @@ migration.py) reconcile the same way, at their JoinGroup, and get their assignme
 SyncGroup; ``classic_join``/``classic_sync``/``classic_heartbeat``/``classic_leave``
 serve them, as Kafka's classicGroup*ToConsumerGroup.
 
+The group's durable form is ``metadata_json`` plus one ``member_json`` per member (the
+host writes them with membership_store.py); ``restore`` loads it after a restart.
+
 Pure logic: no sockets, no clock (callers pass ``now_ms``). Owned by the coordinator's
 event loop thread.
 """
 from __future__ import annotations
 
+import base64
 import enum
 import re
 import uuid
@@ -144,6 +148,14 @@ def _overlaps(a: Mapping[str, set[int]], b: Mapping[str, set[int]]) -> bool:
 
 def _wire_partitions(parts: Mapping[str, set[int]]) -> list[list]:
     return [[t, sorted(ps)] for t, ps in sorted(parts.items()) if ps]
+
+
+def _json_partitions(parts: Mapping[str, set[int]]) -> dict[str, list[int]]:
+    return {t: sorted(ps) for t, ps in sorted(parts.items()) if ps}
+
+
+def _from_json_partitions(doc: Mapping[str, list[int]]) -> Partitions:
+    return {t: set(ps) for t, ps in doc.items() if ps}
 
 
 def heartbeat_error(code: int, message: str, heartbeat_interval_ms: int = 0) -> dict:
@@ -624,6 +636,65 @@ class ConsumerGroup:
             self.remove_member(member, now_ms)
             fenced.append(member.member_id)
         return fenced
+
+    # ------------------------------------------------------------------ durability
+
+    def metadata_json(self) -> dict:
+        """The group's own durable state (Kafka's ConsumerGroupMetadata record, with the
+        subscribed topics' ids and partition counts): JSON-friendly, no deadlines."""
+        return {"epoch": self.group_epoch, "assignment_epoch": self.assignment_epoch, "since": self.state_since_ms,
+                "subscribed": {name: [tid, count] for name, (tid, count) in sorted(self.subscribed.items())}}
+
+    def member_json(self, member_id: str) -> dict:
+        """One member's durable state (Kafka's member metadata, current member assignment
+        and target assignment records in one), without its deadlines: a restored member
+        gets a fresh session."""
+        m = self.members[member_id]
+        doc = {"instance": m.instance_id, "rack": m.rack_id, "client": m.client_id, "host": m.client_host,
+               "rebalance_ms": m.rebalance_timeout_ms, "topics": list(m.subscribed_topic_names),
+               "regex": m.subscribed_topic_regex, "assignor": m.server_assignor, "epoch": m.member_epoch,
+               "previous_epoch": m.previous_member_epoch, "state": m.state.value,
+               "assigned": _json_partitions(m.assigned), "revoking": _json_partitions(m.pending_revocation),
+               "assignment_epochs": [[t, p, e] for (t, p), e in sorted(m.assignment_epochs.items())],
+               "target": _json_partitions(self.target.get(member_id, {}))}
+        if m.classic is not None:
+            doc["classic"] = {"session_ms": m.classic.session_timeout_ms, "protocols": [
+                [name, base64.b64encode(metadata).decode()] for name, metadata in m.classic.protocols]}
+        return doc
+
+    def restore(self, metadata: dict, members: Mapping[str, dict], now_ms: int) -> None:
+        """Loads what ``metadata_json``/``member_json`` wrote into this new, empty group.
+        Every member gets a fresh session timeout, and one that still has partitions to
+        revoke a fresh rebalance timeout, as Kafka's coordinator schedules them on load.
+        The subscribed topics are checked against the controller's at the next heartbeat."""
+        self.group_epoch = metadata["epoch"]
+        self.assignment_epoch = metadata["assignment_epoch"]
+        self.state_since_ms = metadata["since"]
+        self.subscribed = {name: (tid, count) for name, (tid, count) in metadata["subscribed"].items()}
+        self.topic_names = self.names_by_id()
+        for member_id, doc in members.items():
+            classic = doc.get("classic")
+            m = ConsumerMember(
+                member_id=member_id, instance_id=doc["instance"], rack_id=doc["rack"], client_id=doc["client"],
+                client_host=doc["host"], rebalance_timeout_ms=doc["rebalance_ms"],
+                subscribed_topic_names=tuple(doc["topics"]), subscribed_topic_regex=doc["regex"],
+                server_assignor=doc["assignor"], member_epoch=doc["epoch"], previous_member_epoch=doc["previous_epoch"],
+                state=MemberState(doc["state"]), assigned=_from_json_partitions(doc["assigned"]),
+                pending_revocation=_from_json_partitions(doc["revoking"]),
+                assignment_epochs={(t, p): e for t, p, e in doc["assignment_epochs"]},
+                classic=None if classic is None else ClassicMetadata(
+                    classic["session_ms"], [(name, base64.b64decode(data)) for name, data in classic["protocols"]]))
+            m.session_deadline_ms = now_ms + (self.settings.session_timeout_ms if m.classic is None
+                                              else m.classic.session_timeout_ms)
+            if m.state is MemberState.UNREVOKED_PARTITIONS and m.classic is None:
+                m.revocation_deadline_ms = now_ms + m.rebalance_timeout_ms
+            self.members[member_id] = m
+            if m.instance_id is not None:
+                self.static_members[m.instance_id] = member_id
+            self.target[member_id] = _from_json_partitions(doc["target"])
+            for t, ps in m.owned().items():
+                for p in ps:
+                    self.owners[(t, p)] = member_id
 
     # ------------------------------------------------------------------ admin
 

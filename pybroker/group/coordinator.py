@@ -67,6 +67,32 @@ class GroupCoordinator:
         self._new_member_id = new_member_id
         # Answers to parked requests of classic groups that became consumer groups.
         self._outbox: list[tuple[str, Completion]] = []
+        # Consumer and share groups whose membership may have changed since the host
+        # last wrote it, each with the members that asked (the host looks at every
+        # member when the group's metadata or member set changed).
+        self.membership_changes: dict[str, set[str]] = {}
+
+    def _membership_changed(self, group_id: str, member_id: str | None = None) -> None:
+        asked = self.membership_changes.setdefault(group_id, set())
+        if member_id:
+            asked.add(member_id)
+
+    def load_groups(self, stored: Mapping, now_ms: int) -> list[str]:
+        """The durable consumer and share groups (MembershipStore.groups), restored with
+        their members, epochs and assignments; each member has a fresh session. An empty
+        group with neither committed offsets nor share-partition state is not restored
+        (Kafka deletes such a group): its id is returned for the host to forget."""
+        forgotten = []
+        for group_id, saved in stored.items():
+            if not saved.members and not self.store.fetch(group_id) and group_id not in self.share_groups:
+                forgotten.append(group_id)
+                continue
+            if saved.kind == "share":
+                group = self._share_group(group_id, create=True)
+            else:
+                group = self.consumer_groups[group_id] = ConsumerGroup(group_id, self.settings.consumer)
+            group.restore(saved.metadata, saved.members, now_ms)
+        return forgotten
 
     @property
     def migration_policy(self) -> MigrationPolicy:
@@ -92,6 +118,7 @@ class GroupCoordinator:
             return join_error(errors.InconsistentGroupProtocol.code, request.get("member_id", ""))
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
+            self._membership_changed(group_id, request.get("member_id"))
             if not modern.is_empty():
                 request.pop("token", None)
                 instance_id = request.get("group_instance_id")
@@ -114,6 +141,7 @@ class GroupCoordinator:
         if modern is not None:
             if modern.is_empty():
                 return sync_error(errors.UnknownMemberId.code)
+            self._membership_changed(group_id, request.get("member_id"))
             return modern.classic_sync(now_ms, **request)
         group = self.groups.get(group_id)
         if group is None:
@@ -124,6 +152,7 @@ class GroupCoordinator:
     def heartbeat(self, group_id: str, now_ms: int, **request) -> dict:
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
+            self._membership_changed(group_id, request.get("member_id"))
             return modern.classic_heartbeat(now_ms, **request)
         group = self.groups.get(group_id)
         if group is None:
@@ -134,6 +163,7 @@ class GroupCoordinator:
     def leave(self, group_id: str, now_ms: int, members: list[dict]) -> dict:
         modern = self.consumer_groups.get(group_id)
         if modern is not None:
+            self._membership_changed(group_id)
             return modern.classic_leave(now_ms, members)
         group = self.groups.get(group_id)
         if group is None:
@@ -147,11 +177,14 @@ class GroupCoordinator:
     def tick(self, now_ms: int) -> list[tuple[str, Completion]]:
         out = []
         for group in list(self.consumer_groups.values()):
-            group.tick(now_ms, lambda member, g=group: self._maybe_downgrade(g, member.member_id, now_ms))
+            if group.tick(now_ms, lambda member, g=group: self._maybe_downgrade(g, member.member_id, now_ms)) or \
+                    group.group_id not in self.consumer_groups:
+                self._membership_changed(group.group_id)
         for group_id, group in list(self.groups.items()):
             out.extend((group_id, c) for c in group.tick(now_ms))
         for group in self.share_groups.values():
-            group.tick(now_ms)
+            if group.tick(now_ms):
+                self._membership_changed(group.group_id)
             for tp in group.expire_locks(now_ms):
                 self._share_changed(group, tp)
         return out + self.take_completions()
@@ -172,6 +205,7 @@ class GroupCoordinator:
         group becomes a consumer group: an empty one at once, one with members by online
         upgrade (migration.py) when the policy allows. The last consumer-protocol member
         leaving a group of classic members turns it back into a classic group."""
+        self._membership_changed(group_id, request.get("member_id"))
         group = self.consumer_groups.get(group_id)
         if group is not None and request.get("member_epoch") == LEAVE_EPOCH and \
                 self._maybe_downgrade(group, request.get("member_id", ""), now_ms):
@@ -256,6 +290,7 @@ class GroupCoordinator:
         """ShareGroupHeartbeat; ``request`` as for ``ShareGroup.share_heartbeat``."""
         if not group_id:
             return heartbeat_error(errors.InvalidGroupId.code, "the group id is empty")
+        self._membership_changed(group_id, request.get("member_id"))
         group = self._share_group(group_id, create=False)
         if group is None:
             if request.get("member_epoch") != 0:
@@ -583,6 +618,7 @@ class GroupCoordinator:
                 self.store.delete_group(group_id, now_ms)
                 if modern is not None:
                     del self.consumer_groups[group_id]
+                    self._membership_changed(group_id)
                 if group is not None and group.state is GroupState.EMPTY:
                     group.mark_dead(now_ms)
                     del self.groups[group_id]
@@ -667,6 +703,7 @@ class GroupCoordinator:
                 code = errors.NonEmptyGroup.code
             else:
                 code = NONE
+                self._membership_changed(group_id)
                 self.consumer_groups.pop(group_id, None)
                 shared = self.share_groups.pop(group_id, None)
                 if shared is not None:

@@ -8,8 +8,12 @@ task sleeps until the coordinator's next deadline (session timeouts, rebalance t
 the initial rebalance delay).
 
 Committed offsets live in ``<dir>/__consumer_offsets/`` (an append-only file of
-CRC-checked records; the supervisor's dir is ``<data>/meta``). Writes go through the page cache without fsync, as Kafka's do: a
-commit survives the death of any process once acknowledged.
+CRC-checked records; the supervisor's dir is ``<data>/meta``), the membership of KIP-848
+and share groups in ``<dir>/group-membership.log`` (membership_store.py), share-partition
+states in ``<dir>/share-state.log``. Writes go through the page cache without fsync, as
+Kafka's do: a commit survives the death of any process once acknowledged, and a member's
+new epoch or assignment is written before the member hears of it, so after a restart
+members carry on at their epochs without a rebalance.
 
 Owned by the host's event loop thread; a request may come from another process
 (``handle`` takes and returns JSON-friendly values).
@@ -24,7 +28,9 @@ from pybroker import errors
 from pybroker.config import RESOURCE_GROUP
 from pybroker.deadline import DeadlineTimer, now_ms as _now_ms
 from pybroker.group.coordinator import CoordinatorSettings, GroupCoordinator
+from pybroker.group.membership_store import MembershipStore
 from pybroker.group.offset_store import OffsetStore
+from pybroker.group.share_group import ShareGroup
 from pybroker.group.share_store import ShareStateStore
 from pybroker.group.state_machine import PENDING
 
@@ -54,9 +60,16 @@ class GroupHost:
         # coordinator computes itself (KIP-848); the version changes with them.
         self.topics: dict = {}
         self.topics_version = 0
+        # Where the host learns partitions' high watermarks at their leaders (the
+        # supervisor's ``positions``: shared memory, else the leaders' reports), for the
+        # lag DescribeShareGroupOffsets gives. None: the brokers know (in-process ones).
+        self.positions = None
         # Share groups' durable state (KIP-932), beside the committed offsets.
         self.shares = ShareStateStore(data_dir)
         self.coordinator.load_share_states(self.shares.states)
+        self.memberships = MembershipStore(data_dir)
+        for group_id in self.coordinator.load_groups(self.memberships.groups, _now_ms()):
+            self.memberships.drop(group_id)
 
     def watch_topics(self, topics: dict, resource_configs: dict | None = None) -> None:
         """The controller's topics and (when it has them) its dynamic resource configs,
@@ -77,6 +90,7 @@ class GroupHost:
             self._housekeeping.cancel()
         self.store.close()
         self.shares.close()
+        self.memberships.close()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -121,7 +135,10 @@ class GroupHost:
         elif method == "share_group_describe":
             result = c.share_group_describe(args["group_ids"])
         elif method == "share_offsets":
-            result = c.share_offsets(group_id, args.get("topics"))
+            rows = c.share_offsets(group_id, args.get("topics"))
+            known = self.positions() if self.positions is not None and rows else {}
+            # Each row gets the partition's high watermark at its leader, -1 if unknown.
+            result = [[*row, known.get((row[0], row[1]), {}).get("high_watermark", -1)] for row in rows]
         elif method in ("alter_share_offsets", "delete_share_offsets"):
             counts = {name: t.partitions for name, t in self.topics.items()}
             if method == "alter_share_offsets":
@@ -172,11 +189,34 @@ class GroupHost:
         if changes:
             self.coordinator.share_changes = {}
             self.shares.write(changes)
+        if self.coordinator.membership_changes:
+            self._write_membership()
         for _group_id, completion in [*completed, *self.coordinator.take_completions()]:
             fut = completion.token
             if isinstance(fut, asyncio.Future) and not fut.done():
                 fut.set_result(completion.response)
         self._timer.schedule()
+
+    def _write_membership(self) -> None:
+        """Writes what changed in the membership of the groups the coordinator names:
+        the members that asked, or every member once the group's epochs or member set
+        moved (a new target assignment may concern them all)."""
+        c = self.coordinator
+        changes, c.membership_changes = c.membership_changes, {}
+        for group_id, asked in changes.items():
+            group = c.consumer_groups.get(group_id) or c.share_groups.get(group_id)
+            if group is None:
+                self.memberships.drop(group_id)
+                continue
+            kind = "share" if isinstance(group, ShareGroup) else "consumer"
+            metadata = group.metadata_json()
+            stored = self.memberships.groups.get(group_id)
+            if stored is None or stored.kind != kind or stored.metadata != metadata or \
+                    stored.members.keys() != group.members.keys():
+                asked = group.members
+            removed = set(stored.members) - set(group.members) if stored is not None else set()
+            self.memberships.write(group_id, kind, metadata,
+                                   {m: group.member_json(m) for m in asked if m in group.members}, removed)
 
     def _tick(self) -> None:
         self._after_call(self.coordinator.tick(_now_ms()))
@@ -184,7 +224,8 @@ class GroupHost:
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(RETENTION_CHECK_S)
-            expired = self.run("expire_offsets", _now_ms())
+            expired = self.coordinator.expire_offsets(_now_ms())
+            self._after_call()
             if expired:
                 log.info("expired %d committed offsets", expired)
             self.store.compact()

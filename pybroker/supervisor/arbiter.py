@@ -233,6 +233,7 @@ class Supervisor:
                                          default_partitions=num_partitions,
                                          default_replication_factor=replication_factor)
         self.groups = GroupHost(os.path.join(self.data_dir, "meta"), group_settings)
+        self.groups.positions = self.positions
         self.txns = TransactionHost(os.path.join(self.data_dir, "meta"), self.groups, self._leader_of,
                                     self._send_to_broker, txn_settings)
         self.groups.watch_topics(self.controller.topics, self.controller.resource_configs)

@@ -101,8 +101,10 @@ async def describe(broker, request) -> dict:
 
 async def describe_offsets(broker, request) -> dict:
     """Each share-partition's start offset (SPSO) and lag: the records below the high
-    watermark not yet acknowledged or archived. The lag needs the high watermark, which
-    this broker knows for the partitions it leads; elsewhere it is -1 (unknown)."""
+    watermark not yet acknowledged or archived, as Kafka computes it from the partition's
+    end offset. The high watermark is this broker's own for the partitions it leads, else
+    the one the coordinator host knows from the leader (shared memory, or the leader's
+    latest report); -1 when neither is known (no leader)."""
     topics = broker.image.topics
     out = []
     for group in request.body["groups"]:
@@ -119,7 +121,7 @@ async def describe_offsets(broker, request) -> dict:
                         "error_message": str(exc)})
             continue
         by_topic: dict[str, list] = {}
-        for topic, index, start, done in rows:
+        for topic, index, start, done, leader_high_watermark in rows:
             state = broker.image.partitions.get((topic, index))
             entry = {"partition_index": index, "start_offset": start,
                      "leader_epoch": state.leader_epoch if state else -1, "lag": -1, "error_code": 0,
@@ -131,12 +133,15 @@ async def describe_offsets(broker, request) -> dict:
             elif topic not in topics or state is None:
                 entry["error_code"] = errors.UnknownTopicOrPartition.code
             elif start >= 0:
+                high_watermark = leader_high_watermark
                 try:
                     partition = broker.logs.get_partition(topic, index)
                     partition.require_leader()
-                    entry["lag"] = max(0, partition.high_watermark - start - done)
+                    high_watermark = partition.high_watermark
                 except errors.KafkaError:
-                    pass
+                    pass    # led elsewhere: the leader's, as the coordinator host knows it
+                if high_watermark >= 0:
+                    entry["lag"] = max(0, high_watermark - start - done)
             by_topic.setdefault(topic, []).append(entry)
         out.append({"group_id": group["group_id"], "error_code": 0, "error_message": None, "topics": [
             {"topic_name": t, "topic_id": uuid.UUID(str(topics[t].topic_id)) if t in topics else uuid.UUID(int=0),
