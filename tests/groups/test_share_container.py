@@ -40,7 +40,11 @@ def test_share_mode_is_a_worker_pool_with_release_then_reject(cluster):
     handler = DefaultErrorHandler(lambda record, exc: recovered.append((record.value, str(exc))),
                                   FixedBackOff(10, 2))
     container = ListenerContainer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "max.poll.records": 5, "fetch.max.wait.ms": 100},
+        # record_limit: at most 5 records per fetch, so the pool spreads them even when a
+        # stalled producer sends many in one batch (batch-optimized would hand the batch
+        # to one worker).
+        {"bootstrap.servers": bootstrap, "group.id": group, "max.poll.records": 5, "fetch.max.wait.ms": 100,
+         "share.acquire.mode": "record_limit"},
         [topic], listener, error_handler=handler, poll_timeout_ms=100, concurrency=3, share=True)
     with container:
         wait_until(lambda: all(w.consumer is not None and w.consumer.member.generation > 0 for w in container.workers),
