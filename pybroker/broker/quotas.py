@@ -27,8 +27,8 @@ Owned by the broker's event loop thread.
 """
 from __future__ import annotations
 
-from pybroker.cluster.client_quotas import (CLIENT_ID, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
-                                            USER)
+from pybroker.cluster.client_quotas import (CLIENT_ID, CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE,
+                                            PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE, USER)
 
 DEFAULT_WINDOW_NUM = 11
 DEFAULT_WINDOW_SIZE_S = 1
@@ -210,15 +210,78 @@ class QuotaManager:
             self._resolved.clear()
 
 
+class TokenBucket:
+    """Kafka's TokenBucket: up to ``burst`` tokens, refilled at the quota's rate; a
+    record takes tokens and may leave the bucket below zero."""
+
+    __slots__ = ("tokens", "last_event_ms")
+
+    def __init__(self, burst: float, now_ms: float):
+        self.tokens = burst
+        self.last_event_ms = now_ms
+
+    def refill(self, rate: float, burst: float, now_ms: float) -> float:
+        self.tokens = min(burst, self.tokens + rate * max(0.0, now_ms - self.last_event_ms) / 1000.0)
+        self.last_event_ms = now_ms
+        return self.tokens
+
+
+class MutationQuotaManager(QuotaManager):
+    """controller_mutation_rate (KIP-599): partitions created, added or deleted per second,
+    as Kafka's ControllerMutationQuotaManager. A token bucket holds ``quota x
+    quota.window.num x quota.window.size.seconds`` partitions of burst; while it is
+    below zero the client is over its quota and waits ``-tokens / quota`` seconds.
+
+    ``throttle_ms`` answers whether a mutation may start now (strict requests —
+    CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+ — get
+    THROTTLING_QUOTA_EXCEEDED for the topics asked while it is > 0); ``take`` records
+    the partitions one changed (older, permissive versions are always carried out and
+    only throttled)."""
+
+    def _bucket(self, principal: str, client_id: str | None, now_ms: float):
+        found = self._resolve(principal, client_id)
+        if found is None:
+            return None, 0.0
+        tags, limit = found
+        burst = limit * self.window_num * self.window_ms / 1000.0
+        sensor = self._sensors.get(tags)
+        if sensor is None:
+            sensor = self._sensors[tags] = [TokenBucket(burst, now_ms), limit]
+        sensor[0].refill(limit, burst, now_ms)
+        return sensor[0], limit
+
+    def throttle_ms(self, principal: str, client_id: str | None, now_ms: float) -> int:
+        bucket, limit = self._bucket(principal, client_id, now_ms)
+        if bucket is None or bucket.tokens >= 0 or limit <= 0:
+            return 0
+        return int(round(-bucket.tokens / limit * 1000.0))
+
+    def take(self, principal: str, client_id: str | None, permits: float, now_ms: float) -> None:
+        bucket, _ = self._bucket(principal, client_id, now_ms)
+        if bucket is not None:
+            bucket.tokens -= permits
+
+    def expire(self, now_ms: float) -> None:
+        """Drop buckets that have refilled: a new one starts full, the same."""
+        factor = self.window_num * self.window_ms / 1000.0
+        for tags in [t for t, (bucket, limit) in self._sensors.items()
+                     if bucket.refill(limit, limit * factor, now_ms) >= limit * factor]:
+            del self._sensors[tags]
+        if len(self._resolved) > 4 * len(self._sensors) + 1024:
+            self._resolved.clear()
+
+
 class ClientQuotas:
-    """A broker's quota managers: produce and fetch byte rates, request time."""
+    """A broker's quota managers: produce and fetch byte rates, request time, and
+    partition mutations."""
 
     def __init__(self, window_num: int = DEFAULT_WINDOW_NUM, window_size_s: float = DEFAULT_WINDOW_SIZE_S):
         self.produce = QuotaManager(PRODUCER_BYTE_RATE, window_num, window_size_s)
         self.fetch = QuotaManager(CONSUMER_BYTE_RATE, window_num, window_size_s)
         self.request = QuotaManager(REQUEST_PERCENTAGE, window_num, window_size_s,
                                     max_throttle_ms=int(window_size_s * 1000))
-        self.managers = (self.produce, self.fetch, self.request)
+        self.mutation = MutationQuotaManager(CONTROLLER_MUTATION_RATE, window_num, window_size_s)
+        self.managers = (self.produce, self.fetch, self.request, self.mutation)
 
     def set_quotas(self, quotas: dict[tuple, dict[str, float]]) -> None:
         for manager in self.managers:

@@ -119,3 +119,19 @@ def test_a_request_changing_more_than_10000_keys_is_refused_whole():
     assert service.controller.client_quotas == {}
     assert all(r["error_code"] == 0 for r in service.alter_client_quotas(entries[:5000]))
     assert len(service.controller.client_quotas) == 5000
+
+
+def test_mutation_quota_is_a_token_bucket_with_kafkas_burst_and_wait():
+    from pybroker.broker.quotas import MutationQuotaManager
+
+    manager = MutationQuotaManager("controller_mutation_rate", window_num=11, window_size_s=1)
+    manager.set_limits({((CLIENT, "c"),): {"controller_mutation_rate": 2.0}})
+    assert manager.enabled
+    assert manager.throttle_ms("User:ANONYMOUS", "c", 0.0) == 0
+    manager.take("User:ANONYMOUS", "c", 30, 0.0)                 # burst 22: 8 below zero
+    assert manager.throttle_ms("User:ANONYMOUS", "c", 0.0) == 4000  # 8 partitions at 2/s
+    assert manager.throttle_ms("User:ANONYMOUS", "c", 3000.0) == 1000
+    assert manager.throttle_ms("User:ANONYMOUS", "c", 4000.0) == 0
+    assert manager.throttle_ms("User:ANONYMOUS", "other", 0.0) == 0  # no quota for this client-id
+    manager.expire(100_000.0)                                    # refilled: the bucket goes
+    assert manager._sensors == {}

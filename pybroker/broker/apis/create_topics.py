@@ -5,7 +5,10 @@ else TOPIC_AUTHORIZATION_FAILED; the new topic's configs are returned only with
 DESCRIBE_CONFIGS on it (else ``topic_config_error_code`` TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
+import uuid
+
 from pybroker.config import TopicConfig
+from pybroker.broker.apis.mutation_quota import CREATE_TOPICS_STRICT, MutationGate
 from pybroker.broker.authorization import allowed, denied_entry, may_create_topic
 from pybroker.errors import InvalidConfig, InvalidRequest, InvalidReplicaAssignment, KafkaError, TopicAuthorizationFailed
 from pybroker.security.acls import DESCRIBE_CONFIGS, TOPIC
@@ -48,21 +51,37 @@ def _spec(spec: dict) -> dict:
             "assignments": assignments, "configs": configs}
 
 
+def _partition_count(broker, spec: dict) -> int:
+    """The partitions a topic would add (-1: the broker's num.partitions)."""
+    if spec["assignments"] is not None:
+        return len(spec["assignments"])
+    return spec["num_partitions"] if spec["num_partitions"] > 0 else broker.config.num_partitions
+
+
 async def handle(broker, request) -> dict:
     body = request.body
     results, specs = {}, []
+    gate = MutationGate(broker, request, CREATE_TOPICS_STRICT, body.get("validate_only", False))
     for spec in body["topics"]:
         if not may_create_topic(broker, request, spec["name"]):
             results[spec["name"]] = denied_entry(spec["name"], "create topic")
             continue
         try:
-            specs.append(_spec(spec))
+            parsed = _spec(spec)
         except KafkaError as exc:
             results[spec["name"]] = {"name": spec["name"], "error_code": exc.code, "error_message": exc.detail}
+            continue
+        refused = gate.admit(parsed["name"], _partition_count(broker, parsed))
+        if refused is not None:
+            results[parsed["name"]] = refused
+        else:
+            specs.append(parsed)
     if specs:
         try:
             by_name = {spec["name"]: spec for spec in specs}
             for result in await broker.controller.create_topics(specs, body.get("validate_only", False)):
+                if result.get("topic_id"):
+                    result = {**result, "topic_id": uuid.UUID(str(result["topic_id"]))}
                 if result["error_code"] == 0:
                     if allowed(broker, request, DESCRIBE_CONFIGS, TOPIC, result["name"]):
                         result = {**result, "configs": _created_configs(broker, by_name[result["name"]])}
@@ -73,7 +92,7 @@ async def handle(broker, request) -> dict:
             for spec in specs:
                 results[spec["name"]] = {"name": spec["name"], "error_code": exc.code, "error_message": exc.detail}
     return {
-        "throttle_time_ms": 0,
+        "throttle_time_ms": gate.finish(list(results.values())),
         "topics": [{"num_partitions": -1, "replication_factor": -1, "configs": None, **results[s["name"]]}
                    for s in body["topics"]],
     }

@@ -1,10 +1,10 @@
 """Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
 DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44) (resource type
 2 = topic, 4 = broker)."""
-from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, STRING
+from ..schema import Api, Array, Field, BOOL, INT8, INT16, INT32, STRING, UUID
 
 CREATE_TOPICS = Api(
-    19, "CreateTopics", (0, 5), flexible=5,
+    19, "CreateTopics", (0, 7), flexible=5,     # v6: THROTTLING_QUOTA_EXCEEDED; v7: topic ids
     request=[
         Field("topics", Array([
             Field("name", STRING),
@@ -26,6 +26,7 @@ CREATE_TOPICS = Api(
         Field("throttle_time_ms", INT32, "2+"),
         Field("topics", Array([
             Field("name", STRING),
+            Field("topic_id", UUID, "7+"),
             Field("error_code", INT16),
             Field("error_message", STRING, "1+", nullable="0+"),
             Field("topic_config_error_code", INT16, "5+", tag=0),
@@ -43,8 +44,12 @@ CREATE_TOPICS = Api(
 )
 
 DELETE_TOPICS = Api(
-    20, "DeleteTopics", (0, 4), flexible=4,
+    20, "DeleteTopics", (0, 6), flexible=4,     # v5: THROTTLING_QUOTA_EXCEEDED; v6: by topic id
     request=[
+        Field("topics", Array([
+            Field("name", STRING, nullable="6+", default=None),
+            Field("topic_id", UUID),
+        ]), "6+"),
         Field("topic_names", Array(STRING), "0-5"),
         Field("timeout_ms", INT32),
     ],
@@ -52,6 +57,7 @@ DELETE_TOPICS = Api(
         Field("throttle_time_ms", INT32, "1+"),
         Field("responses", Array([
             Field("name", STRING, nullable="6+"),
+            Field("topic_id", UUID, "6+"),
             Field("error_code", INT16),
             Field("error_message", STRING, "5+", nullable="5+", default=None),
         ])),
