@@ -59,6 +59,9 @@ PREFERRED_LEADER_CHECK_S = 5.0
 # the loop could not read meanwhile are excused.
 LOOP_TICK_S = 0.2
 STALL_EXCUSED_S = 1.0
+# A broker report's per-topic row is [messages_in, bytes_in, bytes_out, replication_bytes_in,
+# replication_bytes_out] (the ``report`` control message).
+REPORT_BYTES_OUT = 2
 
 
 def run_dir(data_dir: str) -> str:
@@ -163,6 +166,7 @@ class BrokerProcess:
         self.started_at = 0.0
         self.boot_errors = 0
         self.log_offset = 0  # size of its log file when it was last spawned
+        self.rack: str | None = None  # broker.rack, passed at spawn
 
     @property
     def alive(self) -> bool:
@@ -178,12 +182,16 @@ class Supervisor:
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
                  extensions=(), txn_settings=None, shm_slots: int | None = None,
-                 listeners: list[tuple[str, int | None]] | None = None, super_user: tuple[str, str] | None = None):
+                 listeners: list[tuple[str, int | None]] | None = None, super_user: tuple[str, str] | None = None,
+                 racks: dict[int, str] | None = None):
         self.data_dir = os.path.abspath(data_dir)
         # (protocol, port or None) of each client listener (pybroker.security.listener);
         # None: one PLAINTEXT listener on base_port.. as ever.
         self.listeners = list(listeners) if listeners else None
         self.super_user = super_user
+        # broker.rack by broker id (``pybroker up --broker-rack``); a broker not named keeps
+        # the rack the metadata log has for it.
+        self.racks = dict(racks or {})
         make_private(self.data_dir)  # before anything is created under it
         self.count = brokers
         self.host = host
@@ -267,6 +275,8 @@ class Supervisor:
             cmd += ["--broker-config", "listeners=" + ",".join(f"{n}:{p}" for n, p in proc.listener_ports.items())]
         if self.secured:
             cmd += ["--broker-config", f"internal_socket={self.internal_socket(proc.node_id)}"]
+        if proc.rack is not None:
+            cmd += ["--broker-config", f"broker_rack={proc.rack}"]
         return cmd
 
     def internal_socket(self, node_id: int) -> str:
@@ -549,7 +559,8 @@ class Supervisor:
         proc.fenced = False
         proc.last_heartbeat = time.monotonic()
         info = proc.info = BrokerInfo(node_id, doc["host"], proc.port, proc.pid,
-                                      listeners if self.listeners else (), doc.get("internal_socket", ""))
+                                      listeners if self.listeners else (), doc.get("internal_socket", ""),
+                                      doc.get("rack") or None)
         self.service.apply(self.controller.register_broker, info)
         log.info("broker %d registered (pid %d, %s:%d)", node_id, proc.pid, info.host, info.port)
         self._wake.set()
@@ -592,7 +603,8 @@ class Supervisor:
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
             "brokers": [
-                {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
+                {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port, "rack": p.rack,
+                 "bytes_out": self._consumer_bytes_out(p.node_id),
                  **({"listeners": dict(p.listener_ports)} if p.listener_ports else {}),
                  "alive": bool(p.registered and not p.fenced), "restarts": p.restarts,
                  "heartbeat_fresh": self._fresh_in_shm(p.node_id) if self.region is not None else None}
@@ -601,6 +613,12 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def _consumer_bytes_out(self, node_id: int) -> int | None:
+        """Record bytes the broker process served to consumers (its BytesOut, since it
+        started), from its latest report; None before the first."""
+        report = self.reports.get(node_id)
+        return None if report is None else sum(row[REPORT_BYTES_OUT] for row in report["topics"].values())
 
     def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
         """Log start, log end and high watermark of partitions at their current leader,
@@ -734,6 +752,7 @@ class Supervisor:
                                   for name, p in planned[node_id].items()}
                 port = next(iter(listener_ports.values()))
             self.brokers[node_id] = BrokerProcess(node_id, port, listener_ports)
+            self.brokers[node_id].rack = self.racks.get(node_id, self.controller.racks.get(node_id))
         self._adopt_running_brokers()
         self.check_ports()
         path = socket_path(self.data_dir)
