@@ -210,7 +210,8 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
                         remaining -= region.length
                         min_one = False
             except KafkaError as exc:
-                entry["error_code"] = exc.code
+                # As Kafka's ReplicaManager.createLogReadResult: an error carries no offsets.
+                entry.update(error_code=exc.code, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1)
                 answer_now = True
             parts.append(entry)
         responses.append({"topic": name, "partitions": parts})
