@@ -1,8 +1,13 @@
-"""Rack-aware replica placement: Kafka's StripedReplicaPlacer (KRaft), for live brokers.
+"""Rack-aware replica placement, as Kafka does it in two places.
 
-Used by the controller when at least one live broker has a rack (``broker.rack``); a
-cluster without racks keeps the rack-unaware assignment (controller.assign_replicas).
+``place_replicas``: Kafka's StripedReplicaPlacer (its KRaft controller's), for live
+brokers. Used by the controller when at least one live broker has a rack
+(``broker.rack``); a cluster without racks keeps the rack-unaware assignment
+(controller.assign_replicas). ``assign_replicas_rack_aware``: Kafka's
+AdminUtils.assignReplicasToBrokersRackAware, what kafka-reassign-partitions ``--generate``
+proposes (pybroker reassign-partitions).
 
+StripedReplicaPlacer:
 The rule, as Kafka's: racks are sorted by name (brokers without a rack form one rack of
 their own, sorted first) and each holds its brokers sorted by id. A partition's replicas
 come from the racks round-robin, starting at a rack offset that advances by one per
@@ -105,3 +110,53 @@ def place_replicas(racks: dict[int, str | None], partitions: int, replication_fa
     ``racks`` (broker id -> rack or None)."""
     rack_list = RackList(racks, rng or random.Random())
     return [rack_list.place(replication_factor) for _ in range(partitions)]
+
+
+def rack_alternated(racks: dict[int, str]) -> list[int]:
+    """Brokers taken one rack after the other (racks by name, brokers by id): Kafka's
+    AdminUtils.getRackAlternatedBrokerList. {0: r1, 1: r3, 2: r3, 3: r2, 4: r2, 5: r1}
+    gives 0, 3, 1, 5, 4, 2."""
+    by_rack: dict[str, list[int]] = {}
+    for broker, rack in racks.items():
+        by_rack.setdefault(rack, []).append(broker)
+    queues = [sorted(by_rack[name]) for name in sorted(by_rack)]
+    out: list[int] = []
+    for i in range(max(map(len, queues), default=0)):
+        out += [queue[i] for queue in queues if i < len(queue)]
+    return out
+
+
+def assign_replicas_rack_aware(racks: dict[int, str], partitions: int, replication_factor: int,
+                               rng: random.Random | None = None) -> list[list[int]]:
+    """Kafka's AdminUtils rack-aware assignment over every broker of ``racks`` (each must
+    have one): the first replica round-robin over the rack-alternated broker list from a
+    random start, the others from a shifting offset, skipping a broker whose rack already
+    holds a replica while some rack holds none, and a broker already holding one while
+    some broker holds none."""
+    if replication_factor < 1:
+        raise errors.InvalidReplicationFactor("Replication factor must be larger than 0.")
+    if replication_factor > len(racks):
+        raise errors.InvalidReplicationFactor(
+            f"Replication factor: {replication_factor} larger than available brokers: {len(racks)}.")
+    rng = rng or random.Random()
+    arranged = rack_alternated(racks)
+    n, rack_count = len(arranged), len(set(racks.values()))
+    start = rng.randrange(n)
+    shift = rng.randrange(n)
+    out = []
+    for p in range(partitions):
+        if p > 0 and p % n == 0:
+            shift += 1
+        first = (p + start) % n
+        replicas = [arranged[first]]
+        used_racks = {racks[arranged[first]]}
+        k = 0
+        while len(replicas) < replication_factor:
+            broker = arranged[(first + 1 + (shift * rack_count + k) % (n - 1)) % n]
+            rack = racks[broker]
+            if (rack not in used_racks or len(used_racks) == rack_count) and broker not in replicas:
+                replicas.append(broker)
+                used_racks.add(rack)
+            k += 1
+        out.append(replicas)
+    return out

@@ -96,3 +96,38 @@ def test_racks_survive_a_replay_of_the_metadata_records():
     for record in controller.take_records():
         replayed.replay(record)
     assert replayed.racks == {0: "a"}
+
+
+def test_rack_alternated_broker_list_is_kafkas():
+    from pybroker.cluster.placement import rack_alternated
+
+    # AdminUtils' own example.
+    assert rack_alternated({0: "rack1", 1: "rack3", 2: "rack3", 3: "rack2", 4: "rack2", 5: "rack1"}) == [0, 3, 1, 5, 4, 2]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_admin_utils_rack_aware_assignment_spreads_racks_and_brokers(seed):
+    from pybroker.cluster.placement import assign_replicas_rack_aware
+
+    racks = {0: "rack1", 1: "rack3", 2: "rack3", 3: "rack2", 4: "rack2", 5: "rack1"}
+    placed = assign_replicas_rack_aware(racks, 12, 3, random.Random(seed))
+    for replicas in placed:
+        assert len(set(replicas)) == 3 and {racks[b] for b in replicas} == {"rack1", "rack2", "rack3"}
+    assert Counter(r[0] for r in placed) == {b: 2 for b in racks}
+    # Two racks, three replicas: every rack gets one, then round-robin.
+    two = {0: "a", 1: "a", 2: "b", 3: "b"}
+    for replicas in assign_replicas_rack_aware(two, 8, 3, random.Random(seed)):
+        assert len(set(replicas)) == 3 and {two[b] for b in replicas} == {"a", "b"}
+
+
+class _Zero(random.Random):
+    def randrange(self, *args):
+        return 0
+
+
+def test_admin_utils_documented_example():
+    from pybroker.cluster.placement import assign_replicas_rack_aware
+
+    racks = {0: "rack1", 1: "rack3", 2: "rack3", 3: "rack2", 4: "rack2", 5: "rack1"}
+    assert assign_replicas_rack_aware(racks, 7, 3, _Zero()) == [
+        [0, 3, 1], [3, 1, 5], [1, 5, 4], [5, 4, 2], [4, 2, 0], [2, 0, 3], [0, 4, 2]]

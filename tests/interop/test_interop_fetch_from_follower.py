@@ -57,7 +57,7 @@ def _bytes_out(cluster) -> dict[int, int]:
     return {b["id"]: b["bytes_out"] or 0 for b in _status(cluster)["brokers"]}
 
 
-def test_racks_are_reported_and_persisted(pybroker_cluster_factory):
+def test_racks_are_reported_and_persisted(pybroker_cluster_factory, tmp_path):
     cluster = pybroker_cluster_factory(brokers=3, extra_args=RACK_ARGS)
     assert _racks(cluster.bootstrap) == RACKS
     assert {b["id"]: b["rack"] for b in _status(cluster)["brokers"]} == RACKS
@@ -69,6 +69,16 @@ def test_racks_are_reported_and_persisted(pybroker_cluster_factory):
     placed = [p for p in _status(cluster)["partitions"] if p["topic"] == "placed"]
     assert len(placed) == 6 and all({RACKS[r] for r in p["replicas"]} == set(RACKS.values()) for p in placed)
     assert len({p["leader"] for p in placed}) == 3
+    # kafka-reassign-partitions --generate proposes a rack-aware assignment too.
+    moving = tmp_path / "topics.json"
+    moving.write_text(json.dumps({"topics": [{"topic": "placed"}], "version": 1}))
+    generated = subprocess.run([sys.executable, "-m", "pybroker.cli.main", "reassign-partitions", "--bootstrap-server",
+                                cluster.bootstrap, "--generate", "--topics-to-move-json-file", str(moving),
+                                "--broker-list", "0,1,2"], capture_output=True, text=True, timeout=30)
+    assert generated.returncode == 0, generated.stderr
+    proposed = json.loads(generated.stdout.split("Proposed partition reassignment configuration\n")[1])
+    assert len(proposed["partitions"]) == 6
+    assert all({RACKS[r] for r in p["replicas"]} == set(RACKS.values()) for p in proposed["partitions"])
     cluster.stop()
     # A start without --broker-rack keeps the racks; one naming a broker changes it.
     cluster.extra_args = [a for a in cluster.extra_args if a not in RACK_ARGS] + ["--broker-rack", "2=rack-z"]
