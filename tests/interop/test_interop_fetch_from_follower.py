@@ -1,6 +1,6 @@
-"""Racks and fetch from follower (KIP-392) with confluent-kafka: three brokers on three
-racks, a topic of replication factor 3, a consumer whose ``client.rack`` is a follower's
-rack. The leader answers it with that follower as preferred read replica, and the
+"""Racks and fetch from follower (KIP-392) with confluent-kafka and the Java client
+(tests/interop/java/RackConsumer.java): three brokers on three racks, a topic of
+replication factor 3, a consumer whose ``client.rack`` is a follower's rack. The leader answers it with that follower as preferred read replica, and the
 follower serves the records: the brokers' own consumer byte counters (``pybroker status``
 ``bytes_out``) show who served them."""
 import asyncio
@@ -57,6 +57,16 @@ def _bytes_out(cluster) -> dict[int, int]:
     return {b["id"]: b["bytes_out"] or 0 for b in _status(cluster)["brokers"]}
 
 
+def _assert_served_by(cluster, follower: int, leader: int, before: dict[int, int]) -> None:
+    """The follower served the records (at least their bytes, in whole batches); the
+    leader none of them."""
+    def counted():
+        now = _bytes_out(cluster)
+        return now if now[follower] - before[follower] >= RECORDS * 100 else None
+    served = wait_until(counted, 10, "the follower's bytes out in its report")
+    assert served[leader] == before[leader]
+
+
 def test_racks_are_reported_and_persisted(pybroker_cluster_factory, tmp_path):
     cluster = pybroker_cluster_factory(brokers=3, extra_args=RACK_ARGS)
     assert _racks(cluster.bootstrap) == RACKS
@@ -110,7 +120,18 @@ def test_consumer_reads_every_record_once_from_the_follower_in_its_rack(pybroker
         assert consumer.poll(1) is None
     finally:
         consumer.close()
-    # The follower served the records (each once, whole batches); the leader none.
-    served = wait_until(lambda: (lambda now: now if now[follower] - before[follower] >= RECORDS * 100 else None)(
-        _bytes_out(cluster)), 10, "the follower's bytes out in its report")
-    assert served[leader] == before[leader]
+    _assert_served_by(cluster, follower, leader, before)
+
+
+@pytest.mark.timeout(300)
+def test_java_consumer_with_client_rack_reads_from_the_follower(java_program, pybroker_cluster_factory):
+    cluster = pybroker_cluster_factory(brokers=3, extra_args=RACK_ARGS + SELECTOR_ARGS)
+    _create(cluster.bootstrap, "ffj")
+    leader, follower = _leader_and_follower(cluster, "ffj")
+    _produce(cluster.bootstrap, "ffj", 0, RECORDS)
+    before = _bytes_out(cluster)
+    run = subprocess.run([*java_program, "RackConsumer", cluster.bootstrap, "ffj", RACKS[follower], str(RECORDS)],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-3000:]}"
+    assert f"consumed {RECORDS} distinct {RECORDS}" in run.stdout
+    _assert_served_by(cluster, follower, leader, before)
