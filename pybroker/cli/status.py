@@ -1,7 +1,7 @@
 """`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers
 (rack; ``bytes_out``: record bytes the broker process served to consumers since it
-started, from its latest report), partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated),
-ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
+started, from its latest report), partitions (leader, replicas, ISR, log start, high
+watermark, log end, under-replicated), ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
 consumer-group lag. The JSON form is stable for scripts: keys ``supervisor``, ``brokers``,
 ``partitions``, ``groups``."""
 from __future__ import annotations

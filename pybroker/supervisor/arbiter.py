@@ -169,6 +169,12 @@ class BrokerProcess:
         self.rack: str | None = None  # broker.rack, passed at spawn
 
     @property
+    def current_rack(self) -> str | None:
+        """The rack the broker registered with (an adopted one keeps the rack it was
+        started with), else the one it is to start with."""
+        return self.info.rack if self.info is not None else self.rack
+
+    @property
     def alive(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
@@ -603,7 +609,8 @@ class Supervisor:
         return {
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
             "brokers": [
-                {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port, "rack": p.rack,
+                {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
+                 "rack": p.current_rack,
                  "bytes_out": self._consumer_bytes_out(p.node_id),
                  **({"listeners": dict(p.listener_ports)} if p.listener_ports else {}),
                  "alive": bool(p.registered and not p.fenced), "restarts": p.restarts,

@@ -12,8 +12,8 @@ learns it from the leader's fetch answers); with a ``replica.selector.class`` a 
 answers a consumer whose ``rack_id`` matches an in-sync follower's rack with that
 follower as ``preferred_read_replica`` and no records (pybroker.broker.replica_selector).
 A consumer's offset beyond a follower's log end gets OFFSET_OUT_OF_RANGE there, its
-``current_leader_epoch`` is checked against the follower's; read_committed consumers (isolation_level 1) only below the last stable offset,
-with the aborted transactions overlapping what they get (from the ``.txnindex``); a debugging consumer (``replica_id`` -2) may ask any replica, for what lies below that
+``current_leader_epoch`` is checked against the follower's. read_committed consumers
+(isolation_level 1) read only below the last stable offset, with the aborted transactions overlapping what they get (from the ``.txnindex``); a debugging consumer (``replica_id`` -2) may ask any replica, for what lies below that
 replica's high watermark; follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
 offset tells the leader their log end (the high watermark and ISR follow from it). A
 ``current_leader_epoch`` older than the partition's gets FENCED_LEADER_EPOCH, a newer one
