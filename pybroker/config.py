@@ -397,6 +397,13 @@ class BrokerConfig:
     min_incremental_fetch_session_eviction_ms: int = 120_000
     topic_defaults: TopicConfig = field(default_factory=TopicConfig)
     cluster_id: str = "pybroker-cluster-0000"
+    # Kafka's broker.rack ("": none): reported in Metadata and DescribeCluster; replicas
+    # of a new partition spread over racks; consumers' ``client.rack`` is matched to it.
+    broker_rack: str = ""
+    # Kafka's replica.selector.class: "" (Kafka's default: consumers read from the leader)
+    # or org.apache.kafka.common.replica.RackAwareReplicaSelector (KIP-392: a leader sends
+    # a consumer to an in-sync replica in its rack; pybroker.broker.replica_selector).
+    replica_selector_class: str = ""
     # Replication (Kafka's names with dots): a follower that has not caught up to the
     # leader's log end within replica.lag.time.max.ms leaves the ISR.
     replica_lag_time_max_ms: int = 30_000

@@ -216,13 +216,15 @@ class KafkaCluster:
 
     ``sasl_users`` {name: password} turns the CLIENT listener to SASL_PLAINTEXT with PLAIN
     and SCRAM-SHA-256/512 for those users (the first is a super user with ``acl``);
-    ``config`` overrides any server property. Not thread-safe.
+    ``config`` overrides any server property; ``racks`` {node id: rack} sets each node's
+    ``broker.rack``. Not thread-safe.
     """
 
     def __init__(self, nodes: int = 1, port: int = 0, data_dir: str | None = None, host: str = "127.0.0.1",
                  sasl_users: dict[str, str] | None = None, acl: bool = False, config: dict[str, str] | None = None,
                  version: str = KAFKA_VERSION, jvm_options: list[str] | None = None,
-                 start_timeout: float = START_TIMEOUT, stop_timeout: float = STOP_TIMEOUT):
+                 start_timeout: float = START_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
+                 racks: dict[int, str] | None = None):
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.nodes = nodes
@@ -231,6 +233,7 @@ class KafkaCluster:
         self.sasl_users = dict(sasl_users or {})
         self.acl = acl
         self.config = dict(config or {})
+        self.racks = dict(racks or {})  # broker.rack by node id
         self.version = version
         self.jvm_options = list(JVM_OPTIONS if jvm_options is None else jvm_options)
         self.start_timeout = start_timeout
@@ -302,7 +305,9 @@ class KafkaCluster:
         try:
             for node_id in range(self.nodes):
                 props = node_properties(node_id, self.nodes, self.host, client, internal, controller,
-                                        self.node_dir(node_id), self.sasl_users, self.acl, self.config)
+                                        self.node_dir(node_id), self.sasl_users, self.acl,
+                                        {**self.config, **({"broker.rack": self.racks[node_id]}
+                                                           if node_id in self.racks else {})})
                 path = os.path.join(self.data_dir, f"node-{node_id}.properties")
                 _write_properties(path, props)
                 if not os.path.exists(os.path.join(self.node_dir(node_id), "meta.properties")):
@@ -438,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="SASL_PLAINTEXT client listener with PLAIN and SCRAM for this user (repeatable)")
     up.add_argument("--acl", action="store_true", help="StandardAuthorizer on (the first SASL user is a super user)")
     up.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="server property (repeatable)")
+    up.add_argument("--broker-rack", action="append", default=[], metavar="ID=RACK",
+                    help="broker.rack of node ID, as pybroker up's (repeatable)")
     up.add_argument("--detach", action="store_true", help="leave Kafka running (stop with `down --data DIR`)")
     down = sub.add_parser("down", help="stop a detached Kafka by its pid files")
     down.add_argument("--data", required=True)
@@ -454,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--detach needs --data (where the pid files go)")
         cluster = KafkaCluster(nodes=args.nodes, port=args.port, data_dir=args.data,
                                sasl_users=_pairs(args.sasl_user, "--sasl-user", ":"), acl=args.acl,
-                               config=_pairs(args.config, "--config"))
+                               config=_pairs(args.config, "--config"),
+                               racks={int(k): v for k, v in _pairs(args.broker_rack, "--broker-rack").items()})
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         cluster.start()

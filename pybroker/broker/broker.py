@@ -30,6 +30,7 @@ from pybroker.broker.log_manager import LogManager
 from pybroker.broker.quotas import PERCENT_PER_SECOND, ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
 from pybroker.broker.replica_repair import ReplicaRepairer
+from pybroker.broker.replica_selector import selector_for
 from pybroker.broker.shm_link import ShmLink
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.client_quotas import entity_from_json
@@ -63,6 +64,8 @@ class Broker:
         self.node_id = config.broker_id
         self.logs = LogManager(config)
         self.image = ClusterImage(cluster_id=config.cluster_id, topics=self.logs.topics)
+        # KIP-392: replica.selector.class (None: consumers read from the leader).
+        self.replica_selector = selector_for(config.replica_selector_class)
         # The static topic defaults with the cluster's dynamic broker defaults on top.
         self.topic_defaults: TopicConfig = topic_defaults_with(config.topic_defaults, {})
         if controller is None:

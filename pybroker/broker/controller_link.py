@@ -96,7 +96,7 @@ class RemoteController:
                 await channel.request({
                     "type": "register", "node_id": broker.node_id, "host": broker.config.advertised,
                     "port": broker.port, "pid": os.getpid(), "listeners": broker.listener_ports(),
-                    "internal_socket": broker.internal_socket or "",
+                    "internal_socket": broker.internal_socket or "", "rack": broker.config.broker_rack or None,
                 }, on_reply=lambda reply: self._apply(reply["image"], full=True))
                 log.info("broker %d registered with the supervisor", broker.node_id)
                 beats = 0
@@ -245,7 +245,8 @@ class LocalController:
         self.brokers[broker.node_id] = broker
         self.service.apply(self.controller.register_broker,
                            BrokerInfo(broker.node_id, broker.config.advertised, broker.port, os.getpid(),
-                                      tuple(broker.listener_ports()), broker.internal_socket or ""))
+                                      tuple(broker.listener_ports()), broker.internal_socket or "",
+                                      broker.config.broker_rack or None))
         broker.apply_update(image_to_json(self.controller), full=True)
 
     async def stop(self) -> None:

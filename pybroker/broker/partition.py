@@ -15,9 +15,10 @@ a supervisor). ``apply_state`` makes it leader or follower of a leader epoch:
   last caught up; the high watermark is the minimum log end over the ISR and never moves
   backwards; ISR changes are proposals (``isr_to_shrink``/``isr_to_expand``) that the
   ReplicaManager sends to the controller.
-- follower: refuses Produce and consumer Fetch (NOT_LEADER_OR_FOLLOWER); the replica
-  fetcher truncates it by leader epoch, then appends what the leader sends with the
-  leader's offsets; its high watermark is min(leader's, own log end).
+- follower: refuses Produce (NOT_LEADER_OR_FOLLOWER) and serves consumer Fetch only from
+  v11 (KIP-392 fetch from follower, below its own high watermark); the replica fetcher
+  truncates it by leader epoch, then appends what the leader sends with the leader's
+  offsets; its high watermark is min(leader's, own log end).
 
 Transactions: the producer table tracks each producer's open transaction; the last stable
 offset (``last_stable_offset``) bounds read_committed reads; the leader writes COMMIT and

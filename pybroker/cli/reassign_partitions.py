@@ -6,8 +6,10 @@ Actions, with Kafka's arguments, JSON and output:
 - ``--generate --topics-to-move-json-file F --broker-list 0,1,2``: prints the current
   assignment of the topics in F (``{"topics": [{"topic": "t"}], "version": 1}``), with
   each replica's log directory as Kafka 4.4's tool does, and a
-  proposed one spreading them over the brokers listed (Kafka's rack-unaware placement,
-  from a random start), both as reassignment JSON. Nothing changes.
+  proposed one spreading them over the brokers listed (Kafka's AdminUtils placement from a
+  random start: rack-aware when the brokers have racks, unless ``--disable-rack-aware``;
+  some with and some without a rack is refused, as Kafka's tool does), both as
+  reassignment JSON. Nothing changes.
 - ``--execute --reassignment-json-file F`` (``{"version": 1, "partitions": [{"topic": "t",
   "partition": 0, "replicas": [1, 2], "log_dirs": ["any", "any"]}]}``): prints the current
   assignment of those partitions (to roll back with) and starts the moves. Refused while
@@ -62,7 +64,8 @@ def register(subparsers) -> None:
                    help="execute even though other reassignments are in progress")
     p.add_argument("--preserve-throttles", action="store_true",
                    help="do not clear the replication throttle configs (--verify, --cancel)")
-    p.add_argument("--disable-rack-aware", action="store_true", help="accepted for compatibility (no racks here)")
+    p.add_argument("--disable-rack-aware", action="store_true",
+                   help="--generate: propose replicas without regard to the brokers' racks")
     p.add_argument("--timeout", type=int, default=10000, metavar="MS", help="accepted for compatibility")
     add_command_timeout(p)
     p.set_defaults(func=run)
@@ -220,6 +223,7 @@ def _assignment_of(admin, topics, missing_ok: bool = False) -> dict[tuple[str, i
 
 def generate(admin, args) -> int:
     from pybroker.cluster.controller import assign_replicas
+    from pybroker.cluster.placement import assign_replicas_rack_aware
 
     try:
         brokers = [int(b) for b in args.broker_list.split(",")]
@@ -238,13 +242,18 @@ def generate(admin, args) -> int:
         raise ToolError(f"Error: List of topics to reassign contains duplicate entries: {_java_list(repeated_topics)}")
     current = _assignment_of(admin, topics)
     # Brokers of the list the cluster does not have are left out, as Kafka's tool does.
-    known = {b.node_id for b in admin.describe_cluster().brokers}
+    known = {b.node_id: b.rack for b in admin.describe_cluster().brokers}
     usable = [b for b in brokers if b in known]
+    racks = {} if args.disable_rack_aware else {b: known[b] for b in usable if known[b] is not None}
+    if racks and len(racks) != len(usable):
+        raise ToolError("Error: Not all brokers have rack information. Add --disable-rack-aware in command line "
+                        "to make replica assignment without rack information.")
     proposed = {}
     for topic in dict.fromkeys(t for t, _ in sorted(current)):
         count = sum(1 for t, _ in current if t == topic)
         try:
-            placed = assign_replicas(usable, count, len(current[(topic, 0)]))
+            rf = len(current[(topic, 0)])
+            placed = assign_replicas_rack_aware(racks, count, rf) if racks else assign_replicas(usable, count, rf)
         except errors.KafkaError as exc:
             raise ToolError(f"Error: {_java_error(exc)}") from None
         proposed.update({(topic, p): replicas for p, replicas in enumerate(placed)})

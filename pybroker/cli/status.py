@@ -1,6 +1,7 @@
-"""`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers,
-partitions (leader, replicas, ISR, log start, high watermark, log end, under-replicated),
-ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
+"""`pybroker status --data DIR [--json]`: the supervisor's view of the cluster — brokers
+(rack; ``bytes_out``: record bytes the broker process served to consumers since it
+started, from its latest report), partitions (leader, replicas, ISR, log start, high
+watermark, log end, under-replicated), ranges of partitions quarantined as corrupt (``damaged``: broker, offsets, bytes, file) and
 consumer-group lag. The JSON form is stable for scripts: keys ``supervisor``, ``brokers``,
 ``partitions``, ``groups``."""
 from __future__ import annotations
@@ -38,8 +39,9 @@ def run(args) -> int:
         return 0
     sup = status["supervisor"]
     print(f"supervisor pid {sup['pid']}  data {sup['data_dir']}  cluster {sup['cluster_id']}")
-    tables = [("brokers", ["ID", "PID", "ADDRESS", "ALIVE", "RESTARTS"],
-               [[b["id"], b["pid"] or "-", f"{b['host']}:{b['port']}", "yes" if b["alive"] else "NO", b["restarts"]]
+    tables = [("brokers", ["ID", "PID", "ADDRESS", "RACK", "ALIVE", "RESTARTS", "BYTES-OUT"],
+               [[b["id"], b["pid"] or "-", f"{b['host']}:{b['port']}", b.get("rack") or "-",
+                 "yes" if b["alive"] else "NO", b["restarts"], b.get("bytes_out")]
                 for b in status["brokers"]]),
               ("partitions", ["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LOG-END",
                               "UNDER-REPLICATED"],

@@ -33,6 +33,11 @@ def register(subparsers) -> None:
     p.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
                    help="broker setting by its Python or Kafka name, e.g. replica_lag_time_max_ms=10000 "
                         "or connections.max.idle.ms=60000 (repeatable)")
+    p.add_argument("--broker-rack", action="append", default=[], metavar="ID=RACK",
+                   help="broker.rack of broker ID, e.g. --broker-rack 0=az-a --broker-rack 1=az-b (repeatable); "
+                        "kept by later starts on the same --data. With racks, replicas spread over racks; "
+                        "with --broker-config replica.selector.class=org.apache.kafka.common.replica."
+                        "RackAwareReplicaSelector, consumers with client.rack read from a replica in their rack")
     p.add_argument("--session-timeout-ms", type=int, default=6000,
                    help="a broker silent this long is fenced and its partitions fail over (default 6000)")
     p.add_argument("--group-share-session-timeout-ms", type=int, default=45000,
@@ -109,6 +114,29 @@ def _pairs(items: list[str], flag: str) -> dict:
     return out
 
 
+def broker_racks(items: list[str], brokers: int) -> dict[int, str]:
+    """``--broker-rack ID=RACK`` items as {broker id: rack}."""
+    racks = {}
+    for item in items:
+        node, sep, rack = item.partition("=")
+        if not sep or not node.strip().isdigit() or not rack.strip():
+            raise ValueError(f"--broker-rack takes ID=RACK, e.g. 0=az-a, got {item!r}")
+        if int(node) >= brokers:
+            raise ValueError(f"--broker-rack {item}: there are brokers 0..{brokers - 1}")
+        racks[int(node)] = rack.strip()
+    return racks
+
+
+def check_broker_settings(settings: dict) -> None:
+    """Broker settings refused before anything starts: a replica.selector.class pybroker
+    does not have."""
+    from pybroker.broker.replica_selector import selector_for
+
+    for key, value in settings.items():
+        if key.strip().replace(".", "_") == "replica_selector_class":
+            selector_for(value)
+
+
 def authorizer_settings(args) -> dict:
     """The broker settings of ``--authorizer``, ``--super-users`` and the principal of
     ``--super-user NAME:PASSWORD``."""
@@ -139,6 +167,12 @@ def run(args) -> int:
         print("pybroker up: --shm-slots must be between 1 and 1048576", file=sys.stderr)
         return 2
     topic_settings = _pairs(args.config, "--config")
+    try:
+        args.racks = broker_racks(args.broker_rack, args.brokers)
+        check_broker_settings(_pairs(args.broker_config, "--broker-config"))
+    except ValueError as exc:
+        print(f"pybroker up: {exc}", file=sys.stderr)
+        return 2
     authorizer_settings(args)  # a bad --super-users fails here, before anything starts
     try:
         TopicConfig.parse(topic_settings)
@@ -291,7 +325,7 @@ def _run_supervisor(args, data: str, topic_settings: dict, on_ready, console=Non
             offsets_retention_ms=args.offsets_retention_minutes * 60_000,
         ),
         extensions=[console],
-        listeners=args.security["listeners"], super_user=args.security["super_user"],
+        listeners=args.security["listeners"], super_user=args.security["super_user"], racks=args.racks,
     )
     supervisor.broker_settings.update(args.security["settings"])
     try:

@@ -9,7 +9,9 @@ supervisor loses nothing.
 Kafka's rules, in brief:
 - Replica assignment spreads partitions and their replicas round-robin over the brokers
   from a random start with a shifting follower offset (Kafka's assignReplicasToBrokers,
-  without racks), so leaders and followers are balanced.
+  without racks), so leaders and followers are balanced. When brokers have racks
+  (``broker.rack``), Kafka's StripedReplicaPlacer spreads each partition's replicas over
+  the racks instead (pybroker.cluster.placement).
 - A leader change bumps ``leader_epoch``; any change bumps ``partition_epoch``.
 - A broker's death: partitions it led get a new leader from the live ISR, in replica order
   (clean election); only a topic with ``unclean.leader.election.enable`` may pick a live
@@ -44,7 +46,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 
-from pybroker.cluster import reassignment
+from pybroker.cluster import placement, reassignment
 from pybroker.cluster.metadata import NO_LEADER, BrokerInfo, PartitionState
 from pybroker.cluster.topics import TopicMetadata, validate_topic_name
 from pybroker.config import (
@@ -179,6 +181,8 @@ class Controller:
         self.ports: dict[int, int] = {}
         # ... and the port of each of its listeners (name -> port), when it has several.
         self.listener_ports: dict[int, dict[str, int]] = {}
+        # ... and its rack (broker.rack), so a restart keeps the racks it was given.
+        self.racks: dict[int, str] = {}
         # How many broker processes the cluster runs (ids 0..n-1), once recorded: a
         # restart brings them all back (``pybroker scale`` changes it).
         self.broker_count: int | None = None
@@ -210,6 +214,10 @@ class Controller:
             self.ports[int(record["node_id"])] = int(record["port"])
             if record.get("listeners"):
                 self.listener_ports[int(record["node_id"])] = {k: int(v) for k, v in record["listeners"].items()}
+            if record.get("rack") is not None:
+                self.racks[int(record["node_id"])] = record["rack"]
+            else:
+                self.racks.pop(int(record["node_id"]), None)
         elif kind == "broker_count":
             self.broker_count = int(record["brokers"])
         elif kind == "unregister_broker":
@@ -266,9 +274,14 @@ class Controller:
         delta = Delta(brokers_changed=True)
         self.live[info.node_id] = info
         listeners = dict(info.listeners)
-        if self.ports.get(info.node_id) != info.port or self.listener_ports.get(info.node_id, {}) != listeners:
+        if self.ports.get(info.node_id) != info.port or self.listener_ports.get(info.node_id, {}) != listeners \
+                or self.racks.get(info.node_id) != info.rack:
             self.ports[info.node_id] = info.port
             self.listener_ports[info.node_id] = listeners
+            if info.rack is None:
+                self.racks.pop(info.node_id, None)
+            else:
+                self.racks[info.node_id] = info.rack
             self._record(broker_port_record(self, info.node_id))
         for state in list(self.partitions.values()):
             if state.leader == NO_LEADER and info.node_id in state.replicas:
@@ -305,6 +318,7 @@ class Controller:
         self.live.pop(node_id, None)
         self.ports.pop(node_id, None)
         self.listener_ports.pop(node_id, None)
+        self.racks.pop(node_id, None)
 
     def broker_failed(self, node_id: int) -> Delta:
         delta = Delta(brokers_changed=node_id in self.live)
@@ -424,7 +438,7 @@ class Controller:
         self._check_budget(partitions)
         _check_fits(config, replication_factor)
         if not assignments:
-            assignments = assign_replicas(list(self.live), partitions, replication_factor, rng=self._rng)
+            assignments = self._place(partitions, replication_factor)
         topic = TopicMetadata(name, partitions, replication_factor, config=config)
         delta = Delta()
         if validate_only:
@@ -435,6 +449,14 @@ class Controller:
         for index, replicas in enumerate(assignments):
             self._put_partition(self._new_partition(name, index, replicas), delta)
         return topic, delta
+
+    def _place(self, partitions: int, replication_factor: int, start_partition: int = 0) -> list[list[int]]:
+        """Replicas of new partitions over the live brokers: striped over racks when any
+        broker has one (pybroker.cluster.placement), else Kafka's rack-unaware rule."""
+        if any(info.rack is not None for info in self.live.values()):
+            return placement.place_replicas({b: info.rack for b, info in self.live.items()}, partitions,
+                                            replication_factor, rng=self._rng)
+        return assign_replicas(list(self.live), partitions, replication_factor, start_partition, rng=self._rng)
 
     def _new_partition(self, topic: str, index: int, replicas: list[int]) -> PartitionState:
         live = [b for b in replicas if b in self.live]
@@ -481,8 +503,7 @@ class Controller:
                 )
             self._check_assignments(assignments)
         else:
-            assignments = assign_replicas(list(self.live), added, topic.replication_factor,
-                                          start_partition=topic.partitions, rng=self._rng)
+            assignments = self._place(added, topic.replication_factor, start_partition=topic.partitions)
         delta = Delta()
         if validate_only:
             return delta
@@ -861,6 +882,8 @@ def broker_port_record(controller: Controller, node_id: int) -> dict:
     record = {"type": "broker_port", "node_id": node_id, "port": controller.ports[node_id]}
     if controller.listener_ports.get(node_id):
         record["listeners"] = dict(controller.listener_ports[node_id])
+    if node_id in controller.racks:
+        record["rack"] = controller.racks[node_id]
     return record
 
 

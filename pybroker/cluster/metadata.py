@@ -3,7 +3,7 @@
 Plain data, serialisable to JSON-able dicts for the control plane. The controller is the
 only writer; brokers hold a copy and apply each update as a whole.
 
-- ``BrokerInfo``: a live broker's id, listener and pid.
+- ``BrokerInfo``: a live broker's id, listener, pid and rack (``broker.rack``).
 - ``PartitionState``: Kafka's LeaderAndIsr for one partition. ``leader_epoch`` changes
   with every leader change (it fences stale leaders and marks batches);
   ``partition_epoch`` changes with every change at all (leader or ISR), so a leader's
@@ -26,6 +26,8 @@ class BrokerInfo:
     listeners: tuple[tuple[str, int], ...] = ()
     # The private inter-broker Unix socket, when the broker has one (security.listener).
     internal_socket: str = ""
+    # Kafka's broker.rack: where the broker stands (rack-aware placement, KIP-392); None: unset.
+    rack: str | None = None
 
     def to_json(self) -> dict:
         doc = {"node_id": self.node_id, "host": self.host, "port": self.port, "pid": self.pid}
@@ -33,12 +35,15 @@ class BrokerInfo:
             doc["listeners"] = [list(item) for item in self.listeners]
         if self.internal_socket:
             doc["internal_socket"] = self.internal_socket
+        if self.rack is not None:
+            doc["rack"] = self.rack
         return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> "BrokerInfo":
         return cls(int(doc["node_id"]), doc["host"], int(doc["port"]), int(doc.get("pid", 0)),
-                   tuple((str(n), int(p)) for n, p in doc.get("listeners", ())), doc.get("internal_socket", ""))
+                   tuple((str(n), int(p)) for n, p in doc.get("listeners", ())), doc.get("internal_socket", ""),
+                   doc.get("rack"))
 
     def port_for(self, listener: str | None) -> int:
         """The port of ``listener`` (the one a client connected to): Kafka advertises

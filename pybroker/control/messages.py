@@ -2,7 +2,7 @@
 
 Broker -> supervisor
     register          node_id, host, port, pid            -> image (full cluster image)
-                      (optional: listeners [[name, port]], internal_socket)
+                      (optional: listeners [[name, port]], internal_socket, rack)
     heartbeat         node_id                             (one-way, every second)
     report            node_id, boot, topics, requests, isr, partitions
                                                           (one-way, every 2 s: counters, see broker/stats.py;

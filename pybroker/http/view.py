@@ -22,8 +22,8 @@ def brokers(supervisor) -> list[dict]:
     out = []
     for p in sorted(supervisor.brokers.values(), key=lambda p: p.node_id):
         state = "up" if p.registered and not p.fenced else "fenced" if p.fenced else "down"
-        out.append({"id": p.node_id, "pid": p.pid, "host": supervisor.host, "port": p.port, "state": state,
-                    "restarts": p.restarts, "leaders": leaders.get(p.node_id, 0),
+        out.append({"id": p.node_id, "pid": p.pid, "host": supervisor.host, "port": p.port, "rack": p.current_rack,
+                    "state": state, "restarts": p.restarts, "leaders": leaders.get(p.node_id, 0),
                     "replicas": replicas.get(p.node_id, 0)})
     return out
 

@@ -70,6 +70,9 @@ SCALE_TIMEOUT_S = 30.0
 # the loop could not read meanwhile are excused.
 LOOP_TICK_S = 0.2
 STALL_EXCUSED_S = 1.0
+# A broker report's per-topic row is [messages_in, bytes_in, bytes_out, replication_bytes_in,
+# replication_bytes_out] (the ``report`` control message).
+REPORT_BYTES_OUT = 2
 
 
 def run_dir(data_dir: str) -> str:
@@ -186,6 +189,13 @@ class BrokerProcess:
         self.started_at = 0.0
         self.boot_errors = 0
         self.log_offset = 0  # size of its log file when it was last spawned
+        self.rack: str | None = None  # broker.rack, passed at spawn
+
+    @property
+    def current_rack(self) -> str | None:
+        """The rack the broker registered with (an adopted one keeps the rack it was
+        started with), else the one it is to start with."""
+        return self.info.rack if self.info is not None else self.rack
 
     @property
     def alive(self) -> bool:
@@ -201,12 +211,16 @@ class Supervisor:
                  session_timeout_s: float = 6.0, log_level: str = "INFO",
                  group_settings=None, shared_memory: bool = True, max_partitions: int = DEFAULT_MAX_PARTITIONS,
                  extensions=(), txn_settings=None, shm_slots: int | None = None,
-                 listeners: list[tuple[str, int | None]] | None = None, super_user: tuple[str, str] | None = None):
+                 listeners: list[tuple[str, int | None]] | None = None, super_user: tuple[str, str] | None = None,
+                 racks: dict[int, str] | None = None):
         self.data_dir = os.path.abspath(data_dir)
         # (protocol, port or None) of each client listener (pybroker.security.listener);
         # None: one PLAINTEXT listener on base_port.. as ever.
         self.listeners = list(listeners) if listeners else None
         self.super_user = super_user
+        # broker.rack by broker id (``pybroker up --broker-rack``); a broker not named keeps
+        # the rack the metadata log has for it.
+        self.racks = dict(racks or {})
         make_private(self.data_dir)  # before anything is created under it
         # Brokers asked for (None: as many as the data dir had); ``run`` settles it
         # against the metadata log's count, and ``count_note`` says why when they differ.
@@ -295,6 +309,8 @@ class Supervisor:
             cmd += ["--broker-config", "listeners=" + ",".join(f"{n}:{p}" for n, p in proc.listener_ports.items())]
         if self.secured:
             cmd += ["--broker-config", f"internal_socket={self.internal_socket(proc.node_id)}"]
+        if proc.rack is not None:
+            cmd += ["--broker-config", f"broker_rack={proc.rack}"]
         return cmd
 
     def internal_socket(self, node_id: int) -> str:
@@ -496,7 +512,9 @@ class Supervisor:
                                   for name, p in planned[node_id].items()}
                 taken |= {p for p in listener_ports.values() if p}
                 port = next(iter(listener_ports.values()))
-            procs.append(BrokerProcess(node_id, port, listener_ports))
+            proc = BrokerProcess(node_id, port, listener_ports)
+            proc.rack = self.racks.get(node_id, self.controller.racks.get(node_id))
+            procs.append(proc)
         return procs
 
     def check_ports(self, procs=None) -> None:
@@ -716,7 +734,8 @@ class Supervisor:
         proc.fenced = False
         proc.last_heartbeat = time.monotonic()
         info = proc.info = BrokerInfo(node_id, doc["host"], proc.port, proc.pid,
-                                      listeners if self.listeners else (), doc.get("internal_socket", ""))
+                                      listeners if self.listeners else (), doc.get("internal_socket", ""),
+                                      doc.get("rack") or None)
         self.service.apply(self.controller.register_broker, info)
         log.info("broker %d registered (pid %d, %s:%d)", node_id, proc.pid, info.host, info.port)
         self._wake.set()
@@ -760,6 +779,8 @@ class Supervisor:
             "supervisor": {"pid": os.getpid(), "data_dir": self.data_dir, "cluster_id": self.controller.cluster_id},
             "brokers": [
                 {"id": p.node_id, "pid": p.pid, "host": self.host, "port": p.port,
+                 "rack": p.current_rack,
+                 "bytes_out": self._consumer_bytes_out(p.node_id),
                  **({"listeners": dict(p.listener_ports)} if p.listener_ports else {}),
                  "alive": bool(p.registered and not p.fenced), "restarts": p.restarts,
                  "heartbeat_fresh": self._fresh_in_shm(p.node_id) if self.region is not None else None}
@@ -768,6 +789,12 @@ class Supervisor:
             "partitions": partitions,
             "groups": self._group_lag(offsets),
         }
+
+    def _consumer_bytes_out(self, node_id: int) -> int | None:
+        """Record bytes the broker process served to consumers (its BytesOut, since it
+        started), from its latest report; None before the first."""
+        report = self.reports.get(node_id)
+        return None if report is None else sum(row[REPORT_BYTES_OUT] for row in report["topics"].values())
 
     def positions(self, reports: bool = True) -> dict[tuple[str, int], dict]:
         """Log start, log end and high watermark of partitions at their current leader,

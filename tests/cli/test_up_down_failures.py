@@ -145,3 +145,15 @@ def test_data_dir_too_deep_for_the_control_socket_says_so(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == (f"pybroker up: cannot create the control socket {data}/run/supervisor.sock: "
                                      "AF_UNIX path too long")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--broker-rack", "a"], "--broker-rack takes ID=RACK"),
+    (["--broker-rack", "0="], "--broker-rack takes ID=RACK"),
+    (["--broker-rack", "5=a"], "there are brokers 0..1"),
+    (["--broker-config", "replica.selector.class=com.example.Nearest"], "replica.selector.class 'com.example.Nearest'"),
+], ids=["no-id", "no-rack", "unknown-broker", "unknown-selector"])
+def test_bad_rack_or_replica_selector_is_refused_before_start(tmp_path, args, message):
+    result = run("up", "--brokers", "2", "--port", "0", "--data", str(tmp_path / "d"), *args, timeout=30)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not list((tmp_path / "d").glob("run/*.pid"))

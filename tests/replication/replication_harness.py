@@ -19,6 +19,7 @@ from pybroker.broker.fetch_session import FetchSessionCache
 from pybroker.broker.partition import Partition
 from pybroker.broker.quotas import ClientQuotas
 from pybroker.broker.replica_manager import ReplicaManager
+from pybroker.broker.replica_selector import selector_for
 from pybroker.broker.stats import BrokerStats
 from pybroker.cluster.metadata import BrokerInfo, ClusterImage, PartitionState
 from pybroker.cluster.topics import TopicMetadata
@@ -62,6 +63,7 @@ class Node:
         self.fetch_sessions = FetchSessionCache(self.config.max_incremental_fetch_session_cache_slots,
                                                 self.config.min_incremental_fetch_session_eviction_ms)
         self.authorizer = None           # no --authorizer: every request is allowed
+        self.replica_selector = selector_for(self.config.replica_selector_class)
         self.quotas = ClientQuotas(self.config.quota_window_num, self.config.quota_window_size_seconds)  # none set
         self.serving = asyncio.Event()   # the harness's image is whole from the start
         self.serving.set()
@@ -227,14 +229,15 @@ class Client:
         response = await self.request(api.PRODUCE, 7, body)
         return response["responses"][0]["partition_responses"][0]
 
-    async def fetch(self, offset=0, topic="t", index=0, replica_id=-1, current_leader_epoch=-1, max_wait_ms=0):
+    async def fetch(self, offset=0, topic="t", index=0, replica_id=-1, current_leader_epoch=-1, max_wait_ms=0,
+                    version=11, rack_id=""):
         body = {"replica_id": replica_id, "max_wait_ms": max_wait_ms, "min_bytes": 1, "max_bytes": 1 << 20,
                 "isolation_level": 0, "session_id": 0, "session_epoch": -1, "topics": [
                     {"topic": topic, "partitions": [{"partition": index, "current_leader_epoch": current_leader_epoch,
                                                      "fetch_offset": offset, "log_start_offset": -1,
                                                      "partition_max_bytes": 1 << 20}]}],
-                "forgotten_topics_data": [], "rack_id": ""}
-        response = await self.request(api.FETCH, 11, body)
+                "forgotten_topics_data": [], "rack_id": rack_id}
+        response = await self.request(api.FETCH, version, body)
         return response["responses"][0]["partitions"][0]
 
     async def delete_records(self, offsets: dict, timeout_ms=5000, version=2) -> dict:

@@ -23,7 +23,7 @@ def handle(broker, request) -> dict:
     if endpoint_type != BROKERS:
         return {**response, "error_code": errors.UnsupportedEndpointType.code, "controller_id": -1,
                 "error_message": "pybroker brokers describe brokers only (endpoint type 1)"}
-    response["brokers"] = [{"broker_id": b.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}
+    response["brokers"] = [{"broker_id": b.node_id, "host": host, "port": port, "rack": b.rack, "is_fenced": False}
                            for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
                            for host, port in (b.address_for(request.listener),)]
     return response

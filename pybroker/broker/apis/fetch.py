@@ -6,9 +6,14 @@ Sizing follows KIP-74: the response holds at most ``max_bytes``, each partition 
 returns at least one whole batch even if it is larger, so a consumer can never get stuck
 behind a big batch.
 
-Consumers (``replica_id`` -1) read only below the high watermark, and only from the
-leader; read_committed consumers (isolation_level 1) only below the last stable offset,
-with the aborted transactions overlapping what they get (from the ``.txnindex``); a debugging consumer (``replica_id`` -2) may ask any replica, for what lies below that
+Consumers (``replica_id`` -1) read only below the high watermark, from the leader — or,
+from v11 (KIP-392), from any replica, below that replica's high watermark (a follower
+learns it from the leader's fetch answers); with a ``replica.selector.class`` a leader
+answers a consumer whose ``rack_id`` matches an in-sync follower's rack with that
+follower as ``preferred_read_replica`` and no records (pybroker.broker.replica_selector).
+A consumer's offset beyond a follower's log end gets OFFSET_OUT_OF_RANGE there, its
+``current_leader_epoch`` is checked against the follower's. read_committed consumers
+(isolation_level 1) read only below the last stable offset, with the aborted transactions overlapping what they get (from the ``.txnindex``); a debugging consumer (``replica_id`` -2) may ask any replica, for what lies below that
 replica's high watermark; follower replicas (``replica_id`` >= 0) read up to the log end, and their fetch
 offset tells the leader their log end (the high watermark and ISR follow from it). A
 ``current_leader_epoch`` older than the partition's gets FENCED_LEADER_EPOCH, a newer one
@@ -48,6 +53,8 @@ import time
 
 from pybroker.broker.authorization import allowed, allowed_on_cluster
 from pybroker.broker.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
+from pybroker.broker.partition import monotonic_ms
+from pybroker.broker.replica_selector import NO_PREFERRED_REPLICA, preferred_read_replica
 from pybroker.errors import (FetchSessionIdNotFound, InvalidFetchSessionEpoch, KafkaError, OffsetOutOfRange,
                              TopicAuthorizationFailed)
 from pybroker.security.acls import CLUSTER_ACTION, READ, TOPIC
@@ -102,12 +109,19 @@ def release_regions(chunks) -> None:
 
 
 def _read_partitions(broker, body: dict, regions: list, first: bool = True,
-                     denied: frozenset = frozenset()) -> tuple[list, int, bool, bool]:
-    """Build the response topics. Returns (responses, bytes of records, any error, any
-    news for a positions-only fetch). ``first`` is set on the first pass of a long poll:
-    a follower's fetch offset is recorded then, not again on each wake-up. Topics in
-    ``denied`` are answered TOPIC_AUTHORIZATION_FAILED."""
+                     denied: frozenset = frozenset(), version: int = 4) -> tuple[list, int, bool, bool]:
+    """Build the response topics. Returns (responses, bytes of records, whether to answer
+    now (an error, a diverging epoch, a preferred read replica), any news for a
+    positions-only fetch). ``first`` is set on the first pass of a long poll: a follower's
+    fetch offset is recorded then, not again on each wake-up. Topics in ``denied`` are
+    answered TOPIC_AUTHORIZATION_FAILED. ``version``: the request's (v11+ consumers may
+    read from followers)."""
     replica_id = body.get("replica_id", -1)
+    # Kafka's FetchParams.fetchOnlyLeader: a consumer's fetch carries client metadata from
+    # v11 on, and may then be served by any replica (KIP-392).
+    follower_reads = replica_id == -1 and version >= 11
+    select = broker.replica_selector if follower_reads else None
+    client_rack = body.get("rack_id") or None
     replicas = getattr(broker, "replicas", None)
     shm = getattr(broker, "shm", None)
     positions_only = replica_id >= 0 and body.get("max_bytes", 1) == 0
@@ -116,7 +130,7 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
     committed = body.get("isolation_level", 0) == READ_COMMITTED
     min_one = True
     total = 0
-    errors = False
+    answer_now = False
     responses = []
     for topic in body["topics"]:
         name = topic["topic"]
@@ -138,8 +152,14 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
                     raise TopicAuthorizationFailed()
                 partition = broker.logs.get_partition(name, index)
                 if replica_id != DEBUGGING_REPLICA_ID:
-                    partition.require_leader()
+                    if not follower_reads:
+                        partition.require_leader()
                     partition.check_leader_epoch(req.get("current_leader_epoch", -1))
+                if select is not None and partition.is_leader and _redirect(broker, select, partition, req, entry,
+                                                                           client_rack):
+                    answer_now = True
+                    parts.append(entry)
+                    continue
                 if replica_id >= 0:
                     if first:
                         hw_before = partition.high_watermark
@@ -154,6 +174,7 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
                     lso = partition.last_stable_offset
                     max_offset = lso if committed else partition.high_watermark
                     if _diverging(partition, req, entry):
+                        answer_now = True
                         parts.append(entry)
                         continue
                 hw = partition.high_watermark
@@ -189,11 +210,27 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
                         remaining -= region.length
                         min_one = False
             except KafkaError as exc:
-                entry["error_code"] = exc.code
-                errors = True
+                # As Kafka's ReplicaManager.createLogReadResult: an error carries no offsets.
+                entry.update(error_code=exc.code, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1)
+                answer_now = True
             parts.append(entry)
         responses.append({"topic": name, "partitions": parts})
-    return responses, total, errors, news
+    return responses, total, answer_now, news
+
+
+def _redirect(broker, select, partition, req: dict, entry: dict, client_rack: str | None) -> bool:
+    """KIP-392 on the leader: when the replica selector picks a follower for this
+    consumer, answer with it as ``preferred_read_replica`` and the leader's offsets, no
+    records (Kafka's ReplicaManager.readFromLog skips the read)."""
+    preferred = preferred_read_replica(select, partition, broker.image.brokers, client_rack,
+                                       req["fetch_offset"], monotonic_ms())
+    if preferred == NO_PREFERRED_REPLICA:
+        return False
+    entry["preferred_read_replica"] = preferred
+    entry["high_watermark"] = partition.high_watermark
+    entry["last_stable_offset"] = partition.last_stable_offset
+    entry["log_start_offset"] = partition.log_start_offset
+    return True
 
 
 def _diverging(partition, req: dict, entry: dict) -> bool:
@@ -231,10 +268,11 @@ async def handle(broker, request) -> dict:
     denied = _denied_topics(broker, request, fetch_body)
     while True:
         regions: list[SendfileRegion] = []
-        responses, total, errors, news = _read_partitions(broker, fetch_body, regions, first, denied)
+        responses, total, answer_now, news = _read_partitions(broker, fetch_body, regions, first, denied,
+                                                              request.api_version)
         first = False
         wait = deadline - loop.time()
-        if total >= min_bytes or news or errors or wait <= 0 or broker.stopping:
+        if total >= min_bytes or news or answer_now or wait <= 0 or broker.stopping:
             break
         release_regions(regions)
         if not await _wait_for_append(broker, fetch_body, wait) and not total:

@@ -137,7 +137,7 @@ async def handle(broker, request) -> dict:
             topics.append(broker.topic_entries.get(broker, name, request.api_version))
     response = {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": None}
+        "brokers": [{"node_id": b.node_id, "host": host, "port": port, "rack": b.rack}
                     for b in sorted(broker.image.brokers.values(), key=lambda b: b.node_id)
                     for host, port in (b.address_for(request.listener),)],
         "cluster_id": broker.image.cluster_id,

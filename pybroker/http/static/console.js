@@ -85,7 +85,7 @@ async function act(what, path, body, describe) {
 function renderBrokers(brokers) {
   fill("broker-rows", brokers.map(b => el("tr", {"data-broker": b.id},
     el("td", {}, b.id), el("td", {class: "state-" + b.state}, b.state),
-    el("td", {class: "mono"}, b.host + ":" + b.port), el("td", {}, b.pid || "-"),
+    el("td", {class: "mono"}, b.host + ":" + b.port), el("td", {}, b.rack || "-"), el("td", {}, b.pid || "-"),
     el("td", {class: "num"}, b.restarts), el("td", {class: "num"}, b.leaders), el("td", {class: "num"}, b.replicas))));
 }
 
