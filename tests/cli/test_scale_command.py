@@ -30,6 +30,11 @@ def broker_ids(bootstrap: str) -> list[int]:
     return sorted(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).brokers)
 
 
+def wait_for_brokers(bootstrap: str, expected: list[int]) -> None:
+    """Metadata reaches the brokers a moment after the supervisor changes it."""
+    wait_until(lambda: broker_ids(bootstrap) == expected, 30, f"brokers {expected} in Metadata")
+
+
 def test_scale_without_a_supervisor_or_to_an_impossible_count_is_refused(tmp_path, pybroker_cluster_factory):
     gone = scale(tmp_path, 4)
     assert gone.returncode == 1 and "pybroker scale: no supervisor answers on" in gone.stderr
@@ -50,11 +55,11 @@ def test_a_broker_with_replicas_is_not_removed_and_an_empty_one_is_unregistered(
     assert refused.returncode == 1
     assert refused.stderr == (f"pybroker scale: cannot remove brokers 1,2: 1 partition has replicas there: "
                               f"{topic}-1 (on 1). Move them first with `pybroker reassign-partitions`\n")
-    assert broker_ids(cluster.bootstrap) == [0, 1, 2]
+    wait_for_brokers(cluster.bootstrap, [0, 1, 2])
     # Broker 2 holds nothing: it goes, and no reassignment may name it afterwards.
     removed = scale(cluster.data_dir, 2)
     assert (removed.returncode, removed.stdout.splitlines()[0]) == (0, "brokers: 2 (0,1)"), removed.stderr
-    assert broker_ids(cluster.bootstrap) == [0, 1]
+    wait_for_brokers(cluster.bootstrap, [0, 1])
     with Admin(cluster.bootstrap) as admin:
         (error,) = admin.alter_partition_reassignments({(topic, 1): [0, 2]}).values()
         assert isinstance(error, errors.InvalidReplicaAssignment) and "no such broker is registered" in str(error)
@@ -63,15 +68,15 @@ def test_a_broker_with_replicas_is_not_removed_and_an_empty_one_is_unregistered(
         wait_until(lambda: not admin.list_partition_reassignments(), 30, "the move off broker 1")
     removed = scale(cluster.data_dir, 1)
     assert (removed.returncode, removed.stdout.splitlines()[0]) == (0, "brokers: 1 (0)"), removed.stderr
-    assert broker_ids(cluster.bootstrap) == [0]
+    wait_for_brokers(cluster.bootstrap, [0])
     # The count is durable: a restart runs one broker ...
     cluster.brokers = 1
     cluster.restart()
-    assert broker_ids(cluster.bootstrap) == [0]
+    wait_for_brokers(cluster.bootstrap, [0])
     # ... and `up --brokers 2` on the data dir adds broker 1 back, as `scale --brokers 2` would.
     cluster.brokers = 2
     cluster.restart()
-    assert broker_ids(cluster.bootstrap) == [0, 1]
+    wait_for_brokers(cluster.bootstrap, [0, 1])
     assert "as the data dir has" not in cluster.log_text()
 
 
@@ -90,5 +95,5 @@ def test_a_broker_unregistered_by_a_supervisor_that_died_is_stopped_by_the_next(
     cluster.brokers = 1
     cluster.start()
     wait_until(lambda: not pid_alive(leftover), 20, "the unregistered broker to stop")
-    assert broker_ids(cluster.bootstrap) == [0]
+    wait_for_brokers(cluster.bootstrap, [0])
     assert "broker 1 (pid %d) runs but the cluster has 1 brokers: stopping it" % leftover in cluster.log_text()
