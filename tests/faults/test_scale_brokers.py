@@ -85,7 +85,9 @@ def test_scaled_up_brokers_take_a_moved_partition_and_survive_a_restart(fault_cl
     # `up --brokers 3` (the old count) on the data dir brings all five back, and says so.
     cluster.restart()
     assert "brokers: 5, as the data dir has (--brokers 3 removes none" in cluster.log_text()
-    assert _broker_ids(cluster.bootstrap) == ([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
+    # The restarted brokers register one by one after `bootstrap:`.
+    faults.wait_for(lambda: _broker_ids(cluster.bootstrap) == ([0, 1, 2, 3, 4], [0, 1, 2, 3, 4]), 30,
+                    "all five brokers registered again")
     assert sorted(cluster.partition(wide, 0)["replicas"]) == [0, 1, 2, 3, 4]
     cluster.wait_full_isr(topic, [0])
     _assert_every_ack_read_once(faults, cluster, cluster.bootstrap, topic, producer.ledger)
