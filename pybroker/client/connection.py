@@ -43,8 +43,9 @@ CLIENT_SOFTWARE_VERSION = "0.1.0"
 
 
 # Where this client builds an older request layout than the codec declares: OffsetFetch
-# v8+ carries a list of groups, and the client asks for one group at a time.
-CLIENT_VERSIONS: dict[int, tuple[int, int]] = {api.OFFSET_FETCH: (1, 7)}
+# v8+ carries a list of groups, and the client asks for one group at a time; Fetch v13+
+# names topics by id, and the consumer asks by name.
+CLIENT_VERSIONS: dict[int, tuple[int, int]] = {api.OFFSET_FETCH: (1, 7), api.FETCH: (4, 12)}
 
 class BrokerConnection:
     """A blocking socket speaking the Kafka protocol to one broker.

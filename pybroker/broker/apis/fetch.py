@@ -42,6 +42,12 @@ epoch > 0 fetches every partition of its session (with the cached fetch state, u
 the partitions it lists) and is answered with those that changed; its long poll waits on
 all of them.
 
+Topic ids (v13+, KIP-516): topics are asked and answered by id. The handler turns the
+ids into names on the way in (an id no topic has is answered UNKNOWN_TOPIC_ID), and each
+partition's entry keeps the id it was asked by: a session's later round whose topic was
+deleted and made again under the same name answers UNKNOWN_TOPIC_ID for it rather than
+serving the new topic's records. v15's ``replica_state`` carries the replica id.
+
 Authorization (with an authorizer): a consumer needs READ on each topic, a follower
 CLUSTER_ACTION on the cluster; the partitions of a topic it may not read are answered
 TOPIC_AUTHORIZATION_FAILED, as Kafka does, and the rest are served.
@@ -50,13 +56,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from pybroker.broker.authorization import allowed, allowed_on_cluster
 from pybroker.broker.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
 from pybroker.broker.partition import monotonic_ms
 from pybroker.broker.replica_selector import NO_PREFERRED_REPLICA, preferred_read_replica
 from pybroker.errors import (FetchSessionIdNotFound, InvalidFetchSessionEpoch, KafkaError, OffsetOutOfRange,
-                             TopicAuthorizationFailed)
+                             TopicAuthorizationFailed, UnknownTopicId)
+from pybroker.protocol.primitives import ZERO_UUID
 from pybroker.security.acls import CLUSTER_ACTION, READ, TOPIC
 
 READ_COMMITTED = 1
@@ -148,6 +156,8 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
                 "records": b"",
             }
             try:
+                if "topic_id" in req and _not_the_topic(broker, name, req["topic_id"]):
+                    raise UnknownTopicId()       # unknown, or deleted and made again since
                 if name in denied:
                     raise TopicAuthorizationFailed()
                 partition = broker.logs.get_partition(name, index)
@@ -218,6 +228,11 @@ def _read_partitions(broker, body: dict, regions: list, first: bool = True,
     return responses, total, answer_now, news
 
 
+def _not_the_topic(broker, name: str, topic_id) -> bool:
+    topic = broker.image.topics.get(name)
+    return topic is None or str(topic.topic_id) != str(topic_id)
+
+
 def _redirect(broker, select, partition, req: dict, entry: dict, client_rack: str | None) -> bool:
     """KIP-392 on the leader: when the replica selector picks a follower for this
     consumer, answer with it as ``preferred_read_replica`` and the leader's offsets, no
@@ -248,7 +263,73 @@ def _diverging(partition, req: dict, entry: dict) -> bool:
     return True
 
 
+# From v13 Fetch names topics by id (KIP-516); v15 moves the replica id into replica_state.
+TOPIC_ID_VERSION = 13
+REPLICA_STATE_VERSION = 15
+# The name a request's unknown topic id goes by while it is served: no topic name can
+# hold a NUL, so it never meets a real topic (and answers UNKNOWN_TOPIC_ID).
+_UNKNOWN_ID = "\x00"
+
+
+def _name_of(broker, topic_id, rebuilt: list) -> str:
+    """The topic a request's id names, from a cached id -> name index that is checked on
+    every hit and rebuilt (once per request) on a miss."""
+    tid = str(topic_id)
+    topics = broker.image.topics
+    index = getattr(broker, "_topic_names_by_id", None)
+    name = index.get(tid) if index is not None else None
+    if name is None or name not in topics or str(topics[name].topic_id) != tid:
+        if rebuilt:
+            return _UNKNOWN_ID + tid
+        rebuilt.append(True)
+        index = broker._topic_names_by_id = {str(t.topic_id): n for n, t in topics.items()}
+        name = index.get(tid)
+    return name if name is not None else _UNKNOWN_ID + tid
+
+
+def _by_id_to_by_name(broker, body: dict, version: int) -> dict:
+    """A v13+ request in the names the rest of the handler speaks; each partition's
+    entry keeps the id it was asked by (a session's later rounds check it). Returns
+    name -> the id the request gave."""
+    if version >= REPLICA_STATE_VERSION:
+        state = body.get("replica_state") or {}
+        body["replica_id"] = state.get("replica_id", -1)
+    rebuilt: list = []
+    asked = {}
+    for topic in body["topics"]:
+        name = topic["topic"] = _name_of(broker, topic["topic_id"], rebuilt)
+        asked[name] = topic["topic_id"]
+        for req in topic["partitions"]:
+            req["topic_id"] = topic["topic_id"]
+    for topic in body.get("forgotten_topics_data") or ():
+        topic["topic"] = _name_of(broker, topic["topic_id"], rebuilt)
+    return asked
+
+
+def _by_name_to_by_id(broker, answer: dict, asked: dict) -> None:
+    topics = broker.image.topics
+    for entry in answer["responses"]:
+        name = entry["topic"]
+        if name in asked:
+            entry["topic_id"] = asked[name]
+        elif name.startswith(_UNKNOWN_ID):
+            entry["topic_id"] = uuid.UUID(name[1:])
+        elif name in topics:
+            entry["topic_id"] = uuid.UUID(str(topics[name].topic_id))
+        else:
+            entry["topic_id"] = ZERO_UUID
+
+
 async def handle(broker, request) -> dict:
+    if request.api_version < TOPIC_ID_VERSION:
+        return await _handle(broker, request)
+    asked = _by_id_to_by_name(broker, request.body, request.api_version)
+    answer = await _handle(broker, request, asked)
+    _by_name_to_by_id(broker, answer, asked)
+    return answer
+
+
+async def _handle(broker, request, asked: dict | None = None) -> dict:
     body = request.body
     context = _session_context(broker, body)
     if isinstance(context, dict):
@@ -261,6 +342,11 @@ async def handle(broker, request) -> dict:
         if cap is not None:
             body["max_bytes"] = min(body.get("max_bytes", 0x7FFFFFFF), int(cap))
     fetch_body = body if session is None else dict(body, topics=session.request_topics())
+    if asked is not None and session is not None:
+        # A session's partitions answer by the ids they were first asked by.
+        for topic in fetch_body["topics"]:
+            if topic["partitions"] and "topic_id" in topic["partitions"][0]:
+                asked.setdefault(topic["topic"], topic["partitions"][0]["topic_id"])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0, body.get("max_wait_ms", 0)) / 1000.0
     min_bytes = body.get("min_bytes", 1)

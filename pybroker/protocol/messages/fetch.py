@@ -1,7 +1,9 @@
 """Fetch (1): consumers and follower replicas read record batches. v4 adds the
-isolation level and aborted transactions, v7 fetch sessions, v10 zstd, v11 the rack.
+isolation level and aborted transactions, v7 fetch sessions, v10 zstd, v11 the rack, v13
+topic ids instead of names, v15 the replica id in ``replica_state``, v16 node endpoints
+(tagged; left out), v17 a replica's directory id (tagged; ignored).
 A response's ``records`` may be a file region the broker sends with sendfile."""
-from ..schema import Api, Array, Field, Struct, INT8, INT16, INT32, INT64, RECORDS, STRING
+from ..schema import Api, Array, Field, Struct, INT8, INT16, INT32, INT64, RECORDS, STRING, UUID
 
 _leader_and_epoch = [
     Field("leader_id", INT32, default=-1),
@@ -9,9 +11,13 @@ _leader_and_epoch = [
 ]
 
 FETCH = Api(
-    1, "Fetch", (4, 12), flexible=12,
+    1, "Fetch", (4, 17), flexible=12,      # v13: topic ids; v15: replica_state; v16: node_endpoints
     request=[
         Field("cluster_id", STRING, "12+", nullable="12+", default=None, tag=0),
+        Field("replica_state", Struct([
+            Field("replica_id", INT32, default=-1),
+            Field("replica_epoch", INT64, default=-1),
+        ]), "15+", tag=1),
         Field("replica_id", INT32, "0-14", default=-1),
         Field("max_wait_ms", INT32),
         Field("min_bytes", INT32),
@@ -21,6 +27,7 @@ FETCH = Api(
         Field("session_epoch", INT32, "7+", default=-1),
         Field("topics", Array([
             Field("topic", STRING, "0-12"),
+            Field("topic_id", UUID, "13+"),
             Field("partitions", Array([
                 Field("partition", INT32),
                 Field("current_leader_epoch", INT32, "9+", default=-1),
@@ -28,10 +35,12 @@ FETCH = Api(
                 Field("last_fetched_epoch", INT32, "12+", default=-1),
                 Field("log_start_offset", INT64, "5+", default=-1),
                 Field("partition_max_bytes", INT32),
+                Field("replica_directory_id", UUID, "17+", tag=0),
             ])),
         ])),
         Field("forgotten_topics_data", Array([
             Field("topic", STRING, "7-12"),
+            Field("topic_id", UUID, "13+"),
             Field("partitions", Array(INT32), "7+"),
         ]), "7+"),
         Field("rack_id", STRING, "11+", default=""),
@@ -42,6 +51,7 @@ FETCH = Api(
         Field("session_id", INT32, "7+", default=0),
         Field("responses", Array([
             Field("topic", STRING, "0-12"),
+            Field("topic_id", UUID, "13+"),
             Field("partitions", Array([
                 Field("partition_index", INT32),
                 Field("error_code", INT16),
@@ -65,5 +75,11 @@ FETCH = Api(
                 Field("records", RECORDS, nullable="0+"),
             ])),
         ])),
+        Field("node_endpoints", Array([
+            Field("node_id", INT32),
+            Field("host", STRING),
+            Field("port", INT32),
+            Field("rack", STRING, nullable="16+", default=None),
+        ]), "16+", tag=0),
     ],
 )
