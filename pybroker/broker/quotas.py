@@ -202,12 +202,15 @@ class QuotaManager:
         return limit * (self.window_num - 1) * self.window_ms / 1000.0
 
     def expire(self, now_ms: float) -> None:
-        """Drop rates with nothing recorded over the whole window: they measure zero."""
-        idle = self.window_num * self.window_ms
-        for tags in [t for t, s in self._sensors.items() if now_ms - s[0].last_event_ms >= idle]:
+        """Drop the sensors a new one would equal (``_spent``)."""
+        for tags in [t for t, s in self._sensors.items() if self._spent(s, now_ms)]:
             del self._sensors[tags]
         if len(self._resolved) > 4 * len(self._sensors) + 1024:
             self._resolved.clear()
+
+    def _spent(self, sensor: list, now_ms: float) -> bool:
+        """A rate with nothing recorded over the whole window: it measures zero."""
+        return now_ms - sensor[0].last_event_ms >= self.window_num * self.window_ms
 
 
 class TokenBucket:
@@ -243,7 +246,7 @@ class MutationQuotaManager(QuotaManager):
         if found is None:
             return None, 0.0
         tags, limit = found
-        burst = limit * self.window_num * self.window_ms / 1000.0
+        burst = self._burst(limit)
         sensor = self._sensors.get(tags)
         if sensor is None:
             sensor = self._sensors[tags] = [TokenBucket(burst, now_ms), limit]
@@ -261,14 +264,14 @@ class MutationQuotaManager(QuotaManager):
         if bucket is not None:
             bucket.tokens -= permits
 
-    def expire(self, now_ms: float) -> None:
-        """Drop buckets that have refilled: a new one starts full, the same."""
-        factor = self.window_num * self.window_ms / 1000.0
-        for tags in [t for t, (bucket, limit) in self._sensors.items()
-                     if bucket.refill(limit, limit * factor, now_ms) >= limit * factor]:
-            del self._sensors[tags]
-        if len(self._resolved) > 4 * len(self._sensors) + 1024:
-            self._resolved.clear()
+    def _spent(self, sensor: list, now_ms: float) -> bool:
+        """A bucket that has refilled: a new one starts full, the same."""
+        bucket, limit = sensor
+        burst = self._burst(limit)
+        return bucket.refill(limit, burst, now_ms) >= burst
+
+    def _burst(self, limit: float) -> float:
+        return limit * self.window_num * self.window_ms / 1000.0
 
 
 class ClientQuotas:

@@ -69,9 +69,7 @@ def test_a_session_forgets_by_id_and_does_not_serve_a_topic_made_again(pybroker_
     client = Client(bootstrap, "ids", 10.0)
     try:
         tid, oid = _topic_id(client, name), _topic_id(client, other)
-        conn = client.connection(client.metadata.topics[name].partitions[0].leader)
-        if client.metadata.topics[other].partitions[0].leader != client.metadata.topics[name].partitions[0].leader:
-            pytest.skip("the two topics have different leaders")
+        conn = client.connection(client.metadata.topics[name].partitions[0].leader)   # one broker leads both
         full = _fetch(conn, [(tid, 0), (oid, 0)], 17, session_epoch=0)
         session = full["session_id"]
         assert session > 0 and {t["topic_id"] for t in full["responses"]} == {tid, oid}

@@ -5,6 +5,7 @@ import uuid
 
 from pybroker.broker.apis.mutation_quota import DELETE_TOPICS_STRICT, MutationGate
 from pybroker.broker.authorization import allowed, denied_entry
+from pybroker.broker.topic_ids import TopicNames
 from pybroker.errors import KafkaError, TopicDeletionDisabled, UnknownTopicId
 from pybroker.security.acls import DELETE, TOPIC
 
@@ -14,26 +15,18 @@ def _named(broker, body: dict) -> tuple[list[str], list[dict]]:
     names, and UNKNOWN_TOPIC_ID entries for ids no topic has."""
     names = list(body.get("topic_names") or [])
     unknown = []
-    by_id = None
+    by_id = TopicNames(broker)
     for t in body.get("topics") or []:
         if t.get("name"):
             names.append(t["name"])
             continue
-        if by_id is None:
-            by_id = {str(topic.topic_id): name for name, topic in broker.image.topics.items()}
-        name = by_id.get(str(t["topic_id"]))
+        name = by_id.get(t["topic_id"])
         if name is None:
             unknown.append({"name": None, "topic_id": t["topic_id"], "error_code": UnknownTopicId.code,
                             "error_message": UnknownTopicId.message})
         else:
             names.append(name)
     return names, unknown
-
-
-def _with_id(broker, entry: dict) -> dict:
-    """The entry with its topic's id (v6 answers carry it), for topics the principal may delete."""
-    topic = broker.image.topics.get(entry["name"])
-    return {**entry, "topic_id": uuid.UUID(str(topic.topic_id))} if topic is not None else entry
 
 
 async def handle(broker, request) -> dict:
@@ -50,7 +43,8 @@ async def handle(broker, request) -> dict:
                 by_name[n] = refused
             else:
                 permitted.append(n)
-    ids = {n: _with_id(broker, {"name": n}).get("topic_id") for n in permitted}
+    # v6 answers carry the ids, taken before the topics go (only of those it may delete).
+    ids = {n: uuid.UUID(str(broker.image.topics[n].topic_id)) for n in permitted if n in broker.image.topics}
     if permitted:
         try:
             if not broker.config.delete_topic_enable:

@@ -62,6 +62,7 @@ from pybroker.broker.authorization import allowed, allowed_on_cluster
 from pybroker.broker.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
 from pybroker.broker.partition import monotonic_ms
 from pybroker.broker.replica_selector import NO_PREFERRED_REPLICA, preferred_read_replica
+from pybroker.broker.topic_ids import TopicNames
 from pybroker.errors import (FetchSessionIdNotFound, InvalidFetchSessionEpoch, KafkaError, OffsetOutOfRange,
                              TopicAuthorizationFailed, UnknownTopicId)
 from pybroker.protocol.primitives import ZERO_UUID
@@ -271,22 +272,6 @@ REPLICA_STATE_VERSION = 15
 _UNKNOWN_ID = "\x00"
 
 
-def _name_of(broker, topic_id, rebuilt: list) -> str:
-    """The topic a request's id names, from a cached id -> name index that is checked on
-    every hit and rebuilt (once per request) on a miss."""
-    tid = str(topic_id)
-    topics = broker.image.topics
-    index = getattr(broker, "_topic_names_by_id", None)
-    name = index.get(tid) if index is not None else None
-    if name is None or name not in topics or str(topics[name].topic_id) != tid:
-        if rebuilt:
-            return _UNKNOWN_ID + tid
-        rebuilt.append(True)
-        index = broker._topic_names_by_id = {str(t.topic_id): n for n, t in topics.items()}
-        name = index.get(tid)
-    return name if name is not None else _UNKNOWN_ID + tid
-
-
 def _by_id_to_by_name(broker, body: dict, version: int) -> dict:
     """A v13+ request in the names the rest of the handler speaks; each partition's
     entry keeps the id it was asked by (a session's later rounds check it). Returns
@@ -294,15 +279,15 @@ def _by_id_to_by_name(broker, body: dict, version: int) -> dict:
     if version >= REPLICA_STATE_VERSION:
         state = body.get("replica_state") or {}
         body["replica_id"] = state.get("replica_id", -1)
-    rebuilt: list = []
+    names = TopicNames(broker)
     asked = {}
     for topic in body["topics"]:
-        name = topic["topic"] = _name_of(broker, topic["topic_id"], rebuilt)
+        name = topic["topic"] = names.get(topic["topic_id"]) or _UNKNOWN_ID + str(topic["topic_id"])
         asked[name] = topic["topic_id"]
         for req in topic["partitions"]:
             req["topic_id"] = topic["topic_id"]
     for topic in body.get("forgotten_topics_data") or ():
-        topic["topic"] = _name_of(broker, topic["topic_id"], rebuilt)
+        topic["topic"] = names.get(topic["topic_id"]) or _UNKNOWN_ID + str(topic["topic_id"])
     return asked
 
 

@@ -15,6 +15,7 @@ every topic of a cluster holding 20,000 partitions then costs a join of cached b
 from __future__ import annotations
 
 from pybroker.broker.authorization import allowed, may_create_topic, operations
+from pybroker.broker.topic_ids import TopicNames
 from pybroker.cluster.metadata import NO_LEADER
 from pybroker.cluster.topics import validate_topic_name
 from pybroker.errors import (KafkaError, LeaderNotAvailable, TopicAlreadyExists, TopicAuthorizationFailed,
@@ -87,11 +88,11 @@ async def handle(broker, request) -> dict:
     topics = []
     if any(name is None for name in names):
         # v10+ may ask by topic id (a KIP-848 member learns its assignment as ids).
-        by_id = {str(t.topic_id): n for n, t in broker.image.topics.items()}
+        by_id = TopicNames(broker)
         resolved = []
         for t, name in zip(requested, names):
             if name is None:
-                name = by_id.get(str(t.get("topic_id")))
+                name = by_id.get(t.get("topic_id"))
                 if name is None:
                     topics.append({"error_code": UnknownTopicId.code, "name": None, "topic_id": t.get("topic_id"),
                                    "partitions": []})

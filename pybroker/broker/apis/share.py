@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pybroker import errors
 from pybroker.broker.apis.consumer_group import denied_group, group_heartbeat_refusal, heartbeat_answer
 from pybroker.broker.authorization import allowed, operations
+from pybroker.broker.topic_ids import TopicNames
 from pybroker.broker.apis.fetch import SendfileRegion, release_regions, wait_for_append
 from pybroker.group.consumer_group import heartbeat_error
 from pybroker.security.acls import DESCRIBE, GROUP, READ, TOPIC
@@ -62,8 +63,6 @@ def _next_epoch(epoch: int) -> int:
     return 1 if epoch >= 2**31 - 1 else epoch + 1
 
 
-def _ids(broker) -> dict[str, str]:
-    return {str(t.topic_id): name for name, t in broker.image.topics.items()}
 
 
 # -- membership ---------------------------------------------------------------------------
@@ -188,13 +187,13 @@ async def delete_offsets(broker, request) -> dict:
 
 # -- sessions -----------------------------------------------------------------------------
 
-def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSession | None, int, str | None]:
+def _open_session(broker, body: dict, names: TopicNames) -> tuple[ShareSession | None, int, str | None]:
     """The member's session after this request's epoch, or an error code and message."""
     sessions = _sessions(broker)
     key = (body.get("group_id") or "", body.get("member_id") or "")
     epoch = body["share_session_epoch"]
-    asked = {(names[str(t["topic_id"])], p["partition_index"])
-             for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]}
+    asked = {(name, p["partition_index"])
+             for t in body["topics"] if (name := names.get(t["topic_id"])) is not None for p in t["partitions"]}
     if epoch == INITIAL_EPOCH:
         if key not in sessions and len(sessions) >= MAX_SESSIONS:
             sessions.pop(next(iter(sessions)))
@@ -212,19 +211,19 @@ def _open_session(broker, body: dict, names: dict[str, str]) -> tuple[ShareSessi
     session.epoch = _next_epoch(epoch)
     session.partitions |= asked
     for t in body.get("forgotten_topics_data") or ():
-        name = names.get(str(t["topic_id"]))
+        name = names.get(t["topic_id"])
         session.partitions -= {(name, p) for p in t["partitions"]}
     return session, 0, None
 
 
-def _ack_batches(body: dict, names: dict[str, str]) -> list[list]:
-    return [[names[str(t["topic_id"])], p["partition_index"], b["first_offset"], b["last_offset"],
+def _ack_batches(body: dict, names: TopicNames) -> list[list]:
+    return [[name, p["partition_index"], b["first_offset"], b["last_offset"],
              list(b["acknowledge_types"])]
-            for t in body["topics"] if str(t["topic_id"]) in names for p in t["partitions"]
+            for t in body["topics"] if (name := names.get(t["topic_id"])) is not None for p in t["partitions"]
             for b in p.get("acknowledgement_batches") or ()]
 
 
-async def _acknowledge(broker, body: dict, names: dict[str, str]) -> tuple[dict, int]:
+async def _acknowledge(broker, body: dict, names: TopicNames) -> tuple[dict, int]:
     """Forwards the request's acknowledgement batches: an error code per partition, and
     a group-level error code (unknown member or group) if any."""
     batches = _ack_batches(body, names)
@@ -247,7 +246,7 @@ def _leader_entry(broker, topic: str, partition: int) -> dict:
 
 async def share_fetch(broker, request) -> dict:
     body = request.body
-    names = _ids(broker)
+    names = TopicNames(broker)
     if not allowed(broker, request, READ, GROUP, body.get("group_id") or ""):
         return {"throttle_time_ms": 0, "error_code": errors.GroupAuthorizationFailed.code,
                 "error_message": "Not authorized to read the share group", "acquisition_lock_timeout_ms": 0,
@@ -380,7 +379,7 @@ def _answer(broker, part_errors: dict, ack_codes: dict, acquired: dict, records:
 
 async def share_acknowledge(broker, request) -> dict:
     body = request.body
-    names = _ids(broker)
+    names = TopicNames(broker)
     base = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "acquisition_lock_timeout_ms": 0,
             "responses": [], "node_endpoints": []}
     if not allowed(broker, request, READ, GROUP, body.get("group_id") or ""):
